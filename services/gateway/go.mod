@@ -1,0 +1,3 @@
+module trueportai/services/gateway
+
+go 1.26.8

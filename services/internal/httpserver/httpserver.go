@@ -1,0 +1,274 @@
+// Package httpserver configures echo for the REST APIs of both services:
+// request ids, panic recovery, access logs, body limits, JSON binding rules,
+// pagination and the error envelope of the spec (§9).
+package httpserver
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/logging"
+)
+
+// RequestIDHeader carries the request id on every response.
+const RequestIDHeader = "X-Request-Id"
+
+// New returns an echo instance with the shared middleware and error handler.
+func New(log *slog.Logger) *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = ErrorHandler(log)
+	e.Use(requestID(), recoverer(log), accessLog(log))
+	return e
+}
+
+// NewRequestID returns a random 128-bit hex id.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// RequestID returns the request id of c.
+func RequestID(c echo.Context) string {
+	return c.Response().Header().Get(RequestIDHeader)
+}
+
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := NewRequestID()
+			c.Response().Header().Set(RequestIDHeader, id)
+			ctx := logging.WithAttrs(c.Request().Context(), slog.String("request_id", id))
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	}
+}
+
+func recoverer(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			defer func() {
+				if r := recover(); r != nil {
+					if r == http.ErrAbortHandler {
+						panic(r)
+					}
+					log.ErrorContext(c.Request().Context(), "panic in handler", "panic", fmt.Sprint(r))
+					err = apperr.New(apperr.Internal, "internal_error", "internal error")
+				}
+			}()
+			return next(c)
+		}
+	}
+}
+
+func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err)
+			}
+			req := c.Request()
+			log.InfoContext(req.Context(), "http request",
+				"method", req.Method, "path", c.Path(), "status", c.Response().Status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "bytes_out", c.Response().Size)
+			return nil
+		}
+	}
+}
+
+// Envelope is the REST error body.
+type Envelope struct {
+	Error EnvelopeError `json:"error"`
+}
+
+// EnvelopeError is the content of Envelope.
+type EnvelopeError struct {
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	RequestID string         `json:"request_id"`
+	Details   map[string]any `json:"details,omitempty"`
+}
+
+// ErrorHandler writes every error as the spec's envelope; unknown errors are
+// logged and answered as a generic 500.
+func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		ae := toAppError(err)
+		if ae.Kind == apperr.Internal {
+			log.ErrorContext(c.Request().Context(), "internal error", "err", err)
+		}
+		if ae.Kind == apperr.RateLimited && ae.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+		}
+		body := Envelope{Error: EnvelopeError{Code: ae.Code, Message: ae.Message, RequestID: RequestID(c), Details: ae.Details}}
+		status := ae.Kind.HTTPStatus()
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		_ = c.JSON(status, body)
+	}
+}
+
+func toAppError(err error) *apperr.Error {
+	if ae, ok := apperr.As(err); ok {
+		return ae
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		switch he.Code {
+		case http.StatusNotFound:
+			return apperr.New(apperr.NotFound, "not_found", "no such route")
+		case http.StatusMethodNotAllowed:
+			return &apperr.Error{Kind: apperr.Invalid, Code: "method_not_allowed", Message: "method not allowed on this route"}
+		case http.StatusRequestEntityTooLarge:
+			return apperr.New(apperr.TooLarge, "body_too_large", "request body too large")
+		case http.StatusUnsupportedMediaType:
+			return apperr.New(apperr.UnsupportedMedia, "unsupported_media_type", "content type must be application/json")
+		case http.StatusUnauthorized:
+			return apperr.New(apperr.Unauthenticated, "unauthorized", "missing or invalid token")
+		case http.StatusBadRequest:
+			return apperr.New(apperr.Invalid, "bad_request", msg)
+		case http.StatusServiceUnavailable:
+			return apperr.New(apperr.Unavailable, "unavailable", msg)
+		}
+	}
+	return apperr.Wrap(apperr.Internal, "internal_error", "internal error", err)
+}
+
+// BindJSON decodes a JSON request body into v, enforcing the content type and
+// a size limit, and turning decode failures into 4xx errors naming the field.
+func BindJSON(c echo.Context, v any, limit int64) error {
+	req := c.Request()
+	mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return apperr.New(apperr.UnsupportedMedia, "unsupported_media_type", "content type must be application/json")
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return apperr.New(apperr.Invalid, "invalid_body", "could not read request body")
+	}
+	if int64(len(body)) > limit {
+		return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return apperr.InvalidField(te.Field, fmt.Sprintf("%s must be a %s", te.Field, te.Type.String()))
+		}
+		return apperr.New(apperr.Invalid, "invalid_json", "request body is not valid JSON")
+	}
+	return nil
+}
+
+// Page is a parsed limit/offset pair.
+type Page struct {
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
+}
+
+// ParsePage reads limit (default 50, clamped to 200) and offset (>= 0).
+func ParsePage(c echo.Context) (Page, error) {
+	p := Page{Limit: 50}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return p, apperr.InvalidField("limit", "limit must be a non-negative integer")
+		}
+		p.Limit = int(min(n, 200))
+		if p.Limit == 0 {
+			p.Limit = 50
+		}
+	}
+	if s := c.QueryParam("offset"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > 1<<31 {
+			return p, apperr.InvalidField("offset", "offset must be a non-negative integer")
+		}
+		p.Offset = int(n)
+	}
+	return p, nil
+}
+
+// List is the overview's pagination envelope.
+type List[T any] struct {
+	Items  []T `json:"items"`
+	Total  int `json:"total"`
+	Limit  int `json:"limit"`
+	Offset int `json:"offset"`
+}
+
+// NewList builds an envelope, never with a null items array.
+func NewList[T any](items []T, total int, p Page) List[T] {
+	if items == nil {
+		items = []T{}
+	}
+	return List[T]{Items: items, Total: total, Limit: p.Limit, Offset: p.Offset}
+}
+
+// Check is one dependency probe of a health endpoint.
+type Check struct {
+	Name  string
+	Probe func(ctx context.Context) error
+}
+
+// HealthHandler answers 200 {"status":"ok","checks":{…}} when every check
+// passes and 503 naming the failing ones otherwise.
+func HealthHandler(checks ...Check) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		res := make(map[string]string, len(checks))
+		status, code := "ok", http.StatusOK
+		for _, ch := range checks {
+			if err := ch.Probe(ctx); err != nil {
+				res[ch.Name] = "error: " + err.Error()
+				status, code = "unavailable", http.StatusServiceUnavailable
+				continue
+			}
+			res[ch.Name] = "ok"
+		}
+		return c.JSON(code, map[string]any{"status": status, "checks": res})
+	}
+}
+
+// Serve runs srv until ctx ends, then shuts it down within grace.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("http server shutting down", "addr", srv.Addr)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module trueportai/services/platform-backend
+
+go 1.26.8
