@@ -1,0 +1,184 @@
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// A tiny, allocation-free JSON structure scanner used where byte offsets are
+// needed (splicing request bodies) or where a full decode would be wasteful
+// (cheap pre-checks on stream events). Every function is bounds-checked and
+// returns -1 on malformed input, so it is safe on arbitrary bytes; callers
+// that need exact semantics validate with json.Valid first.
+
+// skipWS returns the index of the first non-whitespace byte at or after i.
+func skipWS(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// skipString expects b[i]=='"' and returns the index just past the closing
+// quote, or -1.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// skipValue returns the index just past the JSON value starting at b[i]
+// (which must not be whitespace), or -1.
+func skipValue(b []byte, i int) int {
+	if i < 0 || i >= len(b) {
+		return -1
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				if i < 0 {
+					return -1
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	case '}', ']', ',', ':':
+		return -1
+	default:
+		start := i
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ':', ' ', '\t', '\n', '\r':
+				if i == start {
+					return -1
+				}
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// member is one "key": value pair of an object, as byte offsets.
+type member struct {
+	key        []byte // raw key including quotes
+	start, end int    // value bounds
+}
+
+// nextMember reads the member at or after position i inside an object (i is
+// just past '{' or just past the previous value). It returns the member, the
+// position to continue from, and done=true at the closing '}' (pos is then
+// just past it). ok=false on malformed input.
+func nextMember(b []byte, i int, first bool) (m member, pos int, done, ok bool) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return m, -1, false, false
+	}
+	if b[i] == '}' {
+		return m, i + 1, true, true
+	}
+	if !first {
+		if b[i] != ',' {
+			return m, -1, false, false
+		}
+		i = skipWS(b, i+1)
+	}
+	if i >= len(b) || b[i] != '"' {
+		return m, -1, false, false
+	}
+	ke := skipString(b, i)
+	if ke < 0 {
+		return m, -1, false, false
+	}
+	m.key = b[i:ke]
+	i = skipWS(b, ke)
+	if i >= len(b) || b[i] != ':' {
+		return m, -1, false, false
+	}
+	m.start = skipWS(b, i+1)
+	m.end = skipValue(b, m.start)
+	if m.end < 0 {
+		return m, -1, false, false
+	}
+	return m, m.end, false, true
+}
+
+// keyIs reports whether the raw quoted key equals name, honouring escapes.
+func keyIs(raw []byte, name string) bool {
+	if len(raw) < 2 {
+		return false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == name
+	}
+	var s string
+	return json.Unmarshal(raw, &s) == nil && s == name
+}
+
+// unquote returns the Go string of a raw JSON string value, or "" if the
+// value is not a string.
+func unquote(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner)
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// hasNonNullKey reports whether data contains the quoted key (e.g.
+// `"usage"`) followed by ':' and a value other than null, anywhere in the
+// payload. Raw `"key"` bytes cannot occur inside a JSON string (quotes are
+// escaped there), so a false positive is only possible for a nested key of
+// the same name; callers then decode and apply exact top-level semantics.
+func hasNonNullKey(data []byte, quotedKey string) bool {
+	off := 0
+	for {
+		j := bytes.Index(data[off:], []byte(quotedKey))
+		if j < 0 {
+			return false
+		}
+		p := skipWS(data, off+j+len(quotedKey))
+		if p < len(data) && data[p] == ':' {
+			p = skipWS(data, p+1)
+			if p < len(data) && !bytes.HasPrefix(data[p:], []byte("null")) {
+				return true
+			}
+		}
+		off += j + 1
+	}
+}

@@ -1,0 +1,253 @@
+package metering
+
+import "bytes"
+
+// StreamMeter accumulates usage from the SSE events of one stream. It is not
+// safe for concurrent use. The zero value is not usable; call NewStreamMeter.
+//
+// Per provider:
+//   - OpenAI/Azure chat completions: the last chunk whose "usage" is non-null
+//     (the stream_options.include_usage chunk) wins; "data: [DONE]" ends.
+//   - OpenAI/Azure Responses API: the response.usage of response.completed
+//     (or response.incomplete / response.failed, which also end the stream;
+//     the Responses API sends no [DONE]).
+//   - Anthropic: message_start's message.usage, then every counter reported by
+//     message_delta's usage replaces the earlier one (they are cumulative);
+//     message_stop ends.
+//   - Gemini: the last chunk carrying usageMetadata wins; a candidate with a
+//     finishReason (or promptFeedback.blockReason) ends.
+type StreamMeter struct {
+	p      Provider
+	model  string
+	events int
+	done   bool
+
+	oa openAIUsage    // OpenAI/Azure: last reported usage
+	an anthropicUsage // Anthropic: merged cumulative counters
+	gm geminiUsage    // Google: last reported usageMetadata
+
+	// Decode targets reused across events to keep Event allocation-free.
+	oc openAIChunk
+	ac anthropicChunk
+	gc geminiChunk
+}
+
+// NewStreamMeter returns a meter for one stream of provider p. Unknown
+// providers are accepted; their events are counted but never metered.
+func NewStreamMeter(p Provider) *StreamMeter {
+	return &StreamMeter{p: p}
+}
+
+// Event feeds one SSE event: name is the `event:` field ("" if none), data
+// the joined `data:` payload (without the "data: " prefix). Events without
+// data (comments, keep-alives) are ignored.
+func (m *StreamMeter) Event(name string, data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	m.events++
+	switch m.p {
+	case OpenAI, Azure:
+		m.openAIEvent(name, data)
+	case Anthropic:
+		m.anthropicEvent(name, data)
+	case Google:
+		m.geminiEvent(data)
+	}
+}
+
+// Usage returns the usage metered so far. Model is filled in whenever the
+// stream named it, even if usage itself is unknown.
+func (m *StreamMeter) Usage() Usage {
+	switch m.p {
+	case OpenAI, Azure:
+		return m.oa.usage(m.model)
+	case Anthropic:
+		return m.an.usage(m.model)
+	case Google:
+		return m.gm.usage(m.model)
+	}
+	return Usage{Model: m.model}
+}
+
+// Events returns how many data events were seen (including a final [DONE]).
+func (m *StreamMeter) Events() int { return m.events }
+
+// Done reports whether the stream reached its proper end ([DONE] or a
+// terminal response.* event for OpenAI/Azure, message_stop for Anthropic, a
+// candidate with finishReason or a blocked prompt for Gemini).
+func (m *StreamMeter) Done() bool { return m.done }
+
+// eventType decodes the "type" discriminator of the stream events this
+// package cares about without allocating; other values decode as "".
+type eventType string
+
+const (
+	evMessageStart       eventType = "message_start"
+	evMessageDelta       eventType = "message_delta"
+	evMessageStop        eventType = "message_stop"
+	evResponseCompleted  eventType = "response.completed"
+	evResponseIncomplete eventType = "response.incomplete"
+	evResponseFailed     eventType = "response.failed"
+)
+
+func (t *eventType) UnmarshalJSON(b []byte) error {
+	*t = ""
+	if len(b) < 2 || b[0] != '"' {
+		return nil
+	}
+	inner := string(b[1 : len(b)-1])
+	for _, k := range [...]eventType{evMessageStart, evMessageDelta, evMessageStop,
+		evResponseCompleted, evResponseIncomplete, evResponseFailed} {
+		if inner == string(k) {
+			*t = k
+			return nil
+		}
+	}
+	return nil
+}
+
+func (t eventType) responsesTerminal() bool {
+	return t == evResponseCompleted || t == evResponseIncomplete || t == evResponseFailed
+}
+
+// openAIChunk is a chat.completion.chunk or a Responses API stream event.
+type openAIChunk struct {
+	Type     eventType   `json:"type"`
+	Model    stringSink  `json:"model"`
+	Usage    openAIUsage `json:"usage"`
+	Response struct {
+		Model stringSink  `json:"model"`
+		Usage openAIUsage `json:"usage"`
+	} `json:"response"`
+}
+
+func (m *StreamMeter) openAIEvent(name string, data []byte) {
+	if bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
+		m.done = true
+		return
+	}
+	maybeTerminal := false
+	switch eventType(name) {
+	case evResponseCompleted, evResponseIncomplete, evResponseFailed:
+		m.done = true
+	case "":
+		maybeTerminal = bytes.Contains(data, []byte(`"response.completed"`)) ||
+			bytes.Contains(data, []byte(`"response.incomplete"`)) ||
+			bytes.Contains(data, []byte(`"response.failed"`))
+	}
+	// Decode only while the model is still unknown, when usage is present,
+	// or to confirm an unnamed terminal Responses event.
+	if m.model != "" && !maybeTerminal && !hasNonNullKey(data, `"usage"`) {
+		return
+	}
+	c := &m.oc
+	*c = openAIChunk{}
+	c.Model.dst = &m.model
+	c.Response.Model.dst = &m.model
+	if !decode(data, c) {
+		return
+	}
+	switch {
+	case c.Usage.present():
+		m.oa = c.Usage
+	case c.Response.Usage.present():
+		m.oa = c.Response.Usage
+	}
+	if name == "" && c.Type.responsesTerminal() {
+		m.done = true
+	}
+}
+
+// anthropicChunk is a Messages API stream event.
+type anthropicChunk struct {
+	Type    eventType `json:"type"`
+	Message struct {
+		Model stringSink     `json:"model"`
+		Usage anthropicUsage `json:"usage"`
+	} `json:"message"`
+	Usage anthropicUsage `json:"usage"`
+}
+
+func (m *StreamMeter) anthropicEvent(name string, data []byte) {
+	switch eventType(name) {
+	case evMessageStop:
+		m.done = true
+		return
+	case evMessageStart:
+		if m.model != "" && !bytes.Contains(data, []byte(`"usage"`)) {
+			return
+		}
+	case evMessageDelta:
+		if !bytes.Contains(data, []byte(`"usage"`)) {
+			return
+		}
+	case "":
+		if !bytes.Contains(data, []byte(`"usage"`)) && !bytes.Contains(data, []byte(`"message_stop"`)) {
+			return
+		}
+	default: // ping, content_block_*, error: no usage
+		return
+	}
+	c := &m.ac
+	*c = anthropicChunk{}
+	c.Message.Model.dst = &m.model
+	if !decode(data, c) {
+		return
+	}
+	kind := eventType(name)
+	if kind == "" {
+		kind = c.Type
+	}
+	switch kind {
+	case evMessageStart:
+		m.an.merge(&c.Message.Usage)
+	case evMessageDelta:
+		m.an.merge(&c.Usage)
+	case evMessageStop:
+		m.done = true
+	}
+}
+
+// geminiChunk is one GenerateContentResponse of a streamGenerateContent SSE
+// stream.
+type geminiChunk struct {
+	ModelVersion   stringSink        `json:"modelVersion"`
+	UsageMetadata  geminiUsage       `json:"usageMetadata"`
+	Candidates     []geminiCandidate `json:"candidates"`
+	PromptFeedback struct {
+		BlockReason flag `json:"blockReason"`
+	} `json:"promptFeedback"`
+}
+
+type geminiCandidate struct {
+	FinishReason flag `json:"finishReason"`
+}
+
+func (m *StreamMeter) geminiEvent(data []byte) {
+	if !bytes.Contains(data, []byte(`"usageMetadata"`)) &&
+		!bytes.Contains(data, []byte(`"finishReason"`)) &&
+		!bytes.Contains(data, []byte(`"blockReason"`)) &&
+		(m.model != "" || !bytes.Contains(data, []byte(`"modelVersion"`))) {
+		return
+	}
+	c := &m.gc
+	cands := c.Candidates[:cap(c.Candidates)]
+	clear(cands) // encoding/json reuses the backing array without zeroing it
+	*c = geminiChunk{Candidates: cands[:0]}
+	c.ModelVersion.dst = &m.model
+	if !decode(data, c) {
+		return
+	}
+	if c.UsageMetadata.present() {
+		m.gm = c.UsageMetadata
+	}
+	for _, cand := range c.Candidates {
+		if cand.FinishReason {
+			m.done = true
+		}
+	}
+	if c.PromptFeedback.BlockReason {
+		m.done = true
+	}
+}

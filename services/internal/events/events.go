@@ -1,0 +1,47 @@
+// Package events names the NATS subjects and JSON payloads the two services
+// exchange. Change events are plain NATS (caches refetch on receipt and also
+// expire by TTL, so a lost event only delays an update); usage events go
+// through JetStream (see the gateway's usage package).
+package events
+
+import "strings"
+
+// Subjects derives every subject and stream name from one prefix so parallel
+// test runs on one NATS server never see each other's traffic.
+type Subjects struct{ Prefix string }
+
+// TenantChanged: a tenant's status, plan, configs or storage settings changed.
+func (s Subjects) TenantChanged() string { return s.Prefix + ".platform.tenant.changed" }
+
+// TokensRevoked: tokens of a user (or of a whole tenant) must be dropped from caches.
+func (s Subjects) TokensRevoked() string { return s.Prefix + ".platform.tokens.revoked" }
+
+// KeysChanged: a gateway replica changed an API key; others reload it.
+func (s Subjects) KeysChanged() string { return s.Prefix + ".gateway.keys.changed" }
+
+// Usage is the subject usage events are published on.
+func (s Subjects) Usage() string { return s.Prefix + ".usage.events" }
+
+// UsageStream is the JetStream stream holding usage events.
+func (s Subjects) UsageStream() string {
+	return strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(s.Prefix)) + "_USAGE"
+}
+
+// TenantChangedEvent is the payload of TenantChanged.
+type TenantChangedEvent struct {
+	TenantID string `json:"tenant_id"`
+	Reason   string `json:"reason"`
+}
+
+// TokensRevokedEvent is the payload of TokensRevoked; an empty field matches all.
+type TokensRevokedEvent struct {
+	UserID   string `json:"user_id,omitempty"`
+	TenantID string `json:"tenant_id,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+// KeysChangedEvent is the payload of KeysChanged.
+type KeysChangedEvent struct {
+	KeyID    string `json:"key_id"`
+	TenantID string `json:"tenant_id"`
+}

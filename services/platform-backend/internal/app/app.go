@@ -1,0 +1,207 @@
+// Package app wires the platform-backend together and runs it until its
+// context ends.
+package app
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	shared "trueportai/services/internal/events"
+	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/logging"
+	"trueportai/services/internal/natsconn"
+	"trueportai/services/internal/pgdb"
+	"trueportai/services/platform-backend/internal/config"
+	"trueportai/services/platform-backend/internal/events"
+	"trueportai/services/platform-backend/internal/grpcapi"
+	"trueportai/services/platform-backend/internal/httpapi"
+	"trueportai/services/platform-backend/internal/migrations"
+	"trueportai/services/platform-backend/internal/secretbox"
+	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/token"
+)
+
+// Run starts the service (or runs a CLI subcommand given in args).
+func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.MigrateOnStart {
+		if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+			return err
+		}
+	}
+	st := store.New(pool)
+
+	if len(args) > 0 {
+		return runCommand(ctx, st, args, stderr)
+	}
+
+	if n, err := st.GrantPlatformAdmin(ctx, cfg.PlatformAdminEmails); err != nil {
+		return fmt.Errorf("grant platform admins: %w", err)
+	} else if n > 0 {
+		log.Info("granted platform admin", "users", n)
+	}
+
+	signer, err := loadSigner(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	tokens, err := token.NewIssuer(signer, nil, cfg.JWTIssuer, cfg.JWTAudience, time.Now)
+	if err != nil {
+		return err
+	}
+	box, err := loadBox(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+
+	nc, err := natsconn.Connect(cfg.NATSURL, "platform-backend", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	pub := events.NewPublisher(nc, shared.Subjects{Prefix: cfg.NATSPrefix}, log)
+
+	e := httpserver.New(log)
+	api := httpapi.New(log, cfg, st, tokens, box, pub)
+	api.Routes(e, httpserver.HealthHandler(
+		httpserver.Check{Name: "postgres", Probe: st.Ping},
+		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
+			if nc.Status() != nats.CONNECTED {
+				return errors.New(nc.Status().String())
+			}
+			return nil
+		}},
+	))
+	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+
+	grpcSrv := grpc.NewServer()
+	gs := grpcapi.New(log, st, tokens, box)
+	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
+	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen %s: %w", cfg.GRPCAddr, err)
+	}
+
+	log.Info("platform-backend starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "app_env", cfg.AppEnv)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserver.Serve(gctx, httpSrv, cfg.ShutdownGrace, log) })
+	g.Go(func() error {
+		errc := make(chan error, 1)
+		go func() { errc <- grpcSrv.Serve(lis) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("grpc server: %w", err)
+		case <-gctx.Done():
+		}
+		hs.Shutdown()
+		stopped := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(cfg.ShutdownGrace):
+			grpcSrv.Stop()
+		}
+		return nil
+	})
+	err = g.Wait()
+	_ = nc.Drain()
+	log.Info("platform-backend stopped")
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}
+
+func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writer) error {
+	switch args[0] {
+	case "grant-admin":
+		if len(args) != 2 {
+			return errors.New("usage: platform-backend grant-admin EMAIL")
+		}
+		n, err := st.GrantPlatformAdmin(ctx, []string{args[1]})
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := st.UserByEmail(ctx, args[1]); errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no user with email %s", args[1])
+			}
+		}
+		fmt.Fprintf(out, "%s is a platform admin\n", args[1])
+		return nil
+	case "migrate":
+		fmt.Fprintln(out, "migrations applied")
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (commands: grant-admin EMAIL, migrate)", args[0])
+	}
+}
+
+func loadSigner(ctx context.Context, cfg config.Config, st *store.Store) (crypto.Signer, error) {
+	if cfg.JWTSigningKeyFile != "" {
+		b, err := os.ReadFile(cfg.JWTSigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_SIGNING_KEY_FILE: %w", err)
+		}
+		return token.ParsePrivateKeyPEM(b)
+	}
+	pemText, err := st.DevKey(ctx, "jwt_signing_key", func() (string, error) {
+		b, err := token.GenerateKeyPEM()
+		return string(b), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	return token.ParsePrivateKeyPEM([]byte(pemText))
+}
+
+func loadBox(ctx context.Context, cfg config.Config, st *store.Store) (*secretbox.Box, error) {
+	keyText := cfg.SecretsEncryptionKey
+	if keyText == "" {
+		var err error
+		keyText, err = st.DevKey(ctx, "secrets_encryption_key", func() (string, error) {
+			var k [32]byte
+			if _, err := rand.Read(k[:]); err != nil {
+				return "", err
+			}
+			return base64.StdEncoding.EncodeToString(k[:]), nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dev encryption key: %w", err)
+		}
+	}
+	key, err := secretbox.ParseKey(keyText)
+	if err != nil {
+		return nil, fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
+	}
+	return secretbox.New(key)
+}

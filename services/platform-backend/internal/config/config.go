@@ -1,0 +1,97 @@
+// Package config loads the platform-backend configuration from the environment
+// (PRODUCT §10 names).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the whole platform-backend configuration.
+type Config struct {
+	AppEnv               string
+	HTTPAddr             string
+	GRPCAddr             string
+	DatabaseURL          string
+	NATSURL              string
+	NATSPrefix           string
+	MigrateOnStart       bool
+	JWTSigningKeyFile    string
+	SecretsEncryptionKey string
+	SMTPAddr             string
+	SMTPFrom             string
+	SMTPUsername         string
+	SMTPPassword         string
+	PlatformAdminEmails  []string
+	PublicBaseURL        string
+	JWTIssuer            string
+	JWTAudience          string
+	GlobalTokenTTL       time.Duration
+	ScopedTokenTTL       time.Duration
+	LogLevel             string
+	LogFormat            string
+	ShutdownGrace        time.Duration
+}
+
+// Dev reports dev mode (APP_ENV=dev).
+func (c Config) Dev() bool { return c.AppEnv == "dev" }
+
+// Load reads the configuration; every problem is reported at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := Config{
+		AppEnv:               get("APP_ENV", "prod"),
+		HTTPAddr:             get("PLATFORM_HTTP_ADDR", "127.0.0.1:8080"),
+		GRPCAddr:             get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
+		DatabaseURL:          get("PLATFORM_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_platform?sslmode=disable"),
+		NATSURL:              get("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSPrefix:           get("NATS_PREFIX", "trueport"),
+		MigrateOnStart:       get("MIGRATE_ON_START", "true") != "false",
+		JWTSigningKeyFile:    get("JWT_SIGNING_KEY_FILE", ""),
+		SecretsEncryptionKey: get("SECRETS_ENCRYPTION_KEY", ""),
+		SMTPAddr:             get("SMTP_ADDR", ""),
+		SMTPFrom:             get("SMTP_FROM", "TruePortAI <no-reply@trueportai.local>"),
+		SMTPUsername:         get("SMTP_USERNAME", ""),
+		SMTPPassword:         get("SMTP_PASSWORD", ""),
+		PublicBaseURL:        get("PUBLIC_BASE_URL", "http://127.0.0.1:8080"),
+		JWTIssuer:            get("JWT_ISSUER", "trueportai-platform"),
+		JWTAudience:          get("JWT_AUDIENCE", "trueportai"),
+		LogLevel:             get("LOG_LEVEL", "info"),
+		LogFormat:            get("LOG_FORMAT", "json"),
+	}
+	var errs []error
+	if c.AppEnv != "dev" && c.AppEnv != "prod" {
+		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	for _, e := range strings.Split(get("PLATFORM_ADMIN_EMAILS", ""), ",") {
+		if e = strings.ToLower(strings.TrimSpace(e)); e != "" {
+			c.PlatformAdminEmails = append(c.PlatformAdminEmails, e)
+		}
+	}
+	var err error
+	if c.GlobalTokenTTL, err = time.ParseDuration(get("GLOBAL_TOKEN_TTL", "30m")); err != nil || c.GlobalTokenTTL < 15*time.Minute || c.GlobalTokenTTL > time.Hour {
+		errs = append(errs, errors.New("GLOBAL_TOKEN_TTL must be a duration between 15m and 60m"))
+	}
+	if c.ScopedTokenTTL, err = time.ParseDuration(get("SCOPED_TOKEN_TTL", "30m")); err != nil || c.ScopedTokenTTL <= 0 || c.ScopedTokenTTL > 24*time.Hour {
+		errs = append(errs, errors.New("SCOPED_TOKEN_TTL must be a positive duration up to 24h"))
+	}
+	if c.ShutdownGrace, err = time.ParseDuration(get("SHUTDOWN_GRACE", "15s")); err != nil {
+		errs = append(errs, errors.New("SHUTDOWN_GRACE must be a duration"))
+	}
+	if !c.Dev() {
+		if c.JWTSigningKeyFile == "" {
+			errs = append(errs, errors.New("JWT_SIGNING_KEY_FILE is required when APP_ENV=prod"))
+		}
+		if c.SecretsEncryptionKey == "" {
+			errs = append(errs, errors.New("SECRETS_ENCRYPTION_KEY is required when APP_ENV=prod"))
+		}
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,134 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"trueportai/services/internal/apperr"
+	"trueportai/services/platform-backend/internal/password"
+	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/token"
+)
+
+type userResp struct {
+	ID            string    `json:"id"`
+	Email         string    `json:"email"`
+	Name          string    `json:"name"`
+	PlatformAdmin bool      `json:"platform_admin"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+func toUserResp(u store.User) userResp {
+	return userResp{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, CreatedAt: u.CreatedAt.UTC()}
+}
+
+// normalizeEmail validates a bare address and lower-cases it.
+func normalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndex(s, "@"):], ".") {
+		return "", apperr.InvalidField("email", "email must be a valid address like name@example.com")
+	}
+	return strings.ToLower(s), nil
+}
+
+func checkPassword(field, pw string) error {
+	if len(pw) < password.MinLength || len(pw) > password.MaxLength {
+		return apperr.InvalidField(field, "password must be 10 to 256 characters")
+	}
+	return nil
+}
+
+func (a *API) register(c echo.Context) error {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+		Name     string `json:"name"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	email, err := normalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if err := checkPassword("password", req.Password); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if len(name) > 200 {
+		return apperr.InvalidField("name", "name must be at most 200 characters")
+	}
+	hash, err := password.Hash(req.Password)
+	if err != nil {
+		return err
+	}
+	u, err := a.store.CreateUser(c.Request().Context(), email, name, hash, slices.Contains(a.cfg.PlatformAdminEmails, email))
+	if errors.Is(err, store.ErrEmailTaken) {
+		return apperr.New(apperr.Conflict, "email_taken", "an account with this email already exists")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"user": toUserResp(u)})
+}
+
+func (a *API) login(c echo.Context) error {
+	var req struct {
+		Email    string `json:"email"`
+		Password string `json:"password"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Email) == "" {
+		return apperr.InvalidField("email", "email is required")
+	}
+	if req.Password == "" {
+		return apperr.InvalidField("password", "password is required")
+	}
+	invalid := apperr.New(apperr.Unauthenticated, "invalid_credentials", "email or password is incorrect")
+	if len(req.Password) > password.MaxLength {
+		return invalid
+	}
+	u, err := a.store.UserByEmail(c.Request().Context(), strings.TrimSpace(req.Email))
+	if errors.Is(err, store.ErrNotFound) {
+		_, _ = password.Verify(a.dummyHash, req.Password) // same time as a real check
+		return invalid
+	}
+	if err != nil {
+		return err
+	}
+	if ok, err := password.Verify(u.PasswordHash, req.Password); err != nil || !ok {
+		return invalid
+	}
+	return a.issueGlobal(c, u)
+}
+
+func (a *API) issueGlobal(c echo.Context, u store.User) error {
+	tok, claims, err := a.tokens.Issue(token.Claims{Subject: u.ID, Type: token.TypeGlobal, Version: u.TokenVersion}, a.cfg.GlobalTokenTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"global_access_token": tok,
+		"token_type":          "Bearer",
+		"expires_in":          int(time.Until(claims.ExpiresAt).Seconds()),
+		"user":                toUserResp(u),
+	})
+}
+
+func (a *API) jwks(c echo.Context) error {
+	b, err := a.tokens.JWKS()
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
+}

@@ -1,0 +1,235 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/httpserver"
+	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/token"
+)
+
+var slugRE = regexp.MustCompile(`^[a-z0-9](-?[a-z0-9]){2,39}$`)
+
+// reservedSlugs cannot be used by tenants (routes, brand, infrastructure).
+var reservedSlugs = map[string]bool{
+	"admin": true, "api": true, "app": true, "www": true, "platform": true, "gateway": true, "trueport": true,
+	"trueportai": true, "support": true, "help": true, "status": true, "billing": true, "login": true,
+	"signup": true, "auth": true, "root": true, "system": true, "internal": true, "health": true, "metrics": true,
+	"static": true, "docs": true, "mail": true, "security": true, "null": true, "undefined": true,
+}
+
+// slugProblem returns why slug cannot be used ("" if it can, ignoring uniqueness).
+func slugProblem(slug string) string {
+	switch {
+	case !slugRE.MatchString(slug):
+		return "invalid"
+	case reservedSlugs[slug]:
+		return "reserved"
+	}
+	return ""
+}
+
+type tenantResp struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Slug      string    `json:"slug"`
+	Status    string    `json:"status"`
+	Plan      string    `json:"plan"`
+	Role      string    `json:"role,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toTenantResp(t store.Tenant, role string) tenantResp {
+	return tenantResp{ID: t.ID, Name: t.Name, Slug: t.Slug, Status: t.Status, Plan: t.PlanID, Role: role, CreatedAt: t.CreatedAt.UTC()}
+}
+
+func (a *API) createTenant(c echo.Context) error {
+	var req struct {
+		Name string `json:"name"`
+		Slug string `json:"slug"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 100 {
+		return apperr.InvalidField("name", "name must be 1 to 100 characters")
+	}
+	switch slugProblem(req.Slug) {
+	case "invalid":
+		return apperr.InvalidField("slug", "slug must be 3-40 lowercase letters, digits or single hyphens, starting and ending with a letter or digit")
+	case "reserved":
+		return apperr.InvalidField("slug", "slug is reserved")
+	}
+	p := caller(c)
+	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, "free", p.User.ID)
+	if errors.Is(err, store.ErrSlugTaken) {
+		return apperr.New(apperr.Conflict, "slug_taken", "slug is already in use").WithDetails(map[string]any{"field": "slug"})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, toTenantResp(t, "owner"))
+}
+
+func (a *API) listTenants(c echo.Context) error {
+	page, err := httpserver.ParsePage(c)
+	if err != nil {
+		return err
+	}
+	rows, total, err := a.store.TenantsForUser(c.Request().Context(), caller(c).User.ID, page.Limit, page.Offset)
+	if err != nil {
+		return err
+	}
+	items := make([]tenantResp, 0, len(rows))
+	for _, r := range rows {
+		items = append(items, toTenantResp(r.Tenant, r.Role))
+	}
+	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
+}
+
+func (a *API) checkAvailability(c echo.Context) error {
+	slug := c.QueryParam("slug")
+	if slug == "" {
+		return apperr.InvalidField("slug", "slug query parameter is required")
+	}
+	resp := map[string]any{"slug": slug, "available": false}
+	if r := slugProblem(slug); r != "" {
+		resp["reason"] = r
+		return c.JSON(http.StatusOK, resp)
+	}
+	taken, err := a.store.SlugTaken(c.Request().Context(), slug)
+	if err != nil {
+		return err
+	}
+	if taken {
+		resp["reason"] = "taken"
+	} else {
+		resp["available"] = true
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (a *API) selectTenant(c echo.Context) error {
+	var req struct {
+		TenantID   string `json:"tenant_id"`
+		TenantSlug string `json:"tenant_slug"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	p := caller(c)
+	ctx := c.Request().Context()
+	var m store.TenantRole
+	var err error
+	switch {
+	case req.TenantID != "":
+		m, err = a.store.Membership(ctx, req.TenantID, p.User.ID)
+	case req.TenantSlug != "":
+		m, err = a.store.MembershipBySlug(ctx, req.TenantSlug, p.User.ID)
+	default:
+		return apperr.InvalidField("tenant_id", "tenant_id or tenant_slug is required")
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant")
+	}
+	if err != nil {
+		return err
+	}
+	if m.Status != "active" {
+		return apperr.New(apperr.Forbidden, "tenant_suspended", "this organisation is suspended")
+	}
+	return a.issueScoped(c, p, m, "production")
+}
+
+func (a *API) issueScoped(c echo.Context, p *principal, m store.TenantRole, env string) error {
+	tok, claims, err := a.tokens.Issue(token.Claims{
+		Subject: p.User.ID, Type: token.TypeScoped, TenantID: m.ID, Role: m.Role, Env: env, Version: p.User.TokenVersion,
+	}, a.cfg.ScopedTokenTTL)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"scoped_access_token": tok,
+		"token_type":          "Bearer",
+		"expires_in":          int(time.Until(claims.ExpiresAt).Seconds()),
+		"tenant":              toTenantResp(m.Tenant, ""),
+		"role":                m.Role,
+		"env":                 env,
+	})
+}
+
+func (a *API) info(c echo.Context) error {
+	p := caller(c)
+	return c.JSON(http.StatusOK, map[string]any{
+		"id": p.Tenant.ID, "name": p.Tenant.Name, "slug": p.Tenant.Slug, "status": p.Tenant.Status,
+		"plan": p.Tenant.PlanID, "role": p.Role, "env": p.Env, "environments": environments,
+	})
+}
+
+func (a *API) switchEnvironment(c echo.Context) error {
+	var req struct {
+		Env string `json:"env"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if !validEnv(req.Env) {
+		return apperr.InvalidField("env", "env must be one of production, staging, development")
+	}
+	p := caller(c)
+	return a.issueScoped(c, p, store.TenantRole{Tenant: p.Tenant, Role: p.Role}, req.Env)
+}
+
+type memberResp struct {
+	UserID   string    `json:"user_id"`
+	Email    string    `json:"email"`
+	Name     string    `json:"name"`
+	Role     string    `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func (a *API) listMembers(c echo.Context) error {
+	page, err := httpserver.ParsePage(c)
+	if err != nil {
+		return err
+	}
+	rows, total, err := a.store.Members(c.Request().Context(), caller(c).Tenant.ID, page.Limit, page.Offset)
+	if err != nil {
+		return err
+	}
+	items := make([]memberResp, 0, len(rows))
+	for _, m := range rows {
+		items = append(items, memberResp{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.JoinedAt.UTC()})
+	}
+	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
+}
+
+type planResp struct {
+	ID            string         `json:"id"`
+	Name          string         `json:"name"`
+	PriceUSDMonth float64        `json:"price_usd_month"`
+	Limits        map[string]any `json:"limits"`
+}
+
+func (a *API) listPlans(c echo.Context) error {
+	plans, err := a.store.Plans(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	items := make([]planResp, 0, len(plans))
+	for _, p := range plans {
+		items = append(items, planResp{ID: p.ID, Name: p.Name, PriceUSDMonth: p.PriceUSDMonth, Limits: map[string]any{
+			"monthly_requests": p.MonthlyRequests, "max_api_keys": p.MaxAPIKeys, "max_members": p.MaxMembers,
+			"max_rpm_per_key": p.MaxRPMPerKey, "retention_days": p.RetentionDays,
+		}})
+	}
+	return c.JSON(http.StatusOK, httpserver.NewList(items, len(items), httpserver.Page{Limit: len(items)}))
+}

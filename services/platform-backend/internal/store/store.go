@@ -1,0 +1,341 @@
+// Package store is the platform's Postgres data layer. SQL stays next to the
+// method that runs it; driver errors are translated here and go no further.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"trueportai/services/internal/pgdb"
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrEmailTaken = errors.New("email taken")
+	ErrSlugTaken  = errors.New("slug taken")
+)
+
+// Store wraps the pool.
+type Store struct{ pool *pgxpool.Pool }
+
+// New returns a store on pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// User is a platform account.
+type User struct {
+	ID            string
+	Email         string
+	Name          string
+	PasswordHash  string
+	PlatformAdmin bool
+	TokenVersion  int
+	CreatedAt     time.Time
+}
+
+const userCols = `id::text, email, name, password_hash, platform_admin, token_version, created_at`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.TokenVersion, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, ErrNotFound
+	}
+	return u, err
+}
+
+// CreateUser inserts a user; a taken email (case-insensitive) is ErrEmailTaken.
+func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin bool) (User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`INSERT INTO users (email, name, password_hash, platform_admin) VALUES ($1, $2, $3, $4) RETURNING `+userCols,
+		email, name, hash, admin))
+	if pgdb.IsUniqueViolation(err) {
+		return u, ErrEmailTaken
+	}
+	return u, err
+}
+
+// UserByEmail finds a user case-insensitively.
+func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = lower($1)`, email))
+}
+
+// UserByID finds a user.
+func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id::text = $1`, id))
+}
+
+// GrantPlatformAdmin flags the users with these emails as platform admins.
+func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string) (int64, error) {
+	if len(emails) == 0 {
+		return 0, nil
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET platform_admin = true WHERE lower(email) = ANY($1) AND NOT platform_admin`, emails)
+	return tag.RowsAffected(), err
+}
+
+// Plan is a catalog entry.
+type Plan struct {
+	ID              string
+	Name            string
+	PriceUSDMonth   float64
+	MonthlyRequests int64
+	MaxAPIKeys      int64
+	MaxMembers      int64
+	MaxRPMPerKey    int64
+	RetentionDays   int64
+}
+
+const planCols = `id, name, price_usd_month::float8, monthly_requests, max_api_keys, max_members, max_rpm_per_key, retention_days`
+
+func scanPlan(row pgx.Row) (Plan, error) {
+	var p Plan
+	err := row.Scan(&p.ID, &p.Name, &p.PriceUSDMonth, &p.MonthlyRequests, &p.MaxAPIKeys, &p.MaxMembers, &p.MaxRPMPerKey, &p.RetentionDays)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	return p, err
+}
+
+// PlanByID reads one plan.
+func (s *Store) PlanByID(ctx context.Context, id string) (Plan, error) {
+	return scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans WHERE id = $1`, id))
+}
+
+// Plans lists the catalog.
+func (s *Store) Plans(ctx context.Context) ([]Plan, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans ORDER BY sort_order`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Plan
+	for rows.Next() {
+		p, err := scanPlan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Tenant is an organisation.
+type Tenant struct {
+	ID        string
+	Name      string
+	Slug      string
+	Status    string
+	PlanID    string
+	CreatedAt time.Time
+}
+
+const tenantCols = `t.id::text, t.name, t.slug, t.status, t.plan_id, t.created_at`
+
+func scanTenant(row pgx.Row, extra ...any) (Tenant, error) {
+	var t Tenant
+	dst := append([]any{&t.ID, &t.Name, &t.Slug, &t.Status, &t.PlanID, &t.CreatedAt}, extra...)
+	err := row.Scan(dst...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return t, ErrNotFound
+	}
+	return t, err
+}
+
+// CreateTenant creates a tenant on planID with owner as its owner, an active
+// subscription and default storage settings, in one transaction.
+func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID string) (Tenant, error) {
+	var t Tenant
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRow(ctx,
+			`INSERT INTO tenants AS t (name, slug, plan_id) VALUES ($1, $2, $3) RETURNING `+tenantCols, name, slug, planID))
+		if pgdb.IsUniqueViolation(err) {
+			return ErrSlugTaken
+		}
+		if err != nil {
+			return fmt.Errorf("insert tenant: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')`, t.ID, ownerID); err != nil {
+			return fmt.Errorf("insert owner: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (tenant_id, plan_id, status) VALUES ($1, $2, 'active')`, t.ID, planID); err != nil {
+			return fmt.Errorf("insert subscription: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, retention_days)
+			SELECT $1, LEAST(7, retention_days) FROM plans WHERE id = $2`, t.ID, planID); err != nil {
+			return fmt.Errorf("insert storage settings: %w", err)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// SlugTaken reports whether a tenant uses slug.
+func (s *Store) SlugTaken(ctx context.Context, slug string) (bool, error) {
+	var taken bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tenants WHERE slug = $1)`, slug).Scan(&taken)
+	return taken, err
+}
+
+// TenantRole is a tenant with the caller's role in it.
+type TenantRole struct {
+	Tenant
+	Role string
+}
+
+// TenantsForUser lists the tenants a user belongs to, newest first.
+func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset int) ([]TenantRole, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE user_id::text = $1`, userID).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
+		WHERE m.user_id::text = $1 ORDER BY t.created_at DESC, t.id LIMIT $2 OFFSET $3`, userID, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []TenantRole
+	for rows.Next() {
+		var tr TenantRole
+		tr.Tenant, err = scanTenant(rows, &tr.Role)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, tr)
+	}
+	return out, total, rows.Err()
+}
+
+// Membership returns the tenant and the user's role in it; ErrNotFound when
+// the tenant does not exist or the user is not a member (indistinguishable).
+func (s *Store) Membership(ctx context.Context, tenantID, userID string) (TenantRole, error) {
+	var tr TenantRole
+	var err error
+	tr.Tenant, err = scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
+		WHERE t.id::text = $1 AND m.user_id::text = $2`, tenantID, userID), &tr.Role)
+	return tr, err
+}
+
+// MembershipBySlug is Membership keyed by tenant slug.
+func (s *Store) MembershipBySlug(ctx context.Context, slug, userID string) (TenantRole, error) {
+	var tr TenantRole
+	var err error
+	tr.Tenant, err = scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
+		WHERE t.slug = $1 AND m.user_id::text = $2`, slug, userID), &tr.Role)
+	return tr, err
+}
+
+// TenantByID reads one tenant.
+func (s *Store) TenantByID(ctx context.Context, id string) (Tenant, error) {
+	return scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id::text = $1`, id))
+}
+
+// Member is a user's membership in a tenant.
+type Member struct {
+	UserID   string
+	Email    string
+	Name     string
+	Role     string
+	JoinedAt time.Time
+}
+
+// Members lists a tenant's members, oldest first.
+func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int) ([]Member, int, error) {
+	var total int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id::text = $1`, tenantID).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT u.id::text, u.email, u.name, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
+		WHERE m.tenant_id::text = $1 ORDER BY m.joined_at, u.id LIMIT $2 OFFSET $3`, tenantID, limit, offset)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []Member
+	for rows.Next() {
+		var m Member
+		if err := rows.Scan(&m.UserID, &m.Email, &m.Name, &m.Role, &m.JoinedAt); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, m)
+	}
+	return out, total, rows.Err()
+}
+
+// ConfigRow is a stored tenant config value (JSON text, or ciphertext when secret).
+type ConfigRow struct {
+	Key       string
+	Value     string
+	Secret    bool
+	UpdatedAt time.Time
+}
+
+// Configs lists a tenant's stored configs.
+func (s *Store) Configs(ctx context.Context, tenantID string) ([]ConfigRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT key, value, secret, updated_at FROM tenant_configs WHERE tenant_id::text = $1 ORDER BY key`, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ConfigRow
+	for rows.Next() {
+		var c ConfigRow
+		if err := rows.Scan(&c.Key, &c.Value, &c.Secret, &c.UpdatedAt); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// PutConfig upserts one config value.
+func (s *Store) PutConfig(ctx context.Context, tenantID, userID string, c ConfigRow) (ConfigRow, error) {
+	err := s.pool.QueryRow(ctx, `INSERT INTO tenant_configs (tenant_id, key, value, secret, updated_by) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, secret = EXCLUDED.secret, updated_by = EXCLUDED.updated_by, updated_at = now()
+		RETURNING updated_at`, tenantID, c.Key, c.Value, c.Secret, userID).Scan(&c.UpdatedAt)
+	return c, err
+}
+
+// Storage is a tenant's log storage settings.
+type Storage struct {
+	LogRequestBodies   bool
+	LogResponseBodies  bool
+	RedactLoggedBodies bool
+	RetentionDays      int64
+}
+
+// StorageSettings reads a tenant's storage settings.
+func (s *Store) StorageSettings(ctx context.Context, tenantID string) (Storage, error) {
+	var st Storage
+	err := s.pool.QueryRow(ctx, `SELECT log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days
+		FROM storage_settings WHERE tenant_id::text = $1`, tenantID).Scan(&st.LogRequestBodies, &st.LogResponseBodies, &st.RedactLoggedBodies, &st.RetentionDays)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, ErrNotFound
+	}
+	return st, err
+}
+
+// DevKey returns the dev-mode key material stored under name, creating it
+// with gen on first use (concurrent starts agree on one value).
+func (s *Store) DevKey(ctx context.Context, name string, gen func() (string, error)) (string, error) {
+	v, err := gen()
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO dev_keys (name, material) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, name, v); err != nil {
+		return "", fmt.Errorf("store dev key: %w", err)
+	}
+	var out string
+	err = s.pool.QueryRow(ctx, `SELECT material FROM dev_keys WHERE name = $1`, name).Scan(&out)
+	return out, err
+}
