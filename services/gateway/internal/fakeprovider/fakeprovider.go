@@ -20,6 +20,8 @@ package fakeprovider
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -90,6 +92,7 @@ type endpoint func(w http.ResponseWriter, r *http.Request, c *call)
 type call struct {
 	opts    options
 	dialect *dialect
+	body    []byte
 	// model, when set, replaces the model named in the request body (Azure
 	// takes it from the deployment in the path).
 	model string
@@ -105,10 +108,9 @@ func (c *call) badRequest(w http.ResponseWriter, msg string) {
 	c.fail(w, apiError{status: http.StatusBadRequest, message: msg})
 }
 
-// decode reads the JSON request body into v, answering 400 on failure.
-func (c *call) decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
-	if err := json.NewDecoder(body).Decode(v); err != nil {
+// decode unmarshals the JSON request body into v, answering 400 on failure.
+func (c *call) decode(w http.ResponseWriter, v any) bool {
+	if err := json.Unmarshal(c.body, v); err != nil {
 		c.badRequest(w, "invalid JSON body: "+err.Error())
 		return false
 	}
@@ -124,7 +126,8 @@ func (c *call) modelOr(requested string) string {
 }
 
 // handle wraps ep with the steps shared by every provider route: request id,
-// authentication, initial delay and x-fake-status fault injection.
+// authentication, reading the body, initial delay and x-fake-status fault
+// injection.
 func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if d.requestIDHeader != "" {
@@ -132,6 +135,13 @@ func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 		}
 		if e := d.check(r); e != nil {
 			d.writeError(w, *e)
+			return
+		}
+		// Reading the whole body first lets net/http watch the connection,
+		// so the request context is cancelled as soon as the client leaves.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		if err != nil {
+			d.writeError(w, bodyError(err))
 			return
 		}
 		opts := s.requestOptions(r.Header)
@@ -142,8 +152,16 @@ func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 			d.writeError(w, injectedError(opts.status))
 			return
 		}
-		ep(w, r, &call{opts: opts, dialect: d})
+		ep(w, r, &call{opts: opts, dialect: d, body: body})
 	}
+}
+
+// bodyError is the error answered when the request body cannot be read.
+func bodyError(err error) apiError {
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return apiError{status: http.StatusRequestEntityTooLarge, message: "request body too large"}
+	}
+	return apiError{status: http.StatusBadRequest, message: "reading request body: " + err.Error()}
 }
 
 // health answers the liveness probe.

@@ -117,9 +117,9 @@ type chatChoice struct {
 
 // chatMessage is the assistant message of a chat completion.
 type chatMessage struct {
-	Role        string    `json:"role"`
-	Content     string    `json:"content"`
-	Refusal     *string   `json:"refusal"`
+	Role        string     `json:"role"`
+	Content     string     `json:"content"`
+	Refusal     *string    `json:"refusal"`
 	Annotations []struct{} `json:"annotations"`
 }
 
@@ -162,7 +162,7 @@ type chatMeta struct {
 // chatCompletions serves POST /chat/completions, JSON or SSE.
 func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c *call) {
 	var req chatRequest
-	if !c.decode(w, r, &req) {
+	if !c.decode(w, &req) {
 		return
 	}
 	model := c.modelOr(req.Model)
@@ -292,7 +292,7 @@ type embeddingUsage struct {
 // embeddings serves POST /embeddings with float or base64 vectors.
 func (s *server) embeddings(w http.ResponseWriter, r *http.Request, c *call) {
 	var req embeddingsRequest
-	if !c.decode(w, r, &req) {
+	if !c.decode(w, &req) {
 		return
 	}
 	model := c.modelOr(req.Model)
@@ -336,6 +336,15 @@ func openAIEmbeddingDims(model string) int {
 	return 1536
 }
 
+// errInvalidInput is OpenAI's message for an input it cannot embed.
+const errInvalidInput = inputError("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")
+
+// inputError is an invalid embeddings input.
+type inputError string
+
+// Error returns the message.
+func (e inputError) Error() string { return string(e) }
+
 // embeddingInputs normalizes the input of an embeddings request: a string,
 // an array of strings, an array of token ids or an array of token id arrays.
 func embeddingInputs(v any) ([]embeddingInput, error) {
@@ -359,7 +368,7 @@ func embeddingInputs(v any) ([]embeddingInput, error) {
 		}
 		return inputs, nil
 	}
-	return nil, fmt.Errorf("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")
+	return nil, errInvalidInput
 }
 
 // oneEmbeddingInput converts one element of an input array.
@@ -374,7 +383,7 @@ func oneEmbeddingInput(v any) (embeddingInput, error) {
 		}
 		return ins[0], nil
 	}
-	return embeddingInput{}, fmt.Errorf("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")
+	return embeddingInput{}, errInvalidInput
 }
 
 // textInput is a text input: ceil(chars/4) tokens.
@@ -388,12 +397,12 @@ func tokenInput(ids []any) ([]embeddingInput, error) {
 	for _, id := range ids {
 		f, ok := id.(float64)
 		if !ok {
-			return nil, fmt.Errorf("'$.input' is invalid: token arrays must contain integers.")
+			return nil, errInvalidInput
 		}
 		fmt.Fprintf(&b, "%d,", int64(f))
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("'$.input' is invalid: token arrays must not be empty.")
+		return nil, errInvalidInput
 	}
 	return []embeddingInput{{seed: b.String(), tokens: len(ids)}}, nil
 }

@@ -78,27 +78,29 @@ func tokensForChars(chars int) int {
 	return max(1, (chars+3)/4)
 }
 
-// textChars counts the characters of prompt text in a decoded JSON value:
-// strings, arrays of values and objects' text, content and parts fields
-// (OpenAI and Anthropic messages and content blocks, Responses input items,
-// Gemini contents and parts).
+// textChars counts the characters of the prompt text in a decoded JSON value.
 func textChars(v any) int {
+	n := 0
+	walkText(v, func(s string) { n += utf8.RuneCountInString(s) })
+	return n
+}
+
+// walkText calls visit for every piece of prompt text in a decoded JSON
+// value: strings, elements of arrays, and the text, content and parts fields
+// of objects. That covers OpenAI and Anthropic messages and content blocks,
+// Responses input items and Gemini contents and parts, while skipping
+// metadata such as model names and roles.
+func walkText(v any, visit func(string)) {
 	switch t := v.(type) {
 	case string:
-		return utf8.RuneCountInString(t)
+		visit(t)
 	case []any:
-		n := 0
 		for _, e := range t {
-			n += textChars(e)
+			walkText(e, visit)
 		}
-		return n
 	case map[string]any:
-		n := 0
 		for _, k := range [...]string{"text", "content", "parts"} {
-			n += textChars(t[k])
+			walkText(t[k], visit)
 		}
-		return n
-	default:
-		return 0
 	}
 }

@@ -116,7 +116,7 @@ type responseBuilder struct {
 // responses serves POST /responses, JSON or SSE.
 func (s *server) responses(w http.ResponseWriter, r *http.Request, c *call) {
 	var req responsesRequest
-	if !c.decode(w, r, &req) {
+	if !c.decode(w, &req) {
 		return
 	}
 	if req.Model == "" {
@@ -219,47 +219,76 @@ func valueOr[T any](p *T, def T) T {
 	return *p
 }
 
-// responseEvents numbers the events of one response stream.
-type responseEvents struct {
+// responseEvent is one Responses API stream event; unused fields are omitted.
+type responseEvent struct {
+	Type           string           `json:"type"`
+	SequenceNumber int              `json:"sequence_number"`
+	Response       *responseObject  `json:"response,omitempty"`
+	ItemID         string           `json:"item_id,omitempty"`
+	OutputIndex    *int             `json:"output_index,omitempty"`
+	ContentIndex   *int             `json:"content_index,omitempty"`
+	Item           *responseMessage `json:"item,omitempty"`
+	Part           *outputText      `json:"part,omitempty"`
+	Delta          *string          `json:"delta,omitempty"`
+	Text           *string          `json:"text,omitempty"`
+	Logprobs       *[]struct{}      `json:"logprobs,omitempty"`
+}
+
+// responseStream writes the numbered events of one response stream.
+type responseStream struct {
 	st  *streamer
+	b   *responseBuilder
 	seq int
 }
 
-// send writes one event named typ; fields are merged with type and sequence_number.
-func (e *responseEvents) send(typ string, fields map[string]any) {
-	fields["type"] = typ
-	fields["sequence_number"] = e.seq
-	e.seq++
-	e.st.event(typ, fields)
+// send numbers e and writes it as an SSE event named after its type.
+func (rs *responseStream) send(e responseEvent) {
+	e.SequenceNumber = rs.seq
+	rs.seq++
+	rs.st.event(e.Type, e)
+}
+
+// lifecycle sends an event carrying the whole response.
+func (rs *responseStream) lifecycle(typ string, resp responseObject) {
+	rs.send(responseEvent{Type: typ, Response: &resp})
+}
+
+// itemEvent sends an event about the output message item.
+func (rs *responseStream) itemEvent(typ string, item responseMessage) {
+	index := 0
+	rs.send(responseEvent{Type: typ, OutputIndex: &index, Item: &item})
+}
+
+// partEvent sends an event about the text part of the output message; e
+// supplies the event-specific fields.
+func (rs *responseStream) partEvent(typ string, e responseEvent) {
+	index := 0
+	e.Type, e.ItemID, e.OutputIndex, e.ContentIndex = typ, rs.b.msgID, &index, &index
+	rs.send(e)
 }
 
 // streamResponse sends a response as Responses API events, from
 // response.created to response.completed (or response.incomplete).
 func streamResponse(st *streamer, b *responseBuilder) {
-	ev := &responseEvents{st: st}
-	// with adds the item, output and content indexes of the single text part.
-	with := func(extra map[string]any) map[string]any {
-		m := map[string]any{"item_id": b.msgID, "output_index": 0, "content_index": 0}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
-	ev.send("response.created", map[string]any{"response": b.object("in_progress", []responseMessage{}, nil)})
-	ev.send("response.in_progress", map[string]any{"response": b.object("in_progress", []responseMessage{}, nil)})
-	ev.send("response.output_item.added", map[string]any{"output_index": 0, "item": b.message("in_progress", "")})
-	ev.send("response.content_part.added", with(map[string]any{"part": newOutputText("")}))
+	rs := &responseStream{st: st, b: b}
+	noLogprobs := &[]struct{}{}
+	rs.lifecycle("response.created", b.object("in_progress", []responseMessage{}, nil))
+	rs.lifecycle("response.in_progress", b.object("in_progress", []responseMessage{}, nil))
+	rs.itemEvent("response.output_item.added", b.message("in_progress", ""))
+	empty := newOutputText("")
+	rs.partEvent("response.content_part.added", responseEvent{Part: &empty})
 	for i, piece := range b.rep.pieces {
 		if i > 0 {
 			st.pause()
 		}
-		ev.send("response.output_text.delta", with(map[string]any{"delta": piece, "logprobs": []struct{}{}}))
+		rs.partEvent("response.output_text.delta", responseEvent{Delta: &piece, Logprobs: noLogprobs})
 		if st.failed() {
 			return
 		}
 	}
-	ev.send("response.output_text.done", with(map[string]any{"text": b.rep.text, "logprobs": []struct{}{}}))
-	ev.send("response.content_part.done", with(map[string]any{"part": newOutputText(b.rep.text)}))
-	ev.send("response.output_item.done", map[string]any{"output_index": 0, "item": b.message(b.finalStatus(), b.rep.text)})
-	ev.send("response."+b.finalStatus(), map[string]any{"response": b.final()})
+	full := newOutputText(b.rep.text)
+	rs.partEvent("response.output_text.done", responseEvent{Text: &b.rep.text, Logprobs: noLogprobs})
+	rs.partEvent("response.content_part.done", responseEvent{Part: &full})
+	rs.itemEvent("response.output_item.done", b.message(b.finalStatus(), b.rep.text))
+	rs.lifecycle("response."+b.finalStatus(), b.final())
 }

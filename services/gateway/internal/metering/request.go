@@ -183,11 +183,12 @@ func IsUsageOnlyChunk(data []byte) bool {
 	return !c.Choices.nonEmpty && c.Usage.present()
 }
 
-// choices records whether a JSON "choices" value holds anything; null and []
-// are empty.
-type choices struct{ nonEmpty bool }
+// choices records whether a JSON "choices" member was seen and whether it
+// holds anything; null and [] are empty.
+type choices struct{ seen, nonEmpty bool }
 
 func (c *choices) UnmarshalJSON(b []byte) error {
+	c.seen = true
 	if string(b) == "null" {
 		c.nonEmpty = false
 		return nil

@@ -166,19 +166,64 @@ func unquote(raw []byte) string {
 // escaped there), so a false positive is only possible for a nested key of
 // the same name; callers then decode and apply exact top-level semantics.
 func hasNonNullKey(data []byte, quotedKey string) bool {
+	// Search without the leading quote: '"' is the most frequent byte in
+	// JSON and would make the search fall back to its slow path.
+	tail := quotedKey[1:]
 	off := 0
 	for {
-		j := bytes.Index(data[off:], []byte(quotedKey))
+		j := bytes.Index(data[off:], []byte(tail))
 		if j < 0 {
 			return false
 		}
-		p := skipWS(data, off+j+len(quotedKey))
+		at := off + j
+		off = at + 1
+		if at == 0 || data[at-1] != '"' {
+			continue
+		}
+		p := skipWS(data, at+len(tail))
 		if p < len(data) && data[p] == ':' {
 			p = skipWS(data, p+1)
 			if p < len(data) && !bytes.HasPrefix(data[p:], []byte("null")) {
 				return true
 			}
 		}
-		off += j + 1
 	}
+}
+
+// nextElement reads the array element at or after position i (i is just
+// past '[' or just past the previous element). It returns the element
+// bounds, the position to continue from, and done=true at the closing ']'.
+// ok=false on malformed input.
+func nextElement(b []byte, i int, first bool) (start, end, pos int, done, ok bool) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return 0, 0, -1, false, false
+	}
+	if b[i] == ']' {
+		return 0, 0, i + 1, true, true
+	}
+	if !first {
+		if b[i] != ',' {
+			return 0, 0, -1, false, false
+		}
+		i = skipWS(b, i+1)
+	}
+	end = skipValue(b, i)
+	if end < 0 {
+		return 0, 0, -1, false, false
+	}
+	return i, end, end, false, true
+}
+
+// keyName returns the raw key without quotes if it has no escapes, else its
+// decoded form (allocating; keys with escapes do not occur in practice).
+func keyName(raw []byte) []byte {
+	if len(raw) < 2 {
+		return nil
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner
+	}
+	return []byte(unquote(raw))
 }

@@ -26,10 +26,9 @@ type StreamMeter struct {
 	an anthropicUsage // Anthropic: merged cumulative counters
 	gm geminiUsage    // Google: last reported usageMetadata
 
-	// Decode targets reused across events to keep Event allocation-free.
-	oc openAIChunk
-	ac anthropicChunk
-	gc geminiChunk
+	// chat is set once a chunk with "choices" was seen: a Chat Completions
+	// stream, so Responses API terminal events need not be looked for.
+	chat bool
 }
 
 // NewStreamMeter returns a meter for one stream of provider p. Unknown
@@ -114,6 +113,7 @@ func (t eventType) responsesTerminal() bool {
 // openAIChunk is a chat.completion.chunk or a Responses API stream event.
 type openAIChunk struct {
 	Type     eventType   `json:"type"`
+	Choices  choices     `json:"choices"`
 	Model    stringSink  `json:"model"`
 	Usage    openAIUsage `json:"usage"`
 	Response struct {
@@ -132,17 +132,18 @@ func (m *StreamMeter) openAIEvent(name string, data []byte) {
 	case evResponseCompleted, evResponseIncomplete, evResponseFailed:
 		m.done = true
 	case "":
-		maybeTerminal = bytes.Contains(data, []byte(`"response.completed"`)) ||
+		// Unnamed events (a relay dropped the event: field): a Responses
+		// terminal event is recognised by its type, confirmed by decoding.
+		maybeTerminal = !m.chat && (bytes.Contains(data, []byte(`"response.completed"`)) ||
 			bytes.Contains(data, []byte(`"response.incomplete"`)) ||
-			bytes.Contains(data, []byte(`"response.failed"`))
+			bytes.Contains(data, []byte(`"response.failed"`)))
 	}
 	// Decode only while the model is still unknown, when usage is present,
 	// or to confirm an unnamed terminal Responses event.
 	if m.model != "" && !maybeTerminal && !hasNonNullKey(data, `"usage"`) {
 		return
 	}
-	c := &m.oc
-	*c = openAIChunk{}
+	c := new(openAIChunk) // decoded only a few times per stream
 	c.Model.dst = &m.model
 	c.Response.Model.dst = &m.model
 	if !decode(data, c) {
@@ -153,6 +154,9 @@ func (m *StreamMeter) openAIEvent(name string, data []byte) {
 		m.oa = c.Usage
 	case c.Response.Usage.present():
 		m.oa = c.Response.Usage
+	}
+	if c.Choices.seen {
+		m.chat = true
 	}
 	if name == "" && c.Type.responsesTerminal() {
 		m.done = true
@@ -189,8 +193,7 @@ func (m *StreamMeter) anthropicEvent(name string, data []byte) {
 	default: // ping, content_block_*, error: no usage
 		return
 	}
-	c := &m.ac
-	*c = anthropicChunk{}
+	c := new(anthropicChunk) // message_start and message_delta only
 	c.Message.Model.dst = &m.model
 	if !decode(data, c) {
 		return
@@ -209,45 +212,156 @@ func (m *StreamMeter) anthropicEvent(name string, data []byte) {
 	}
 }
 
-// geminiChunk is one GenerateContentResponse of a streamGenerateContent SSE
-// stream.
-type geminiChunk struct {
-	ModelVersion   stringSink        `json:"modelVersion"`
-	UsageMetadata  geminiUsage       `json:"usageMetadata"`
-	Candidates     []geminiCandidate `json:"candidates"`
-	PromptFeedback struct {
-		BlockReason flag `json:"blockReason"`
-	} `json:"promptFeedback"`
-}
-
-type geminiCandidate struct {
-	FinishReason flag `json:"finishReason"`
-}
-
+// geminiEvent handles one GenerateContentResponse of a streamGenerateContent
+// SSE stream. Gemini puts usageMetadata on (nearly) every chunk, so the
+// cheap pre-check rarely skips; instead of encoding/json (several
+// allocations per chunk) the chunk is walked structurally, reading only the
+// top-level usageMetadata, modelVersion, candidates[].finishReason and
+// promptFeedback.blockReason. Keys are matched exactly at the top level, so
+// a nested "usageMetadata" (e.g. inside model-generated functionCall args)
+// is never metered. A chunk that is not a well-formed object is ignored.
 func (m *StreamMeter) geminiEvent(data []byte) {
-	if !bytes.Contains(data, []byte(`"usageMetadata"`)) &&
-		!bytes.Contains(data, []byte(`"finishReason"`)) &&
-		!bytes.Contains(data, []byte(`"blockReason"`)) &&
-		(m.model != "" || !bytes.Contains(data, []byte(`"modelVersion"`))) {
+	if !bytes.Contains(data, []byte(`usageMetadata"`)) &&
+		!bytes.Contains(data, []byte(`finishReason"`)) &&
+		!bytes.Contains(data, []byte(`blockReason"`)) &&
+		(m.model != "" || !bytes.Contains(data, []byte(`modelVersion"`))) {
 		return
 	}
-	c := &m.gc
-	cands := c.Candidates[:cap(c.Candidates)]
-	clear(cands) // encoding/json reuses the backing array without zeroing it
-	*c = geminiChunk{Candidates: cands[:0]}
-	c.ModelVersion.dst = &m.model
-	if !decode(data, c) {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' {
 		return
 	}
-	if c.UsageMetadata.present() {
-		m.gm = c.UsageMetadata
-	}
-	for _, cand := range c.Candidates {
-		if cand.FinishReason {
-			m.done = true
+	var (
+		usage    geminiUsage
+		model    []byte
+		finished bool
+		pos      = i + 1
+	)
+	for first := true; ; first = false {
+		mem, next, done, ok := nextMember(data, pos, first)
+		if !ok {
+			return
+		}
+		pos = next
+		if done {
+			break
+		}
+		v := data[mem.start:mem.end]
+		switch string(keyName(mem.key)) {
+		case "usageMetadata":
+			usage = geminiUsage{}
+			if !usage.parse(v) {
+				return
+			}
+		case "modelVersion":
+			model = v
+		case "candidates":
+			f, ok := candidatesFinished(v)
+			if !ok {
+				return
+			}
+			finished = finished || f
+		case "promptFeedback":
+			blocked, ok := stringMemberSet(v, "blockReason")
+			if !ok {
+				return
+			}
+			finished = finished || blocked
 		}
 	}
-	if c.PromptFeedback.BlockReason {
+	if skipWS(data, pos) != len(data) {
+		return // trailing garbage: not a single JSON value
+	}
+	if usage.present() {
+		m.gm = usage
+	}
+	if len(model) > 0 {
+		sink := stringSink{dst: &m.model}
+		_ = sink.UnmarshalJSON(model)
+	}
+	if finished {
 		m.done = true
+	}
+}
+
+// parse reads a usageMetadata value. null or a non-object leave u absent
+// (as encoding/json would); ok=false only for malformed JSON.
+func (g *geminiUsage) parse(v []byte) bool {
+	if len(v) == 0 || v[0] != '{' {
+		return true
+	}
+	for pos, first := 1, true; ; first = false {
+		mem, next, done, ok := nextMember(v, pos, first)
+		if !ok {
+			return false
+		}
+		if done {
+			return true
+		}
+		var c *count
+		switch string(keyName(mem.key)) {
+		case "promptTokenCount":
+			c = &g.PromptTokenCount
+		case "candidatesTokenCount":
+			c = &g.CandidatesTokenCount
+		case "totalTokenCount":
+			c = &g.TotalTokenCount
+		case "cachedContentTokenCount":
+			c = &g.CachedContentTokenCount
+		case "thoughtsTokenCount":
+			c = &g.ThoughtsTokenCount
+		case "toolUsePromptTokenCount":
+			c = &g.ToolUsePromptTokenCount
+		}
+		if c != nil {
+			_ = c.UnmarshalJSON(v[mem.start:mem.end])
+		}
+		pos = next
+	}
+}
+
+// candidatesFinished reports whether any candidate in the candidates array
+// has a non-empty finishReason.
+func candidatesFinished(v []byte) (finished, ok bool) {
+	if len(v) == 0 || v[0] != '[' {
+		return false, true
+	}
+	for pos, first := 1, true; ; first = false {
+		start, end, next, done, ok := nextElement(v, pos, first)
+		if !ok {
+			return false, false
+		}
+		if done {
+			return finished, true
+		}
+		set, ok := stringMemberSet(v[start:end], "finishReason")
+		if !ok {
+			return false, false
+		}
+		finished = finished || set
+		pos = next
+	}
+}
+
+// stringMemberSet reports whether object v has member name with a non-empty
+// string value. Non-objects report false.
+func stringMemberSet(v []byte, name string) (set, ok bool) {
+	if len(v) == 0 || v[0] != '{' {
+		return false, true
+	}
+	for pos, first := 1, true; ; first = false {
+		mem, next, done, ok := nextMember(v, pos, first)
+		if !ok {
+			return false, false
+		}
+		if done {
+			return set, true
+		}
+		if string(keyName(mem.key)) == name {
+			var f flag
+			_ = f.UnmarshalJSON(v[mem.start:mem.end])
+			set = bool(f)
+		}
+		pos = next
 	}
 }

@@ -1,0 +1,49 @@
+# TruePortAI — build, run, test. See README.md.
+SHELL := /bin/bash
+GO ?= go
+MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... ./services/gateway/...
+
+.PHONY: all build run stop test test-short bench proto vet fmt tidy clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -o bin/platform-backend ./services/platform-backend/cmd/platform-backend
+	$(GO) build -o bin/gateway ./services/gateway/cmd/gateway
+	$(GO) build -o bin/fake-provider ./services/gateway/cmd/fake-provider
+
+# Builds and starts everything locally in dev mode (fake provider upstream
+# unless UPSTREAM_*_URL are set) and prints a quickstart.
+run: build
+	@scripts/dev-run.sh
+
+stop:
+	@scripts/dev-run.sh stop
+
+# Unit + integration + end-to-end tests against the local Postgres and NATS.
+test: build
+	@scripts/ensure-deps.sh
+	REQUIRE_DB=1 $(GO) test -count=1 -timeout 15m $(MODULES)
+
+bench: build
+	@scripts/ensure-deps.sh
+	@scripts/bench.sh
+
+proto:
+	scripts/gen-proto.sh
+
+vet:
+	$(GO) vet $(MODULES)
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+tidy:
+	cd proto && GOWORK=off $(GO) mod tidy
+	cd services/internal && GOWORK=off $(GO) mod tidy
+	cd services/platform-backend && GOWORK=off $(GO) mod tidy
+	cd services/gateway && GOWORK=off $(GO) mod tidy
+
+clean:
+	rm -rf bin data

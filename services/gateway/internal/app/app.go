@@ -1,0 +1,306 @@
+// Package app wires the gateway together and runs it until its context ends.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
+	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/grpcapi"
+	"trueportai/services/gateway/internal/httpapi"
+	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/proxy"
+	"trueportai/services/gateway/internal/ratelimit"
+	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/events"
+	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/logging"
+	"trueportai/services/internal/natsconn"
+	"trueportai/services/internal/pgdb"
+)
+
+// Run starts the gateway.
+func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+
+	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if cfg.MigrateOnStart {
+		if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+			return err
+		}
+	}
+
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("platform grpc client: %w", err)
+	}
+	defer conn.Close()
+	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
+	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
+
+	keyStore := keys.NewStore(pool)
+	keyCache := keys.NewCache()
+	all, err := keyStore.All(ctx)
+	if err != nil {
+		return fmt.Errorf("load keys: %w", err)
+	}
+	keyCache.Replace(all)
+	warmCtx, cancelWarm := context.WithTimeout(ctx, 5*time.Second)
+	tenants.Warm(warmCtx, keyCache.TenantIDs())
+	cancelWarm()
+
+	nc, err := natsconn.Connect(cfg.NATSURL, "gateway", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	subj := events.Subjects{Prefix: cfg.NATSPrefix}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+		return err
+	}
+	spool, err := usage.OpenSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
+	if err != nil {
+		return err
+	}
+	pub := usage.NewPublisher(nc, js, subj.Usage(), spool, log)
+	ev := &eventBus{nc: nc, subj: subj, log: log}
+	subs, err := subscribe(nc, subj, log, intro, tenants, keyCache, keyStore)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+
+	limiter := ratelimit.New()
+	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
+		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
+	})
+
+	var draining sync.Once
+	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
+	e := httpserver.New(log)
+	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool)
+	api.Routes(e, httpserver.HealthHandler(
+		httpserver.Check{Name: "postgres", Probe: pool.Ping},
+		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
+			if nc.Status() != nats.CONNECTED {
+				return errors.New(nc.Status().String())
+			}
+			return nil
+		}},
+		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
+			select {
+			case <-ready:
+				return errors.New("draining")
+			default:
+				return nil
+			}
+		}},
+	))
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if proxy.IsProxyPath(r.URL.Path) {
+			px.ServeHTTP(w, r)
+			return
+		}
+		e.ServeHTTP(w, r)
+	})
+	// No read/write timeout: long healthy streams must not be cut; the
+	// upstream header and idle timeouts bound a stuck call instead.
+	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+
+	grpcSrv := grpc.NewServer()
+	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(pool, keyStore, log))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("grpc listen %s: %w", cfg.GRPCAddr, err)
+	}
+
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var bg sync.WaitGroup
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); pub.Run(bgCtx) }()
+	bg.Add(2)
+	go func() { defer bg.Done(); tenants.Run(bgCtx, keyCache.TenantIDs) }()
+	go func() {
+		defer bg.Done()
+		reloadKeys(bgCtx, keyStore, keyCache, limiter, cfg.CacheTTL, log)
+	}()
+	if cfg.IngesterEnabled {
+		ing := usage.NewIngester(pool, js, subj.UsageStream(), keyStore, log)
+		bg.Add(1)
+		go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
+	}
+
+	log.Info("gateway starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "keys", len(all))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
+		return httpserver.Serve(gctx, httpSrv, cfg.ShutdownGrace, log)
+	})
+	g.Go(func() error {
+		errc := make(chan error, 1)
+		go func() { errc <- grpcSrv.Serve(lis) }()
+		select {
+		case err := <-errc:
+			return fmt.Errorf("grpc server: %w", err)
+		case <-gctx.Done():
+		}
+		hs.Shutdown()
+		stopped := make(chan struct{})
+		go func() { grpcSrv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			grpcSrv.Stop()
+		}
+		return nil
+	})
+	err = g.Wait()
+	// HTTP is drained: every served request has queued its usage event.
+	// Stop the publisher (flushes its queue to JetStream or the spool), then
+	// give the ingester a moment to catch up before stopping it.
+	pub.Close()
+	stopBG()
+	<-pubDone
+	bg.Wait()
+	_ = nc.Drain()
+	p, s, l := pub.Stats()
+	log.Info("gateway stopped", "usage_published", p, "usage_spooled", s, "usage_lost", l)
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}
+
+func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) error {
+	for i := 0; ; i++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := usage.EnsureStream(cctx, js, subj.UsageStream(), subj.Usage())
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if i >= 2 {
+			// Keep serving: events spool until NATS is back; the ingester
+			// and publisher retry on their own.
+			log.Warn("usage stream not ensured; continuing, events will spool", "err", err)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// eventBus publishes the gateway's own change events.
+type eventBus struct {
+	nc   *nats.Conn
+	subj events.Subjects
+	log  *slog.Logger
+}
+
+func (b *eventBus) KeyChanged(ctx context.Context, ev events.KeysChangedEvent) {
+	data, _ := json.Marshal(ev)
+	if err := b.nc.Publish(b.subj.KeysChanged(), data); err != nil {
+		b.log.WarnContext(ctx, "publish key change failed", "err", err)
+	}
+}
+
+func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, cache *keys.Cache, store *keys.Store) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	add := func(subject string, h nats.MsgHandler) error {
+		s, err := nc.Subscribe(subject, h)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	err := errors.Join(
+		add(subj.TenantChanged(), func(m *nats.Msg) {
+			var ev events.TenantChangedEvent
+			if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
+				tenants.Prefetch(ev.TenantID)
+				intro.Revoke("", ev.TenantID)
+			}
+		}),
+		add(subj.TokensRevoked(), func(m *nats.Msg) {
+			var ev events.TokensRevokedEvent
+			if json.Unmarshal(m.Data, &ev) == nil {
+				intro.Revoke(ev.UserID, ev.TenantID)
+			}
+		}),
+		add(subj.KeysChanged(), func(m *nats.Msg) {
+			var ev events.KeysChangedEvent
+			if json.Unmarshal(m.Data, &ev) == nil && ev.KeyID != "" {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := cache.Refresh(ctx, store, ev.KeyID); err != nil {
+					log.Warn("key refresh failed", "key_id", ev.KeyID, "err", err)
+				}
+			}
+		}),
+	)
+	return subs, err
+}
+
+// reloadKeys fully reloads the key cache every ttl (safety net behind events)
+// and sweeps idle rate-limit state.
+func reloadKeys(ctx context.Context, store *keys.Store, cache *keys.Cache, limiter *ratelimit.Limiter, ttl time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(ttl)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			all, err := store.All(ctx)
+			if err != nil {
+				log.Warn("key reload failed", "err", err)
+				continue
+			}
+			cache.Replace(all)
+			limiter.Sweep(now)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+// Package config loads the gateway configuration from the environment
+// (PRODUCT §10 names).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	AppEnv          string
+	HTTPAddr        string
+	GRPCAddr        string
+	PlatformGRPC    string
+	DatabaseURL     string
+	NATSURL         string
+	NATSPrefix      string
+	MigrateOnStart  bool
+	SpoolDir        string
+	SpoolMaxBytes   int64
+	IngesterEnabled bool
+	Upstreams       Upstreams
+	ProxyBodyLimit  int64
+	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
+	UpstreamHeaderTimeout time.Duration
+	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
+	StreamIdleTimeout time.Duration
+	CacheTTL          time.Duration
+	ShutdownGrace     time.Duration
+	LogLevel          string
+	LogFormat         string
+}
+
+// Upstreams are the default provider base URLs.
+type Upstreams struct {
+	OpenAI, Anthropic, Google string
+	// AzureTemplate has {resource} and {deployment} placeholders.
+	AzureTemplate string
+}
+
+// Dev reports dev mode.
+func (c Config) Dev() bool { return c.AppEnv == "dev" }
+
+// Load reads the configuration; every problem is reported at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	dur := func(k, def string) time.Duration {
+		d, err := time.ParseDuration(get(k, def))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration", k))
+		}
+		return d
+	}
+	num := func(k, def string) int64 {
+		n, err := strconv.ParseInt(get(k, def), 10, 64)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive integer", k))
+		}
+		return n
+	}
+	c := Config{
+		AppEnv:          get("APP_ENV", "prod"),
+		HTTPAddr:        get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
+		GRPCAddr:        get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
+		PlatformGRPC:    get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
+		DatabaseURL:     get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
+		NATSURL:         get("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSPrefix:      get("NATS_PREFIX", "trueport"),
+		MigrateOnStart:  get("MIGRATE_ON_START", "true") != "false",
+		SpoolDir:        get("GATEWAY_SPOOL_DIR", "./data/spool"),
+		SpoolMaxBytes:   num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
+		IngesterEnabled: get("INGESTER_ENABLED", "true") != "false",
+		Upstreams: Upstreams{
+			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
+			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),
+			Google:        strings.TrimRight(get("UPSTREAM_GOOGLE_URL", "https://generativelanguage.googleapis.com/v1beta"), "/"),
+			AzureTemplate: strings.TrimRight(get("UPSTREAM_AZURE_URL_TEMPLATE", "https://{resource}.openai.azure.com/openai/deployments/{deployment}"), "/"),
+		},
+		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
+		UpstreamHeaderTimeout: dur("UPSTREAM_HEADER_TIMEOUT", "120s"),
+		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
+		CacheTTL:              dur("CACHE_TTL", "60s"),
+		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
+		LogLevel:              get("LOG_LEVEL", "info"),
+		LogFormat:             get("LOG_FORMAT", "json"),
+	}
+	if c.AppEnv != "dev" && c.AppEnv != "prod" {
+		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	for name, u := range map[string]string{"UPSTREAM_OPENAI_URL": c.Upstreams.OpenAI, "UPSTREAM_ANTHROPIC_URL": c.Upstreams.Anthropic, "UPSTREAM_GOOGLE_URL": c.Upstreams.Google, "UPSTREAM_AZURE_URL_TEMPLATE": c.Upstreams.AzureTemplate} {
+		pu, err := url.Parse(strings.NewReplacer("{resource}", "r", "{deployment}", "d").Replace(u))
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("%s must be an http(s) URL", name))
+		}
+	}
+	if !strings.Contains(c.Upstreams.AzureTemplate, "{resource}") && !strings.Contains(c.Upstreams.AzureTemplate, "{deployment}") {
+		errs = append(errs, errors.New("UPSTREAM_AZURE_URL_TEMPLATE must contain {deployment}"))
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,444 @@
+// Package proxy is the gateway's data plane: it authenticates the caller's
+// API key from the in-memory cache, applies rate limits, injects the tenant's
+// provider credential, relays the upstream answer (SSE event by event) and
+// publishes a metered usage event. It does no synchronous I/O besides the
+// upstream call.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/metering"
+	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/ratelimit"
+	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/httpserver"
+)
+
+// KeyLookup finds keys by hash (the keys cache).
+type KeyLookup interface {
+	Lookup(h [32]byte) (*keys.Key, bool)
+}
+
+// TenantLookup finds cached tenant contexts; Prefetch loads one in the background.
+type TenantLookup interface {
+	Get(id string) (*platform.Tenant, bool)
+	Prefetch(id string)
+}
+
+// Publisher takes usage events.
+type Publisher interface {
+	Publish(ev *usage.Event)
+}
+
+// Options configure a Proxy.
+type Options struct {
+	Upstreams     config.Upstreams
+	BodyLimit     int64
+	HeaderTimeout time.Duration
+	IdleTimeout   time.Duration
+	// Transport overrides the upstream transport (tests, benchmarks).
+	Transport http.RoundTripper
+}
+
+// Proxy is the http.Handler of the proxy routes.
+type Proxy struct {
+	log     *slog.Logger
+	keys    KeyLookup
+	tenants TenantLookup
+	limiter *ratelimit.Limiter
+	pub     Publisher
+	opts    Options
+	client  *http.Client
+	now     func() time.Time
+}
+
+// New builds a proxy.
+func New(log *slog.Logger, k KeyLookup, t TenantLookup, l *ratelimit.Limiter, pub Publisher, opts Options) *Proxy {
+	rt := opts.Transport
+	if rt == nil {
+		rt = NewTransport(opts.HeaderTimeout)
+	}
+	return &Proxy{
+		log: log, keys: k, tenants: t, limiter: l, pub: pub, opts: opts, now: time.Now,
+		client: &http.Client{
+			Transport:     rt,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// NewTransport is the tuned upstream transport: keep-alive pools sized for a
+// proxy, a header timeout, no overall timeout (long streams are healthy).
+func NewTransport(headerTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// call is the state of one proxied request.
+type call struct {
+	start      time.Time
+	requestID  string
+	target     target
+	key        *keys.Key
+	tenant     *platform.Tenant
+	model      string
+	stream     bool
+	hideUsage  bool
+	sentAt     time.Time // upstream request sent
+	headersAt  time.Time // upstream headers received
+	firstByte  time.Time
+	status     int
+	outcome    string
+	errText    string
+	usage      metering.Usage
+	overheadMS float64
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{start: p.now(), requestID: httpserver.NewRequestID(), outcome: usage.OutcomeOK}
+	w.Header().Set("X-Request-Id", c.requestID)
+	t, err := parseTarget(r.URL.EscapedPath())
+	c.target = t
+	if err != nil {
+		refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"}.write(w, providerOrOpenAI(t.provider))
+		return
+	}
+	if ref, ok := p.admit(w, r, c); !ok {
+		ref.write(w, t.provider)
+		p.record(r, c, ref.status)
+		return
+	}
+	p.forward(w, r, c)
+	p.record(r, c, c.status)
+}
+
+func providerOrOpenAI(p metering.Provider) metering.Provider {
+	if p == "" {
+		return metering.OpenAI
+	}
+	return p
+}
+
+// callerKey reads the TruePortAI key from every header style SDKs use.
+func callerKey(r *http.Request) string {
+	h := r.Header
+	if v := h.Get("X-Api-Key"); v != "" {
+		return v
+	}
+	if v, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok && v != "" {
+		return strings.TrimSpace(v)
+	}
+	if v := h.Get("X-Goog-Api-Key"); v != "" {
+		return v
+	}
+	if v := h.Get("Api-Key"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("key")
+}
+
+// admit runs the gateway's own checks. It returns ok=false with the refusal
+// to send; no upstream request is made then.
+func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal, bool) {
+	secret := callerKey(r)
+	if secret == "" {
+		return refusal{http.StatusUnauthorized, "missing_api_key", "missing API key: send your TruePortAI key (sk-...) in x-api-key or Authorization: Bearer"}, false
+	}
+	k, ok := p.keys.Lookup(keys.Hash(secret))
+	if !ok {
+		return refusal{http.StatusUnauthorized, "invalid_api_key", "invalid API key"}, false
+	}
+	c.key = k
+	if !k.Enabled {
+		return refusal{http.StatusUnauthorized, "api_key_disabled", "this API key is disabled"}, false
+	}
+	if !k.Usable(c.start) {
+		return refusal{http.StatusUnauthorized, "api_key_expired", "this API key has expired"}, false
+	}
+	tn, ok := p.tenants.Get(k.TenantID)
+	if !ok {
+		p.tenants.Prefetch(k.TenantID)
+		return refusal{http.StatusServiceUnavailable, "tenant_context_unavailable", "the gateway is loading this organisation's settings; retry shortly"}, false
+	}
+	c.tenant = tn
+	if !tn.Active() {
+		return refusal{http.StatusForbidden, "tenant_suspended", "this organisation is suspended"}, false
+	}
+	rl := p.limiter.Allow(k.ID, k.RPMLimit, c.start)
+	if rl.Limit > 0 {
+		h := w.Header()
+		h.Set("X-Ratelimit-Limit", strconv.Itoa(rl.Limit))
+		h.Set("X-Ratelimit-Remaining", strconv.Itoa(rl.Remaining))
+		h.Set("X-Ratelimit-Reset", strconv.Itoa(int((rl.Reset+time.Second-1)/time.Second)))
+	}
+	if !rl.Allowed {
+		w.Header().Set("Retry-After", strconv.Itoa(int((rl.RetryAfter+time.Second-1)/time.Second)))
+		return refusal{http.StatusTooManyRequests, "rate_limit_exceeded", "rate limit exceeded: this key allows " + strconv.Itoa(rl.Limit) + " requests per minute (key rpm_limit)"}, false
+	}
+	return refusal{}, true
+}
+
+// hop-by-hop and credential headers never cross the gateway.
+var dropRequestHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Authorization": true, "X-Api-Key": true,
+	"X-Goog-Api-Key": true, "Api-Key": true, "Cookie": true, "Host": true, "Content-Length": true,
+	"Accept-Encoding": true, "Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true,
+	"X-Forwarded-Proto": true, "X-Real-Ip": true, "X-Tenant-Slug": true, "X-Request-Id": true,
+}
+
+var dropResponseHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true, "Te": true,
+	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Set-Cookie": true, "Set-Cookie2": true,
+	"Authorization": true, "X-Api-Key": true, "Api-Key": true, "X-Goog-Api-Key": true, "Www-Authenticate": true,
+	"Content-Length": true, "X-Request-Id": true, "Alt-Svc": true,
+}
+
+func copyHeaders(dst, src http.Header, drop map[string]bool) {
+	conn := src.Get("Connection")
+	for name, vals := range src {
+		if drop[name] || (conn != "" && strings.Contains(strings.ToLower(conn), strings.ToLower(name))) {
+			continue
+		}
+		dst[name] = vals
+	}
+}
+
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
+	prov := c.target.provider
+	cred := c.tenant.Providers[string(prov)]
+	if cred.APIKey == "" {
+		p.refuse(w, c, refusal{http.StatusBadRequest, "provider_credential_missing",
+			"no " + string(prov) + " credential is configured for this organisation: set the config key providers." + string(prov) + ".api_key"})
+		return
+	}
+	body, err := readBody(r, p.opts.BodyLimit)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			p.refuse(w, c, refusal{http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds " + strconv.FormatInt(p.opts.BodyLimit, 10) + " bytes"})
+		} else {
+			p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_body", "could not read the request body"})
+		}
+		return
+	}
+	switch prov {
+	case metering.Google:
+		c.model, c.stream = metering.GeminiModelAndStream(c.target.rest)
+	default:
+		c.model, c.stream = metering.RequestModelAndStream(prov, body)
+	}
+	if prov == metering.Azure && c.model == "" {
+		c.model = c.target.deployment
+	}
+	if c.model != "" && (!c.key.AllowsModel(c.model) || !allowed(c.tenant.AllowedModels, c.model)) {
+		p.refuse(w, c, refusal{http.StatusForbidden, "model_not_allowed", "model " + c.model + " is not allowed for this API key"})
+		return
+	}
+	if (prov == metering.OpenAI || prov == metering.Azure) && c.stream && isChatOrCompletions(c.target.rest) {
+		out, asked, err := metering.EnsureStreamUsage(body)
+		if err == nil {
+			body, c.hideUsage = out, !asked
+		}
+	}
+	dest, err := upstreamURL(p.opts.Upstreams, c.target, cred.BaseURL, r.URL.RawQuery)
+	if err != nil {
+		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
+		return
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	var reqBody io.Reader
+	if len(body) > 0 {
+		reqBody = bytes.NewReader(body)
+	}
+	up, err := http.NewRequestWithContext(ctx, r.Method, dest, reqBody)
+	if err != nil {
+		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_request", "the request cannot be forwarded"})
+		return
+	}
+	copyHeaders(up.Header, r.Header, dropRequestHeaders)
+	for name := range up.Header {
+		if strings.HasPrefix(strings.ToLower(name), "x-trueport") {
+			delete(up.Header, name)
+		}
+	}
+	switch prov {
+	case metering.OpenAI:
+		up.Header.Set("Authorization", "Bearer "+cred.APIKey)
+	case metering.Anthropic:
+		up.Header.Set("X-Api-Key", cred.APIKey)
+	case metering.Google:
+		up.Header.Set("X-Goog-Api-Key", cred.APIKey)
+	case metering.Azure:
+		up.Header.Set("Api-Key", cred.APIKey)
+	}
+
+	c.sentAt = p.now()
+	resp, err := p.client.Do(up)
+	if err != nil {
+		p.upstreamFailed(w, r, c, err)
+		return
+	}
+	defer resp.Body.Close()
+	c.headersAt = p.now()
+	c.status = resp.StatusCode
+
+	copyHeaders(w.Header(), resp.Header, dropResponseHeaders)
+	c.overheadMS = ms(c.sentAt.Sub(c.start) + p.now().Sub(c.headersAt))
+	w.Header().Set("X-Gateway-Overhead-Ms", strconv.FormatFloat(c.overheadMS, 'f', 3, 64))
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		c.stream = true
+		w.WriteHeader(resp.StatusCode)
+		p.relaySSE(ctx, cancel, w, resp.Body, c)
+		return
+	}
+	w.WriteHeader(resp.StatusCode)
+	p.relayBody(w, resp.Body, c)
+}
+
+func allowed(list []string, model string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, m := range list {
+		if m == model {
+			return true
+		}
+	}
+	return false
+}
+
+func isChatOrCompletions(rest string) bool {
+	return strings.HasSuffix(rest, "chat/completions") || rest == "completions"
+}
+
+func (p *Proxy) refuse(w http.ResponseWriter, c *call, ref refusal) {
+	c.status = ref.status
+	c.outcome = usage.OutcomeError
+	c.errText = ref.code
+	ref.write(w, c.target.provider)
+}
+
+func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
+	if r.Context().Err() != nil {
+		c.status, c.outcome, c.errText = 499, usage.OutcomeClientClosed, "client closed request"
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		p.refuse(w, c, refusal{http.StatusGatewayTimeout, "upstream_timeout", "the provider did not answer in time"})
+		return
+	}
+	p.log.WarnContext(r.Context(), "upstream request failed", "provider", c.target.provider, "request_id", c.requestID, "err", err)
+	p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_unreachable", "the provider could not be reached"})
+}
+
+var errTooLarge = errors.New("body too large")
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, errTooLarge
+	}
+	size := 4096
+	if r.ContentLength > 0 {
+		size = int(r.ContentLength) + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, errTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// captureLimit bounds how much of a JSON response is kept for metering.
+const captureLimit = 16 << 20
+
+func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
+	var capture bytes.Buffer
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if c.firstByte.IsZero() {
+				c.firstByte = p.now()
+			}
+			if capture.Len()+n <= captureLimit {
+				capture.Write(buf[:n])
+			}
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
+				return
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			c.outcome, c.errText = usage.OutcomeError, "upstream body read failed"
+			return
+		}
+	}
+	if capture.Len() <= captureLimit {
+		c.usage = metering.FromJSON(c.target.provider, capture.Bytes())
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// record publishes the usage event of a call.
+func (p *Proxy) record(r *http.Request, c *call, status int) {
+	if c.key == nil || c.tenant == nil {
+		return // unauthenticated: nothing to attribute
+	}
+	end := p.now()
+	ev := &usage.Event{
+		RequestID: c.requestID, CreatedAt: c.start.UTC(), TenantID: c.key.TenantID, Env: c.key.Env,
+		KeyID: c.key.ID, KeyName: c.key.Name, Provider: string(c.target.provider), Model: c.model,
+		Path: "/" + c.target.rest, StatusCode: status, Stream: c.stream, LatencyMS: ms(end.Sub(c.start)),
+		Outcome: c.outcome, Error: c.errText,
+	}
+	if status >= 400 && c.outcome == usage.OutcomeOK {
+		ev.Outcome = usage.OutcomeError
+	}
+	if !c.firstByte.IsZero() {
+		v := ms(c.firstByte.Sub(c.start))
+		ev.TTFBMS = &v
+	}
+	if c.usage.Model != "" && ev.Model == "" {
+		ev.Model = c.usage.Model
+	}
+	if c.usage.Known {
+		pt, ct, tt, ca := c.usage.PromptTokens, c.usage.CompletionTokens, c.usage.TotalTokens, c.usage.CachedTokens
+		ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens = &pt, &ct, &tt, &ca
+	}
+	p.pub.Publish(ev)
+}

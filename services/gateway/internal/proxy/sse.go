@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"trueportai/services/gateway/internal/metering"
+	"trueportai/services/gateway/internal/usage"
+)
+
+// maxEventBytes bounds one SSE event (a larger one ends the stream as an error).
+const maxEventBytes = 8 << 20
+
+var errEventTooLarge = errors.New("sse event too large")
+
+// relaySSE copies an event stream one event at a time: each complete event is
+// metered, written and flushed before the next is read, so a slow client
+// throttles the upstream read (bounded buffering). The upstream is cancelled
+// when it stays silent for the idle timeout or when the client goes away.
+func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, body io.Reader, c *call) {
+	rc := http.NewResponseController(w)
+	meter := metering.NewStreamMeter(c.target.provider)
+	idle := time.AfterFunc(p.opts.IdleTimeout, cancel)
+	defer idle.Stop()
+	br := bufio.NewReaderSize(body, 32*1024)
+
+	var raw bytes.Buffer // the event's bytes as received
+	var data bytes.Buffer
+	var name []byte
+	flushEvent := func() error {
+		if raw.Len() == 0 {
+			return nil
+		}
+		defer func() { raw.Reset(); data.Reset(); name = name[:0] }()
+		if data.Len() > 0 || len(name) > 0 {
+			meter.Event(string(name), data.Bytes())
+		}
+		if c.hideUsage && metering.IsUsageOnlyChunk(data.Bytes()) {
+			return nil
+		}
+		if c.firstByte.IsZero() {
+			c.firstByte = p.now()
+		}
+		if _, err := w.Write(raw.Bytes()); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	finish := func() {
+		c.usage = meter.Usage()
+	}
+	defer finish()
+
+	for {
+		line, err := readLine(br, maxEventBytes-raw.Len())
+		if len(line) > 0 {
+			idle.Reset(p.opts.IdleTimeout)
+			raw.Write(line)
+			content := bytes.TrimRight(line, "\r\n")
+			switch {
+			case len(content) == 0:
+				if werr := flushEvent(); werr != nil {
+					c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
+					return
+				}
+			case bytes.HasPrefix(content, []byte("data:")):
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.Write(bytes.TrimPrefix(bytes.TrimPrefix(content, []byte("data:")), []byte(" ")))
+			case bytes.HasPrefix(content, []byte("event:")):
+				name = append(name[:0], bytes.TrimSpace(content[len("event:"):])...)
+			}
+		}
+		if err == nil {
+			continue
+		}
+		// End of stream (clean or not): deliver a trailing partial event.
+		if raw.Len() > 0 && !errors.Is(err, errEventTooLarge) {
+			_ = flushEvent()
+		}
+		switch {
+		case errors.Is(err, io.EOF):
+			if !meter.Done() {
+				c.outcome, c.errText = usage.OutcomeError, "stream ended before its final event"
+			}
+		case ctx.Err() != nil && c.outcome == usage.OutcomeOK:
+			// Either the client left or the idle timer fired.
+			c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
+			select {
+			case <-ctx.Done():
+				if !idle.Stop() {
+					c.outcome, c.errText = usage.OutcomeError, "upstream idle timeout"
+				}
+			default:
+			}
+		default:
+			c.outcome, c.errText = usage.OutcomeError, "upstream stream failed: "+err.Error()
+		}
+		return
+	}
+}
+
+// readLine reads through the next '\n' without a fixed line-length limit
+// (beyond max, which bounds one event).
+func readLine(br *bufio.Reader, max int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if err != bufio.ErrBufferFull {
+		return line, err
+	}
+	buf := append([]byte(nil), line...)
+	for {
+		if len(buf) > max {
+			return buf, errEventTooLarge
+		}
+		line, err = br.ReadSlice('\n')
+		buf = append(buf, line...)
+		if err != bufio.ErrBufferFull {
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package usage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamConfig is the usage stream: file storage, bounded, DiscardNew (a full
+// stream refuses publishes, which then spool, rather than dropping old events),
+// and a dedup window on Nats-Msg-Id.
+func StreamConfig(name, subject string) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:       name,
+		Subjects:   []string{subject},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardNew,
+		MaxBytes:   4 << 30,
+		MaxMsgs:    50_000_000,
+		MaxAge:     14 * 24 * time.Hour,
+		Duplicates: 30 * time.Minute,
+	}
+}
+
+// EnsureStream creates or updates the usage stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, name, subject string) error {
+	_, err := js.CreateOrUpdateStream(ctx, StreamConfig(name, subject))
+	if err != nil {
+		return fmt.Errorf("ensure stream %s: %w", name, err)
+	}
+	return nil
+}
+
+// Publisher sends events to JetStream off the request path. Publish never
+// blocks on the network: events queue in memory, and whatever cannot be
+// acknowledged by JetStream goes to the spool, replayed when NATS is back.
+type Publisher struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	subject string
+	spool   *Spool
+	log     *slog.Logger
+	queue   chan *Event
+	workers int
+
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	published, spooled, lost atomic.Int64
+}
+
+// NewPublisher builds a publisher; call Run to start it.
+func NewPublisher(nc *nats.Conn, js jetstream.JetStream, subject string, spool *Spool, log *slog.Logger) *Publisher {
+	return &Publisher{nc: nc, js: js, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 4}
+}
+
+// Publish queues ev; when the queue is full it is spooled synchronously.
+func (p *Publisher) Publish(ev *Event) {
+	select {
+	case p.queue <- ev:
+	default:
+		p.toSpool(ev, errors.New("queue full"))
+	}
+}
+
+// Stats reports counters (published to JetStream, spooled, lost).
+func (p *Publisher) Stats() (published, spooled, lost int64) {
+	return p.published.Load(), p.spooled.Load(), p.lost.Load()
+}
+
+// Run starts the workers and the spool replayer; it returns after Close
+// once every queued event is published or spooled.
+func (p *Publisher) Run(ctx context.Context) {
+	for range p.workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for ev := range p.queue {
+				p.send(ev)
+			}
+		}()
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.Close()
+			p.wg.Wait()
+			p.replay()
+			_ = p.spool.Close()
+			return
+		case <-tick.C:
+			p.replay()
+		}
+	}
+}
+
+// Close stops accepting events (queued ones are still sent).
+func (p *Publisher) Close() { p.closeOnce.Do(func() { close(p.queue) }) }
+
+func (p *Publisher) send(ev *Event) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		p.lost.Add(1)
+		p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
+		return
+	}
+	if err := p.publishRaw(ev.RequestID, b); err != nil {
+		p.spoolRaw(ev.RequestID, b, err)
+		return
+	}
+	p.published.Add(1)
+}
+
+func (p *Publisher) publishRaw(id string, b []byte) error {
+	if p.nc.Status() != nats.CONNECTED {
+		return errors.New("nats not connected")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	msg := &nats.Msg{Subject: p.subject, Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
+	_, err := p.js.PublishMsg(ctx, msg)
+	return err
+}
+
+func (p *Publisher) toSpool(ev *Event, cause error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		p.lost.Add(1)
+		return
+	}
+	p.spoolRaw(ev.RequestID, b, cause)
+}
+
+func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
+	if err := p.spool.Append(b); err != nil {
+		p.lost.Add(1)
+		p.log.Error("usage event lost: cannot publish nor spool", "request_id", id, "publish_err", cause, "spool_err", err)
+		return
+	}
+	p.spooled.Add(1)
+}
+
+func (p *Publisher) replay() {
+	if p.spool.Empty() || p.nc.Status() != nats.CONNECTED {
+		return
+	}
+	n, err := p.spool.Replay(func(line []byte) error {
+		var head struct {
+			RequestID string `json:"request_id"`
+		}
+		if json.Unmarshal(line, &head) != nil || head.RequestID == "" {
+			p.log.Error("dropping corrupt spool line", "bytes", len(line))
+			return nil
+		}
+		return p.publishRaw(head.RequestID, line)
+	})
+	if n > 0 || err != nil {
+		p.log.Info("replayed spooled usage events", "events", n, "err", err)
+	}
+}
