@@ -2,6 +2,7 @@ package metering
 
 import (
 	"encoding/json"
+	"net/url"
 	"strings"
 )
 
@@ -150,13 +151,19 @@ func RequestModelAndStream(p Provider, body []byte) (model string, stream bool) 
 //	/v1beta/models/gemini-2.5-flash:streamGenerateContent
 //	/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent
 //
-// A query string, if included, is ignored. The model is the resource name
-// after the last '/', before the ':method' suffix.
+// The path may be escaped (r.URL.EscapedPath()) or not; a query string, if
+// included, is ignored. The model is the resource name after the last '/',
+// before the ':method' suffix, unescaped ("%3A" is treated as ':').
 func GeminiModelAndStream(urlPath string) (model string, stream bool) {
 	if q := strings.IndexAny(urlPath, "?#"); q >= 0 {
 		urlPath = urlPath[:q]
 	}
 	seg := urlPath[strings.LastIndexByte(urlPath, '/')+1:]
+	if strings.IndexByte(seg, '%') >= 0 {
+		if u, err := url.PathUnescape(seg); err == nil {
+			seg = u[strings.LastIndexByte(u, '/')+1:]
+		}
+	}
 	method := ""
 	if c := strings.LastIndexByte(seg, ':'); c >= 0 {
 		seg, method = seg[:c], seg[c+1:]

@@ -244,6 +244,10 @@ func TestGeminiModelAndStream(t *testing.T) {
 		{"/v1beta/tunedModels/my-tuned-1:generateContent", "my-tuned-1", false},
 		{"/v1beta/models/text-embedding-004:embedContent", "text-embedding-004", false},
 		{"/v1beta/models/gemini-2.0-flash", "gemini-2.0-flash", false},
+		{"v1beta/models/gemini-2.5-pro%3AstreamGenerateContent", "gemini-2.5-pro", true},
+		{"v1beta/models/gemini%2D2.5-pro:generateContent", "gemini-2.5-pro", false},
+		{"v1beta/models/x%2Fgemini-2.5-pro:generateContent", "gemini-2.5-pro", false},
+		{"v1beta/models/bad%zz:generateContent", "bad%zz", false},
 		{"", "", false},
 		{"/", "", false},
 	}

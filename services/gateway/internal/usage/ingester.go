@@ -138,4 +138,3 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 		return br.Close()
 	})
 }
-

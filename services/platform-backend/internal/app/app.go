@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -37,8 +38,25 @@ import (
 	"trueportai/services/platform-backend/internal/token"
 )
 
+// Listeners are sockets a caller (tests) has already bound; a nil one is
+// bound from PLATFORM_HTTP_ADDR / PLATFORM_GRPC_ADDR.
+type Listeners struct {
+	HTTP net.Listener
+	GRPC net.Listener
+}
+
 // Run starts the service (or runs a CLI subcommand given in args).
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return RunWithListeners(ctx, args, getenv, stderr, Listeners{})
+}
+
+// RunWithListeners is Run serving on the given listeners (closed on return).
+func RunWithListeners(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ls Listeners) error {
+	for _, l := range []net.Listener{ls.HTTP, ls.GRPC} {
+		if l != nil {
+			defer l.Close()
+		}
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -98,7 +116,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return nil
 		}},
 	))
-	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
+	if err != nil {
+		return err
+	}
+	defer httpLis.Close()
+	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 
 	grpcSrv := grpc.NewServer()
 	gs := grpcapi.New(log, st, tokens, box)
@@ -106,14 +129,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	lis, err := listen(ls.GRPC, cfg.GRPCAddr, "grpc")
 	if err != nil {
-		return fmt.Errorf("grpc listen %s: %w", cfg.GRPCAddr, err)
+		return err
 	}
 
-	log.Info("platform-backend starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "app_env", cfg.AppEnv)
+	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "app_env", cfg.AppEnv)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return httpserver.Serve(gctx, httpSrv, cfg.ShutdownGrace, log) })
+	g.Go(func() error { return serveHTTP(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
 	g.Go(func() error {
 		errc := make(chan error, 1)
 		go func() { errc <- grpcSrv.Serve(lis) }()
@@ -139,6 +162,38 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return nil
 	}
 	return err
+}
+
+// listen returns l, or a new listener on addr when l is nil.
+func listen(l net.Listener, addr, what string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
+	}
+	return l, nil
+}
+
+// serveHTTP runs srv on lis until ctx ends, then shuts it down within grace
+// (httpserver.Serve, on an already-bound listener).
+func serveHTTP(ctx context.Context, srv *http.Server, lis net.Listener, grace time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server %s: %w", srv.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("http server shutting down", "addr", srv.Addr)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
 }
 
 func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writer) error {

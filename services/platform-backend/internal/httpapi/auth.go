@@ -49,9 +49,9 @@ func caller(c echo.Context) *principal {
 }
 
 func bearer(c echo.Context) (string, error) {
-	h := c.Request().Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || strings.TrimSpace(tok) == "" {
+	// The auth scheme is case-insensitive (RFC 7235 §2.1).
+	scheme, tok, ok := strings.Cut(c.Request().Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 		return "", apperr.New(apperr.Unauthenticated, "missing_token", "Authorization: Bearer <token> is required")
 	}
 	return strings.TrimSpace(tok), nil

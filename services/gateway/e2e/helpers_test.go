@@ -1,0 +1,27 @@
+package e2e
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+)
+
+func asAPIError(err error, target **openai.Error) bool { return errors.As(err, target) }
+
+// rawStatus sends a request with an unnormalised path (Go's client keeps it).
+func rawStatus(t *testing.T, url, key string) int {
+	t.Helper()
+	req, err := http.NewRequest("POST", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
