@@ -1,0 +1,102 @@
+// Command benchproxy is a bare reverse proxy used by scripts/bench.sh as the
+// floor for "one extra Go hop": net/http/httputil.ReverseProxy with a tuned
+// keep-alive transport and no auth, rate limiting, metering or logging.
+// The gateway's overhead is measured against it.
+//
+// Environment:
+//
+//	BENCH_PROXY_ADDR  listen address (default 127.0.0.1:8095)
+//	BENCH_UPSTREAM    upstream base URL (default http://127.0.0.1:8090);
+//	                  the request path is appended to its path
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchproxy:", err)
+		os.Exit(1)
+	}
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func run() error {
+	addr := getenv("BENCH_PROXY_ADDR", "127.0.0.1:8095")
+	up, err := url.Parse(getenv("BENCH_UPSTREAM", "http://127.0.0.1:8090"))
+	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
+		return fmt.Errorf("BENCH_UPSTREAM must be an http(s) URL, got %q", os.Getenv("BENCH_UPSTREAM"))
+	}
+	srv := &http.Server{
+		Handler:           newProxy(up),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("benchproxy listening on %s -> %s\n", ln.Addr(), up)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newProxy returns the bare reverse proxy to up. The transport is sized like
+// the gateway's (large idle pool per host) so that neither side pays for
+// reconnects; FlushInterval -1 flushes after every write so SSE streams are
+// relayed event by event, as the gateway does.
+func newProxy(up *url.URL) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(up)
+			pr.Out.Host = up.Host
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   512,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 120 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		FlushInterval: -1,
+		ErrorLog:      log.New(os.Stderr, "benchproxy: ", log.LstdFlags),
+	}
+}

@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/fakeprovider"
+	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/ratelimit"
+	"trueportai/services/gateway/internal/usage"
+)
+
+// Allocation budgets of one proxied request through (*Proxy).ServeHTTP with
+// in-memory caches and an in-memory upstream (see newBenchHarness). They are
+// the values measured when the budget was set plus a small margin: lower them
+// when an optimisation lands, never raise them to make a change pass.
+// `go test -run xxx -bench . -benchmem ./internal/proxy/` prints the figures.
+const (
+	allocBudgetJSON   = 95
+	allocBudgetStream = 130
+)
+
+const (
+	benchSecret   = "sk-benchBENCHbenchBENCHbenchBENCHbenchBENCH"
+	benchPath     = "/trueportai-services/openai/v1/chat/completions"
+	benchJSONBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}]}`
+	// The stream body asks for the usage chunk itself, like the load test
+	// does, so the proxy relays it instead of rewriting the request.
+	benchStreamBody = `{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},` +
+		`"messages":[{"role":"user","content":"Say hello in one short sentence."}]}`
+)
+
+// cannedUpstream is an http.RoundTripper answering every request with a
+// fixed response (no network). It drains and closes the request body like a
+// real transport does.
+type cannedUpstream struct {
+	contentType string
+	body        []byte
+}
+
+func (u *cannedUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_ = r.Body.Close()
+	}
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		Status:        "200 OK",
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {u.contentType}},
+		Body:          io.NopCloser(bytes.NewReader(u.body)),
+		ContentLength: int64(len(u.body)),
+		Request:       r,
+	}, nil
+}
+
+// cannedResponse records what the fake provider answers to body, so the
+// benchmarks relay realistic OpenAI bytes (5 stream chunks + usage chunk).
+func cannedResponse(tb testing.TB, body string) *cannedUpstream {
+	tb.Helper()
+	h := fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5}, slog.New(slog.DiscardHandler))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/openai/v1/chat/completions", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer sk-upstream-bench")
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("fake provider answered %d: %s", rec.Code, rec.Body.String())
+	}
+	return &cannedUpstream{contentType: rec.Header().Get("Content-Type"), body: bytes.Clone(rec.Body.Bytes())}
+}
+
+type benchKeys struct{ m map[[32]byte]*keys.Key }
+
+func (k benchKeys) Lookup(h [32]byte) (*keys.Key, bool) { v, ok := k.m[h]; return v, ok }
+
+type benchTenants struct{ t *platform.Tenant }
+
+func (b benchTenants) Get(id string) (*platform.Tenant, bool) {
+	if id != b.t.ID {
+		return nil, false
+	}
+	return b.t, true
+}
+func (benchTenants) Prefetch(string) {}
+
+// countingPublisher drops events, counting them.
+type countingPublisher struct {
+	mu   sync.Mutex
+	n    int
+	last *usage.Event
+}
+
+func (p *countingPublisher) Publish(ev *usage.Event) {
+	p.mu.Lock()
+	p.n++
+	p.last = ev
+	p.mu.Unlock()
+}
+
+// discardWriter is a reusable http.ResponseWriter + http.Flusher that keeps
+// the status and byte count only, so the figures are the proxy's own
+// allocations rather than a recorder's buffers.
+type discardWriter struct {
+	h       http.Header
+	status  int
+	n       int
+	flushes int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.status = code }
+func (w *discardWriter) Flush()                      { w.flushes++ }
+func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+func (w *discardWriter) reset() {
+	clear(w.h)
+	w.status, w.n, w.flushes = 0, 0, 0
+}
+
+// rewindBody is a request body that can be replayed without allocating.
+type rewindBody struct{ *bytes.Reader }
+
+func (rewindBody) Close() error { return nil }
+
+// benchHarness is one proxy with its caches, a request and a writer reused
+// for every iteration.
+type benchHarness struct {
+	p    *Proxy
+	pub  *countingPublisher
+	req  *http.Request
+	body []byte
+	rb   rewindBody
+	w    *discardWriter
+	up   *cannedUpstream
+}
+
+func newBenchHarness(tb testing.TB, reqBody string) *benchHarness {
+	tb.Helper()
+	key := &keys.Key{
+		ID: "00000000-0000-0000-0000-00000000000k", TenantID: "00000000-0000-0000-0000-00000000000t",
+		Env: "live", Name: "bench", Prefix: benchSecret[3:11], Hash: keys.Hash(benchSecret), Enabled: true,
+		// A limit the benchmark never reaches: the limiter still runs.
+		RPMLimit: 1 << 30,
+	}
+	tenant := &platform.Tenant{
+		ID: key.TenantID, Slug: "bench", Status: "active", PlanID: "enterprise",
+		Providers: map[string]platform.Provider{"openai": {APIKey: "sk-upstream-bench"}},
+		FetchedAt: time.Now(),
+	}
+	up := cannedResponse(tb, reqBody)
+	pub := &countingPublisher{}
+	p := New(slog.New(slog.DiscardHandler), benchKeys{map[[32]byte]*keys.Key{key.Hash: key}}, benchTenants{tenant},
+		ratelimit.New(), pub, Options{
+			Upstreams:     config.Upstreams{OpenAI: "http://upstream.invalid/openai/v1", Anthropic: "http://upstream.invalid/anthropic/v1", Google: "http://upstream.invalid/google/v1beta", AzureTemplate: "http://upstream.invalid/azure/{resource}/openai/deployments/{deployment}"},
+			BodyLimit:     32 << 20,
+			HeaderTimeout: 2 * time.Minute,
+			IdleTimeout:   5 * time.Minute,
+			Transport:     up,
+		})
+	h := &benchHarness{p: p, pub: pub, body: []byte(reqBody), w: &discardWriter{h: http.Header{}}, up: up}
+	h.rb = rewindBody{bytes.NewReader(h.body)}
+	h.req = httptest.NewRequest(http.MethodPost, benchPath, h.rb)
+	h.req.Header.Set("Authorization", "Bearer "+benchSecret)
+	h.req.Header.Set("Content-Type", "application/json")
+	h.req.Header.Set("User-Agent", "OpenAI/Go 1.0")
+	h.req.ContentLength = int64(len(h.body))
+	return h
+}
+
+// serve runs one request through the proxy.
+func (h *benchHarness) serve() {
+	h.w.reset()
+	h.rb.Reset(h.body)
+	h.p.ServeHTTP(h.w, h.req)
+}
+
+// check verifies that one request was proxied and metered successfully.
+func (h *benchHarness) check(tb testing.TB, stream bool) {
+	tb.Helper()
+	before := h.pub.n
+	h.serve()
+	if h.w.status != http.StatusOK || h.w.n != len(h.up.body) {
+		tb.Fatalf("proxied status %d, %d bytes; want 200, %d bytes", h.w.status, h.w.n, len(h.up.body))
+	}
+	if stream && h.w.flushes == 0 {
+		tb.Fatal("stream relayed without a flush")
+	}
+	if h.pub.n != before+1 {
+		tb.Fatalf("published %d usage events, want 1", h.pub.n-before)
+	}
+	ev := h.pub.last
+	if ev.Outcome != usage.OutcomeOK || ev.Stream != stream || ev.TotalTokens == nil {
+		tb.Fatalf("usage event = %+v, want ok, stream=%v, with tokens", ev, stream)
+	}
+}
+
+func benchProxy(b *testing.B, reqBody string, stream bool) {
+	h := newBenchHarness(b, reqBody)
+	h.check(b, stream)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(h.up.body)))
+	b.ResetTimer()
+	for b.Loop() {
+		h.serve()
+	}
+	b.StopTimer()
+	if h.w.status != http.StatusOK {
+		b.Fatalf("last status %d", h.w.status)
+	}
+}
+
+// BenchmarkProxyJSON is one non-streaming chat completion through the whole
+// data plane (auth, tenant lookup, rate limit, forward, relay, metering,
+// usage event) with no network.
+func BenchmarkProxyJSON(b *testing.B) { benchProxy(b, benchJSONBody, false) }
+
+// BenchmarkProxyStream is the same for an SSE stream (5 content chunks,
+// finish chunk, usage chunk, [DONE]), relayed and flushed event by event.
+func BenchmarkProxyStream(b *testing.B) { benchProxy(b, benchStreamBody, true) }
+
+// TestAllocsPerRequestBudget fails when a change makes a proxied request
+// allocate more than the budget: allocations per request can only go down.
+func TestAllocsPerRequestBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string
+		stream bool
+		budget float64
+	}{
+		{"json", benchJSONBody, false, allocBudgetJSON},
+		{"stream", benchStreamBody, true, allocBudgetStream},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newBenchHarness(t, tc.body)
+			h.check(t, tc.stream)
+			got := testing.AllocsPerRun(500, h.serve)
+			t.Logf("%s: %.1f allocs per request (budget %.0f)", tc.name, got, tc.budget)
+			if got > tc.budget {
+				t.Errorf("%s request allocates %.1f times, over the budget of %.0f: find the new allocation "+
+					"(go test -run xxx -bench Proxy -benchmem -memprofile mem.out ./internal/proxy/) or justify raising allocBudget%s",
+					tc.name, got, tc.budget, strings.ToUpper(tc.name[:1])+tc.name[1:])
+			}
+		})
+	}
+}
