@@ -158,7 +158,7 @@ func (u *recordingUpstream) headers() []http.Header {
 	return append([]http.Header(nil), u.got...)
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
 	up := &recordingUpstream{}
 	fake := fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5}, nil)
@@ -189,6 +189,7 @@ func newStack(t *testing.T) *stack {
 		"UPSTREAM_AZURE_URL_TEMPLATE=" + up.srv.URL + "/azure/{resource}/openai/deployments/{deployment}",
 		"CACHE_TTL=30s",
 	}
+	s.env = append(s.env, extraEnv...)
 	t.Cleanup(func() { deleteStream(prefix) })
 	s.platform = startProc(t, "platform-backend", s.env)
 	s.waitHealthy(s.platformURL + "/health")
@@ -348,7 +349,7 @@ type logPage struct {
 func (s *stack) waitLogs(token string, want int) logPage {
 	s.t.Helper()
 	var page logPage
-	eventually(s.t, 15*time.Second, func() error {
+	eventually(s.t, 30*time.Second, func() error {
 		page = logPage{}
 		if c := call(s.t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=200", token, nil, &page); c != 200 {
 			return fmt.Errorf("logs status %d", c)

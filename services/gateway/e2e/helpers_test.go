@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -24,4 +26,16 @@ func rawStatus(t *testing.T, url, key string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+func execSQL(t *testing.T, dsn, q string, args ...any) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), q, args...); err != nil {
+		t.Fatal(err)
+	}
 }

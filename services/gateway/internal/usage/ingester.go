@@ -28,11 +28,15 @@ type Ingester struct {
 	batch   int
 	// MaxDeliver bounds redeliveries of a message that keeps failing.
 	maxDeliver int
+	ackWait    time.Duration
+	// crashAfterCommit (tests only) simulates a process dying between the
+	// commit and the acks: when it returns true, no ack is sent.
+	crashAfterCommit func() bool
 }
 
 // NewIngester builds an ingester for stream.
 func NewIngester(pool *pgxpool.Pool, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
-	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 1000, maxDeliver: 10}
+	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 1000, maxDeliver: 10, ackWait: 10 * time.Second}
 }
 
 // Run consumes until ctx ends.
@@ -41,7 +45,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	for {
 		var err error
 		cons, err = in.js.CreateOrUpdateConsumer(ctx, in.stream, jetstream.ConsumerConfig{
-			Durable: in.durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+			Durable: in.durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: in.ackWait,
 			MaxDeliver: in.maxDeliver, MaxAckPending: 20000, DeliverPolicy: jetstream.DeliverAllPolicy,
 		})
 		if err == nil {
@@ -95,6 +99,9 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		for _, m := range good {
 			_ = m.NakWithDelay(2 * time.Second)
 		}
+		return
+	}
+	if in.crashAfterCommit != nil && in.crashAfterCommit() {
 		return
 	}
 	for _, m := range good {

@@ -1,0 +1,139 @@
+package usage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/pgdb"
+)
+
+type noTouch struct{}
+
+func (noTouch) TouchLastUsed(context.Context, map[string]time.Time) error { return nil }
+
+func natsURL() string {
+	if u := os.Getenv("NATS_URL"); u != "" {
+		return u
+	}
+	return nats.DefaultURL
+}
+
+// TestIngesterCrashBetweenCommitAndAck: an ingester commits a batch and dies
+// before acking; the redelivered batch is inserted idempotently, so each
+// event is one row.
+func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pgdb.Open(ctx, dbtest.NewURL(t, "ingest"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(natsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	stream, subject := "TEST_INGEST_"+suffix, "test.ingest."+suffix
+	if err := EnsureStream(ctx, js, stream, subject); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
+
+	const n = 50
+	for i := 0; i < n; i++ {
+		ev := Event{RequestID: fmt.Sprintf("req-%d", i), CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11", Env: "production",
+			Provider: "openai", Path: "/chat/completions", StatusCode: 200, Outcome: OutcomeOK}
+		b, _ := json.Marshal(ev)
+		msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A duplicate publish (same msg id) is dropped by the stream.
+	dup, _ := json.Marshal(Event{RequestID: "req-0", TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11"})
+	dmsg := &nats.Msg{Subject: subject, Data: dup, Header: nats.Header{}}
+	dmsg.Header.Set(jetstream.MsgIDHeader, "req-0")
+	if ack, err := js.PublishMsg(ctx, dmsg); err != nil || !ack.Duplicate {
+		t.Fatalf("duplicate publish: ack=%+v err=%v", ack, err)
+	}
+	// A poison message is terminated, not retried forever.
+	if _, err := js.Publish(ctx, subject, []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+
+	crashed := make(chan struct{})
+	runCtx, stop := context.WithCancel(ctx)
+	first := NewIngester(pool, js, stream, noTouch{}, log)
+	first.ackWait = time.Second
+	first.crashAfterCommit = func() bool {
+		select {
+		case <-crashed:
+		default:
+			close(crashed)
+			stop() // the process "dies" here: committed, never acked
+		}
+		return true
+	}
+	_ = first.Run(runCtx)
+	<-crashed
+	if got := countRows(t, pool, ctx); got == 0 {
+		t.Fatal("the crashed ingester committed nothing")
+	}
+
+	second := NewIngester(pool, js, stream, noTouch{}, log)
+	second.ackWait = time.Second
+	ctx2, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	go func() { _ = second.Run(ctx2) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := info.Consumer(ctx, "usage-ingester")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := cons.Info(ctx)
+		if err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer did not drain: %+v", ci)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := countRows(t, pool, ctx); got != n {
+		t.Fatalf("rows = %d, want exactly %d", got, n)
+	}
+}
+
+func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM usage_logs`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
