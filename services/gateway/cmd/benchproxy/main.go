@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -85,6 +86,9 @@ func newProxy(up *url.URL) *httputil.ReverseProxy {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(up)
 			pr.Out.Host = up.Host
+			if pr.Out.Body != nil && pr.In.ContentLength > 0 {
+				pr.Out.Body = exactBody{io.LimitReader(pr.Out.Body, pr.In.ContentLength), pr.Out.Body}
+			}
 		},
 		Transport: &http.Transport{
 			Proxy:                 nil,
@@ -99,4 +103,17 @@ func newProxy(up *url.URL) *httputil.ReverseProxy {
 		FlushInterval: -1,
 		ErrorLog:      log.New(os.Stderr, "benchproxy: ", log.LstdFlags),
 	}
+}
+
+// exactBody ends the outbound body at the inbound Content-Length without
+// reading the inbound body again. Without it the transport, after sending the
+// declared bytes, reads once more to check for extra data; when the upstream
+// answers first and the proxy flushes the response header (SSE), the server
+// has already closed the inbound body, that read fails with "invalid Read on
+// closed Body", the transport closes the upstream connection and the stream is
+// cut (about 2% of SSE requests at 500 req/s with vegeta). The gateway is not
+// affected: it reads the whole body before forwarding.
+type exactBody struct {
+	io.Reader
+	io.Closer
 }

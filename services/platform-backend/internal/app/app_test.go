@@ -36,7 +36,11 @@ type server struct {
 	t        *testing.T
 	baseURL  string
 	grpcAddr string
+	dbURL    string
 	db       *pgxpool.Pool
+	natsURL  string
+	prefix   string // NATS subject prefix
+	env      map[string]string
 	client   *http.Client
 	logs     *lockedBuffer
 }
@@ -99,6 +103,7 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	}
 	s := &server{
 		t: t, baseURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(),
+		dbURL: dbURL, natsURL: env["NATS_URL"], prefix: env["NATS_PREFIX"], env: env,
 		client: &http.Client{Timeout: 10 * time.Second}, logs: &lockedBuffer{},
 	}
 
@@ -275,6 +280,9 @@ func wantError(t *testing.T, r resp, status int, code string) envelope {
 	if r.Status != status {
 		t.Errorf("status = %s, want %d", r, status)
 	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("error Content-Type = %q, want application/json", ct)
+	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(r.Body, &top); err != nil {
 		t.Fatalf("error body is not JSON: %q", r.Body)
@@ -424,6 +432,10 @@ func TestHealthAndShutdown(t *testing.T) {
 	}](t, r, http.StatusOK)
 	if h.Status != "ok" || h.Checks["postgres"] != "ok" || h.Checks["nats"] != "ok" {
 		t.Errorf("health = %s", r.Body)
+	}
+	decode[obj](t, s.get(t, "/health/ready", ""), http.StatusOK)
+	if live := decode[obj](t, s.get(t, "/health/live", ""), http.StatusOK); live["status"] != "ok" {
+		t.Errorf("live = %v", live)
 	}
 	wantError(t, s.get(t, "/platform/api/nope", ""), http.StatusNotFound, "not_found")
 }

@@ -200,6 +200,12 @@ func TestPlatformFlow(t *testing.T) {
 	wantError(t, s.post(t, "/platform/api/global/auth/select-tenant", alice.Global, obj{"tenant_id": "00000000-0000-0000-0000-000000000000"}), http.StatusNotFound, "tenant_not_found")
 	wantField(t, s.post(t, "/platform/api/global/auth/select-tenant", alice.Global, obj{}), "tenant_id")
 
+	// Global routes refuse scoped tokens.
+	wantError(t, s.get(t, "/platform/api/global/tenants", scoped), http.StatusUnauthorized, "global_token_required")
+	wantError(t, s.post(t, "/platform/api/global/tenants", scoped, obj{"name": "X", "slug": "x-corp"}), http.StatusUnauthorized, "global_token_required")
+	wantError(t, s.post(t, "/platform/api/global/auth/select-tenant", scoped, obj{"tenant_id": acmeID}), http.StatusUnauthorized, "global_token_required")
+	wantError(t, s.get(t, "/platform/api/global/tenants", ""), http.StatusUnauthorized, "missing_token")
+
 	// Service info.
 	r = s.get(t, "/platform/api/service/info", scoped)
 	info := decode[obj](t, r, http.StatusOK)
@@ -306,6 +312,19 @@ func TestPlatformFlow(t *testing.T) {
 	}
 	if strings.Contains(s.logs.String(), "SuperSecret") {
 		t.Errorf("plaintext secret written to the log")
+	}
+
+	// Short secrets are masked too: at most half of a secret ever shows.
+	for _, sec := range []string{"abcd-efgh", "sk-abcdefgh", "k_1234567", "0123456789ab", "AIza-xyz-12345678"} {
+		r := s.put(t, "/platform/api/service/configs/providers.google.api_key", scoped, obj{"value": sec})
+		masked, _ := decode[obj](t, r, http.StatusOK)["value"].(string)
+		shown := strings.ReplaceAll(masked, "…", "")
+		if 2*len(shown) > len(sec) || !strings.Contains(masked, "…") {
+			t.Errorf("secret %q masked as %q shows too much", sec, masked)
+		}
+		if got := listConfigs(t, s, scoped)["providers.google.api_key"]["value"]; got != masked {
+			t.Errorf("secret %q read back as %v, written answer %q", sec, got, masked)
+		}
 	}
 
 	// Non-secret values round-trip typed.

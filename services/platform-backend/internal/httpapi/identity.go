@@ -2,11 +2,14 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/mail"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -38,6 +41,22 @@ func normalizeEmail(s string) (string, error) {
 	return strings.ToLower(s), nil
 }
 
+// cleanName trims a display name and checks its length in characters
+// (minLen..maxLen) and that it holds no control characters (NUL included).
+func cleanName(s string, minLen, maxLen int) (string, error) {
+	s = strings.TrimSpace(s)
+	if n := utf8.RuneCountInString(s); n < minLen || n > maxLen {
+		if minLen == 0 {
+			return "", apperr.InvalidField("name", fmt.Sprintf("name must be at most %d characters", maxLen))
+		}
+		return "", apperr.InvalidField("name", fmt.Sprintf("name must be %d to %d characters", minLen, maxLen))
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", apperr.InvalidField("name", "name must not contain control characters")
+	}
+	return s, nil
+}
+
 func checkPassword(field, pw string) error {
 	if len(pw) < password.MinLength || len(pw) > password.MaxLength {
 		return apperr.InvalidField(field, "password must be 10 to 256 characters")
@@ -61,9 +80,9 @@ func (a *API) register(c echo.Context) error {
 	if err := checkPassword("password", req.Password); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(req.Name)
-	if len(name) > 200 {
-		return apperr.InvalidField("name", "name must be at most 200 characters")
+	name, err := cleanName(req.Name, 0, 200)
+	if err != nil {
+		return err
 	}
 	hash, err := password.Hash(req.Password)
 	if err != nil {

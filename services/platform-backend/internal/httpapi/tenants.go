@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -58,9 +57,9 @@ func (a *API) createTenant(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 100 {
-		return apperr.InvalidField("name", "name must be 1 to 100 characters")
+	name, err := cleanName(req.Name, 1, 100)
+	if err != nil {
+		return err
 	}
 	switch slugProblem(req.Slug) {
 	case "invalid":

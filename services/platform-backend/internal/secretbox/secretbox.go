@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 const prefix = "v1"
@@ -103,14 +104,27 @@ func (b *Box) Open(sealed, aad string) (string, error) {
 	return string(pt), nil
 }
 
-// Mask shows only the shape of a secret: "sk-…abcd".
+// Mask shows only the shape of a secret: "sk-…abcd". At least half of the
+// secret, and never fewer than 8 characters, stay hidden: a short secret
+// loses its prefix, a very short one shows nothing ("…").
 func Mask(s string) string {
-	if len(s) <= 8 {
+	const tail = 4
+	keepsHidden := func(shown int) bool {
+		hidden := len(s) - shown
+		return hidden >= 8 && 2*hidden >= len(s)
+	}
+	if len(s) < tail || !utf8.ValidString(s[len(s)-tail:]) {
 		return "…"
 	}
 	head := ""
 	if i := strings.IndexAny(s, "-_"); i > 0 && i <= 7 {
 		head = s[:i+1]
 	}
-	return head + "…" + s[len(s)-4:]
+	switch {
+	case keepsHidden(len(head) + tail):
+		return head + "…" + s[len(s)-tail:]
+	case keepsHidden(tail):
+		return "…" + s[len(s)-tail:]
+	}
+	return "…"
 }

@@ -35,7 +35,12 @@ func TestSealOpenRotation(t *testing.T) {
 }
 
 func TestMask(t *testing.T) {
-	for in, want := range map[string]string{"sk-abcdefghijklmnop": "sk-…mnop", "short": "…", "AIzaSyD1234567890": "…7890"} {
+	for in, want := range map[string]string{
+		"sk-abcdefghijklmnop": "sk-…mnop", "short": "…", "AIzaSyD1234567890": "…7890",
+		// Short secrets never show most of themselves.
+		"abcd-efgh": "…", "abcdefg-hijk": "…hijk", "sk-abcdefgh": "…", "abcdefgh1234": "…1234", "abcdefgh123": "…", "sk-abcdef12345": "…2345",
+		"abcdefghijklmnop": "…mnop", "sk-ab€": "…", "": "…",
+	} {
 		if got := Mask(in); got != want {
 			t.Errorf("Mask(%q) = %q, want %q", in, got, want)
 		}

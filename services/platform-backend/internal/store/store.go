@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,6 +31,33 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// validUUID reports whether s is a UUID in canonical form. Ids from clients
+// (request bodies, token claims, gRPC) are checked before they reach a uuid
+// column: a malformed one matches nothing instead of failing the query.
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validText reports whether s can be a Postgres text value (valid UTF-8, no
+// NUL); anything else cannot match a stored value.
+func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
 // User is a platform account.
 type User struct {
@@ -65,20 +94,33 @@ func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin 
 
 // UserByEmail finds a user case-insensitively.
 func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+	if !validText(email) {
+		return User{}, ErrNotFound
+	}
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = lower($1)`, email))
 }
 
 // UserByID finds a user.
 func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
-	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id::text = $1`, id))
+	if !validUUID(id) {
+		return User{}, ErrNotFound
+	}
+	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
 }
 
-// GrantPlatformAdmin flags the users with these emails as platform admins.
+// GrantPlatformAdmin flags the users with these emails (any case) as
+// platform admins.
 func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string) (int64, error) {
-	if len(emails) == 0 {
+	lower := make([]string, 0, len(emails))
+	for _, e := range emails {
+		if validText(e) {
+			lower = append(lower, strings.ToLower(strings.TrimSpace(e)))
+		}
+	}
+	if len(lower) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET platform_admin = true WHERE lower(email) = ANY($1) AND NOT platform_admin`, emails)
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET platform_admin = true WHERE lower(email) = ANY($1) AND NOT platform_admin`, lower)
 	return tag.RowsAffected(), err
 }
 
@@ -195,11 +237,11 @@ type TenantRole struct {
 // TenantsForUser lists the tenants a user belongs to, newest first.
 func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset int) ([]TenantRole, int, error) {
 	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE user_id::text = $1`, userID).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE user_id = $1`, userID).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
-		WHERE m.user_id::text = $1 ORDER BY t.created_at DESC, t.id LIMIT $2 OFFSET $3`, userID, limit, offset)
+		WHERE m.user_id = $1 ORDER BY t.created_at DESC, t.id LIMIT $2 OFFSET $3`, userID, limit, offset)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -220,24 +262,33 @@ func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset
 // the tenant does not exist or the user is not a member (indistinguishable).
 func (s *Store) Membership(ctx context.Context, tenantID, userID string) (TenantRole, error) {
 	var tr TenantRole
+	if !validUUID(tenantID) || !validUUID(userID) {
+		return tr, ErrNotFound
+	}
 	var err error
 	tr.Tenant, err = scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
-		WHERE t.id::text = $1 AND m.user_id::text = $2`, tenantID, userID), &tr.Role)
+		WHERE t.id = $1 AND m.user_id = $2`, tenantID, userID), &tr.Role)
 	return tr, err
 }
 
 // MembershipBySlug is Membership keyed by tenant slug.
 func (s *Store) MembershipBySlug(ctx context.Context, slug, userID string) (TenantRole, error) {
 	var tr TenantRole
+	if !validText(slug) || !validUUID(userID) {
+		return tr, ErrNotFound
+	}
 	var err error
 	tr.Tenant, err = scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+`, m.role FROM tenants t JOIN memberships m ON m.tenant_id = t.id
-		WHERE t.slug = $1 AND m.user_id::text = $2`, slug, userID), &tr.Role)
+		WHERE t.slug = $1 AND m.user_id = $2`, slug, userID), &tr.Role)
 	return tr, err
 }
 
 // TenantByID reads one tenant.
 func (s *Store) TenantByID(ctx context.Context, id string) (Tenant, error) {
-	return scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id::text = $1`, id))
+	if !validUUID(id) {
+		return Tenant{}, ErrNotFound
+	}
+	return scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id = $1`, id))
 }
 
 // Member is a user's membership in a tenant.
@@ -252,11 +303,11 @@ type Member struct {
 // Members lists a tenant's members, oldest first.
 func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int) ([]Member, int, error) {
 	var total int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id::text = $1`, tenantID).Scan(&total); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1`, tenantID).Scan(&total); err != nil {
 		return nil, 0, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT u.id::text, u.email, u.name, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
-		WHERE m.tenant_id::text = $1 ORDER BY m.joined_at, u.id LIMIT $2 OFFSET $3`, tenantID, limit, offset)
+		WHERE m.tenant_id = $1 ORDER BY m.joined_at, u.id LIMIT $2 OFFSET $3`, tenantID, limit, offset)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -282,7 +333,7 @@ type ConfigRow struct {
 
 // Configs lists a tenant's stored configs.
 func (s *Store) Configs(ctx context.Context, tenantID string) ([]ConfigRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT key, value, secret, updated_at FROM tenant_configs WHERE tenant_id::text = $1 ORDER BY key`, tenantID)
+	rows, err := s.pool.Query(ctx, `SELECT key, value, secret, updated_at FROM tenant_configs WHERE tenant_id = $1 ORDER BY key`, tenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +369,7 @@ type Storage struct {
 func (s *Store) StorageSettings(ctx context.Context, tenantID string) (Storage, error) {
 	var st Storage
 	err := s.pool.QueryRow(ctx, `SELECT log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days
-		FROM storage_settings WHERE tenant_id::text = $1`, tenantID).Scan(&st.LogRequestBodies, &st.LogResponseBodies, &st.RedactLoggedBodies, &st.RetentionDays)
+		FROM storage_settings WHERE tenant_id = $1`, tenantID).Scan(&st.LogRequestBodies, &st.LogResponseBodies, &st.RedactLoggedBodies, &st.RetentionDays)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, ErrNotFound
 	}

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# fake-provider — a fake LLM upstream for development and tests (never for production).
+#
+# Build from the repository root (the build context must be the root, where
+# go.work lives):
+#
+#   docker build -f deploy/docker/fake-provider.Dockerfile -t trueportai/fake-provider .
+#
+# All three service images (platform-backend, gateway, fake-provider) share
+# this pattern; only the go build target, ports and defaults differ.
+# scripts/check-deploy.sh validates these files without a Docker engine.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+ENV CGO_ENABLED=0
+# Module metadata first so the dependency download is cached until a go.mod
+# or go.sum changes. Every module listed in go.work must be copied here.
+COPY go.work go.work.sum* ./
+COPY proto/go.mod proto/go.sum proto/
+COPY services/internal/go.mod services/internal/go.sum services/internal/
+COPY services/platform-backend/go.mod services/platform-backend/go.sum services/platform-backend/
+COPY services/gateway/go.mod services/gateway/go.sum services/gateway/
+RUN go mod download
+COPY proto/ proto/
+COPY services/ services/
+RUN --mount=type=cache,target=/root/.cache/go-build \
+    CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/app ./services/gateway/cmd/fake-provider
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/app /app
+# The binary listens on 127.0.0.1 by default, which is unreachable from
+# outside a container; default to all interfaces here.
+ENV FAKE_PROVIDER_ADDR=0.0.0.0:8090
+# 8090 = fake OpenAI/Anthropic/Google/Azure APIs (GET /health).
+EXPOSE 8090
+USER nonroot:nonroot
+ENTRYPOINT ["/app"]

@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# make bench: load-test the gateway against a bare Go reverse proxy and the
+# fake provider itself, A/B interleaved in one run, and write the figures to
+# stdout and docs/benchmarks.md (between the bench:begin/end markers).
+#
+# Targets, measured in rotation for every scenario:
+#   direct   client -> fake provider
+#   bare     client -> benchproxy (httputil.ReverseProxy) -> fake provider
+#   gateway  client -> gateway (auth, rate limit, metering, usage publishing
+#            to JetStream + ingester) -> fake provider
+# Scenarios: JSON and SSE chat completions, at fixed rates (vegeta) and
+# closed loop (wrk). Each (scenario, target) runs BENCH_REPEATS times; the
+# table reports medians.
+#
+# Environment (defaults in brackets):
+#   BENCH_RATES           fixed request rates per second ["500 2000"]
+#   BENCH_RATE_DURATION   length of a fixed-rate run [2s]
+#   BENCH_CLOSED_DURATION length of a closed-loop run [8s]
+#   BENCH_CONNS           closed-loop connections [64]
+#   BENCH_THREADS         closed-loop wrk threads [2]
+#   BENCH_REPEATS         repetitions of every run [3]
+#   BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
+#   BENCH_PORT_BASE       first of the 7 local ports used [18080]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+RATES=${BENCH_RATES:-"500 2000"}
+RATE_DUR=${BENCH_RATE_DURATION:-2s}
+CLOSED_DUR=${BENCH_CLOSED_DURATION:-8s}
+CONNS=${BENCH_CONNS:-64}
+THREADS=${BENCH_THREADS:-2}
+REPEATS=${BENCH_REPEATS:-3}
+OUT=${BENCH_OUT-docs/benchmarks.md}
+base=${BENCH_PORT_BASE:-18080}
+VEGETA_VERSION=v12.13.0
+
+platform_http=127.0.0.1:$base
+gateway_http=127.0.0.1:$((base + 1))
+fake_addr=127.0.0.1:$((base + 2))
+bare_addr=127.0.0.1:$((base + 3))
+platform_grpc=127.0.0.1:$((base + 4))
+gateway_grpc=127.0.0.1:$((base + 5))
+
+say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+started_at=$(date +%s)
+
+# ---------------------------------------------------------------- tools
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required (${2:-apt-get install -y $1})"; }
+need curl
+need jq
+need psql "apt-get install -y postgresql-client"
+if ! command -v wrk >/dev/null 2>&1; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		say "installing wrk (Debian package)"
+		apt-get install -y -qq wrk >/dev/null || { apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null; }
+	fi
+	need wrk
+fi
+VEGETA=$(command -v vegeta || true)
+if [ -z "$VEGETA" ]; then
+	VEGETA=$root/bin/tools/vegeta
+	if [ ! -x "$VEGETA" ]; then
+		say "installing vegeta $VEGETA_VERSION (go install)"
+		GOBIN=$root/bin/tools GOWORK=off go install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+	fi
+fi
+
+for b in platform-backend gateway fake-provider; do
+	[ -x "bin/$b" ] || die "bin/$b is missing: run make bench (it builds first)"
+done
+go build -o bin/benchproxy ./services/gateway/cmd/benchproxy
+
+port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
+for a in "$platform_http" "$gateway_http" "$fake_addr" "$bare_addr" "$platform_grpc" "$gateway_grpc"; do
+	port_free "$a" || die "$a is in use (set BENCH_PORT_BASE)"
+done
+
+# ---------------------------------------------------------------- processes
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/trueport-bench.XXXXXX")
+mkdir -p "$tmp/logs" "$tmp/spool"
+declare -A PID=()
+prefix=bench$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+
+stop_pid() { # name: SIGTERM, wait up to 10 s, then SIGKILL
+	local p=${PID[$1]:-}
+	[ -n "$p" ] || return 0
+	if kill -0 "$p" 2>/dev/null; then
+		kill "$p" 2>/dev/null || true
+		for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		kill -0 "$p" 2>/dev/null && kill -9 "$p" 2>/dev/null || true
+	fi
+	wait "$p" 2>/dev/null || true
+	unset "PID[$1]"
+}
+# Removes the run's JetStream stream (raw NATS protocol: no client needed).
+delete_stream() {
+	local stream
+	stream=$(printf '%s' "$prefix" | tr 'a-z.-' 'A-Z__')_USAGE
+	(
+		exec 3<>/dev/tcp/127.0.0.1/4222 || exit 0
+		printf 'CONNECT {"verbose":false,"pedantic":false}\r\nPUB $JS.API.STREAM.DELETE.%s 0\r\n\r\nPING\r\n' "$stream" >&3
+		timeout 2 head -c 200 <&3 >/dev/null 2>&1 || true
+	) 2>/dev/null || true
+}
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	for name in "${!PID[@]}"; do
+		case $name in load*|rss*) kill "${PID[$name]}" 2>/dev/null || true ;; esac
+	done
+	for name in gateway platform-backend benchproxy fake-provider; do stop_pid "$name"; done
+	for name in "${!PID[@]}"; do stop_pid "$name"; done
+	delete_stream
+	if [ "$rc" != 0 ]; then
+		say "failed (exit $rc); last log lines:"
+		for f in "$tmp"/logs/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done
+	fi
+	rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+start() { # name cmd...: background process with its log in $tmp/logs
+	local name=$1; shift
+	"$@" >"$tmp/logs/$name.log" 2>&1 &
+	PID[$name]=$!
+}
+wait_http() { # url name
+	for _ in $(seq 1 150); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		kill -0 "${PID[$2]}" 2>/dev/null || die "$2 exited; see its log"
+		sleep 0.2
+	done
+	die "$2 did not become healthy at $1"
+}
+
+# Fresh databases for this run (the services create and migrate them).
+PGURL=postgres://postgres@127.0.0.1:5432
+for db in trueport_bench_platform trueport_bench_gateway; do
+	psql -q -X "$PGURL/postgres?sslmode=disable" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+done
+
+export APP_ENV=dev LOG_LEVEL=warn LOG_FORMAT=text NATS_PREFIX=$prefix
+export PLATFORM_HTTP_ADDR=$platform_http PLATFORM_GRPC_ADDR=$platform_grpc
+export GATEWAY_HTTP_ADDR=$gateway_http GATEWAY_GRPC_ADDR=$gateway_grpc
+export PLATFORM_DATABASE_URL="$PGURL/trueport_bench_platform?sslmode=disable"
+export GATEWAY_DATABASE_URL="$PGURL/trueport_bench_gateway?sslmode=disable"
+export GATEWAY_SPOOL_DIR=$tmp/spool
+fake=http://$fake_addr
+export UPSTREAM_OPENAI_URL=$fake/openai/v1 UPSTREAM_ANTHROPIC_URL=$fake/anthropic/v1
+export UPSTREAM_GOOGLE_URL=$fake/google/v1beta
+export UPSTREAM_AZURE_URL_TEMPLATE="$fake/azure/{resource}/openai/deployments/{deployment}"
+
+say "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=$prefix)"
+FAKE_PROVIDER_ADDR=$fake_addr FAKE_PROVIDER_DELAY_MS=0 FAKE_PROVIDER_CHUNKS=5 FAKE_PROVIDER_CHUNK_DELAY_MS=0 \
+	FAKE_PROVIDER_LOG_LEVEL=warn start fake-provider bin/fake-provider
+BENCH_PROXY_ADDR=$bare_addr BENCH_UPSTREAM=$fake start benchproxy bin/benchproxy
+start platform-backend bin/platform-backend
+wait_http "$fake/health" fake-provider
+wait_http "http://$bare_addr/health" benchproxy
+wait_http "http://$platform_http/health" platform-backend
+start gateway bin/gateway
+wait_http "http://$gateway_http/trueportai-services/health" gateway
+
+# ---------------------------------------------------------------- tenant + key
+P=http://$platform_http/platform/api
+G=http://$gateway_http/trueportai-services
+api() { # method url token body -> JSON on stdout; fails on HTTP >= 400
+	local out code
+	out=$(curl -sS -X "$1" "$2" -H 'content-type: application/json' ${3:+-H "authorization: Bearer $3"} ${4:+-d "$4"} -w '\n%{http_code}')
+	code=${out##*$'\n'}
+	out=${out%$'\n'*}
+	[ "$code" -lt 400 ] || die "$1 $2 -> $code: $out"
+	printf '%s' "$out"
+}
+say "setting up user, tenant (enterprise plan), provider credential, API key"
+email=bench-$prefix@example.com
+api POST "$P/global/auth/register" "" "{\"email\":\"$email\",\"password\":\"correct-horse-battery\"}" >/dev/null
+GT=$(api POST "$P/global/auth/login" "" "{\"email\":\"$email\",\"password\":\"correct-horse-battery\"}" | jq -r .global_access_token)
+TID=$(api POST "$P/global/tenants" "$GT" "{\"name\":\"Bench\",\"slug\":\"$prefix\"}" | jq -r .id)
+ST=$(api POST "$P/global/auth/select-tenant" "$GT" "{\"tenant_id\":\"$TID\"}" | jq -r .scoped_access_token)
+api PUT "$P/service/configs/providers.openai.api_key" "$ST" '{"value":"sk-upstream-bench"}' >/dev/null
+# The free plan caps a key at 60 rpm, enterprise at 6000: upgrade the tenant
+# in the platform DB (no API for it), create the key at the enterprise cap
+# (key creation fetches the tenant context afresh), then lift the key's
+# limit in the gateway DB and restart the gateway, which loads keys at start.
+# The rate limiter still runs on every request, it just never refuses.
+psql -q -X "$PLATFORM_DATABASE_URL" -c "UPDATE tenants SET plan_id='enterprise' WHERE id='$TID'" >/dev/null
+KEY=$(api POST "$G/api/v1/keys" "$ST" '{"name":"bench","rpm_limit":6000}' | jq -r .key)
+psql -q -X "$GATEWAY_DATABASE_URL" -c "UPDATE api_keys SET rpm_limit=100000000" >/dev/null
+stop_pid gateway
+start gateway bin/gateway
+wait_http "http://$gateway_http/trueportai-services/health" gateway
+limit=""
+for _ in $(seq 1 50); do # the tenant context is warmed in the background
+	limit=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "$G/openai/v1/chat/completions" \
+		-H "authorization: Bearer $KEY" -H 'content-type: application/json' \
+		-d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}')
+	[ "${limit%% *}" = 200 ] && break
+	sleep 0.2
+done
+[ "$limit" = "200 100000000" ] || die "gateway smoke call: got '$limit', want '200 100000000'"
+GW_PID=${PID[gateway]}
+BARE_PID=${PID[benchproxy]}
+
+# ---------------------------------------------------------------- load files
+json_body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello in one short sentence."}]}'
+# The stream asks for the usage chunk itself so that every target sends the
+# upstream the same request (the gateway would otherwise add it and hide it).
+stream_body='{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello in one short sentence."}]}'
+declare -A URL=(
+	[direct]=$fake/openai/v1/chat/completions
+	[bare]=http://$bare_addr/openai/v1/chat/completions
+	[gateway]=$G/openai/v1/chat/completions
+)
+# direct and bare carry the same key: the fake provider only checks that one is sent.
+for mode in json stream; do
+	body_var=${mode}_body
+	printf '%s' "${!body_var}" >"$tmp/$mode.body"
+	for target in direct bare gateway; do
+		printf 'POST %s\nContent-Type: application/json\nAuthorization: Bearer %s\n@%s\n' \
+			"${URL[$target]}" "$KEY" "$tmp/$mode.body" >"$tmp/$mode-$target.targets"
+	done
+	cat >"$tmp/$mode.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '${!body_var}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCHJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"non2xx":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+LUA
+done
+
+# ---------------------------------------------------------------- measuring
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Samples the peak VmRSS of pid into file every 100 ms until killed.
+rss_sampler() {
+	local max=0 v
+	while :; do
+		v=$(rss_kb "$1")
+		[ "${v:-0}" -gt "$max" ] && max=$v && echo "$max" >"$2"
+		sleep 0.1
+	done
+}
+# Waits (up to 15 s) until the gateway is idle: after a heavy run its
+# ingester is still draining the usage stream into Postgres, which would
+# otherwise load the next target's run.
+settle_gateway() {
+	local a b
+	for _ in $(seq 1 30); do
+		a=$(cpu_ticks "$GW_PID"); sleep 0.5; b=$(cpu_ticks "$GW_PID")
+		[ $((b - a)) -le $((CLK_TCK / 40)) ] && return 0
+	done
+	say "warning: gateway still busy 15 s after a run"
+}
+
+results=$tmp/results.jsonl
+: >"$results"
+# run_one rep mode load target: one measurement, appended to $results.
+run_one() {
+	local rep=$1 mode=$2 load=$3 target=$4 pid="" t0 t1 rssf=$tmp/rss.max out
+	case $target in gateway) pid=$GW_PID ;; bare) pid=$BARE_PID ;; esac
+	echo 0 >"$rssf"
+	if [ -n "$pid" ]; then
+		rss_sampler "$pid" "$rssf" &
+		PID[rss]=$!
+		t0=$(cpu_ticks "$pid")
+	fi
+	if [ "$load" = max ]; then
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$CLOSED_DUR" -s "$tmp/$mode.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p')
+		[ -n "$out" ] || die "wrk printed no result for $mode/$load/$target"
+		out=$(jq -c '{n: .requests, rps: (.requests / (.duration_us / 1e6)), p50_ms: (.p50_us / 1000),
+			p99_ms: (.p99_us / 1000), ok: ((.requests - .non2xx - .errors) / ([.requests, 1] | max))}' <<<"$out")
+	else
+		out=$("$VEGETA" attack -rate="$load/1s" -duration="$RATE_DUR" -format=http -targets="$tmp/$mode-$target.targets" \
+			-keepalive=true -timeout=30s | "$VEGETA" report -type=json)
+		out=$(jq -c '{n: .requests, rps: .throughput, p50_ms: (.latencies["50th"] / 1e6),
+			p99_ms: (.latencies["99th"] / 1e6), ok: .success}' <<<"$out")
+	fi
+	local rss=0 cpu=null
+	if [ -n "$pid" ]; then
+		t1=$(cpu_ticks "$pid")
+		kill "${PID[rss]}" 2>/dev/null || true
+		wait "${PID[rss]}" 2>/dev/null || true
+		unset 'PID[rss]'
+		rss=$(cat "$rssf")
+		cpu=$(( (t1 - t0) * 1000000 / CLK_TCK ))
+	fi
+	jq -c --argjson rep "$rep" --arg mode "$mode" --arg load "$load" --arg target "$target" \
+		--argjson rss_kb "$rss" --argjson cpu_us "$cpu" \
+		'. + {rep: $rep, mode: $mode, load: $load, target: $target, rss_mb: ($rss_kb / 1024),
+		      cpu_us_per_req: (if $cpu_us == null then null else $cpu_us / ([.n, 1] | max) end)}' <<<"$out" >>"$results"
+	jq -r '"  \(.mode)/\(.load)/\(.target) rep \(.rep): \(.rps | floor) req/s, p50 \(.p50_ms * 1000 | round / 1000) ms, p99 \(.p99_ms * 1000 | round / 1000) ms, ok \(.ok * 100 | floor)%"' \
+		<<<"$(tail -1 "$results")" >&2
+	if [ "$target" = gateway ]; then settle_gateway; else sleep 0.3; fi
+}
+
+scenarios=()
+for mode in json stream; do
+	for r in $RATES; do scenarios+=("$mode $r"); done
+	scenarios+=("$mode max")
+done
+targets=(direct bare gateway)
+
+say "warming up (1 s closed loop per target and body)"
+for mode in json stream; do
+	for target in "${targets[@]}"; do
+		wrk -t"$THREADS" -c"$CONNS" -d1s -s "$tmp/$mode.lua" "${URL[$target]}" >/dev/null
+	done
+done
+settle_gateway
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
+for rep in $(seq 1 "$REPEATS"); do
+	say "round $rep/$REPEATS"
+	for sc in "${scenarios[@]}"; do
+		read -r mode load <<<"$sc"
+		# Rotate which target goes first so no target always runs after the gateway.
+		for i in 0 1 2; do
+			run_one "$rep" "$mode" "$load" "${targets[$(((i + rep - 1) % 3))]}"
+		done
+	done
+done
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+gw_hwm=$(hwm_kb "$GW_PID")
+gw_rss_idle=$(rss_kb "$GW_PID")
+bare_hwm=$(hwm_kb "$BARE_PID")
+usage_rows=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
+elapsed=$(( $(date +%s) - started_at ))
+
+# ---------------------------------------------------------------- report
+med='def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;'
+summary=$(jq -s "$med"'
+	group_by([.mode, .load, .target]) | map({mode: .[0].mode, load: .[0].load, target: .[0].target, runs: length,
+		rps: (map(.rps) | median), p50_ms: (map(.p50_ms) | median), p99_ms: (map(.p99_ms) | median),
+		ok: (map(.ok) | min), rss_mb: (map(.rss_mb) | max),
+		cpu_us_per_req: (map(.cpu_us_per_req) | if .[0] == null then null else median end)})' "$results")
+
+table=$(jq -r --arg rates "$RATES" '
+	def f(d): if . == null then "–" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
+	def order: {"direct": 0, "bare": 1, "gateway": 2}[.];
+	def loadkey: if . == "max" then 1e9 else tonumber end;
+	def tlabel: {"direct": "direct (fake provider)", "bare": "bare Go proxy", "gateway": "gateway"}[.];
+	"| body | load | target | throughput req/s | p50 ms | p99 ms | ok % | proxy CPU µs/req | proxy peak RSS MB |",
+	"|---|---|---|---:|---:|---:|---:|---:|---:|",
+	(sort_by([.mode, (.load | loadkey), (.target | order)])[] |
+	 "| \(.mode) | \(if .load == "max" then "closed loop" else "\(.load) req/s" end) | \(.target | tlabel) | \(.rps | f(0)) | \(.p50_ms | f(3)) | \(.p99_ms | f(3)) | \(.ok * 100 | f(1)) | \(.cpu_us_per_req | f(0)) | \(if .target == "direct" then "–" else (.rss_mb | f(1)) end) |"),
+	"| json | 500 req/s | gateway, 10 policy rules on | – | – | – | – | – | – |"' <<<"$summary")
+
+first_rate=${RATES%% *}
+targets_md=$(jq -r --arg r "$first_rate" --argjson hwm "$gw_hwm" '
+	def f(d): (. * pow(10; d) | round / pow(10; d) | tostring);
+	def get(m; l; t): map(select(.mode == m and .load == l and .target == t))[0];
+	def verdict(ok): if ok then "**met**" else "**missed**" end;
+	. as $s |
+	(["json", "stream"][] as $m |
+		($s | get($m; "max"; "gateway").rps / get($m; "max"; "bare").rps) as $ratio |
+		"| \($m): gateway / bare proxy closed-loop throughput | ≥ 0.90 | \($ratio | f(2)) | \(verdict($ratio >= 0.9))\(if $ratio < 0.9 then ", short by \((0.9 - $ratio) * 100 | f(0)) points" else "" end) |"),
+	(["json", "stream"][] as $m |
+		(($s | get($m; $r; "gateway").p50_ms) - ($s | get($m; $r; "bare").p50_ms)) as $d |
+		"| \($m): added p50 at \($r) req/s vs bare proxy | ≤ 0.100 ms | \($d | f(3)) ms | \(verdict($d <= 0.1))\(if $d > 0.1 then ", over by \($d - 0.1 | f(3)) ms" else "" end) |"),
+	(($hwm / 1024) as $mb | "| gateway peak RSS (VmHWM over the whole run) | ≤ 60 MB | \($mb | f(1)) MB | \(verdict($mb <= 60)) |"),
+	"| 10 policy rules on | same targets | – | not measurable: policies are not implemented yet |"' <<<"$summary")
+
+machine="- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- services proto 2>/dev/null || echo ' + uncommitted changes under services/')
+- CPU: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); memory: $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')
+- $(go version)
+- load average (1/5/15 min) before the rounds: $load_before; after: $load_after
+- load generators: vegeta $VEGETA_VERSION (fixed rate, $RATE_DUR per run), wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1) (closed loop, -t$THREADS -c$CONNS, $CLOSED_DUR per run); $REPEATS rounds, medians; targets rotated each round
+- all on one machine: load generator, fake provider, proxies, Postgres, NATS share the $(nproc) cores
+- gateway: APP_ENV=dev, LOG_LEVEL=warn, usage publisher + ingester on; $usage_rows usage rows ingested; gateway VmHWM $(awk "BEGIN {printf \"%.1f\", $gw_hwm/1024}") MB, VmRSS at the end $(awk "BEGIN {printf \"%.1f\", $gw_rss_idle/1024}") MB; benchproxy VmHWM $(awk "BEGIN {printf \"%.1f\", $bare_hwm/1024}") MB
+- wall time of the whole run: ${elapsed} s"
+
+report="## Results of the last \`make bench\`
+
+$machine
+
+$table
+
+Throughput, p50 and p99 are medians over the rounds; ok % is the worst round. *proxy CPU µs/req* is the user+system CPU of the
+proxy process (benchproxy or gateway, including the gateway's publisher and ingester goroutines) per request; *proxy peak RSS*
+is the highest VmRSS sampled every 100 ms during the runs. The *10 policy rules on* row is a placeholder: policies are not
+implemented yet.
+
+### Targets
+
+| target | goal | measured | verdict |
+|---|---|---|---|
+$targets_md"
+
+printf '\n%s\n' "$report"
+
+if [ -n "$OUT" ]; then
+	mkdir -p "$(dirname "$OUT")"
+	begin='<!-- bench:begin (written by scripts/bench.sh; edits inside are overwritten) -->'
+	end='<!-- bench:end -->'
+	if [ ! -f "$OUT" ] || ! grep -q '^<!-- bench:begin' "$OUT"; then
+		{ [ -f "$OUT" ] && cat "$OUT" || printf '# Benchmarks\n\nRun with `make bench`.\n'; printf '\n%s\n%s\n' "$begin" "$end"; } >"$tmp/out.md"
+		cp "$tmp/out.md" "$OUT"
+	fi
+	printf '%s\n' "$report" >"$tmp/report.md"
+	awk -v rep="$tmp/report.md" -v begin="$begin" '
+		/^<!-- bench:begin/ { print begin; while ((getline l < rep) > 0) print l; skip = 1; next }
+		/^<!-- bench:end -->/ { skip = 0 }
+		!skip { print }' "$OUT" >"$tmp/out.md"
+	cp "$tmp/out.md" "$OUT"
+	say "wrote $OUT"
+fi
+say "done in ${elapsed} s"
