@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -29,7 +30,9 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
+	"trueportai/services/gateway/internal/quota"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
@@ -106,8 +109,17 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		}
 	}()
 
+	prices, err := loadPrices(cfg.PricingFile)
+	if err != nil {
+		return err
+	}
+	quotas := quota.New(usage.NewCounts(pool))
+	if err := quotas.Sync(ctx, time.Now()); err != nil {
+		return fmt.Errorf("load monthly usage: %w", err)
+	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
+		Prices: prices, Quota: quotas,
 		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
@@ -157,8 +169,12 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	var bg sync.WaitGroup
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.Run(bgCtx) }()
-	bg.Add(2)
+	bg.Add(3)
 	go func() { defer bg.Done(); tenants.Run(bgCtx, keyCache.TenantIDs) }()
+	go func() {
+		defer bg.Done()
+		quotas.Run(bgCtx, cfg.CacheTTL, func(err error) { log.Warn("quota resync failed", "err", err) })
+	}()
 	go func() {
 		defer bg.Done()
 		reloadKeys(bgCtx, keyStore, keyCache, limiter, cfg.CacheTTL, log)
@@ -303,4 +319,21 @@ func reloadKeys(ctx context.Context, store *keys.Store, cache *keys.Cache, limit
 			limiter.Sweep(now)
 		}
 	}
+}
+
+// loadPrices returns the shipped price table, extended by PRICING_FILE.
+func loadPrices(path string) (*pricing.Table, error) {
+	t, err := pricing.Default()
+	if err != nil || path == "" {
+		return t, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("PRICING_FILE: %w", err)
+	}
+	over, err := pricing.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("PRICING_FILE: %w", err)
+	}
+	return t.WithOverrides(over.Models()), nil
 }

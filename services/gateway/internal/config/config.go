@@ -31,6 +31,8 @@ type Config struct {
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
 	StreamIdleTimeout time.Duration
 	CacheTTL          time.Duration
+	// PricingFile replaces/extends the shipped price table (prices.json shape).
+	PricingFile string
 	ShutdownGrace     time.Duration
 	LogLevel          string
 	LogFormat         string
@@ -92,6 +94,7 @@ func Load(getenv func(string) string) (Config, error) {
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
 		CacheTTL:              dur("CACHE_TTL", "60s"),
 		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
+		PricingFile:           get("PRICING_FILE", ""),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
 	}

@@ -21,6 +21,7 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/httpserver"
@@ -42,8 +43,17 @@ type Publisher interface {
 	Publish(ev *usage.Event)
 }
 
+// Quota counts a tenant's monthly requests.
+type Quota interface {
+	Allow(tenant string, limit int64, now time.Time) (ok bool, used int64)
+}
+
 // Options configure a Proxy.
 type Options struct {
+	// Prices gives cost_usd; nil leaves cost unknown.
+	Prices *pricing.Table
+	// Quota enforces plan request caps; nil disables them.
+	Quota Quota
 	Upstreams     config.Upstreams
 	BodyLimit     int64
 	HeaderTimeout time.Duration
@@ -195,6 +205,14 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal,
 	if !rl.Allowed {
 		w.Header().Set("Retry-After", strconv.Itoa(int((rl.RetryAfter+time.Second-1)/time.Second)))
 		return refusal{http.StatusTooManyRequests, "rate_limit_exceeded", "rate limit exceeded: this key allows " + strconv.Itoa(rl.Limit) + " requests per minute (key rpm_limit)"}, false
+	}
+	if p.opts.Quota != nil {
+		if ok, used := p.opts.Quota.Allow(tn.ID, tn.MonthlyRequests, c.start); !ok {
+			next := time.Date(c.start.UTC().Year(), c.start.UTC().Month()+1, 1, 0, 0, 0, 0, time.UTC)
+			w.Header().Set("Retry-After", strconv.Itoa(int(next.Sub(c.start).Seconds())+1))
+			return refusal{http.StatusTooManyRequests, "quota_exceeded", "monthly request quota exceeded: the " + tn.PlanID + " plan allows " +
+				strconv.FormatInt(tn.MonthlyRequests, 10) + " requests per month (" + strconv.FormatInt(used, 10) + " used); upgrade the plan or wait for the next month (UTC)"}, false
+		}
 	}
 	return refusal{}, true
 }
@@ -439,6 +457,11 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	if c.usage.Known {
 		pt, ct, tt, ca := c.usage.PromptTokens, c.usage.CompletionTokens, c.usage.TotalTokens, c.usage.CachedTokens
 		ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens = &pt, &ct, &tt, &ca
+		if p.opts.Prices != nil {
+			if usd, ok := p.opts.Prices.Cost(ev.Model, pt, ca, ct); ok {
+				ev.CostUSD = &usd
+			}
+		}
 	}
 	p.pub.Publish(ev)
 }

@@ -1,0 +1,113 @@
+// Package pricing turns metered tokens into a cost from a dated price table
+// shipped in the repository (prices.json), optionally overridden.
+package pricing
+
+import (
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+//go:embed prices.json
+var defaultTable []byte
+
+// Price is USD per 1M tokens.
+type Price struct {
+	Input       float64 `json:"input"`
+	Output      float64 `json:"output"`
+	CachedInput float64 `json:"cached_input"`
+}
+
+// Table maps model names to prices. Lookups also match dated or suffixed
+// variants by longest prefix ("gpt-4o-mini-2024-07-18" → "gpt-4o-mini").
+type Table struct {
+	AsOf   string
+	prices map[string]Price
+	names  []string // longest first
+}
+
+type file struct {
+	AsOf   string           `json:"as_of"`
+	Models map[string]Price `json:"models"`
+}
+
+// Default returns the shipped table.
+func Default() (*Table, error) { return Parse(defaultTable) }
+
+// Parse reads a table in the prices.json shape.
+func Parse(b []byte) (*Table, error) {
+	var f file
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("price table: %w", err)
+	}
+	for name, p := range f.Models {
+		if p.Input < 0 || p.Output < 0 || p.CachedInput < 0 {
+			return nil, fmt.Errorf("price table: negative price for %s", name)
+		}
+	}
+	return newTable(f.AsOf, f.Models), nil
+}
+
+func newTable(asOf string, m map[string]Price) *Table {
+	t := &Table{AsOf: asOf, prices: m}
+	for n := range m {
+		t.names = append(t.names, n)
+	}
+	sort.Slice(t.names, func(i, j int) bool { return len(t.names[i]) > len(t.names[j]) })
+	return t
+}
+
+// WithOverrides returns a table where overrides replace or add models.
+func (t *Table) WithOverrides(over map[string]Price) *Table {
+	m := make(map[string]Price, len(t.prices)+len(over))
+	for k, v := range t.prices {
+		m[k] = v
+	}
+	for k, v := range over {
+		m[k] = v
+	}
+	return newTable(t.AsOf, m)
+}
+
+// Lookup finds the price of model.
+func (t *Table) Lookup(model string) (Price, bool) {
+	if p, ok := t.prices[model]; ok {
+		return p, true
+	}
+	// Provider-prefixed names ("models/gemini-2.5-flash", "openai/gpt-4o").
+	if i := strings.LastIndexByte(model, '/'); i >= 0 {
+		model = model[i+1:]
+		if p, ok := t.prices[model]; ok {
+			return p, true
+		}
+	}
+	for _, n := range t.names {
+		if strings.HasPrefix(model, n) && len(model) > len(n) && (model[len(n)] == '-' || model[len(n)] == '@' || model[len(n)] == ':') {
+			return t.prices[n], true
+		}
+	}
+	return Price{}, false
+}
+
+// Cost prices prompt (of which cached) and completion tokens; ok is false for
+// an unknown model.
+func (t *Table) Cost(model string, prompt, cached, completion int64) (float64, bool) {
+	p, ok := t.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	cached = min(max(cached, 0), prompt)
+	usd := (float64(prompt-cached)*p.Input + float64(cached)*p.CachedInput + float64(completion)*p.Output) / 1e6
+	return usd, true
+}
+
+// Models returns a copy of the table's prices.
+func (t *Table) Models() map[string]Price {
+	m := make(map[string]Price, len(t.prices))
+	for k, v := range t.prices {
+		m[k] = v
+	}
+	return m
+}

@@ -1,0 +1,46 @@
+package pricing
+
+import (
+	"math"
+	"testing"
+)
+
+func TestCost(t *testing.T) {
+	tb, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.AsOf == "" {
+		t.Fatal("table has no date")
+	}
+	cases := []struct {
+		model                      string
+		prompt, cached, completion int64
+		want                       float64
+		ok                         bool
+	}{
+		{"gpt-4o-mini", 1_000_000, 0, 1_000_000, 0.15 + 0.60, true},
+		{"gpt-4o-mini-2024-07-18", 1_000_000, 0, 0, 0.15, true},
+		{"gpt-4o", 1_000_000, 500_000, 0, 1.25 + 0.625, true},
+		{"models/gemini-2.5-flash", 0, 0, 1_000_000, 2.50, true},
+		{"claude-sonnet-4-5-20250929", 2_000_000, 0, 0, 6.00, true},
+		{"my-local-llama", 10, 0, 10, 0, false},
+	}
+	for _, c := range cases {
+		got, ok := tb.Cost(c.model, c.prompt, c.cached, c.completion)
+		if ok != c.ok || math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s: got %v,%v want %v,%v", c.model, got, ok, c.want, c.ok)
+		}
+	}
+	// gpt-4o must not be priced as gpt-4o-mini or vice versa (longest prefix).
+	if p, _ := tb.Lookup("gpt-4o-mini-x"); p.Input != 0.15 {
+		t.Fatalf("longest prefix: %+v", p)
+	}
+	over := tb.WithOverrides(map[string]Price{"my-local-llama": {Input: 1, Output: 2}})
+	if got, ok := over.Cost("my-local-llama", 1_000_000, 0, 1_000_000); !ok || got != 3 {
+		t.Fatalf("override: %v %v", got, ok)
+	}
+	if _, err := Parse([]byte(`{"models":{"x":{"input":-1}}}`)); err == nil {
+		t.Fatal("negative price accepted")
+	}
+}
