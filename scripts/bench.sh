@@ -20,7 +20,10 @@
 #   BENCH_THREADS         closed-loop wrk threads [2]
 #   BENCH_REPEATS         repetitions of every run [3]
 #   BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
-#   BENCH_PORT_BASE       first of the 7 local ports used [18080]
+#   BENCH_PORT_BASE       first of the 6 local ports used [18080]
+#   BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
+#   BENCH_PERF            a directory: after the rounds, profile benchproxy and the
+#                         gateway with perf under closed-loop load (not in the table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,6 +36,8 @@ THREADS=${BENCH_THREADS:-2}
 REPEATS=${BENCH_REPEATS:-3}
 OUT=${BENCH_OUT-docs/benchmarks.md}
 base=${BENCH_PORT_BASE:-18080}
+read -r -a GATEWAY_ENV <<<"${BENCH_GATEWAY_ENV:-}"
+PERF_DIR=${BENCH_PERF:-}
 VEGETA_VERSION=v12.13.0
 
 platform_http=127.0.0.1:$base
@@ -51,6 +56,7 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required (${2:-apt-get in
 need curl
 need jq
 need psql "apt-get install -y postgresql-client"
+[ -z "$PERF_DIR" ] || need perf "apt-get install -y linux-perf"
 if ! command -v wrk >/dev/null 2>&1; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		say "installing wrk (Debian package)"
@@ -108,7 +114,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	for name in "${!PID[@]}"; do
-		case $name in load*|rss*) kill "${PID[$name]}" 2>/dev/null || true ;; esac
+		case $name in perf|rss) kill "${PID[$name]}" 2>/dev/null || true ;; esac
 	done
 	for name in gateway platform-backend benchproxy fake-provider; do stop_pid "$name"; done
 	for name in "${!PID[@]}"; do stop_pid "$name"; done
@@ -163,7 +169,7 @@ start platform-backend bin/platform-backend
 wait_http "$fake/health" fake-provider
 wait_http "http://$bare_addr/health" benchproxy
 wait_http "http://$platform_http/health" platform-backend
-start gateway bin/gateway
+start gateway env "${GATEWAY_ENV[@]}" bin/gateway
 wait_http "http://$gateway_http/trueportai-services/health" gateway
 
 # ---------------------------------------------------------------- tenant + key
@@ -193,7 +199,7 @@ psql -q -X "$PLATFORM_DATABASE_URL" -c "UPDATE tenants SET plan_id='enterprise' 
 KEY=$(api POST "$G/api/v1/keys" "$ST" '{"name":"bench","rpm_limit":6000}' | jq -r .key)
 psql -q -X "$GATEWAY_DATABASE_URL" -c "UPDATE api_keys SET rpm_limit=100000000" >/dev/null
 stop_pid gateway
-start gateway bin/gateway
+start gateway env "${GATEWAY_ENV[@]}" bin/gateway
 wait_http "http://$gateway_http/trueportai-services/health" gateway
 limit=""
 for _ in $(seq 1 50); do # the tenant context is warmed in the background
@@ -336,6 +342,28 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 gw_hwm=$(hwm_kb "$GW_PID")
 gw_rss_idle=$(rss_kb "$GW_PID")
 bare_hwm=$(hwm_kb "$BARE_PID")
+if [ -n "$PERF_DIR" ]; then
+	mkdir -p "$PERF_DIR"
+	secs=${CLOSED_DUR%s}
+	for mode in json stream; do
+		for target in bare gateway; do
+			pid=$BARE_PID
+			[ "$target" = gateway ] && pid=$GW_PID
+			say "perf: $mode closed loop on $target (${secs} s)"
+			perf record -q -F 999 -g -p "$pid" -o "$tmp/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
+			PID[perf]=$!
+			wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" -s "$tmp/$mode.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p' >"$PERF_DIR/perf-$mode-$target.wrk.json"
+			wait "${PID[perf]}" || true
+			unset 'PID[perf]'
+			perf report -i "$tmp/perf.data" --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
+				>"$PERF_DIR/perf-$mode-$target.self.txt" 2>/dev/null || true
+			perf report -i "$tmp/perf.data" --stdio --children --sort symbol --percent-limit 4 -g none \
+				>"$PERF_DIR/perf-$mode-$target.children.txt" 2>/dev/null || true
+			[ "$target" = gateway ] && settle_gateway
+		done
+	done
+	say "perf reports in $PERF_DIR"
+fi
 usage_rows=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
 elapsed=$(( $(date +%s) - started_at ))
 

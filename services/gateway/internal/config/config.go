@@ -32,10 +32,10 @@ type Config struct {
 	StreamIdleTimeout time.Duration
 	CacheTTL          time.Duration
 	// PricingFile replaces/extends the shipped price table (prices.json shape).
-	PricingFile string
-	ShutdownGrace     time.Duration
-	LogLevel          string
-	LogFormat         string
+	PricingFile   string
+	ShutdownGrace time.Duration
+	LogLevel      string
+	LogFormat     string
 }
 
 // Upstreams are the default provider base URLs.

@@ -53,7 +53,7 @@ type Options struct {
 	// Prices gives cost_usd; nil leaves cost unknown.
 	Prices *pricing.Table
 	// Quota enforces plan request caps; nil disables them.
-	Quota Quota
+	Quota         Quota
 	Upstreams     config.Upstreams
 	BodyLimit     int64
 	HeaderTimeout time.Duration
