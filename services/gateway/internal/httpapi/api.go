@@ -6,13 +6,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
@@ -33,11 +36,12 @@ type API struct {
 	cache   *keys.Cache
 	ev      KeyEvents
 	pool    *pgxpool.Pool
+	limiter *ratelimit.Limiter
 }
 
 // New builds the API.
 func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev KeyEvents, pool *pgxpool.Pool) *API {
-	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool}
+	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New()}
 }
 
 const bodyLimit = 1 << 20
@@ -48,11 +52,14 @@ func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
 	e.GET("/trueportai-services/health/ready", health)
 	g := e.Group("/trueportai-services/api/v1")
-	g.POST("/keys", a.createKey, a.requireRole("admin"))
-	g.GET("/keys", a.listKeys, a.requireRole("member"))
-	g.PATCH("/keys/:id", a.updateKey, a.requireRole("admin"))
-	g.DELETE("/keys/:id", a.deleteKey, a.requireRole("admin"))
-	g.GET("/analytics/logs", a.listLogs, a.requireRole("member"))
+	g.POST("/keys", a.createKey, a.requireRole("admin"), a.limit("management", 300))
+	g.GET("/keys", a.listKeys, a.requireRole("member"), a.limit("management", 300))
+	g.PATCH("/keys/:id", a.updateKey, a.requireRole("admin"), a.limit("management", 300))
+	g.DELETE("/keys/:id", a.deleteKey, a.requireRole("admin"), a.limit("management", 300))
+	g.GET("/analytics/logs", a.listLogs, a.requireRole("member"), a.limit("analytics", 60))
+	g.GET("/analytics/stats", a.stats, a.requireRole("member"), a.limit("analytics", 60))
+	g.GET("/analytics/violations", a.listViolations, a.requireRole("member"), a.limit("analytics", 60))
+	g.GET("/analytics/violations/:id", a.getViolation, a.requireRole("member"), a.limit("analytics", 60))
 }
 
 var roleRank = map[string]int{"viewer": 1, "member": 2, "admin": 3, "owner": 4}
@@ -89,6 +96,26 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 			c.Set(principalKey, p)
 			c.SetRequest(c.Request().WithContext(logging.WithAttrs(c.Request().Context(),
 				slog.String("tenant_id", p.TenantID), slog.String("user_id", p.UserID))))
+			return next(c)
+		}
+	}
+}
+
+// limit applies a per user+tenant requests-per-minute limit to a route group
+// (overview: management 300/min, analytics 60/min); 429 with Retry-After.
+func (a *API) limit(group string, rpm int) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p := caller(c)
+			r := a.limiter.Allow(group+"/"+p.TenantID+"/"+p.UserID, rpm, time.Now())
+			h := c.Response().Header()
+			h.Set("X-Ratelimit-Limit", strconv.Itoa(r.Limit))
+			h.Set("X-Ratelimit-Remaining", strconv.Itoa(r.Remaining))
+			if !r.Allowed {
+				e := apperr.New(apperr.RateLimited, "rate_limited", group+" requests are limited to "+strconv.Itoa(rpm)+" per minute per user and organisation")
+				e.RetryAfter = int((r.RetryAfter + time.Second - 1) / time.Second)
+				return e
+			}
 			return next(c)
 		}
 	}

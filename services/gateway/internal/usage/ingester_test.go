@@ -127,6 +127,14 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	if got := countRows(t, pool, ctx); got != n {
 		t.Fatalf("rows = %d, want exactly %d", got, n)
 	}
+	// Rollups counted each event once despite the redelivery.
+	var rolled int
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`).Scan(&rolled); err != nil {
+		t.Fatal(err)
+	}
+	if rolled != n {
+		t.Fatalf("rollups count %d requests, want %d", rolled, n)
+	}
 }
 
 func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {

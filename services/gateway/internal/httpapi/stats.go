@@ -1,0 +1,170 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/apperr"
+)
+
+type statsTotals struct {
+	Requests         int64   `json:"requests"`
+	Errors           int64   `json:"errors"`
+	UnknownUsage     int64   `json:"unknown_usage"`
+	PromptTokens     int64   `json:"prompt_tokens"`
+	CompletionTokens int64   `json:"completion_tokens"`
+	TotalTokens      int64   `json:"total_tokens"`
+	CostUSD          float64 `json:"cost_usd"`
+	AvgLatencyMS     float64 `json:"avg_latency_ms"`
+	P95LatencyMS     float64 `json:"p95_latency_ms"`
+}
+
+type statsPoint struct {
+	Bucket      time.Time `json:"bucket"`
+	Requests    int64     `json:"requests"`
+	Errors      int64     `json:"errors"`
+	TotalTokens int64     `json:"total_tokens"`
+	CostUSD     float64   `json:"cost_usd"`
+}
+
+type statsGroup struct {
+	Key         string  `json:"key"`
+	Requests    int64   `json:"requests"`
+	TotalTokens int64   `json:"total_tokens"`
+	CostUSD     float64 `json:"cost_usd"`
+}
+
+// groupColumns whitelists group_by values.
+var groupColumns = map[string]string{"model": "model", "provider": "provider", "key": "key_id::text", "status": "status_code::text"}
+
+// stats answers from the hourly rollups (never by scanning raw logs):
+// from is rounded down to its hour.
+func (a *API) stats(c echo.Context) error {
+	p := caller(c)
+	now := time.Now().UTC()
+	to, from := now, now.Add(-24*time.Hour)
+	var err error
+	if s := c.QueryParam("to"); s != "" {
+		if to, err = time.Parse(time.RFC3339, s); err != nil {
+			return apperr.InvalidField("to", "to must be an RFC 3339 time")
+		}
+	}
+	if s := c.QueryParam("from"); s != "" {
+		if from, err = time.Parse(time.RFC3339, s); err != nil {
+			return apperr.InvalidField("from", "from must be an RFC 3339 time")
+		}
+	} else {
+		from = to.Add(-24 * time.Hour)
+	}
+	if !from.Before(to) {
+		return apperr.InvalidField("from", "from must be before to")
+	}
+	if to.Sub(from) > 400*24*time.Hour {
+		return apperr.InvalidField("from", "the range may span at most 400 days")
+	}
+	interval := c.QueryParam("interval")
+	switch interval {
+	case "":
+		interval = "hour"
+		if to.Sub(from) > 48*time.Hour {
+			interval = "day"
+		}
+	case "hour", "day":
+	default:
+		return apperr.InvalidField("interval", "interval must be hour or day")
+	}
+	if interval == "hour" && to.Sub(from) > 31*24*time.Hour {
+		return apperr.InvalidField("interval", "hourly series are limited to 31 days; use interval=day")
+	}
+	groupBy := c.QueryParam("group_by")
+	if groupBy == "" {
+		groupBy = "model"
+	}
+	col, ok := groupColumns[groupBy]
+	if !ok {
+		return apperr.InvalidField("group_by", "group_by must be model, provider, key or status")
+	}
+	ctx := c.Request().Context()
+	where := `tenant_id = $1::uuid AND env = $2 AND bucket >= date_trunc('hour', $3::timestamptz) AND bucket < $4`
+	args := []any{p.TenantID, p.Env, from, to}
+
+	var t statsTotals
+	var latSum float64
+	if err := a.pool.QueryRow(ctx, `SELECT COALESCE(sum(requests),0), COALESCE(sum(errors),0), COALESCE(sum(unknown_usage),0), COALESCE(sum(prompt_tokens),0),
+		COALESCE(sum(completion_tokens),0), COALESCE(sum(total_tokens),0), COALESCE(sum(cost_usd),0), COALESCE(sum(latency_sum_ms),0)
+		FROM usage_rollups_hourly WHERE `+where, args...).Scan(&t.Requests, &t.Errors, &t.UnknownUsage, &t.PromptTokens, &t.CompletionTokens,
+		&t.TotalTokens, &t.CostUSD, &latSum); err != nil {
+		return err
+	}
+	if t.Requests > 0 {
+		t.AvgLatencyMS = latSum / float64(t.Requests)
+		hist, err := a.latencyHist(ctx, where, args)
+		if err != nil {
+			return err
+		}
+		t.P95LatencyMS = usage.Percentile(hist, 0.95)
+	}
+
+	series := []statsPoint{}
+	rows, err := a.pool.Query(ctx, `SELECT date_trunc('`+interval+`', bucket), sum(requests), sum(errors), sum(total_tokens), sum(cost_usd)
+		FROM usage_rollups_hourly WHERE `+where+` GROUP BY 1 ORDER BY 1`, args...)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var pt statsPoint
+		if err := rows.Scan(&pt.Bucket, &pt.Requests, &pt.Errors, &pt.TotalTokens, &pt.CostUSD); err != nil {
+			rows.Close()
+			return err
+		}
+		pt.Bucket = pt.Bucket.UTC()
+		series = append(series, pt)
+	}
+	rows.Close()
+
+	breakdown := []statsGroup{}
+	rows, err = a.pool.Query(ctx, `SELECT `+col+`, sum(requests), sum(total_tokens), sum(cost_usd)
+		FROM usage_rollups_hourly WHERE `+where+` GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g statsGroup
+		if err := rows.Scan(&g.Key, &g.Requests, &g.TotalTokens, &g.CostUSD); err != nil {
+			return err
+		}
+		breakdown = append(breakdown, g)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"from": from.UTC(), "to": to.UTC(), "interval": interval, "group_by": groupBy,
+		"totals": t, "series": series, "breakdown": breakdown,
+	})
+}
+
+func (a *API) latencyHist(ctx context.Context, where string, args []any) ([]int64, error) {
+	hist := make([]int64, len(usage.LatencyBounds)+1)
+	rows, err := a.pool.Query(ctx, `SELECT h.i, sum(h.v) FROM usage_rollups_hourly, unnest(latency_hist) WITH ORDINALITY AS h(v, i)
+		WHERE `+where+` GROUP BY h.i`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i, v int64
+		if err := rows.Scan(&i, &v); err != nil {
+			return nil, err
+		}
+		if i >= 1 && int(i) <= len(hist) {
+			hist[i-1] = v
+		}
+	}
+	return hist, rows.Err()
+}
