@@ -53,7 +53,10 @@ type Options struct {
 	// Prices gives cost_usd; nil leaves cost unknown.
 	Prices *pricing.Table
 	// Quota enforces plan request caps; nil disables them.
-	Quota         Quota
+	Quota Quota
+	// RedactBody masks PII and secrets in logged bodies when the tenant's
+	// storage settings ask for it; nil logs bodies as they are.
+	RedactBody    func(p metering.Provider, body []byte) []byte
 	Upstreams     config.Upstreams
 	BodyLimit     int64
 	HeaderTimeout time.Duration
@@ -122,6 +125,8 @@ type call struct {
 	outcome    string
 	errText    string
 	usage      metering.Usage
+	reqBody    []byte       // as forwarded, kept only when the tenant logs bodies
+	respBody   bytes.Buffer // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
 }
 
@@ -279,6 +284,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 			body, c.hideUsage = out, !asked
 		}
 	}
+	if c.tenant.LogRequestBodies {
+		c.reqBody = body
+	}
 	dest, err := upstreamURL(p.opts.Upstreams, c.target, cred.BaseURL, r.URL.RawQuery)
 	if err != nil {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
@@ -412,6 +420,7 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 			if capture.Len()+n <= captureLimit {
 				capture.Write(buf[:n])
 			}
+			c.keepResponse(buf[:n])
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
 				return
@@ -430,6 +439,31 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 	}
 }
 
+// loggedBodyLimit bounds each logged body.
+const loggedBodyLimit = 64 << 10
+
+// keepResponse copies response bytes for logging when the tenant asks for it.
+func (c *call) keepResponse(b []byte) {
+	if c.tenant == nil || !c.tenant.LogResponseBodies {
+		return
+	}
+	if room := loggedBodyLimit - c.respBody.Len(); room > 0 {
+		c.respBody.Write(b[:min(len(b), room)])
+	}
+}
+
+// loggedBody prepares a body for the usage log: bounded, redacted if asked.
+func (p *Proxy) loggedBody(c *call, b []byte) *string {
+	if len(b) > loggedBodyLimit {
+		b = b[:loggedBodyLimit]
+	}
+	if c.tenant.RedactLoggedBodies && p.opts.RedactBody != nil {
+		b = p.opts.RedactBody(c.target.provider, b)
+	}
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	return &s
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // record publishes the usage event of a call.
@@ -446,6 +480,12 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	}
 	if status >= 400 && c.outcome == usage.OutcomeOK {
 		ev.Outcome = usage.OutcomeError
+	}
+	if c.tenant.LogRequestBodies && c.reqBody != nil {
+		ev.RequestBody = p.loggedBody(c, c.reqBody)
+	}
+	if c.tenant.LogResponseBodies && c.respBody.Len() > 0 {
+		ev.ResponseBody = p.loggedBody(c, c.respBody.Bytes())
 	}
 	if !c.firstByte.IsZero() {
 		v := ms(c.firstByte.Sub(c.start))

@@ -15,6 +15,7 @@ import (
 
 	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
@@ -382,5 +383,34 @@ func TestIdleStreamEnds(t *testing.T) {
 	}
 	if ev := f.evs.wait(t); ev.Outcome != usage.OutcomeError || !strings.Contains(ev.Error, "idle") {
 		t.Fatalf("event: %+v", ev)
+	}
+}
+
+func TestBodiesLoggedOnlyWhenAsked(t *testing.T) {
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, chatJSON)
+	})
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"mail me at a@b.example"}]}`
+	off := newFixture(t, upstream, nil)
+	resp := post(t, off.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{"X-Api-Key": callerKey}, body)
+	resp.Body.Close()
+	if ev := off.evs.wait(t); ev.RequestBody != nil || ev.ResponseBody != nil {
+		t.Fatal("bodies logged although storage settings say no")
+	}
+	on := newFixture(t, upstream, func(o *proxy.Options, _ *keys.Key, tn *platform.Tenant) {
+		tn.LogRequestBodies, tn.LogResponseBodies, tn.RedactLoggedBodies = true, true, true
+		o.RedactBody = func(_ metering.Provider, b []byte) []byte {
+			return []byte(strings.ReplaceAll(string(b), "a@b.example", "[REDACTED:EMAIL]"))
+		}
+	})
+	resp = post(t, on.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{"X-Api-Key": callerKey}, body)
+	resp.Body.Close()
+	ev := on.evs.wait(t)
+	if ev.RequestBody == nil || !strings.Contains(*ev.RequestBody, "[REDACTED:EMAIL]") || strings.Contains(*ev.RequestBody, "a@b.example") {
+		t.Fatalf("request body: %v", ev.RequestBody)
+	}
+	if ev.ResponseBody == nil || *ev.ResponseBody != chatJSON {
+		t.Fatalf("response body: %v", ev.ResponseBody)
 	}
 }

@@ -46,6 +46,7 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 		if c.firstByte.IsZero() {
 			c.firstByte = p.now()
 		}
+		c.keepResponse(raw.Bytes())
 		if _, err := w.Write(raw.Bytes()); err != nil {
 			return err
 		}
