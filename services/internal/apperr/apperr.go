@@ -26,6 +26,7 @@ const (
 	Unprocessable
 	RateLimited
 	Unavailable
+	MethodNotAllowed
 )
 
 // Error is an error a client may see.
@@ -101,6 +102,8 @@ func (k Kind) HTTPStatus() int {
 		return http.StatusTooManyRequests
 	case Unavailable:
 		return http.StatusServiceUnavailable
+	case MethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	default:
 		return http.StatusInternalServerError
 	}
@@ -111,6 +114,8 @@ func (k Kind) GRPCCode() codes.Code {
 	switch k {
 	case Invalid, Unprocessable, TooLarge, UnsupportedMedia:
 		return codes.InvalidArgument
+	case MethodNotAllowed:
+		return codes.Unimplemented
 	case Unauthenticated:
 		return codes.Unauthenticated
 	case Forbidden:

@@ -26,13 +26,17 @@ import (
 // RequestIDHeader carries the request id on every response.
 const RequestIDHeader = "X-Request-Id"
 
-// New returns an echo instance with the shared middleware and error handler.
-func New(log *slog.Logger) *echo.Echo {
+// New returns an echo instance with the shared middleware and error handler;
+// outer middleware (e.g. metrics) runs outside error rendering and sees the
+// final status.
+func New(log *slog.Logger, outer ...echo.MiddlewareFunc) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = ErrorHandler(log)
-	e.Use(requestID(), recoverer(log), accessLog(log))
+	e.Use(requestID())
+	e.Use(outer...)
+	e.Use(recoverer(log), accessLog(log))
 	return e
 }
 
@@ -142,7 +146,7 @@ func toAppError(err error) *apperr.Error {
 		case http.StatusNotFound:
 			return apperr.New(apperr.NotFound, "not_found", "no such route")
 		case http.StatusMethodNotAllowed:
-			return &apperr.Error{Kind: apperr.Invalid, Code: "method_not_allowed", Message: "method not allowed on this route"}
+			return apperr.New(apperr.MethodNotAllowed, "method_not_allowed", "method not allowed on this route")
 		case http.StatusRequestEntityTooLarge:
 			return apperr.New(apperr.TooLarge, "body_too_large", "request body too large")
 		case http.StatusUnsupportedMediaType:

@@ -14,8 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -38,6 +40,7 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
 )
@@ -93,11 +96,21 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
 		return err
 	}
+	reg := metrics.New("gateway")
 	spool, err := usage.OpenSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
 	if err != nil {
 		return err
 	}
 	pub := usage.NewPublisher(nc, js, subj.Usage(), spool, log)
+	for name, pick := range map[string]func(p, s, l int64) int64{
+		"published": func(p, _, _ int64) int64 { return p },
+		"spooled":   func(_, s, _ int64) int64 { return s },
+		"lost":      func(_, _, l int64) int64 { return l },
+	} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "trueport_usage_events_" + name + "_total", Help: "Usage events " + name + " by this replica.",
+		}, func() float64 { return float64(pick(pub.Stats())) }))
+	}
 	ev := &eventBus{nc: nc, subj: subj, log: log}
 	subs, err := subscribe(nc, subj, log, intro, tenants, keyCache, keyStore)
 	if err != nil {
@@ -119,13 +132,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
-		Prices: prices, Quota: quotas,
+		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg),
 		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
 	var draining sync.Once
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
-	e := httpserver.New(log)
+	e := httpserver.New(log, reg.Middleware())
+	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool)
 	api.Routes(e, httpserver.HealthHandler(
 		httpserver.Check{Name: "postgres", Probe: pool.Ping},

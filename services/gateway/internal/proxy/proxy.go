@@ -54,6 +54,8 @@ type Options struct {
 	Prices *pricing.Table
 	// Quota enforces plan request caps; nil disables them.
 	Quota Quota
+	// Metrics records Prometheus series; nil disables them.
+	Metrics *Metrics
 	// RedactBody masks PII and secrets in logged bodies when the tenant's
 	// storage settings ask for it; nil logs bodies as they are.
 	RedactBody    func(p metering.Provider, body []byte) []byte
@@ -468,10 +470,11 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // record publishes the usage event of a call.
 func (p *Proxy) record(r *http.Request, c *call, status int) {
+	end := p.now()
+	p.opts.Metrics.observe(string(providerOrOpenAI(c.target.provider)), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)))
 	if c.key == nil || c.tenant == nil {
 		return // unauthenticated: nothing to attribute
 	}
-	end := p.now()
 	ev := &usage.Event{
 		RequestID: c.requestID, CreatedAt: c.start.UTC(), TenantID: c.key.TenantID, Env: c.key.Env,
 		KeyID: c.key.ID, KeyName: c.key.Name, Provider: string(c.target.provider), Model: c.model,

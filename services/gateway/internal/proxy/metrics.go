@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the proxy's Prometheus series.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	overhead prometheus.Histogram
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics registers the proxy metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trueport_proxy_requests_total", Help: "Proxied requests by provider, status and outcome.",
+		}, []string{"provider", "status", "outcome"}),
+		overhead: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trueport_proxy_overhead_seconds", Help: "Time spent in the gateway, upstream excluded.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05},
+		}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "trueport_proxy_request_duration_seconds", Help: "Total proxied request duration by provider.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+		}, []string{"provider"}),
+	}
+	reg.MustRegister(m.requests, m.overhead, m.latency)
+	return m
+}
+
+func (m *Metrics) observe(provider string, status int, outcome string, overheadMS, latencyMS float64) {
+	if m == nil {
+		return
+	}
+	m.requests.WithLabelValues(provider, strconv.Itoa(status), outcome).Inc()
+	if overheadMS > 0 {
+		m.overhead.Observe(overheadMS / 1000)
+	}
+	m.latency.WithLabelValues(provider).Observe(latencyMS / 1000)
+}

@@ -1,0 +1,61 @@
+// Package metrics exposes Prometheus metrics: a per-service registry, an echo
+// middleware for REST routes, and the /metrics handler.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Registry is a service's metric registry with Go and process collectors.
+type Registry struct {
+	*prometheus.Registry
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+}
+
+// New returns a registry for service (used as a constant label).
+func New(service string) *Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r := &Registry{Registry: reg}
+	r.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "trueport_http_requests_total", Help: "REST requests by route and status.", ConstLabels: prometheus.Labels{"service": service},
+	}, []string{"method", "route", "status"})
+	r.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "trueport_http_request_duration_seconds", Help: "REST request duration by route.", ConstLabels: prometheus.Labels{"service": service},
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
+	}, []string{"method", "route"})
+	reg.MustRegister(r.httpRequests, r.httpDuration)
+	return r
+}
+
+// Middleware records every REST request by its route pattern (not the raw
+// path, which would explode cardinality). Install it outside the middleware
+// that renders errors, so the final status is seen (httpserver.New does).
+func (r *Registry) Middleware() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			r.httpRequests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).Inc()
+			r.httpDuration.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+			return err
+		}
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (r *Registry) Handler() http.Handler {
+	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry})
+}
