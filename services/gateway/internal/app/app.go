@@ -193,6 +193,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		defer bg.Done()
 		reloadKeys(bgCtx, keyStore, keyCache, limiter, cfg.CacheTTL, log)
 	}()
+	retention := usage.NewRetention(pool, func(id string) (int64, bool) {
+		t, ok := tenants.Get(id)
+		if !ok {
+			tenants.Prefetch(id) // known by the next cycle
+			return 0, false
+		}
+		return t.RetentionDays, true
+	}, log)
+	bg.Add(1)
+	go func() { defer bg.Done(); retention.Run(bgCtx, cfg.RetentionInterval) }()
 	if cfg.IngesterEnabled {
 		ing := usage.NewIngester(pool, js, subj.UsageStream(), keyStore, log)
 		bg.Add(1)

@@ -31,6 +31,8 @@ type Config struct {
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
 	StreamIdleTimeout time.Duration
 	CacheTTL          time.Duration
+	// RetentionInterval is how often expired logs are deleted.
+	RetentionInterval time.Duration
 	// PricingFile replaces/extends the shipped price table (prices.json shape).
 	PricingFile   string
 	ShutdownGrace time.Duration
@@ -95,6 +97,7 @@ func Load(getenv func(string) string) (Config, error) {
 		CacheTTL:              dur("CACHE_TTL", "60s"),
 		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
 		PricingFile:           get("PRICING_FILE", ""),
+		RetentionInterval:     dur("RETENTION_INTERVAL", "1h"),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
 	}
