@@ -148,8 +148,9 @@ type stack struct {
 type recordingUpstream struct {
 	srv *httptest.Server
 	mu  sync.Mutex
-	got []http.Header
-	raw []string
+	got    []http.Header
+	raw    []string
+	bodies []string
 }
 
 func (u *recordingUpstream) headers() []http.Header {
@@ -163,9 +164,12 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	up := &recordingUpstream{}
 	fake := fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5}, nil)
 	up.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		up.mu.Lock()
 		up.got = append(up.got, r.Header.Clone())
 		up.raw = append(up.raw, r.URL.RequestURI())
+		up.bodies = append(up.bodies, string(body))
 		up.mu.Unlock()
 		fake.ServeHTTP(w, r)
 	}))

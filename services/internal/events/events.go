@@ -19,6 +19,9 @@ func (s Subjects) TokensRevoked() string { return s.Prefix + ".platform.tokens.r
 // KeysChanged: a gateway replica changed an API key; others reload it.
 func (s Subjects) KeysChanged() string { return s.Prefix + ".gateway.keys.changed" }
 
+// PoliciesChanged: a gateway replica changed a tenant's policy rules.
+func (s Subjects) PoliciesChanged() string { return s.Prefix + ".gateway.policies.changed" }
+
 // Usage is the subject usage events are published on.
 func (s Subjects) Usage() string { return s.Prefix + ".usage.events" }
 
@@ -38,6 +41,11 @@ type TokensRevokedEvent struct {
 	UserID   string `json:"user_id,omitempty"`
 	TenantID string `json:"tenant_id,omitempty"`
 	Reason   string `json:"reason"`
+}
+
+// PoliciesChangedEvent is the payload of PoliciesChanged.
+type PoliciesChangedEvent struct {
+	TenantID string `json:"tenant_id"`
 }
 
 // KeysChangedEvent is the payload of KeysChanged.

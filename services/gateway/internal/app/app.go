@@ -32,6 +32,7 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policystore"
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
@@ -112,7 +113,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		}, func() float64 { return float64(pick(pub.Stats())) }))
 	}
 	ev := &eventBus{nc: nc, subj: subj, log: log}
-	subs, err := subscribe(nc, subj, log, intro, tenants, keyCache, keyStore)
+	policyStore := policystore.NewStore(pool)
+	policySnap := policystore.NewSnapshot(log)
+	allRules, err := policyStore.All(ctx)
+	if err != nil {
+		return fmt.Errorf("load policies: %w", err)
+	}
+	policySnap.ReplaceAll(allRules)
+	subs, err := subscribe(nc, subj, log, intro, tenants, keyCache, keyStore, policySnap, policyStore)
 	if err != nil {
 		return err
 	}
@@ -132,7 +140,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
-		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg),
+		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap,
 		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
@@ -140,7 +148,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
-	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool)
+	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool, policyStore, policySnap)
 	api.Routes(e, httpserver.HealthHandler(
 		httpserver.Check{Name: "postgres", Probe: pool.Ping},
 		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
@@ -191,7 +199,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}()
 	go func() {
 		defer bg.Done()
-		reloadKeys(bgCtx, keyStore, keyCache, limiter, cfg.CacheTTL, log)
+		reloadCaches(bgCtx, keyStore, keyCache, policyStore, policySnap, limiter, cfg.CacheTTL, log)
 	}()
 	retention := usage.NewRetention(pool, func(id string) (int64, bool) {
 		t, ok := tenants.Get(id)
@@ -280,13 +288,22 @@ type eventBus struct {
 }
 
 func (b *eventBus) KeyChanged(ctx context.Context, ev events.KeysChangedEvent) {
-	data, _ := json.Marshal(ev)
-	if err := b.nc.Publish(b.subj.KeysChanged(), data); err != nil {
-		b.log.WarnContext(ctx, "publish key change failed", "err", err)
+	b.publish(ctx, b.subj.KeysChanged(), ev)
+}
+
+func (b *eventBus) PoliciesChanged(ctx context.Context, ev events.PoliciesChangedEvent) {
+	b.publish(ctx, b.subj.PoliciesChanged(), ev)
+}
+
+func (b *eventBus) publish(ctx context.Context, subject string, v any) {
+	data, _ := json.Marshal(v)
+	if err := b.nc.Publish(subject, data); err != nil {
+		b.log.WarnContext(ctx, "publish change event failed", "subject", subject, "err", err)
 	}
 }
 
-func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, cache *keys.Cache, store *keys.Store) ([]*nats.Subscription, error) {
+func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, cache *keys.Cache, store *keys.Store,
+	snap *policystore.Snapshot, rules *policystore.Store) ([]*nats.Subscription, error) {
 	var subs []*nats.Subscription
 	add := func(subject string, h nats.MsgHandler) error {
 		s, err := nc.Subscribe(subject, h)
@@ -310,6 +327,16 @@ func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *pla
 				intro.Revoke(ev.UserID, ev.TenantID)
 			}
 		}),
+		add(subj.PoliciesChanged(), func(m *nats.Msg) {
+			var ev events.PoliciesChangedEvent
+			if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := snap.Reload(ctx, rules, ev.TenantID); err != nil {
+					log.Warn("policy refresh failed", "tenant_id", ev.TenantID, "err", err)
+				}
+			}
+		}),
 		add(subj.KeysChanged(), func(m *nats.Msg) {
 			var ev events.KeysChangedEvent
 			if json.Unmarshal(m.Data, &ev) == nil && ev.KeyID != "" {
@@ -324,9 +351,10 @@ func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *pla
 	return subs, err
 }
 
-// reloadKeys fully reloads the key cache every ttl (safety net behind events)
-// and sweeps idle rate-limit state.
-func reloadKeys(ctx context.Context, store *keys.Store, cache *keys.Cache, limiter *ratelimit.Limiter, ttl time.Duration, log *slog.Logger) {
+// reloadCaches fully reloads the key cache and the policy snapshot every ttl
+// (the safety net behind change events) and sweeps idle rate-limit state.
+func reloadCaches(ctx context.Context, store *keys.Store, cache *keys.Cache, rules *policystore.Store, snap *policystore.Snapshot,
+	limiter *ratelimit.Limiter, ttl time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(ttl)
 	defer tick.Stop()
 	for {
@@ -341,6 +369,11 @@ func reloadKeys(ctx context.Context, store *keys.Store, cache *keys.Cache, limit
 			}
 			cache.Replace(all)
 			limiter.Sweep(now)
+			if rows, err := rules.All(ctx); err != nil {
+				log.Warn("policy reload failed", "err", err)
+			} else {
+				snap.ReplaceAll(rows)
+			}
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policystore"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
@@ -22,9 +23,10 @@ import (
 	"trueportai/services/internal/logging"
 )
 
-// KeyEvents announces key changes to other replicas.
-type KeyEvents interface {
+// ChangeEvents announces key and policy changes to other replicas.
+type ChangeEvents interface {
 	KeyChanged(ctx context.Context, ev events.KeysChangedEvent)
+	PoliciesChanged(ctx context.Context, ev events.PoliciesChangedEvent)
 }
 
 // API holds the management handlers' dependencies.
@@ -34,14 +36,18 @@ type API struct {
 	tenants *platform.Tenants
 	keys    *keys.Store
 	cache   *keys.Cache
-	ev      KeyEvents
+	ev      ChangeEvents
 	pool    *pgxpool.Pool
 	limiter *ratelimit.Limiter
+	// Policies.
+	policies *policystore.Store
+	snapshot *policystore.Snapshot
 }
 
 // New builds the API.
-func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev KeyEvents, pool *pgxpool.Pool) *API {
-	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New()}
+func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev ChangeEvents, pool *pgxpool.Pool,
+	policies *policystore.Store, snapshot *policystore.Snapshot) *API {
+	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New(), policies: policies, snapshot: snapshot}
 }
 
 const bodyLimit = 1 << 20
@@ -56,6 +62,11 @@ func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	g.GET("/keys", a.listKeys, a.requireRole("member"), a.limit("management", 300))
 	g.PATCH("/keys/:id", a.updateKey, a.requireRole("admin"), a.limit("management", 300))
 	g.DELETE("/keys/:id", a.deleteKey, a.requireRole("admin"), a.limit("management", 300))
+	g.GET("/policies", a.listPolicies, a.requireRole("member"), a.limit("management", 300))
+	g.GET("/policies/:id", a.getPolicy, a.requireRole("member"), a.limit("management", 300))
+	g.POST("/policies", a.createPolicy, a.requireRole("admin"), a.limit("management", 300))
+	g.PUT("/policies/:id", a.updatePolicy, a.requireRole("admin"), a.limit("management", 300))
+	g.DELETE("/policies/:id", a.deletePolicy, a.requireRole("admin"), a.limit("management", 300))
 	g.GET("/analytics/logs", a.listLogs, a.requireRole("member"), a.limit("analytics", 60))
 	g.GET("/analytics/stats", a.stats, a.requireRole("member"), a.limit("analytics", 60))
 	g.GET("/analytics/violations", a.listViolations, a.requireRole("member"), a.limit("analytics", 60))

@@ -12,7 +12,9 @@ type acMatcher struct {
 	class  [256]uint16
 	nclass int
 
-	dense []int32 // nstates*nclass transitions; nil when sparse
+	// dense transitions, nil when sparse: entry = next state's row offset
+	// (state*nclass) | acOut when that state has outputs.
+	dense []uint32
 
 	// sparse representation (used when dense == nil)
 	edgeOff []int32 // state -> edges[edgeOff[s]:edgeOff[s+1]], sorted by class
@@ -29,6 +31,8 @@ type acEdge struct {
 	class uint16
 	next  int32
 }
+
+const acOut = 1 << 31
 
 // denseLimit bounds the dense transition table (entries of 4 bytes).
 const denseLimit = 1 << 20
@@ -125,17 +129,24 @@ func newAC(patterns []string, fold bool) *acMatcher {
 	m.outOff[len(nodes)] = int32(len(m.outs))
 
 	if total*n <= denseLimit {
-		m.dense = make([]int32, total*n)
+		m.dense = make([]uint32, total*n)
+		enc := func(s int32) uint32 {
+			v := uint32(int(s) * n)
+			if m.outOff[s] != m.outOff[s+1] {
+				v |= acOut
+			}
+			return v
+		}
 		// Root row.
 		for _, e := range nodes[0].kids {
-			m.dense[e.class] = e.next
+			m.dense[e.class] = enc(e.next)
 		}
 		// BFS order guarantees fail[s] is filled before s.
 		for _, s := range order {
 			row := m.dense[int(s)*n : int(s)*n+n]
 			copy(row, m.dense[int(fail[s])*n:int(fail[s])*n+n])
 			for _, e := range nodes[s].kids {
-				row[e.class] = e.next
+				row[e.class] = enc(e.next)
 			}
 		}
 		return m
@@ -166,12 +177,13 @@ func newAC(patterns []string, fold bool) *acMatcher {
 // end position. fn returns false to stop the scan.
 func (m *acMatcher) scan(text []byte, fn func(pat, start, end int) bool) {
 	if m.dense != nil {
-		d, n, cls, off := m.dense, m.nclass, &m.class, m.outOff
-		s := int32(0)
-		for i := 0; i < len(text); i++ {
-			s = d[int(s)*n+int(cls[text[i]])]
-			if off[s] != off[s+1] {
-				for _, p := range m.outs[off[s]:off[s+1]] {
+		d, cls := m.dense, &m.class
+		v := uint32(0)
+		for i, c := range text {
+			v = d[v&^acOut+uint32(cls[c])]
+			if v&acOut != 0 {
+				s := int(v&^acOut) / m.nclass
+				for _, p := range m.outs[m.outOff[s]:m.outOff[s+1]] {
 					if !fn(int(p), i+1-int(m.patLen[p]), i+1) {
 						return
 					}

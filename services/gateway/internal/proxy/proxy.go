@@ -17,10 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
@@ -43,6 +46,11 @@ type Publisher interface {
 	Publish(ev *usage.Event)
 }
 
+// PolicySource returns the compiled policy rules of a tenant's env (nil: none).
+type PolicySource interface {
+	Get(tenant, env string) *policy.Set
+}
+
 // Quota counts a tenant's monthly requests.
 type Quota interface {
 	Allow(tenant string, limit int64, now time.Time) (ok bool, used int64)
@@ -54,6 +62,8 @@ type Options struct {
 	Prices *pricing.Table
 	// Quota enforces plan request caps; nil disables them.
 	Quota Quota
+	// Policies are evaluated on requests and responses; nil disables them.
+	Policies PolicySource
 	// Metrics records Prometheus series; nil disables them.
 	Metrics *Metrics
 	// RedactBody masks PII and secrets in logged bodies when the tenant's
@@ -127,6 +137,8 @@ type call struct {
 	outcome    string
 	errText    string
 	usage      metering.Usage
+	violations []usage.Violation
+	rules      *policy.Set
 	reqBody    []byte       // as forwarded, kept only when the tenant logs bodies
 	respBody   bytes.Buffer // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
@@ -279,6 +291,20 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.model != "" && (!c.key.AllowsModel(c.model) || !allowed(c.tenant.AllowedModels, c.model)) {
 		p.refuse(w, c, refusal{http.StatusForbidden, "model_not_allowed", "model " + c.model + " is not allowed for this API key"})
 		return
+	}
+	if p.opts.Policies != nil {
+		c.rules = p.opts.Policies.Get(c.key.TenantID, c.key.Env)
+	}
+	if c.rules != nil && len(body) > 0 {
+		res := c.rules.Evaluate(policy.Input{Provider: prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Body: body, Direction: policy.DirectionRequest})
+		if c.applyPolicy(res) {
+			v := c.violations[c.blockingIndex(res)]
+			p.refuse(w, c, refusal{http.StatusBadRequest, "policy_violation",
+				"request blocked by policy \"" + v.PolicyName + "\" (" + v.Type + "); violation id " + v.ID})
+			c.outcome = usage.OutcomeBlocked
+			return
+		}
+		body = res.Body
 	}
 	if (prov == metering.OpenAI || prov == metering.Azure) && c.stream && isChatOrCompletions(c.target.rest) {
 		out, asked, err := metering.EnsureStreamUsage(body)
@@ -441,6 +467,38 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 	}
 }
 
+// applyPolicy records an evaluation's violations on the call and sets its
+// outcome; it reports whether the request (or response) is blocked.
+func (c *call) applyPolicy(res policy.Result) bool {
+	for _, v := range res.Violations {
+		uv := usage.Violation{ID: uuid.NewString(), PolicyID: v.PolicyID, PolicyName: v.PolicyName, Type: v.Type, Action: v.Action,
+			Severity: v.Severity, Shadow: v.Shadow, Direction: v.Direction, Matches: make([]usage.Match, len(v.Matches))}
+		for i, m := range v.Matches {
+			uv.Matches[i] = usage.Match{Kind: m.Kind, Snippet: m.Snippet, Offset: m.Offset}
+		}
+		c.violations = append(c.violations, uv)
+		if !v.Shadow && v.Action == policy.ActionFlag && c.outcome == usage.OutcomeOK {
+			c.outcome = usage.OutcomeFlagged
+		}
+	}
+	if res.Redacted && !res.Blocked {
+		c.outcome = usage.OutcomeRedacted
+	}
+	return res.Blocked
+}
+
+// blockingIndex finds, among the call's violations, the one that blocked.
+func (c *call) blockingIndex(res policy.Result) int {
+	b := res.Blocking()
+	first := len(c.violations) - len(res.Violations)
+	for i, v := range res.Violations {
+		if b != nil && v.PolicyID == b.PolicyID && v.Direction == b.Direction {
+			return first + i
+		}
+	}
+	return first
+}
+
 // loggedBodyLimit bounds each logged body.
 const loggedBodyLimit = 64 << 10
 
@@ -483,6 +541,10 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	}
 	if status >= 400 && c.outcome == usage.OutcomeOK {
 		ev.Outcome = usage.OutcomeError
+	}
+	for _, v := range c.violations {
+		ev.Violations = append(ev.Violations, v)
+		ev.ViolationIDs = append(ev.ViolationIDs, v.ID)
 	}
 	if c.tenant.LogRequestBodies && c.reqBody != nil {
 		ev.RequestBody = p.loggedBody(c, c.reqBody)
