@@ -146,8 +146,8 @@ type stack struct {
 
 // recordingUpstream wraps the fake provider and remembers request headers.
 type recordingUpstream struct {
-	srv *httptest.Server
-	mu  sync.Mutex
+	srv    *httptest.Server
+	mu     sync.Mutex
 	got    []http.Header
 	raw    []string
 	bodies []string
