@@ -166,8 +166,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 			}
 		}},
 	))
+	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxy.IsProxyPath(r.URL.Path) {
+			inflight.Add(1)
+			defer inflight.Done()
 			px.ServeHTTP(w, r)
 			return
 		}
@@ -242,6 +245,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		return nil
 	})
 	err = g.Wait()
+	// Streams cut at the end of the grace period still finish their handler
+	// (and queue their usage event); wait for them briefly.
+	waitTimeout(&inflight, 5*time.Second)
 	// HTTP is drained: every served request has queued its usage event.
 	// Stop the publisher (flushes its queue to JetStream or the spool), then
 	// give the ingester a moment to catch up before stopping it.
@@ -393,4 +399,13 @@ func loadPrices(path string) (*pricing.Table, error) {
 		return nil, fmt.Errorf("PRICING_FILE: %w", err)
 	}
 	return t.WithOverrides(over.Models()), nil
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }

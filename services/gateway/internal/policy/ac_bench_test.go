@@ -16,7 +16,7 @@ func BenchmarkACScan(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		m    *acMatcher
-	}{{"kw", kw}, {"kwcs", kwcs}, {"inj", injAC}} {
+	}{{"kw", kw}, {"kwcs", kwcs}, {"lexicon", defaultLexicon.ac}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			n := 0

@@ -109,6 +109,7 @@ func detect(k kind, text string) []string {
 	st.segs = []segment{{textStart: 0, textEnd: len(text)}}
 	st.parsed = true
 	st.chars = -1
+	st.lex = defaultLexicon
 	var out []string
 	if isPII(k) {
 		st.collectPII(1 << k)

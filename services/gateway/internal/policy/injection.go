@@ -93,16 +93,10 @@ type injAnchor struct {
 	patterns []int // injPatterns starting here
 }
 
-var (
-	injPatterns []injPattern
-	injAnchors  []injAnchor
-	injAC       *acMatcher
-	maxInjToks  int
-)
+var injPatterns, injAnchors, injAnchorText, maxInjToks = buildInjection()
 
-func init() {
+func buildInjection() (injPatterns []injPattern, injAnchors []injAnchor, injAnchorText []string, maxInjToks int) {
 	anchorIdx := map[string]int{}
-	var anchorText []string
 	addAnchor := func(text string, word bool, pat int) {
 		key := text
 		if word {
@@ -113,7 +107,7 @@ func init() {
 			i = len(injAnchors)
 			anchorIdx[key] = i
 			injAnchors = append(injAnchors, injAnchor{word: word})
-			anchorText = append(anchorText, text)
+			injAnchorText = append(injAnchorText, text)
 		}
 		injAnchors[i].patterns = append(injAnchors[i].patterns, pat)
 	}
@@ -140,59 +134,55 @@ func init() {
 		injPatterns = append(injPatterns, injPattern{cat: kDelimiter, weight: l.w, lit: l.lit})
 		addAnchor(l.lit, false, len(injPatterns)-1)
 	}
-	injAC = newAC(anchorText, true)
+	return
 }
 
 type tok struct{ start, end int }
 
 func isTokByte(c byte) bool { return isAlnum(c) || c == '\'' }
 
-// scoreInjection scores the non-system text once per evaluation.
-func (st *evalState) scoreInjection() {
-	if st.injDone {
-		return
-	}
-	st.injDone = true
+// scoreInjection scores the non-system text (once per evaluation, during
+// the lexicon pass).
+func (st *evalState) scoreInjection() { st.ensureLex() }
+
+func (st *evalState) injBegin() {
 	if cap(st.injMatched) < len(injPatterns) {
 		st.injMatched = make([]bool, len(injPatterns))
 	}
 	st.injMatched = st.injMatched[:len(injPatterns)]
 	clear(st.injMatched)
-	t := st.text
-	for _, sg := range st.segs {
-		if sg.system {
-			continue
-		}
-		seg := t[sg.textStart:sg.textEnd]
-		injAC.scan(seg, func(a, s, e int) bool {
-			an := &injAnchors[a]
-			if an.word && ((s > 0 && isTokByte(seg[s-1])) || (e < len(seg) && isTokByte(seg[e]))) {
-				return true
-			}
-			var toks []tok
-			if an.word {
-				toks = st.tokensAfter(seg, e)
-			}
-			for _, pi := range an.patterns {
-				p := &injPatterns[pi]
-				end := e
-				if p.lit == "" {
-					last, ok := matchSlots(seg, p.slots, 1, toks, 0)
-					if !ok {
-						continue
-					}
-					if last >= 0 {
-						end = toks[last].end
-					}
-				}
-				if len(st.injHits) < 256 {
-					st.injHits = append(st.injHits, hit{sg.textStart + s, sg.textStart + end, p.cat})
-				}
-				st.injMatched[pi] = true
-			}
-			return true
-		})
+}
+
+// onInjAnchor handles an anchor hit at seg[s:e] (seg starts at text offset base).
+func (st *evalState) onInjAnchor(a int, seg []byte, base, s, e int) {
+	an := &injAnchors[a]
+	if an.word && ((s > 0 && isTokByte(seg[s-1])) || (e < len(seg) && isTokByte(seg[e]))) {
+		return
 	}
+	var toks []tok
+	if an.word {
+		toks = st.tokensAfter(seg, e)
+	}
+	for _, pi := range an.patterns {
+		p := &injPatterns[pi]
+		end := e
+		if p.lit == "" {
+			last, ok := matchSlots(seg, p.slots, 1, toks, 0)
+			if !ok {
+				continue
+			}
+			if last >= 0 {
+				end = toks[last].end
+			}
+		}
+		if len(st.injHits) < 256 {
+			st.injHits = append(st.injHits, hit{base + s, base + end, p.cat})
+		}
+		st.injMatched[pi] = true
+	}
+}
+
+func (st *evalState) injFinish() {
 	miss := 1.0
 	for pi, m := range st.injMatched {
 		if m {

@@ -14,14 +14,17 @@ const maxKeywordHits = 1 << 16
 // word characters (letters of any script, digits, '_'), so "c++" or
 // "$ACME" still match at their non-word edges.
 func (st *evalState) collectKeywords(cr *compiledRule) {
+	st.ensureLex()
 	t := st.text
-	cr.kw.scan(t, func(_, s, e int) bool {
-		if cr.kwWhole && !(wordEdge(t, s) && wordEdge(t, e)) {
-			return true
+	for _, h := range st.kw {
+		if h.rule != cr.order {
+			continue
 		}
-		st.hits = append(st.hits, hit{s, e, kKeyword})
-		return len(st.hits) < maxKeywordHits
-	})
+		if cr.kwWhole && !(wordEdge(t, h.start) && wordEdge(t, h.end)) {
+			continue
+		}
+		st.hits = append(st.hits, hit{h.start, h.end, kKeyword})
+	}
 }
 
 // wordEdge reports whether position i of t is not inside a word.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"encoding/binary"
 )
 
 // PII detectors are hand-written scanners. The numeric kinds (phone,
@@ -21,6 +22,13 @@ func (st *evalState) ensureRuns() {
 	st.runsDone = true
 	t := st.text
 	for i := 0; i < len(t); i++ {
+		// skip 8 digit-free bytes at a time
+		for i+8 <= len(t) && !hasDigit8(binary.LittleEndian.Uint64(t[i:])) {
+			i += 8
+		}
+		if i >= len(t) {
+			break
+		}
 		if t[i]-'0' > 9 {
 			continue
 		}
@@ -47,6 +55,14 @@ func (st *evalState) collectPII(mask uint32) {
 		}
 		st.hits = append(st.hits, st.pii[k]...)
 	}
+}
+
+// hasDigit8 reports whether any of the 8 bytes in x is an ASCII digit
+// (SWAR "has byte between 0x2f and 0x3a"; bytes >= 0x80 never match).
+func hasDigit8(x uint64) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	const m, n = '0' - 1, '9' + 1
+	return (ones*(127+n)-(x&(ones*127)))&^x&((x&(ones*127))+ones*(127-m))&high != 0
 }
 
 func detectPII(k kind, t []byte, runs []run, dst []hit) []hit {

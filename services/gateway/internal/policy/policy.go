@@ -170,6 +170,7 @@ func Validate(r Rule) error {
 // Set is an immutable compiled rule set; Evaluate is safe for concurrent use.
 type Set struct {
 	rules []compiledRule
+	lex   *lexicon
 }
 
 // Len returns the number of enabled rules in the set.
@@ -198,8 +199,17 @@ func Compile(rules []Rule) (*Set, error) {
 		s.rules = append(s.rules, *cr)
 	}
 	sort.SliceStable(s.rules, func(a, b int) bool { return s.rules[a].priority > s.rules[b].priority })
+	var kws []kwSource
 	for i := range s.rules {
-		s.rules[i].order = i
+		r := &s.rules[i]
+		r.order = i
+		if r.typ == rtKeyword {
+			kws = append(kws, kwSource{order: i, pats: r.kwPats, cs: r.kwCase})
+		}
+	}
+	s.lex = defaultLexicon
+	if len(kws) > 0 {
+		s.lex = buildLexicon(kws)
 	}
 	return s, nil
 }
@@ -220,7 +230,7 @@ func (s *Set) Evaluate(in Input) Result {
 		dir = dirResponse
 	}
 	st := statePool.Get().(*evalState)
-	st.reset(&in, dir)
+	st.reset(&in, dir, s.lex)
 	for i := range s.rules {
 		r := &s.rules[i]
 		if r.dirs&dir == 0 || !r.scope.match(st) {

@@ -66,7 +66,8 @@ type compiledRule struct {
 	kinds     uint32 // pii / secrets kinds bitmask (bit = kind)
 	threshold float64
 
-	kw      *acMatcher
+	kwPats  []string
+	kwCase  bool
 	kwWhole bool
 
 	re *regexp.Regexp
@@ -267,8 +268,7 @@ func (cr *compiledRule) compileConfig(raw json.RawMessage) error {
 				}
 			}
 		}
-		cr.kw = newAC(pats, !c.CaseSensitive)
-		cr.kwWhole = c.WholeWord
+		cr.kwPats, cr.kwCase, cr.kwWhole = pats, c.CaseSensitive, c.WholeWord
 	case rtRegex:
 		var c struct {
 			Pattern string `json:"pattern"`

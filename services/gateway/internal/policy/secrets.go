@@ -6,29 +6,21 @@ import (
 	"math"
 )
 
-// Secret detectors. Every token-shaped secret is one run of token bytes
-// [A-Za-z0-9_-] of at least minSecretTok characters that starts with a
-// distinctive prefix ("AKIA", "ghp_", "sk-", "eyJ", "aws_secret_access_key",
-// ...). So one tight loop measures token lengths (no memory dependency
-// between bytes), only long tokens are compared against the prefixes, and a
-// hand-written checker verifies charset, length, boundaries and, for
-// random-bodied tokens, a randomness test that rejects documentation
-// examples and placeholders: AWS's AKIAIOSFODNN7EXAMPLE, "sk-your-key-here",
-// "ghp_xxxxxxxx…", low-entropy or sequential bodies. The two anchors that
-// are not tokens (PEM "-----BEGIN " and Slack webhook URLs) are found with
-// bytes.Index.
+// Secret detectors. Every secret starts with a distinctive literal
+// ("AKIA", "ghp_", "sk-", "eyJ", "-----BEGIN ", "aws_secret_access_key",
+// ...). The prefixes are part of the set's lexicon automaton (see
+// lexicon.go), so finding them costs no pass of its own; each hit is
+// verified by a hand-written checker (exact case, charset, length,
+// boundaries) and, for random-bodied tokens, a randomness test that rejects
+// documentation examples and placeholders: AWS's AKIAIOSFODNN7EXAMPLE,
+// "sk-your-key-here", "ghp_xxxxxxxx…", low-entropy or sequential bodies.
 
 type secretRule struct {
 	prefix string
 	check  func(t []byte, s int) (start, end int, k kind, ok bool)
 }
 
-// minSecretTok is the shortest token that can carry a secret prefix
-// ("SecretAccessKey" is 15; every key is 20+).
-const minSecretTok = 14
-
-// tokenRules are tried at the start of every long token.
-var tokenRules = func() []secretRule {
+var secretRules = func() []secretRule {
 	var r []secretRule
 	for _, p := range []string{"AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AROA", "AIPA", "ANPA", "ANVA", "APKA"} {
 		r = append(r, secretRule{p, checkAWSAccessKey})
@@ -37,6 +29,7 @@ var tokenRules = func() []secretRule {
 		r = append(r, secretRule{p, checkAWSSecretKey})
 	}
 	r = append(r, secretRule{"AIza", checkGCPKey})
+	r = append(r, secretRule{"-----BEGIN ", checkPrivateKey})
 	for _, p := range []string{"ghp_", "gho_", "ghu_", "ghs_", "ghr_"} {
 		r = append(r, secretRule{p, checkGitHubToken})
 	}
@@ -44,32 +37,15 @@ var tokenRules = func() []secretRule {
 	r = append(r, secretRule{"glpat-", checkGitLabToken})
 	r = append(r, secretRule{"sk-", checkSkKey})
 	r = append(r, secretRule{"xox", checkSlackToken})
+	r = append(r, secretRule{"hooks.slack.com/services/", checkSlackWebhook})
 	r = append(r, secretRule{"sk_live_", checkStripeKey}, secretRule{"rk_live_", checkStripeKey})
 	r = append(r, secretRule{"eyJ", checkJWT})
 	r = append(r, secretRule{"npm_", checkNPMToken})
 	return r
 }()
 
-// tokenRuleByFirst indexes tokenRules by first byte.
-var tokenRuleByFirst = func() (m [256][]int) {
-	for i, r := range tokenRules {
-		m[r.prefix[0]] = append(m[r.prefix[0]], i)
-	}
-	return
-}()
-
-var tokenByte = func() (t [256]bool) {
-	for c := 0; c < 256; c++ {
-		t[c] = isB64URL(byte(c))
-	}
-	return
-}()
-
 func (st *evalState) collectSecrets(mask uint32) {
-	if !st.secDone {
-		st.secDone = true
-		st.sec = findSecrets(st.text, st.sec[:0])
-	}
+	st.ensureLex()
 	for _, h := range st.sec {
 		if mask&(1<<h.kind) != 0 {
 			st.hits = append(st.hits, h)
@@ -77,68 +53,17 @@ func (st *evalState) collectSecrets(mask uint32) {
 	}
 }
 
-func findSecrets(t []byte, dst []hit) []hit {
-	n0 := len(dst)
-	// Non-token anchors first; tokens inside their spans are skipped.
-	dst = findAnchored(t, dst, "-----BEGIN ", checkPrivateKey)
-	dst = findAnchored(t, dst, "hooks.slack.com/services/", checkSlackWebhook)
-	anchored := len(dst)
-	if anchored > n0+1 {
-		sortHits(dst[n0:])
+// onSecretPrefix verifies a prefix hit at s (lexicon scan, in order of end
+// position); hits inside an accepted secret are skipped.
+func (st *evalState) onSecretPrefix(r *secretRule, s int) {
+	t := st.text
+	if s < st.secEnd || string(t[s:s+len(r.prefix)]) != r.prefix {
+		return
 	}
-	next := n0 // next anchored span to skip
-	for i := 0; i < len(t); {
-		if !tokenByte[t[i]] {
-			i++
-			continue
-		}
-		s := i
-		for i < len(t) && tokenByte[t[i]] {
-			i++
-		}
-		if i-s < minSecretTok {
-			continue
-		}
-		for next < anchored && dst[next].end <= s {
-			next++
-		}
-		if next < anchored && dst[next].start <= s {
-			i = max(i, dst[next].end)
-			continue
-		}
-		for _, ri := range tokenRuleByFirst[t[s]] {
-			r := &tokenRules[ri]
-			if !bytes.HasPrefix(t[s:], []byte(r.prefix)) {
-				continue
-			}
-			if a, b, k, ok := r.check(t, s); ok {
-				dst = append(dst, hit{a, b, k})
-				i = max(i, b)
-				break
-			}
-		}
+	if a, b, k, ok := r.check(t, s); ok && a >= st.secEnd {
+		st.sec = append(st.sec, hit{a, b, k})
+		st.secEnd = b
 	}
-	if len(dst) > anchored && anchored > n0 {
-		sortHits(dst[n0:])
-	}
-	return dst
-}
-
-// findAnchored finds non-overlapping occurrences of anchor verified by check.
-func findAnchored(t []byte, dst []hit, anchor string, check func([]byte, int) (int, int, kind, bool)) []hit {
-	for off := 0; off < len(t); {
-		k := bytes.Index(t[off:], []byte(anchor))
-		if k < 0 {
-			break
-		}
-		s := off + k
-		off = s + 1
-		if a, b, kd, ok := check(t, s); ok {
-			dst = append(dst, hit{a, b, kd})
-			off = b
-		}
-	}
-	return dst
 }
 
 func isB64URL(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }

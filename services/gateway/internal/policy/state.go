@@ -30,10 +30,13 @@ type evalState struct {
 	runsDone bool
 	piiDone  uint32
 	pii      [kIPv4 + 1][]hit
-	secDone  bool
-	sec      []hit
 
-	injDone    bool
+	lex     *lexicon
+	lexDone bool
+	sec     []hit
+	secEnd  int
+	kw      []kwHit
+
 	injScore   float64
 	injHits    []hit
 	injMatched []bool
@@ -50,8 +53,9 @@ type span struct {
 	order      int // rule order: lower wins the label when spans overlap
 }
 
-func (st *evalState) reset(in *Input, dir direction) {
+func (st *evalState) reset(in *Input, dir direction, lx *lexicon) {
 	st.in = *in
+	st.lex = lx
 	st.dir = dir
 	st.parsed, st.raw = false, false
 	st.text = st.text[:0]
@@ -65,8 +69,8 @@ func (st *evalState) reset(in *Input, dir direction) {
 	for i := range st.pii {
 		st.pii[i] = st.pii[i][:0]
 	}
-	st.sec, st.secDone = st.sec[:0], false
-	st.injDone, st.injScore, st.injHits = false, 0, st.injHits[:0]
+	st.lexDone, st.sec, st.secEnd, st.kw = false, st.sec[:0], 0, st.kw[:0]
+	st.injScore, st.injHits = 0, st.injHits[:0]
 	st.hits = st.hits[:0]
 	st.spans = st.spans[:0]
 }
@@ -74,6 +78,7 @@ func (st *evalState) reset(in *Input, dir direction) {
 // release drops references to the caller's data and oversized buffers.
 func (st *evalState) release() {
 	st.in = Input{}
+	st.lex = nil
 	st.bodyModel, st.model = "", ""
 	const keep = 1 << 20
 	if cap(st.text) > keep {

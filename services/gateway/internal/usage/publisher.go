@@ -52,8 +52,9 @@ type Publisher struct {
 	queue   chan *Event
 	workers int
 
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	mu     sync.RWMutex // guards closed against Publish racing Close
+	closed bool
+	wg     sync.WaitGroup
 
 	published, spooled, lost atomic.Int64
 }
@@ -63,8 +64,15 @@ func NewPublisher(nc *nats.Conn, js jetstream.JetStream, subject string, spool *
 	return &Publisher{nc: nc, js: js, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 4}
 }
 
-// Publish queues ev; when the queue is full it is spooled synchronously.
+// Publish queues ev; when the queue is full, or the publisher is closing,
+// it is spooled synchronously (never dropped).
 func (p *Publisher) Publish(ev *Event) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		p.toSpool(ev, errors.New("publisher closed"))
+		return
+	}
 	select {
 	case p.queue <- ev:
 	default:
@@ -105,8 +113,15 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-// Close stops accepting events (queued ones are still sent).
-func (p *Publisher) Close() { p.closeOnce.Do(func() { close(p.queue) }) }
+// Close stops queueing events (queued ones are still sent; later ones spool).
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.queue)
+	}
+}
 
 func (p *Publisher) send(ev *Event) {
 	b, err := json.Marshal(ev)

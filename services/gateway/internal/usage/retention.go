@@ -59,7 +59,9 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(retentionLockID)).Scan(&got); err != nil || !got {
 		return 0, err
 	}
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(retentionLockID)) }()
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(retentionLockID))
+	}()
 
 	rows, err := conn.Query(ctx, `SELECT DISTINCT tenant_id::text FROM usage_rollups_hourly`)
 	if err != nil {
