@@ -5,7 +5,9 @@ package app
 import (
 	"context"
 	"crypto"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -32,10 +34,14 @@ import (
 	"trueportai/services/platform-backend/internal/events"
 	"trueportai/services/platform-backend/internal/grpcapi"
 	"trueportai/services/platform-backend/internal/httpapi"
+	"trueportai/services/platform-backend/internal/identity"
+	"trueportai/services/platform-backend/internal/mail"
 	"trueportai/services/platform-backend/internal/migrations"
+	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/token"
+	"trueportai/services/platform-backend/internal/worker"
 )
 
 // Listeners are sockets a caller (tests) has already bound; a nil one is
@@ -106,7 +112,26 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	pub := events.NewPublisher(nc, shared.Subjects{Prefix: cfg.NATSPrefix}, log)
 
 	e := httpserver.New(log)
-	api := httpapi.New(log, cfg, st, tokens, box, pub)
+	// Identity: mail goes out from an owned worker pool, stopped after the
+	// HTTP server (so no request can queue a job that is then dropped).
+	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
+	ident, err := newIdentity(ctx, cfg, st, jobs, pub, log)
+	if err != nil {
+		return err
+	}
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	jobsDone := make(chan struct{})
+	go func() { defer close(jobsDone); jobs.Run(jobsCtx) }()
+	defer func() { stopJobs(); <-jobsDone }()
+
+	// Team, billing, admin: the gateway's gRPC, invite mail, payments (outbound.go).
+	out, closeOut, err := newOutbound(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+
+	api := httpapi.New(log, cfg, st, tokens, box, pub, httpapi.WithIdentity(ident, ratelimit.NewMemory(time.Now)), httpapi.WithOutbound(out))
 	api.Routes(e, httpserver.HealthHandler(
 		httpserver.Check{Name: "postgres", Probe: st.Ping},
 		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
@@ -156,6 +181,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return nil
 	})
 	err = g.Wait()
+	stopJobs()
+	<-jobsDone
 	_ = nc.Drain()
 	log.Info("platform-backend stopped")
 	if ctx.Err() != nil && err == nil {
@@ -259,4 +286,46 @@ func loadBox(ctx context.Context, cfg config.Config, st *store.Store) (*secretbo
 		return nil, fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
 	}
 	return secretbox.New(key)
+}
+
+// newIdentity builds the OTP / password-reset service: the SMTP mailer when
+// SMTP_ADDR is set (else the logging one) and the HMAC pepper for stored
+// codes — derived from SECRETS_ENCRYPTION_KEY, or in dev generated once and
+// kept in dev_keys.
+func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *worker.Pool, pub *events.Publisher, log *slog.Logger) (*identity.Service, error) {
+	var sender mail.Sender = mail.NewLogSender(log)
+	if cfg.SMTPAddr != "" {
+		s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
+		if err != nil {
+			return nil, err
+		}
+		sender = s
+	} else if !cfg.Dev() {
+		log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
+	}
+	var pepper []byte
+	if cfg.SecretsEncryptionKey != "" {
+		key, err := secretbox.ParseKey(cfg.SecretsEncryptionKey)
+		if err != nil {
+			return nil, fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
+		}
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte("trueportai identity pepper v1"))
+		pepper = h.Sum(nil)
+	} else {
+		text, err := st.DevKey(ctx, "identity_pepper", func() (string, error) {
+			var k [32]byte
+			if _, err := rand.Read(k[:]); err != nil {
+				return "", err
+			}
+			return base64.StdEncoding.EncodeToString(k[:]), nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("dev identity pepper: %w", err)
+		}
+		if pepper, err = base64.StdEncoding.DecodeString(text); err != nil {
+			return nil, fmt.Errorf("dev identity pepper: %w", err)
+		}
+	}
+	return identity.New(log, st, sender, jobs, pub, identity.Config{Pepper: pepper, PublicBaseURL: cfg.PublicBaseURL}, time.Now)
 }

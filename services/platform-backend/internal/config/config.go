@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -33,6 +34,13 @@ type Config struct {
 	LogLevel             string
 	LogFormat            string
 	ShutdownGrace        time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a client's address (TRUSTED_PROXIES: comma list of CIDRs or IPs).
+	TrustedProxies []netip.Prefix
+	// GatewayGRPCAddr is the gateway's gRPC (usage summaries, key counts);
+	// each call is bounded by GatewayRPCTimeout.
+	GatewayGRPCAddr   string
+	GatewayRPCTimeout time.Duration
 }
 
 // Dev reports dev mode (APP_ENV=dev).
@@ -85,6 +93,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.ShutdownGrace, err = time.ParseDuration(get("SHUTDOWN_GRACE", "15s")); err != nil {
 		errs = append(errs, errors.New("SHUTDOWN_GRACE must be a duration"))
 	}
+	if c.TrustedProxies, err = parsePrefixes(get("TRUSTED_PROXIES", "")); err != nil {
+		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	c.GatewayGRPCAddr = get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091")
+	if c.GatewayRPCTimeout, err = time.ParseDuration(get("GATEWAY_RPC_TIMEOUT", "3s")); err != nil || c.GatewayRPCTimeout <= 0 || c.GatewayRPCTimeout > time.Minute {
+		errs = append(errs, errors.New("GATEWAY_RPC_TIMEOUT must be a positive duration up to 1m"))
+	}
 	if !c.Dev() {
 		if c.JWTSigningKeyFile == "" {
 			errs = append(errs, errors.New("JWT_SIGNING_KEY_FILE is required when APP_ENV=prod"))
@@ -94,4 +109,26 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// parsePrefixes reads a comma list of CIDRs ("10.0.0.0/8") or single
+// addresses ("192.0.2.7", taken as /32 or /128).
+func parsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an IP address", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

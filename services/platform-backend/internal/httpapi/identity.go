@@ -14,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
+	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/password"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/token"
@@ -112,6 +113,13 @@ func (a *API) login(c echo.Context) error {
 	if req.Password == "" {
 		return apperr.InvalidField("password", "password is required")
 	}
+	// Only well-formed attempts count; known and unknown emails alike.
+	if err := a.limit(c, ruleLoginIP, a.clientIP(c)); err != nil {
+		return err
+	}
+	if err := a.limit(c, ruleLoginEmail, emailKey(req.Email)); err != nil {
+		return err
+	}
 	invalid := apperr.New(apperr.Unauthenticated, "invalid_credentials", "email or password is incorrect")
 	if len(req.Password) > password.MaxLength {
 		return invalid
@@ -150,4 +158,140 @@ func (a *API) jwks(c echo.Context) error {
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
 	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
+}
+
+// identityDeps are the identity routes' dependencies (WithIdentity).
+type identityDeps struct {
+	svc     *identity.Service
+	limiter RateLimiter
+}
+
+// WithIdentity enables the OTP, password reset and password change routes
+// and the rate limits (login, OTP, reset, management).
+func WithIdentity(svc *identity.Service, limiter RateLimiter) Option {
+	return func(a *API) { a.ident = identityDeps{svc: svc, limiter: limiter} }
+}
+
+type statusResp struct {
+	Status string `json:"status"`
+}
+
+// requestOTP mails a sign-in code. The answer is 202 {"status":"sent"} for
+// every well-formed email, known or not, and takes the same time: the lookup
+// and the mail happen in a background job.
+func (a *API) requestOTP(c echo.Context) error {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	email, err := normalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if err := a.limit(c, ruleOTPRequest, email); err != nil {
+		return err
+	}
+	if err := a.ident.svc.RequestOTP(c.Request().Context(), email); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, statusResp{Status: "sent"})
+}
+
+// verifyOTP trades a sign-in code for a global token (the login answer).
+func (a *API) verifyOTP(c echo.Context) error {
+	var req struct {
+		Email string `json:"email"`
+		Code  string `json:"code"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Email) == "" {
+		return apperr.InvalidField("email", "email is required")
+	}
+	if strings.TrimSpace(req.Code) == "" {
+		return apperr.InvalidField("code", "code is required")
+	}
+	if err := a.limit(c, ruleOTPVerify, emailKey(req.Email)); err != nil {
+		return err
+	}
+	u, err := a.ident.svc.VerifyOTP(c.Request().Context(), strings.TrimSpace(req.Email), req.Code)
+	if err != nil {
+		return err
+	}
+	return a.issueGlobal(c, u)
+}
+
+// forgotPassword mails a reset link; like requestOTP it answers 202 the same
+// way for every well-formed email.
+func (a *API) forgotPassword(c echo.Context) error {
+	var req struct {
+		Email string `json:"email"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	email, err := normalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if err := a.limit(c, ruleForgotPassword, email); err != nil {
+		return err
+	}
+	if err := a.ident.svc.ForgotPassword(c.Request().Context(), email); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, statusResp{Status: "sent"})
+}
+
+// resetPassword spends a reset token; every session of the user ends.
+func (a *API) resetPassword(c echo.Context) error {
+	var req struct {
+		Token       string `json:"token"`
+		NewPassword string `json:"new_password"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Token) == "" {
+		return apperr.InvalidField("token", "token is required")
+	}
+	if err := checkPassword("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	if err := a.limit(c, ruleResetIP, a.clientIP(c)); err != nil {
+		return err
+	}
+	if err := a.ident.svc.ResetPassword(c.Request().Context(), strings.TrimSpace(req.Token), req.NewPassword); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, statusResp{Status: "ok"})
+}
+
+// changePassword needs the current password; afterwards every token of the
+// user, the one used for this call included, is rejected (log in again).
+func (a *API) changePassword(c echo.Context) error {
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.CurrentPassword == "" {
+		return apperr.InvalidField("current_password", "current_password is required")
+	}
+	if err := checkPassword("new_password", req.NewPassword); err != nil {
+		return err
+	}
+	p := caller(c)
+	if err := a.limit(c, rulePasswordChange, p.User.ID); err != nil {
+		return err
+	}
+	if err := a.ident.svc.ChangePassword(c.Request().Context(), p.User, req.CurrentPassword, req.NewPassword); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, statusResp{Status: "ok"})
 }

@@ -68,7 +68,11 @@ func (a *API) createTenant(c echo.Context) error {
 		return apperr.InvalidField("slug", "slug is reserved")
 	}
 	p := caller(c)
-	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, "free", p.User.ID)
+	plan, err := a.defaultPlan(c.Request().Context()) // global config default_plan
+	if err != nil {
+		return err
+	}
+	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, plan, p.User.ID)
 	if errors.Is(err, store.ErrSlugTaken) {
 		return apperr.New(apperr.Conflict, "slug_taken", "slug is already in use").WithDetails(map[string]any{"field": "slug"})
 	}

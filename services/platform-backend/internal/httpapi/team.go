@@ -1,0 +1,220 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/events"
+	"trueportai/services/internal/httpserver"
+	"trueportai/services/platform-backend/internal/mail"
+	"trueportai/services/platform-backend/internal/store"
+)
+
+// inviteTTL is how long an invite can be accepted.
+const inviteTTL = 7 * 24 * time.Hour
+
+var (
+	errMemberNotFound = apperr.New(apperr.NotFound, "member_not_found", "no such member in this organisation")
+	errInviteNotFound = apperr.New(apperr.NotFound, "invite_not_found", "no such pending invite")
+)
+
+func validRole(r string) bool {
+	switch r {
+	case "viewer", "member", "admin", "owner":
+		return true
+	}
+	return false
+}
+
+func errBadRole() error {
+	return apperr.InvalidField("role", "role must be one of viewer, member, admin, owner")
+}
+
+// newInviteToken returns a random 256-bit token (URL-safe) and the hex
+// SHA-256 under which it is stored.
+func newInviteToken() (string, string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", fmt.Errorf("invite token: %w", err)
+	}
+	tok := base64.RawURLEncoding.EncodeToString(b[:])
+	return tok, hashInviteToken(tok), nil
+}
+
+func hashInviteToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:])
+}
+
+// removeMember removes a member (admin or owner), or the caller themself
+// (leaving, any role). Owners are removed only by owners; the last owner stays.
+func (a *API) removeMember(c echo.Context) error {
+	p := caller(c)
+	ctx := c.Request().Context()
+	m, err := a.store.RemoveMember(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"))
+	if err != nil {
+		return storeError(err, errMemberNotFound)
+	}
+	a.pub.TokensRevoked(ctx, events.TokensRevokedEvent{UserID: m.UserID, TenantID: p.Tenant.ID, Reason: "member_removed"})
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) changeMemberRole(c echo.Context) error {
+	var req struct {
+		Role string `json:"role"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if !validRole(req.Role) {
+		return errBadRole()
+	}
+	p := caller(c)
+	ctx := c.Request().Context()
+	m, old, err := a.store.ChangeRole(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"), req.Role)
+	if err != nil {
+		return storeError(err, errMemberNotFound)
+	}
+	if old != m.Role {
+		a.pub.TokensRevoked(ctx, events.TokensRevokedEvent{UserID: m.UserID, TenantID: p.Tenant.ID, Reason: "role_changed"})
+	}
+	return c.JSON(http.StatusOK, memberResp{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.JoinedAt.UTC()})
+}
+
+type inviteResp struct {
+	ID        string     `json:"id"`
+	Email     string     `json:"email"`
+	Role      string     `json:"role"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	InvitedBy *string    `json:"invited_by,omitempty"`
+}
+
+func toInviteResp(i store.Invite, full bool) inviteResp {
+	r := inviteResp{ID: i.ID, Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt.UTC()}
+	if full {
+		created := i.CreatedAt.UTC()
+		r.CreatedAt, r.InvitedBy = &created, &i.InvitedBy
+	}
+	return r
+}
+
+func (a *API) createInvite(c echo.Context) error {
+	var req struct {
+		Email string `json:"email"`
+		Role  string `json:"role"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	email, err := normalizeEmail(req.Email)
+	if err != nil {
+		return err
+	}
+	if !validRole(req.Role) {
+		return errBadRole()
+	}
+	tok, hash, err := newInviteToken()
+	if err != nil {
+		return err
+	}
+	p := caller(c)
+	ctx := c.Request().Context()
+	now := a.now().UTC()
+	inv, err := a.store.CreateInvite(ctx, store.NewInvite{TenantID: p.Tenant.ID, Email: email, Role: req.Role, TokenHash: hash, ExpiresAt: now.Add(inviteTTL)},
+		actorOf(p), now, func(inv store.Invite) error {
+			subject, text := a.inviteMail(p, inv, tok)
+			if err := a.out.Mailer.Send(ctx, mail.Message{To: inv.Email, Subject: subject, Text: text}); err != nil {
+				return apperr.Wrap(apperr.Unavailable, "mail_unavailable", "the invite mail could not be sent; nothing was saved, try again", err)
+			}
+			return nil
+		})
+	if err != nil {
+		return storeError(err, apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant"))
+	}
+	a.log.InfoContext(ctx, "invite created", "invite_id", inv.ID, "role", inv.Role)
+	return c.JSON(http.StatusCreated, toInviteResp(inv, false))
+}
+
+// inviteMail is the subject and body of an invite; the body carries the token
+// and a link under the configured public base URL (never the Host header).
+func (a *API) inviteMail(p *principal, inv store.Invite, tok string) (string, string) {
+	subject := fmt.Sprintf("You are invited to join %s on TruePortAI", p.Tenant.Name)
+	link := a.cfg.PublicBaseURL + "/invites/accept?token=" + url.QueryEscape(tok)
+	text := fmt.Sprintf(`%s invited you to join the organisation %q on TruePortAI as %s.
+
+Sign in (or register with this address, %s), then accept the invite:
+
+  %s
+
+or call POST /platform/api/global/invites/accept with {"token": "%s"}.
+
+The invite expires on %s.
+`, p.User.Email, p.Tenant.Name, inv.Role, inv.Email, link, tok, inv.ExpiresAt.UTC().Format(time.RFC1123))
+	return subject, text
+}
+
+func (a *API) listInvites(c echo.Context) error {
+	page, err := httpserver.ParsePage(c)
+	if err != nil {
+		return err
+	}
+	rows, total, err := a.store.PendingInvites(c.Request().Context(), caller(c).Tenant.ID, a.now(), page.Limit, page.Offset)
+	if err != nil {
+		return err
+	}
+	items := make([]inviteResp, 0, len(rows))
+	for _, r := range rows {
+		items = append(items, toInviteResp(r, true))
+	}
+	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
+}
+
+func (a *API) revokeInvite(c echo.Context) error {
+	p := caller(c)
+	if _, err := a.store.RevokeInvite(c.Request().Context(), p.Tenant.ID, c.Param("id"), actorOf(p), a.now()); err != nil {
+		return storeError(err, errInviteNotFound)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// acceptInvite joins the caller (global token) to the invite's tenant. The
+// invite must be addressed to the caller's email.
+func (a *API) acceptInvite(c echo.Context) error {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if req.Token == "" {
+		return apperr.InvalidField("token", "token is required")
+	}
+	p := caller(c)
+	tr, _, err := a.store.AcceptInvite(c.Request().Context(), hashInviteToken(req.Token), p.User, a.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return apperr.New(apperr.NotFound, "invite_not_found", "no invite with this token")
+	case errors.Is(err, store.ErrInviteEmailMismatch):
+		return apperr.New(apperr.Forbidden, "invite_email_mismatch", "this invite is addressed to another email; sign in with the invited address")
+	case errors.Is(err, store.ErrInviteUsed):
+		return apperr.New(apperr.Invalid, "invite_used", "this invite has already been accepted").WithDetails(map[string]any{"field": "token"})
+	case errors.Is(err, store.ErrInviteRevoked):
+		return apperr.New(apperr.Invalid, "invite_revoked", "this invite has been revoked").WithDetails(map[string]any{"field": "token"})
+	case errors.Is(err, store.ErrInviteExpired):
+		return apperr.New(apperr.Invalid, "invite_expired", "this invite has expired; ask for a new one").WithDetails(map[string]any{"field": "token"})
+	case err != nil:
+		return storeError(err, errInviteNotFound)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tenant": toTenantResp(tr.Tenant, tr.Role), "role": tr.Role})
+}
