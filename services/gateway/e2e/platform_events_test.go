@@ -1,0 +1,78 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPlatformChangesReachGateway: suspension by a platform admin stops the
+// tenant's keys and tokens within 5 s; storage settings switch body logging
+// within 5 s; reactivation restores service.
+func TestPlatformChangesReachGateway(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "PLATFORM_ADMIN_EMAILS=root@example.com")
+	ts := s.setupTenant("events-" + randHex(3))
+	p := s.platformURL + "/platform/api"
+	if c := call(t, "POST", p+"/global/auth/register", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, nil); c != 201 {
+		t.Fatalf("register admin: %d", c)
+	}
+	var login struct {
+		Token string `json:"global_access_token"`
+	}
+	call(t, "POST", p+"/global/auth/login", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, &login)
+	proxyURL := s.gatewayURL + "/trueportai-services/openai/v1/chat/completions"
+	chat := func() int {
+		req, _ := http.NewRequest("POST", proxyURL, strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"log me"}]}`))
+		req.Header.Set("Authorization", "Bearer "+ts.apiKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := chat(); c != 200 {
+		t.Fatalf("before: %d", c)
+	}
+
+	// Storage settings: body logging on within 5 s.
+	if c := call(t, "PUT", p+"/service/storage", ts.scopedToken, map[string]any{"log_request_bodies": true, "log_response_bodies": true, "redact_logged_bodies": false, "retention_days": 7}, nil); c != 200 {
+		t.Fatalf("storage: %d", c)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if c := chat(); c != 200 {
+			return expectStatus(c, 200)
+		}
+		var page struct {
+			Items []struct {
+				RequestBody *string `json:"request_body"`
+			} `json:"items"`
+		}
+		call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=1", ts.scopedToken, nil, &page)
+		if len(page.Items) == 0 || page.Items[0].RequestBody == nil || !strings.Contains(*page.Items[0].RequestBody, "log me") {
+			return errString("newest log row has no request body yet")
+		}
+		return nil
+	})
+
+	// Suspension: keys refused (403) and management tokens rejected within 5 s.
+	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", login.Token, map[string]string{"status": "suspended"}, nil); c != 200 {
+		t.Fatalf("suspend: %d", c)
+	}
+	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 403) })
+	eventually(t, 5*time.Second, func() error {
+		return expectStatus(call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/keys", ts.scopedToken, nil, nil), 401)
+	})
+
+	// Reactivation restores the keys.
+	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", login.Token, map[string]string{"status": "active"}, nil); c != 200 {
+		t.Fatalf("activate: %d", c)
+	}
+	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 200) })
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
