@@ -61,6 +61,13 @@ func (f *fakeGateway) setUsage(tenantID string, u *gatewayv1.GetUsageSummaryResp
 	f.usage[tenantID] = u
 }
 
+// window is the [from, to) of the last usage summary asked for.
+func (f *fakeGateway) window() [2]time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastWindow
+}
+
 func (f *fakeGateway) CountKeys(_ context.Context, req *gatewayv1.CountKeysRequest) (*gatewayv1.CountKeysResponse, error) {
 	f.countCalls.Add(1)
 	f.mu.Lock()
