@@ -192,6 +192,7 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 		"UPSTREAM_GOOGLE_URL=" + up.srv.URL + "/google/v1beta",
 		"UPSTREAM_AZURE_URL_TEMPLATE=" + up.srv.URL + "/azure/{resource}/openai/deployments/{deployment}",
 		"CACHE_TTL=30s",
+		"INTERNAL_GRPC_TOKEN=" + randHex(24),
 	}
 	s.env = append(s.env, extraEnv...)
 	t.Cleanup(func() { deleteStream(prefix) })

@@ -44,6 +44,7 @@ import (
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/rpcauth"
 )
 
 // Run starts the gateway.
@@ -65,7 +66,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		}
 	}
 
-	conn, err := grpc.NewClient(cfg.PlatformGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, append(rpcauth.DialOptions(cfg.InternalGRPCToken), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
 	if err != nil {
 		return fmt.Errorf("platform grpc client: %w", err)
 	}
@@ -180,7 +181,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	// upstream header and idle timeouts bound a stuck call instead.
 	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
-	grpcSrv := grpc.NewServer()
+	grpcSrv := grpc.NewServer(rpcauth.ServerOptions(cfg.InternalGRPCToken)...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(pool, keyStore, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)

@@ -13,19 +13,21 @@ import (
 
 // Config is the whole gateway configuration.
 type Config struct {
-	AppEnv          string
-	HTTPAddr        string
-	GRPCAddr        string
-	PlatformGRPC    string
-	DatabaseURL     string
-	NATSURL         string
-	NATSPrefix      string
-	MigrateOnStart  bool
-	SpoolDir        string
-	SpoolMaxBytes   int64
-	IngesterEnabled bool
-	Upstreams       Upstreams
-	ProxyBodyLimit  int64
+	AppEnv       string
+	HTTPAddr     string
+	GRPCAddr     string
+	PlatformGRPC string
+	// InternalGRPCToken authenticates gRPC calls between the services.
+	InternalGRPCToken string
+	DatabaseURL       string
+	NATSURL           string
+	NATSPrefix        string
+	MigrateOnStart    bool
+	SpoolDir          string
+	SpoolMaxBytes     int64
+	IngesterEnabled   bool
+	Upstreams         Upstreams
+	ProxyBodyLimit    int64
 	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
 	UpstreamHeaderTimeout time.Duration
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
@@ -74,17 +76,18 @@ func Load(getenv func(string) string) (Config, error) {
 		return n
 	}
 	c := Config{
-		AppEnv:          get("APP_ENV", "prod"),
-		HTTPAddr:        get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
-		GRPCAddr:        get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
-		PlatformGRPC:    get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
-		DatabaseURL:     get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
-		NATSURL:         get("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSPrefix:      get("NATS_PREFIX", "trueport"),
-		MigrateOnStart:  get("MIGRATE_ON_START", "true") != "false",
-		SpoolDir:        get("GATEWAY_SPOOL_DIR", "./data/spool"),
-		SpoolMaxBytes:   num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
-		IngesterEnabled: get("INGESTER_ENABLED", "true") != "false",
+		AppEnv:            get("APP_ENV", "prod"),
+		HTTPAddr:          get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
+		GRPCAddr:          get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
+		PlatformGRPC:      get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
+		InternalGRPCToken: get("INTERNAL_GRPC_TOKEN", ""),
+		DatabaseURL:       get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
+		NATSURL:           get("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSPrefix:        get("NATS_PREFIX", "trueport"),
+		MigrateOnStart:    get("MIGRATE_ON_START", "true") != "false",
+		SpoolDir:          get("GATEWAY_SPOOL_DIR", "./data/spool"),
+		SpoolMaxBytes:     num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
+		IngesterEnabled:   get("INGESTER_ENABLED", "true") != "false",
 		Upstreams: Upstreams{
 			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
 			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),
@@ -103,6 +106,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	if c.AppEnv == "prod" && len(c.InternalGRPCToken) < 32 {
+		errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))
 	}
 	for name, u := range map[string]string{"UPSTREAM_OPENAI_URL": c.Upstreams.OpenAI, "UPSTREAM_ANTHROPIC_URL": c.Upstreams.Anthropic, "UPSTREAM_GOOGLE_URL": c.Upstreams.Google, "UPSTREAM_AZURE_URL_TEMPLATE": c.Upstreams.AzureTemplate} {
 		pu, err := url.Parse(strings.NewReplacer("{resource}", "r", "{deployment}", "d").Replace(u))

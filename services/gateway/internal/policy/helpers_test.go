@@ -35,6 +35,16 @@ func randStr(seed uint64, alphabet string, n int) string {
 	}
 }
 
+// randStrRaw is randStr without the placeholder filter (for recall tests).
+func randStrRaw(seed uint64, alphabet string, n int) string {
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return string(b)
+}
+
 func join(parts ...string) string { return strings.Join(parts, "") }
 
 var (

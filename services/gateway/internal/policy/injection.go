@@ -46,7 +46,7 @@ var injDefs = []struct {
 	p   string
 }{
 	// instruction override
-	{kInstructionOverride, 0.9, "ignore|ignoring|disregard|disregarding|forget|override|bypass|skip|neglect|abandon|drop ~2 previous|prior|above|earlier|preceding|initial|original|old|system|developer|all|any|your|these|those|former|existing|safety ~2 instructions|instruction|directions|directives|rules|guidelines|commands|constraints|guardrails|restrictions|programming|policies|policy|prompt|prompts|orders"},
+	{kInstructionOverride, 0.9, "ignore|ignoring|disregard|disregarding|forget|override|bypass|skip|neglect|abandon|drop ~3 previous|prior|above|earlier|preceding|initial|original|old|system|developer|all|any|your|these|those|former|existing|safety ~2 instructions|instruction|directions|directives|rules|guidelines|commands|constraints|guardrails|restrictions|programming|policies|policy|prompt|prompts|orders"},
 	{kInstructionOverride, 0.4, "ignore|ignoring|disregard|disregarding|forget ~2 previous|prior|above|earlier|preceding|all|any|your ~2 messages|message|text|context|conversation|content|input"},
 	{kInstructionOverride, 0.75, "forget|disregard|ignore|ignoring everything|anything|all ~3 above|before|previously|earlier|told|said"},
 	{kInstructionOverride, 0.6, "do|must|should|will|shall not ~1 follow|obey|adhere|comply ~3 instructions|rules|guidelines|directions|programming|policies"},
@@ -80,7 +80,7 @@ var injLiterals = []struct {
 	lit string
 	w   float64
 }{
-	{"<|im_start|>", 0.5}, {"<|im_start|>system", 0.75}, {"<|im_end|>", 0.45}, {"<|system|>", 0.6},
+	{"<|im_start|>", 0.45}, {"<|im_start|>system", 0.75}, {"<|im_end|>", 0.45}, {"<|system|>", 0.6},
 	{"<|user|>", 0.4}, {"<|assistant|>", 0.4}, {"<|endoftext|>", 0.45}, {"<|eot_id|>", 0.5},
 	{"<|start_header_id|>", 0.5}, {"<|start_header_id|>system", 0.75}, {"[inst]", 0.4}, {"[/inst]", 0.45},
 	{"<<sys>>", 0.6}, {"<</sys>>", 0.5}, {"### system:", 0.45}, {"### instruction:", 0.4},

@@ -158,7 +158,7 @@ func findEmails(t []byte, dst []hit) []hit {
 		for l < at && t[l] == '.' {
 			l++
 		}
-		if l == at || t[at-1] == '.' || bytes.Contains(t[l:at], []byte("..")) {
+		if l == at || t[at-1] == '.' {
 			continue
 		}
 		end, ok := scanDomain(t, at+1)

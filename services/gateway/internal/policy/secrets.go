@@ -232,10 +232,12 @@ func checkSlackToken(t []byte, s int) (int, int, kind, bool) {
 	}
 	e := spanOf(t, s+5, func(c byte) bool { return isAlnum(c) || c == '-' })
 	body := t[s+5 : e]
-	if len(body) < 15 || placeholder(body) {
+	if len(body) < 15 || placeholderAlpha(body) {
 		return 0, 0, 0, false
 	}
-	if d, _, _ := classMix(body); d < 6 {
+	// xoxb-<team id>-<bot id>-<random>: numeric ids, then a random part
+	last := body[bytes.LastIndexByte(body, '-')+1:]
+	if d, _, _ := classMix(body); d < 6 || len(last) < 10 || sequential(last) || entropy(last) < 3.0 {
 		return 0, 0, 0, false
 	}
 	return s, e, kSlackToken, true
@@ -312,10 +314,15 @@ func checkJWT(t []byte, s int) (int, int, kind, bool) {
 // placeholderWords mark documentation examples and templates.
 var placeholderWords = []string{
 	"example", "sample", "dummy", "fake", "placeholder", "your", "xxxx", "test", "redacted",
-	"changeme", "secret", "insert", "replace", "0000", "1234", "abcd",
+	"changeme", "secret", "insert", "replace", "abcd",
 }
 
+// placeholder: a placeholder word or an obvious digit run.
 func placeholder(b []byte) bool {
+	return placeholderAlpha(b) || bytes.Contains(b, []byte("0000")) || bytes.Contains(b, []byte("1234"))
+}
+
+func placeholderAlpha(b []byte) bool {
 	for _, w := range placeholderWords {
 		if containsFold(b, w) {
 			return true

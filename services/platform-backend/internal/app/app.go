@@ -3,6 +3,8 @@
 package app
 
 import (
+	"trueportai/services/internal/rpcauth"
+
 	"context"
 	"crypto"
 	"crypto/hmac"
@@ -148,7 +150,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer httpLis.Close()
 	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 
-	grpcSrv := grpc.NewServer()
+	grpcSrv := grpc.NewServer(rpcauth.ServerOptions(cfg.InternalGRPCToken)...)
 	gs := grpcapi.New(log, st, tokens, box)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"trueportai/services/internal/rpcauth"
+
 	"log/slog"
 
 	"trueportai/services/platform-backend/internal/billing"
@@ -17,7 +19,7 @@ import (
 // invite mailer (SMTP when SMTP_ADDR is set, else the log) and the
 // invoice-recording payment implementation. close releases the client.
 func newOutbound(cfg config.Config, st *store.Store, log *slog.Logger) (httpapi.Outbound, func(), error) {
-	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout)
+	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, rpcauth.DialOptions(cfg.InternalGRPCToken)...)
 	if err != nil {
 		return httpapi.Outbound{}, nil, err
 	}

@@ -21,19 +21,21 @@ type Config struct {
 	MigrateOnStart       bool
 	JWTSigningKeyFile    string
 	SecretsEncryptionKey string
-	SMTPAddr             string
-	SMTPFrom             string
-	SMTPUsername         string
-	SMTPPassword         string
-	PlatformAdminEmails  []string
-	PublicBaseURL        string
-	JWTIssuer            string
-	JWTAudience          string
-	GlobalTokenTTL       time.Duration
-	ScopedTokenTTL       time.Duration
-	LogLevel             string
-	LogFormat            string
-	ShutdownGrace        time.Duration
+	// InternalGRPCToken authenticates gRPC calls between the services.
+	InternalGRPCToken   string
+	SMTPAddr            string
+	SMTPFrom            string
+	SMTPUsername        string
+	SMTPPassword        string
+	PlatformAdminEmails []string
+	PublicBaseURL       string
+	JWTIssuer           string
+	JWTAudience         string
+	GlobalTokenTTL      time.Duration
+	ScopedTokenTTL      time.Duration
+	LogLevel            string
+	LogFormat           string
+	ShutdownGrace       time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address (TRUSTED_PROXIES: comma list of CIDRs or IPs).
 	TrustedProxies []netip.Prefix
@@ -64,6 +66,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:       get("MIGRATE_ON_START", "true") != "false",
 		JWTSigningKeyFile:    get("JWT_SIGNING_KEY_FILE", ""),
 		SecretsEncryptionKey: get("SECRETS_ENCRYPTION_KEY", ""),
+		InternalGRPCToken:    get("INTERNAL_GRPC_TOKEN", ""),
 		SMTPAddr:             get("SMTP_ADDR", ""),
 		SMTPFrom:             get("SMTP_FROM", "TruePortAI <no-reply@trueportai.local>"),
 		SMTPUsername:         get("SMTP_USERNAME", ""),
@@ -106,6 +109,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if c.SecretsEncryptionKey == "" {
 			errs = append(errs, errors.New("SECRETS_ENCRYPTION_KEY is required when APP_ENV=prod"))
+		}
+		if len(c.InternalGRPCToken) < 32 {
+			errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))
 		}
 	}
 	return c, errors.Join(errs...)

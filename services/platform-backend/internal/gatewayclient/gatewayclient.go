@@ -37,8 +37,8 @@ type Client struct {
 // New returns a client for the gateway at addr; it connects lazily, so a
 // gateway that is down at start-up is not an error (calls then fail with
 // 503 gateway_unavailable). Each call is bounded by timeout.
-func New(addr string, timeout time.Duration) (*Client, error) {
-	conn, err := grpc.NewClient(addr,
+func New(addr string, timeout time.Duration, extra ...grpc.DialOption) (*Client, error) {
+	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Reconnect quickly once the gateway is back (the default backoff
 		// grows to two minutes).
@@ -46,7 +46,8 @@ func New(addr string, timeout time.Duration) (*Client, error) {
 			Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
 			MinConnectTimeout: timeout,
 		}),
-	)
+	}, extra...)
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("gateway grpc client %s: %w", addr, err)
 	}
