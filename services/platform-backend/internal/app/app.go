@@ -3,6 +3,9 @@
 package app
 
 import (
+	"github.com/labstack/echo/v4"
+	"trueportai/services/internal/metrics"
+
 	"trueportai/services/internal/rpcauth"
 
 	"context"
@@ -113,7 +116,9 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer nc.Close()
 	pub := events.NewPublisher(nc, shared.Subjects{Prefix: cfg.NATSPrefix}, log)
 
-	e := httpserver.New(log)
+	reg := metrics.New("platform-backend")
+	e := httpserver.New(log, reg.Middleware())
+	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
