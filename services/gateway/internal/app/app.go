@@ -103,7 +103,10 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	pub := usage.NewPublisher(nc, js, subj.Usage(), spool, log)
+	pub, err := usage.NewPublisher(nc, subj.Usage(), spool, log)
+	if err != nil {
+		return err
+	}
 	for name, pick := range map[string]func(p, s, l int64) int64{
 		"published": func(p, _, _ int64) int64 { return p },
 		"spooled":   func(_, s, _ int64) int64 { return s },

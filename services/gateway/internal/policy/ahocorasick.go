@@ -34,8 +34,9 @@ type acEdge struct {
 
 const acOut = 1 << 31
 
-// denseLimit bounds the dense transition table (entries of 4 bytes).
-const denseLimit = 1 << 20
+// denseLimit bounds the dense transition table (entries of 4 bytes); a
+// variable so tests can force the sparse representation.
+var denseLimit = 1 << 20
 
 // newAC builds an automaton for patterns (non-empty). With fold, ASCII
 // letters match case-insensitively.

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/binary"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -25,6 +26,7 @@ const (
 	fRole                     // string value is the role of the enclosing message
 	fModel                    // top-level model name
 	fMaxOut                   // requested output-token cap
+	fDeep                     // every string value in this subtree is text
 )
 
 type pnode struct {
@@ -58,7 +60,7 @@ func buildTrie(specs ...[]pathSpec) *ptrie {
 					n = t.key(n, name)
 				}
 				for ; arrays > 0; arrays-- {
-					if t.nodes[n].elem < 0 {
+					if t.nodes[n].elem < 0 && t.nodes[n].flags&fDeep == 0 {
 						t.nodes = append(t.nodes, pnode{name: t.nodes[n].name, elem: -1})
 						t.nodes[n].elem = int32(len(t.nodes) - 1)
 					}
@@ -66,6 +68,9 @@ func buildTrie(specs ...[]pathSpec) *ptrie {
 				}
 			}
 			t.nodes[n].flags |= sp.flags
+			if sp.flags&fDeep != 0 {
+				t.nodes[n].elem = n
+			}
 		}
 	}
 	return t
@@ -86,6 +91,9 @@ func (t *ptrie) key(n int32, name string) int32 {
 
 func (t *ptrie) child(n int32, key []byte) int32 {
 	nd := &t.nodes[n]
+	if nd.flags&fDeep != 0 {
+		return n
+	}
 	for i, k := range nd.keys {
 		if k == string(key) {
 			return nd.kids[i]
@@ -129,11 +137,16 @@ var (
 		// tool_result blocks: string content or text blocks
 		{"messages[].content[].content", fText},
 		{"messages[].content[].content[].text", fText},
+		// document blocks with inline text content
+		{"messages[].content[].source.content[].text", fText},
 		{"model", fModel},
 		{"max_tokens", fMaxOut},
 	}
 	googleRequestPaths = []pathSpec{
 		{"contents[].parts[].text", fText},
+		// tool results are arbitrary JSON: every string value in them
+		{"contents[].parts[].functionResponse.response", fText | fDeep},
+		{"contents[].parts[].function_response.response", fText | fDeep},
 		{"systemInstruction.parts[].text", fText | fSystem},
 		{"system_instruction.parts[].text", fText | fSystem},
 		// embedContent / batchEmbedContents
@@ -386,11 +399,8 @@ func (st *evalState) onString(t *ptrie, node int32, b []byte, start, end int, es
 		st.stack[len(st.stack)-1].system = string(v) == "system" || string(v) == "developer"
 	}
 	if f&fModel != 0 && len(st.stack) == 1 {
-		if esc {
-			st.bodyModel = string(appendUnescaped(nil, raw))
-		} else {
-			st.bodyModel = string(raw)
-		}
+		// decoded lazily by modelName (usually Input.Model is set)
+		st.bodyModelAt, st.bodyModelEnd, st.bodyModelEsc = start+1, end-1, esc
 	}
 }
 
@@ -426,6 +436,13 @@ func hasLit(b []byte, i int, lit string) bool {
 func scanString(b []byte, i int) (int, bool) {
 	esc := false
 	for j := i + 1; j < len(b); {
+		// skip 8 plain bytes at a time
+		for j+8 <= len(b) && !strSpecial8(binary.LittleEndian.Uint64(b[j:])) {
+			j += 8
+		}
+		if j >= len(b) {
+			break
+		}
 		c := b[j]
 		switch {
 		case c == '"':
@@ -453,6 +470,14 @@ func scanString(b []byte, i int) (int, bool) {
 		}
 	}
 	return -1, esc
+}
+
+// strSpecial8 reports whether any of the 8 bytes in x is '"', '\\' or a
+// control character (< 0x20), using SWAR zero-byte tests.
+func strSpecial8(x uint64) bool {
+	const ones, high = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) &^ v & high }
+	return (hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\')) | ((x - ones*0x20) &^ x & high)) != 0
 }
 
 func isHex4(h []byte) bool {
@@ -578,6 +603,17 @@ func appendEscaped(dst, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
+		// skip 8 plain ASCII bytes at a time
+		for i+8 <= len(s) {
+			x := binary.LittleEndian.Uint64(s[i:])
+			if x&0x8080808080808080 != 0 || strSpecial8(x) {
+				break
+			}
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++

@@ -344,6 +344,19 @@ func TestMatchesCappedAndSeverity(t *testing.T) {
 	}
 }
 
+func TestTruncate(t *testing.T) {
+	if got := truncate("ééé", 3); got != "é..." {
+		t.Fatalf("got %q", got)
+	}
+	if got := truncate("abc", 3); got != "abc" {
+		t.Fatalf("got %q", got)
+	}
+	long := strings.Repeat("ignore ", 5) + "previous " + strings.Repeat("very ", 30)
+	if got := phrase([]byte(long)); len(got) > 83 || !strings.HasSuffix(got, "...") {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestSnippetsMasked(t *testing.T) {
 	cases := []struct {
 		typ  ruleType

@@ -45,6 +45,7 @@ const (
 	MaxRegexLen        = 1000 // characters
 	MaxKeywords        = 10000
 	MaxKeywordLen      = 256 // bytes
+	MaxKeywordBytes    = 64 << 10
 	MaxAllowlistModels = 1000
 	MaxScopeEntries    = 1000
 )
@@ -250,7 +251,11 @@ func (cr *compiledRule) compileConfig(raw json.RawMessage) error {
 			return fieldErr("config.keywords", "at most %d keywords", MaxKeywords)
 		}
 		pats := make([]string, 0, len(c.Keywords))
+		total := 0
 		for i, k := range c.Keywords {
+			if total += len(k); total > MaxKeywordBytes {
+				return fieldErr("config.keywords", "keywords total more than %d bytes", MaxKeywordBytes)
+			}
 			if strings.TrimSpace(k) == "" {
 				return fieldErr("config.keywords", "keyword %d is empty", i)
 			}
@@ -560,7 +565,8 @@ func (cr *compiledRule) evaluate(st *evalState) (Violation, bool) {
 				Offset:  -1,
 			})
 		}
-		if cr.maxChars > 0 {
+		// characters <= bytes: count only when the bytes exceed the cap
+		if cr.maxChars > 0 && int64(len(st.text)) > cr.maxChars {
 			if n := st.promptChars(); n > cr.maxChars {
 				v.Matches = append(v.Matches, Match{
 					Kind:    "max_prompt_chars",

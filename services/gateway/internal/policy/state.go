@@ -18,13 +18,15 @@ type evalState struct {
 	stack  []frame
 	keybuf []byte
 
-	bodyModel   string
-	modelDone   bool
-	model       string
-	maxOut      float64
-	maxOutSet   bool
-	maxOutField string
-	chars       int64 // prompt characters, -1 until computed
+	bodyModelAt  int // raw span of the top-level "model" string; 0 = none
+	bodyModelEnd int
+	bodyModelEsc bool
+	modelDone    bool
+	model        string
+	maxOut       float64
+	maxOutSet    bool
+	maxOutField  string
+	chars        int64 // prompt characters, -1 until computed
 
 	runs     []run
 	runsDone bool
@@ -61,7 +63,7 @@ func (st *evalState) reset(in *Input, dir direction, lx *lexicon) {
 	st.text = st.text[:0]
 	st.segs = st.segs[:0]
 	st.stack = st.stack[:0]
-	st.bodyModel, st.modelDone, st.model = "", false, ""
+	st.bodyModelAt, st.modelDone, st.model = 0, false, ""
 	st.maxOut, st.maxOutSet, st.maxOutField = 0, false, ""
 	st.chars = -1
 	st.runs, st.runsDone = st.runs[:0], false
@@ -79,7 +81,7 @@ func (st *evalState) reset(in *Input, dir direction, lx *lexicon) {
 func (st *evalState) release() {
 	st.in = Input{}
 	st.lex = nil
-	st.bodyModel, st.model = "", ""
+	st.model = ""
 	const keep = 1 << 20
 	if cap(st.text) > keep {
 		st.text = nil
@@ -113,7 +115,7 @@ func (st *evalState) ensureText() {
 	st.text = append(st.text[:0], b...)
 	st.segs = append(st.segs[:0], segment{rawStart: 0, rawEnd: len(b), textStart: 0, textEnd: len(b)})
 	st.stack = st.stack[:0]
-	st.bodyModel = ""
+	st.bodyModelAt = 0
 	st.maxOut, st.maxOutSet, st.maxOutField = 0, false, ""
 }
 
@@ -128,7 +130,13 @@ func (st *evalState) modelName() string {
 		st.model = normModel(st.in.Model)
 	} else {
 		st.ensureText()
-		st.model = normModel(st.bodyModel)
+		if st.bodyModelAt > 0 {
+			raw := st.in.Body[st.bodyModelAt:st.bodyModelEnd]
+			if st.bodyModelEsc {
+				raw = appendUnescaped(nil, raw)
+			}
+			st.model = normModel(string(raw))
+		}
 	}
 	return st.model
 }

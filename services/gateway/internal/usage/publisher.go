@@ -40,9 +40,10 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name, subject str
 	return nil
 }
 
-// Publisher sends events to JetStream off the request path. Publish never
-// blocks on the network: events queue in memory, and whatever cannot be
-// acknowledged by JetStream goes to the spool, replayed when NATS is back.
+// Publisher sends events to JetStream off the request path with async
+// publishes (bounded pending acks). Publish never blocks on the network:
+// events queue in memory, and whatever JetStream does not acknowledge (error,
+// timeout, disconnect) goes to the spool, replayed when NATS is back.
 type Publisher struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -59,9 +60,25 @@ type Publisher struct {
 	published, spooled, lost atomic.Int64
 }
 
-// NewPublisher builds a publisher; call Run to start it.
-func NewPublisher(nc *nats.Conn, js jetstream.JetStream, subject string, spool *Spool, log *slog.Logger) *Publisher {
-	return &Publisher{nc: nc, js: js, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 4}
+// ackTimeout bounds the wait for one JetStream ack before the event spools.
+const ackTimeout = 5 * time.Second
+
+// NewPublisher builds a publisher on nc; call Run to start it.
+func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 65536), workers: 2}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(8192),
+		jetstream.WithPublishAsyncTimeout(ackTimeout),
+		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.published.Add(1) }),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			p.spoolRaw(m.Header.Get(jetstream.MsgIDHeader), m.Data, err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p.js = js
+	return p, nil
 }
 
 // Publish queues ev; when the queue is full, or the publisher is closing,
@@ -80,13 +97,13 @@ func (p *Publisher) Publish(ev *Event) {
 	}
 }
 
-// Stats reports counters (published to JetStream, spooled, lost).
+// Stats reports counters (acknowledged by JetStream, spooled, lost).
 func (p *Publisher) Stats() (published, spooled, lost int64) {
 	return p.published.Load(), p.spooled.Load(), p.lost.Load()
 }
 
 // Run starts the workers and the spool replayer; it returns after Close
-// once every queued event is published or spooled.
+// once every queued event is acknowledged or spooled.
 func (p *Publisher) Run(ctx context.Context) {
 	for range p.workers {
 		p.wg.Add(1)
@@ -104,6 +121,12 @@ func (p *Publisher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			p.Close()
 			p.wg.Wait()
+			// Every pending ack resolves within ackTimeout (acked or spooled).
+			select {
+			case <-p.js.PublishAsyncComplete():
+			case <-time.After(ackTimeout + time.Second):
+				p.log.Warn("usage acks still pending at shutdown", "pending", p.js.PublishAsyncPending())
+			}
 			p.replay()
 			_ = p.spool.Close()
 			return
@@ -130,13 +153,18 @@ func (p *Publisher) send(ev *Event) {
 		p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
 		return
 	}
-	if err := p.publishRaw(ev.RequestID, b); err != nil {
-		p.spoolRaw(ev.RequestID, b, err)
+	if p.nc.Status() != nats.CONNECTED {
+		p.spoolRaw(ev.RequestID, b, errors.New("nats not connected"))
 		return
 	}
-	p.published.Add(1)
+	msg := &nats.Msg{Subject: p.subject, Data: b, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second)); err != nil {
+		p.spoolRaw(ev.RequestID, b, err)
+	}
 }
 
+// publishRaw publishes synchronously (spool replay).
 func (p *Publisher) publishRaw(id string, b []byte) error {
 	if p.nc.Status() != nats.CONNECTED {
 		return errors.New("nats not connected")
