@@ -30,8 +30,10 @@ import (
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/policystore"
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
@@ -142,9 +144,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err := quotas.Sync(ctx, time.Now()); err != nil {
 		return fmt.Errorf("load monthly usage: %w", err)
 	}
+	redact, err := newBodyRedactor()
+	if err != nil {
+		return err
+	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
-		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap,
+		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
 		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
@@ -412,4 +418,19 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-done:
 	case <-time.After(d):
 	}
+}
+
+// newBodyRedactor masks every PII and secret kind in logged bodies (tenants
+// with redact_logged_bodies), using the policy engine's detectors.
+func newBodyRedactor() (func(metering.Provider, string, []byte) []byte, error) {
+	set, err := policy.Compile([]policy.Rule{
+		{ID: "logged-bodies-pii", Name: "logged bodies: PII", Type: policy.TypePII, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
+		{ID: "logged-bodies-secrets", Name: "logged bodies: secrets", Type: policy.TypeSecrets, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("body redactor: %w", err)
+	}
+	return func(p metering.Provider, direction string, body []byte) []byte {
+		return set.Evaluate(policy.Input{Provider: p, Body: body, Direction: direction}).Body
+	}, nil
 }

@@ -181,6 +181,20 @@ func (s *Set) Len() int {
 	return len(s.rules)
 }
 
+// HasResponseRules reports whether any rule applies to responses, so callers
+// buffer a response for evaluation only when something would look at it.
+func (s *Set) HasResponseRules() bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.rules {
+		if s.rules[i].dirs&dirResponse != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Compile validates and compiles the enabled rules (disabled ones are
 // skipped without validation). Any invalid enabled rule fails the whole
 // compilation (errors.As finds the *FieldError), so a snapshot never

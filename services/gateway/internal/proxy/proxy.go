@@ -68,7 +68,7 @@ type Options struct {
 	Metrics *Metrics
 	// RedactBody masks PII and secrets in logged bodies when the tenant's
 	// storage settings ask for it; nil logs bodies as they are.
-	RedactBody    func(p metering.Provider, body []byte) []byte
+	RedactBody    func(p metering.Provider, direction string, body []byte) []byte
 	Upstreams     config.Upstreams
 	BodyLimit     int64
 	HeaderTimeout time.Duration
@@ -368,8 +368,38 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		p.relaySSE(ctx, cancel, w, resp.Body, c)
 		return
 	}
+	var upBody io.Reader = resp.Body
+	if c.rules.HasResponseRules() && resp.StatusCode < 300 {
+		buffered, err := io.ReadAll(io.LimitReader(resp.Body, captureLimit+1))
+		if err == nil && len(buffered) <= captureLimit {
+			p.respondEvaluated(w, c, resp.StatusCode, buffered)
+			return
+		}
+		upBody = io.MultiReader(bytes.NewReader(buffered), resp.Body) // too large to evaluate: relayed as is
+	}
 	w.WriteHeader(resp.StatusCode)
-	p.relayBody(w, resp.Body, c)
+	p.relayBody(w, upBody, c)
+}
+
+// respondEvaluated applies response-direction rules to a complete JSON
+// response: block → provider-shaped 400, redact → the redacted body.
+func (p *Proxy) respondEvaluated(w http.ResponseWriter, c *call, status int, body []byte) {
+	c.firstByte = p.now()
+	c.usage = metering.FromJSON(c.target.provider, body)
+	res := c.rules.Evaluate(policy.Input{Provider: c.target.provider, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Body: body, Direction: policy.DirectionResponse})
+	if c.applyPolicy(res) {
+		v := c.violations[c.blockingIndex(res)]
+		w.Header().Del("Content-Encoding")
+		p.refuse(w, c, refusal{http.StatusBadRequest, "policy_violation",
+			"response blocked by policy \"" + v.PolicyName + "\" (" + v.Type + "); violation id " + v.ID})
+		c.outcome = usage.OutcomeBlocked
+		return
+	}
+	w.WriteHeader(status)
+	c.keepResponse(res.Body)
+	if _, err := w.Write(res.Body); err != nil {
+		c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
+	}
 }
 
 func allowed(list []string, model string) bool {
@@ -512,13 +542,13 @@ func (c *call) keepResponse(b []byte) {
 	}
 }
 
-// loggedBody prepares a body for the usage log: bounded, redacted if asked.
-func (p *Proxy) loggedBody(c *call, b []byte) *string {
+// loggedBody prepares a body for the usage log: redacted if asked, bounded.
+func (p *Proxy) loggedBody(c *call, direction string, b []byte) *string {
+	if c.tenant.RedactLoggedBodies && p.opts.RedactBody != nil {
+		b = p.opts.RedactBody(c.target.provider, direction, b)
+	}
 	if len(b) > loggedBodyLimit {
 		b = b[:loggedBodyLimit]
-	}
-	if c.tenant.RedactLoggedBodies && p.opts.RedactBody != nil {
-		b = p.opts.RedactBody(c.target.provider, b)
 	}
 	s := strings.ToValidUTF8(string(b), "\uFFFD")
 	return &s
@@ -547,10 +577,10 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 		ev.ViolationIDs = append(ev.ViolationIDs, v.ID)
 	}
 	if c.tenant.LogRequestBodies && c.reqBody != nil {
-		ev.RequestBody = p.loggedBody(c, c.reqBody)
+		ev.RequestBody = p.loggedBody(c, policy.DirectionRequest, c.reqBody)
 	}
 	if c.tenant.LogResponseBodies && c.respBody.Len() > 0 {
-		ev.ResponseBody = p.loggedBody(c, c.respBody.Bytes())
+		ev.ResponseBody = p.loggedBody(c, policy.DirectionResponse, c.respBody.Bytes())
 	}
 	if !c.firstByte.IsZero() {
 		v := ms(c.firstByte.Sub(c.start))

@@ -17,6 +17,7 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
@@ -400,7 +401,7 @@ func TestBodiesLoggedOnlyWhenAsked(t *testing.T) {
 	}
 	on := newFixture(t, upstream, func(o *proxy.Options, _ *keys.Key, tn *platform.Tenant) {
 		tn.LogRequestBodies, tn.LogResponseBodies, tn.RedactLoggedBodies = true, true, true
-		o.RedactBody = func(_ metering.Provider, b []byte) []byte {
+		o.RedactBody = func(_ metering.Provider, _ string, b []byte) []byte {
 			return []byte(strings.ReplaceAll(string(b), "a@b.example", "[REDACTED:EMAIL]"))
 		}
 	})
@@ -412,5 +413,64 @@ func TestBodiesLoggedOnlyWhenAsked(t *testing.T) {
 	}
 	if ev.ResponseBody == nil || *ev.ResponseBody != chatJSON {
 		t.Fatalf("response body: %v", ev.ResponseBody)
+	}
+}
+
+type fixedRules struct{ set *policy.Set }
+
+func (f fixedRules) Get(string, string) *policy.Set { return f.set }
+
+func TestResponseRules(t *testing.T) {
+	set, err := policy.Compile([]policy.Rule{
+		{ID: "11111111-1111-1111-1111-111111111111", Name: "no leaked emails", Type: "pii", Config: []byte(`{"kinds":["email"]}`), Action: "redact", Enabled: true, Direction: "response"},
+		{ID: "22222222-2222-2222-2222-222222222222", Name: "no codenames", Type: "keyword", Config: []byte(`{"keywords":["bluebird"]}`), Action: "block", Enabled: true, Direction: "response"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := "contact ops@corp.example"
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.Header.Get("Accept"), "event-stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"project bluebird"}}]}`+"\n\ndata: [DONE]\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"choices":[{"index":0,"message":{"role":"assistant","content":"`+answer+`"}}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}`)
+	})
+	f := newFixture(t, upstream, func(o *proxy.Options, _ *keys.Key, _ *platform.Tenant) { o.Policies = fixedRules{set} })
+	url := f.gw.URL + "/trueportai-services/openai/v1/chat/completions"
+
+	resp := post(t, url, map[string]string{"X-Api-Key": callerKey}, `{"model":"gpt-4o-mini"}`)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.Contains(string(b), "ops@corp.example") || !strings.Contains(string(b), "[REDACTED:EMAIL]") {
+		t.Fatalf("JSON response not redacted: %d %s", resp.StatusCode, b)
+	}
+	if ev := f.evs.wait(t); ev.Outcome != usage.OutcomeRedacted || len(ev.Violations) != 1 || ev.TotalTokens == nil || *ev.TotalTokens != 3 {
+		t.Fatalf("event: %+v", ev)
+	}
+
+	answer = "bluebird launches friday"
+	resp = post(t, url, map[string]string{"X-Api-Key": callerKey}, `{"model":"gpt-4o-mini"}`)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || strings.Contains(string(b), "friday") || !strings.Contains(string(b), "policy_violation") {
+		t.Fatalf("JSON response not blocked: %d %s", resp.StatusCode, b)
+	}
+	if ev := f.evs.wait(t); ev.Outcome != usage.OutcomeBlocked {
+		t.Fatalf("event: %+v", ev)
+	}
+
+	// Streams are already on the wire: response rules flag.
+	resp = post(t, url, map[string]string{"X-Api-Key": callerKey, "Accept": "text/event-stream"}, `{"model":"gpt-4o-mini","stream":true}`)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "bluebird") {
+		t.Fatalf("stream altered: %s", b)
+	}
+	ev := f.evs.wait(t)
+	if ev.Outcome != usage.OutcomeFlagged || len(ev.Violations) != 1 || ev.Violations[0].Action != "flag" {
+		t.Fatalf("stream event: %+v", ev)
 	}
 }

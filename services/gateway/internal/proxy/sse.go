@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"trueportai/services/gateway/internal/metering"
+	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/usage"
 )
+
+// streamWatchLimit bounds the stream text kept for response-rule flagging.
+const streamWatchLimit = 1 << 20
 
 // maxEventBytes bounds one SSE event (a larger one ends the stream as an error).
 const maxEventBytes = 8 << 20
@@ -29,6 +33,9 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 	defer idle.Stop()
 	br := bufio.NewReaderSize(body, 32*1024)
 
+	// Response rules on streams flag only: the events are already sent.
+	var seen bytes.Buffer
+	watch := c.rules.HasResponseRules()
 	var raw bytes.Buffer // the event's bytes as received
 	var data bytes.Buffer
 	var name []byte
@@ -39,6 +46,10 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 		defer func() { raw.Reset(); data.Reset(); name = name[:0] }()
 		if data.Len() > 0 || len(name) > 0 {
 			meter.Event(string(name), data.Bytes())
+			if watch && seen.Len()+data.Len() < streamWatchLimit {
+				seen.Write(data.Bytes())
+				seen.WriteByte('\n')
+			}
 		}
 		if c.hideUsage && metering.IsUsageOnlyChunk(data.Bytes()) {
 			return nil
@@ -54,6 +65,15 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 	}
 	finish := func() {
 		c.usage = meter.Usage()
+		if watch && seen.Len() > 0 {
+			res := c.rules.Evaluate(policy.Input{Provider: c.target.provider, Env: c.key.Env, Model: c.model, KeyID: c.key.ID,
+				Body: seen.Bytes(), Direction: policy.DirectionResponse})
+			for i := range res.Violations {
+				res.Violations[i].Action = policy.ActionFlag
+			}
+			res.Blocked, res.Redacted = false, false
+			c.applyPolicy(res)
+		}
 	}
 	defer finish()
 
