@@ -94,7 +94,7 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 		"PLATFORM_GRPC_ADDR":    grpcLis.Addr().String(),
 		"NATS_URL":              natsURL,
 		"NATS_PREFIX":           "t" + randHex(6),
-		"SHUTDOWN_GRACE":        "3s",
+		"SHUTDOWN_GRACE":        "10s", // > net/http's 5 s grace for connections that never sent a request
 		"LOG_LEVEL":             "info",
 	}
 	for _, kv := range extraEnv {
@@ -113,6 +113,7 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 		done <- RunWithListeners(ctx, nil, func(k string) string { return env[k] }, s.logs, Listeners{HTTP: httpLis, GRPC: grpcLis})
 	}()
 	t.Cleanup(func() {
+		s.client.CloseIdleConnections()
 		cancel()
 		select {
 		case err := <-done:
