@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,6 +88,27 @@ type Proxy struct {
 	opts    Options
 	client  *http.Client
 	now     func() time.Time
+
+	// Pools keep per-request buffers off the garbage collector's back.
+	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
+	bodies   sync.Pool // *bytes.Buffer, request bodies and response captures
+	readers  sync.Pool // *bufio.Reader for SSE
+}
+
+func (p *Proxy) getBuffer() *bytes.Buffer {
+	if b, ok := p.bodies.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// putBuffer returns a buffer unless it grew large (those are left to the GC
+// so one huge request does not pin memory).
+func (p *Proxy) putBuffer(b *bytes.Buffer) {
+	if b != nil && b.Cap() <= 1<<20 {
+		p.bodies.Put(b)
+	}
 }
 
 // New builds a proxy.
@@ -139,13 +161,19 @@ type call struct {
 	usage      metering.Usage
 	violations []usage.Violation
 	rules      *policy.Set
-	reqBody    []byte       // as forwarded, kept only when the tenant logs bodies
-	respBody   bytes.Buffer // bounded copy, kept only when the tenant logs bodies
+	bodyBuf    *bytes.Buffer // pooled storage of the request body
+	reqBody    []byte        // as forwarded, kept only when the tenant logs bodies
+	respBody   bytes.Buffer  // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{start: p.now(), requestID: httpserver.NewRequestID(), outcome: usage.OutcomeOK}
+	defer func() {
+		if c.bodyBuf != nil { // not handed to the transport
+			p.putBuffer(c.bodyBuf)
+		}
+	}()
 	w.Header().Set("X-Request-Id", c.requestID)
 	t, err := parseTarget(r.URL.EscapedPath())
 	c.target = t
@@ -270,7 +298,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 			"no " + string(prov) + " credential is configured for this organisation: set the config key providers." + string(prov) + ".api_key"})
 		return
 	}
-	body, err := readBody(r, p.opts.BodyLimit)
+	c.bodyBuf = p.getBuffer()
+	body, err := readBody(r, p.opts.BodyLimit, c.bodyBuf)
 	if err != nil {
 		if errors.Is(err, errTooLarge) {
 			p.refuse(w, c, refusal{http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds " + strconv.FormatInt(p.opts.BodyLimit, 10) + " bytes"})
@@ -313,7 +342,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 	}
 	if c.tenant.LogRequestBodies {
-		c.reqBody = body
+		c.reqBody = bytes.Clone(body) // the pooled buffer is recycled once sent
 	}
 	dest, err := upstreamURL(p.opts.Upstreams, c.target, cred.BaseURL, r.URL.RawQuery)
 	if err != nil {
@@ -325,13 +354,18 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	defer cancel()
 	var reqBody io.Reader
 	if len(body) > 0 {
-		reqBody = bytes.NewReader(body)
+		// The transport may still be writing the body after the response
+		// arrives; the pooled buffer goes back only when it closes the body.
+		buf := c.bodyBuf
+		c.bodyBuf = nil
+		reqBody = &pooledBody{Reader: bytes.NewReader(body), release: func() { p.putBuffer(buf) }}
 	}
 	up, err := http.NewRequestWithContext(ctx, r.Method, dest, reqBody)
 	if err != nil {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_request", "the request cannot be forwarded"})
 		return
 	}
+	up.ContentLength = int64(len(body)) // a pooledBody is not a type the client sizes by itself
 	copyHeaders(up.Header, r.Header, dropRequestHeaders)
 	for name := range up.Header {
 		if strings.HasPrefix(strings.ToLower(name), "x-trueport") {
@@ -439,20 +473,31 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, 
 	p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_unreachable", "the provider could not be reached"})
 }
 
+// pooledBody is a request body that returns its buffer to the pool when the
+// transport closes it (exactly once).
+type pooledBody struct {
+	*bytes.Reader
+	once    sync.Once
+	release func()
+}
+
+func (b *pooledBody) Close() error {
+	b.once.Do(b.release)
+	return nil
+}
+
 var errTooLarge = errors.New("body too large")
 
-func readBody(r *http.Request, limit int64) ([]byte, error) {
+func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	if r.ContentLength > limit {
 		return nil, errTooLarge
 	}
-	size := 4096
 	if r.ContentLength > 0 {
-		size = int(r.ContentLength) + 1
+		buf.Grow(int(r.ContentLength) + 1)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, err
@@ -467,16 +512,26 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 const captureLimit = 16 << 20
 
 func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
-	var capture bytes.Buffer
-	buf := make([]byte, 32*1024)
+	capture := p.getBuffer()
+	defer p.putBuffer(capture)
+	overflow := false
+	bp, _ := p.copyBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 32*1024)
+		bp = &b
+	}
+	defer p.copyBufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if c.firstByte.IsZero() {
 				c.firstByte = p.now()
 			}
-			if capture.Len()+n <= captureLimit {
+			if !overflow && capture.Len()+n <= captureLimit {
 				capture.Write(buf[:n])
+			} else {
+				overflow = true
 			}
 			c.keepResponse(buf[:n])
 			if _, werr := w.Write(buf[:n]); werr != nil {
@@ -492,7 +547,7 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 			return
 		}
 	}
-	if capture.Len() <= captureLimit {
+	if !overflow {
 		c.usage = metering.FromJSON(c.target.provider, capture.Bytes())
 	}
 }

@@ -31,13 +31,20 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 	meter := metering.NewStreamMeter(c.target.provider)
 	idle := time.AfterFunc(p.opts.IdleTimeout, cancel)
 	defer idle.Stop()
-	br := bufio.NewReaderSize(body, 32*1024)
+	br, _ := p.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(body, 32*1024)
+	} else {
+		br.Reset(body)
+	}
+	defer func() { br.Reset(nil); p.readers.Put(br) }()
 
 	// Response rules on streams flag only: the events are already sent.
 	var seen bytes.Buffer
 	watch := c.rules.HasResponseRules()
-	var raw bytes.Buffer // the event's bytes as received
-	var data bytes.Buffer
+	raw, data := p.getBuffer(), p.getBuffer() // the event's bytes as received; its data payload
+	defer p.putBuffer(raw)
+	defer p.putBuffer(data)
 	var name []byte
 	flushEvent := func() error {
 		if raw.Len() == 0 {
