@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -230,6 +231,16 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
 	}
 
+	if cfg.DebugAddr != "" {
+		dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			if err := httpserver.Serve(bgCtx, dbg, time.Second, log); err != nil {
+				log.Warn("debug server", "err", err)
+			}
+		}()
+	}
 	log.Info("gateway starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "keys", len(all))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -433,4 +444,15 @@ func newBodyRedactor() (func(metering.Provider, string, []byte) []byte, error) {
 	return func(p metering.Provider, direction string, body []byte) []byte {
 		return set.Evaluate(policy.Input{Provider: p, Body: body, Direction: direction}).Body
 	}, nil
+}
+
+// debugMux serves the runtime profiles (DEBUG_ADDR only).
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -33,6 +33,8 @@ type Config struct {
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
 	StreamIdleTimeout time.Duration
 	CacheTTL          time.Duration
+	// DebugAddr serves net/http/pprof when set (never on a public interface).
+	DebugAddr string
 	// RetentionInterval is how often expired logs are deleted.
 	RetentionInterval time.Duration
 	// PricingFile replaces/extends the shipped price table (prices.json shape).
@@ -101,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
 		PricingFile:           get("PRICING_FILE", ""),
 		RetentionInterval:     dur("RETENTION_INTERVAL", "1h"),
+		DebugAddr:             get("DEBUG_ADDR", ""),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
 	}
