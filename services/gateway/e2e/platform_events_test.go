@@ -71,6 +71,22 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 		t.Fatalf("activate: %d", c)
 	}
 	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 200) })
+
+	// A password change revokes the user's tokens on the gateway too (the
+	// cached introspection is dropped by the NATS event within 5 s).
+	var fresh struct {
+		Token string `json:"scoped_access_token"`
+	}
+	call(t, "POST", p+"/global/auth/select-tenant", ts.globalToken, map[string]string{"tenant_id": ts.tenantID}, &fresh)
+	if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/keys", fresh.Token, nil, nil); c != 200 {
+		t.Fatalf("fresh token: %d", c)
+	}
+	if c := call(t, "PUT", p+"/global/auth/password", ts.globalToken, map[string]string{"current_password": "correct-horse-battery", "new_password": "another-horse-battery"}, nil); c != 200 {
+		t.Fatalf("change password: %d", c)
+	}
+	eventually(t, 5*time.Second, func() error {
+		return expectStatus(call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/keys", fresh.Token, nil, nil), 401)
+	})
 }
 
 type errString string
