@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -258,16 +259,26 @@ func HealthHandler(checks ...Check) echo.HandlerFunc {
 	}
 }
 
-// Serve runs srv until ctx ends, then shuts it down within grace.
+// Serve listens on srv.Addr and runs srv until ctx ends (see ServeListener).
 func Serve(ctx context.Context, srv *http.Server, grace time.Duration, log *slog.Logger) error {
+	lis, err := net.Listen("tcp", srv.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", srv.Addr, err)
+	}
+	return ServeListener(ctx, srv, lis, grace, log)
+}
+
+// ServeListener runs srv on lis until ctx ends, then shuts it down within
+// grace (in-flight requests finish; after grace connections are closed).
+func ServeListener(ctx context.Context, srv *http.Server, lis net.Listener, grace time.Duration, log *slog.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
+	go func() { errc <- srv.Serve(lis) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("http server %s: %w", srv.Addr, err)
+		return fmt.Errorf("http server %s: %w", lis.Addr(), err)
 	case <-ctx.Done():
 	}
-	log.Info("http server shutting down", "addr", srv.Addr)
+	log.Info("http server shutting down", "addr", lis.Addr().String())
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {

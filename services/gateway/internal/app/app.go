@@ -42,6 +42,7 @@ import (
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
+	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/metrics"
@@ -247,24 +248,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
 		return httpserver.Serve(gctx, httpSrv, cfg.ShutdownGrace, log)
 	})
-	g.Go(func() error {
-		errc := make(chan error, 1)
-		go func() { errc <- grpcSrv.Serve(lis) }()
-		select {
-		case err := <-errc:
-			return fmt.Errorf("grpc server: %w", err)
-		case <-gctx.Done():
-		}
-		hs.Shutdown()
-		stopped := make(chan struct{})
-		go func() { grpcSrv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(5 * time.Second):
-			grpcSrv.Stop()
-		}
-		return nil
-	})
+	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
 	err = g.Wait()
 	// Streams cut at the end of the grace period still finish their handler
 	// (and queue their usage event); wait for them briefly.

@@ -31,6 +31,7 @@ import (
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
 	shared "trueportai/services/internal/events"
+	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/natsconn"
@@ -168,25 +169,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 
 	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "app_env", cfg.AppEnv)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return serveHTTP(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
-	g.Go(func() error {
-		errc := make(chan error, 1)
-		go func() { errc <- grpcSrv.Serve(lis) }()
-		select {
-		case err := <-errc:
-			return fmt.Errorf("grpc server: %w", err)
-		case <-gctx.Done():
-		}
-		hs.Shutdown()
-		stopped := make(chan struct{})
-		go func() { grpcSrv.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-time.After(cfg.ShutdownGrace):
-			grpcSrv.Stop()
-		}
-		return nil
-	})
+	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
+	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, cfg.ShutdownGrace) })
 	err = g.Wait()
 	stopJobs()
 	<-jobsDone
@@ -208,26 +192,6 @@ func listen(l net.Listener, addr, what string) (net.Listener, error) {
 		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
 	}
 	return l, nil
-}
-
-// serveHTTP runs srv on lis until ctx ends, then shuts it down within grace
-// (httpserver.Serve, on an already-bound listener).
-func serveHTTP(ctx context.Context, srv *http.Server, lis net.Listener, grace time.Duration, log *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lis) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server %s: %w", srv.Addr, err)
-	case <-ctx.Done():
-	}
-	log.Info("http server shutting down", "addr", srv.Addr)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("http shutdown: %w", err)
-	}
-	return nil
 }
 
 func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writer) error {

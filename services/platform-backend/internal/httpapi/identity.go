@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/password"
+	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/token"
 )
@@ -180,6 +182,12 @@ type statusResp struct {
 // every well-formed email, known or not, and takes the same time: the lookup
 // and the mail happen in a background job.
 func (a *API) requestOTP(c echo.Context) error {
+	return a.mailByEmail(c, ruleOTPRequest, a.ident.svc.RequestOTP)
+}
+
+// mailByEmail is the shared shape of the mail-sending routes: validate the
+// email, rate-limit it, queue the job, answer 202 whether or not it exists.
+func (a *API) mailByEmail(c echo.Context, rule ratelimit.Rule, queue func(ctx context.Context, email string) error) error {
 	var req struct {
 		Email string `json:"email"`
 	}
@@ -190,10 +198,10 @@ func (a *API) requestOTP(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.limit(c, ruleOTPRequest, email); err != nil {
+	if err := a.limit(c, rule, email); err != nil {
 		return err
 	}
-	if err := a.ident.svc.RequestOTP(c.Request().Context(), email); err != nil {
+	if err := queue(c.Request().Context(), email); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, statusResp{Status: "sent"})
@@ -227,23 +235,7 @@ func (a *API) verifyOTP(c echo.Context) error {
 // forgotPassword mails a reset link; like requestOTP it answers 202 the same
 // way for every well-formed email.
 func (a *API) forgotPassword(c echo.Context) error {
-	var req struct {
-		Email string `json:"email"`
-	}
-	if err := bind(c, &req); err != nil {
-		return err
-	}
-	email, err := normalizeEmail(req.Email)
-	if err != nil {
-		return err
-	}
-	if err := a.limit(c, ruleForgotPassword, email); err != nil {
-		return err
-	}
-	if err := a.ident.svc.ForgotPassword(c.Request().Context(), email); err != nil {
-		return err
-	}
-	return c.JSON(http.StatusAccepted, statusResp{Status: "sent"})
+	return a.mailByEmail(c, ruleForgotPassword, a.ident.svc.ForgotPassword)
 }
 
 // resetPassword spends a reset token; every session of the user ends.

@@ -1,0 +1,503 @@
+package usage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/pgdb"
+)
+
+// BenchmarkIngest measures one Ingester moving usage events from JetStream to
+// Postgres: every run gets a fresh database and a fresh stream, N realistic
+// events are published with async publishes (as the gateway's Publisher
+// does: JSON, Nats-Msg-Id = request id), and the clock stops when the
+// durable consumer has nothing pending or unacknowledged and usage_logs
+// holds exactly N rows (rollups and violations are checked too).
+//
+// Modes:
+//
+//	prefilled   the stream holds all N events before the ingester starts;
+//	            measures the ingester alone (drain rate)
+//	concurrent  the ingester runs while the events are published as fast
+//	            as possible from the same process; the clock starts with
+//	            the first publish
+//
+// Run it with -benchtime=1x (one drain per sub-benchmark is the measurement):
+//
+//	go test ./internal/usage -run '^$' -bench BenchmarkIngest -benchtime=1x
+//
+// Environment (defaults in brackets):
+//
+//	INGEST_BENCH_EVENTS   events per run [200000]
+//	INGEST_BENCH_BATCHES  ingester batch sizes (Fetch size) to try ["1000"]
+//	INGEST_BENCH_MODES    modes ["prefilled concurrent"]
+//
+// Reported metrics: events/s (ingestion rate, the target is ≥ 20000),
+// publish_events/s (the publishing side alone), ingester_cpu_us/event (CPU
+// of this process per event: the ingester, plus the publisher in concurrent
+// mode), machine_cpu_us/event (busy CPU of the whole machine per event:
+// ingester, NATS, Postgres, ...).
+func BenchmarkIngest(b *testing.B) {
+	n := benchEnvInt(b, "INGEST_BENCH_EVENTS", 200_000)
+	var batches []int
+	for _, s := range strings.Fields(benchEnv("INGEST_BENCH_BATCHES", "1000")) {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 || v > 20000 {
+			b.Fatalf("INGEST_BENCH_BATCHES: bad batch size %q (1..20000: the consumer's MaxAckPending)", s)
+		}
+		batches = append(batches, v)
+	}
+	// One event set for every run: generating it is not part of any timing.
+	fleet := newBenchFleet(rand.New(rand.NewPCG(1, 2)))
+	payloads, ids, wantViolations := fleet.events(n, time.Now().UTC().Add(-time.Hour))
+	b.Logf("events: %d, %.0f bytes on average, %d violations (%.1f%% of events have some)",
+		n, avgLen(payloads), wantViolations, 100*float64(countWithViolations(payloads))/float64(n))
+
+	for _, mode := range strings.Fields(benchEnv("INGEST_BENCH_MODES", "prefilled concurrent")) {
+		if mode != "prefilled" && mode != "concurrent" {
+			b.Fatalf("INGEST_BENCH_MODES: unknown mode %q", mode)
+		}
+		for _, batch := range batches {
+			b.Run(fmt.Sprintf("%s/batch=%d", mode, batch), func(b *testing.B) {
+				var sum ingestResult
+				for range b.N {
+					r := runIngest(b, mode, batch, payloads, ids, wantViolations)
+					sum.drain += r.drain
+					sum.publish += r.publish
+					sum.procCPU += r.procCPU
+					sum.boxCPU += r.boxCPU
+				}
+				events := float64(n) * float64(b.N)
+				b.ReportMetric(events/sum.drain.Seconds(), "events/s")
+				b.ReportMetric(events/sum.publish.Seconds(), "publish_events/s")
+				b.ReportMetric(float64(sum.procCPU.Microseconds())/events, "ingester_cpu_us/event")
+				b.ReportMetric(float64(sum.boxCPU.Microseconds())/events, "machine_cpu_us/event")
+			})
+		}
+	}
+}
+
+type ingestResult struct {
+	drain, publish, procCPU, boxCPU time.Duration
+}
+
+// runIngest sets up a database and a stream, runs one measurement and checks
+// the result; setup and checks are outside the timer.
+func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []string, wantViolations int) ingestResult {
+	b.StopTimer()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pgdb.Open(ctx, dbtest.NewURL(b, "ingestbench"), log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+		b.Fatal(err)
+	}
+	nc, err := nats.Connect(natsURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	// The publishing side mirrors usage.Publisher: async, bounded pending acks.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192), jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
+	stream, subject := "BENCH_INGEST_"+suffix, "bench.ingest."+suffix
+	if err := EnsureStream(ctx, js, stream, subject); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
+
+	// The ingester has its own connection, as in the gateway (one process,
+	// but publisher and ingester never share a JetStream context there either).
+	inc, err := nats.Connect(natsURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inc.Close()
+	ijs, err := jetstream.New(inc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := NewIngester(pool, ijs, stream, noTouch{}, log)
+	in.batch = batch
+	runCtx, stop := context.WithCancel(ctx)
+	ingDone := make(chan struct{})
+	startIngester := func() {
+		go func() { defer close(ingDone); _ = in.Run(runCtx) }()
+	}
+	defer func() { stop(); <-ingDone }()
+
+	publish := func() time.Duration {
+		t0 := time.Now()
+		for i, p := range payloads {
+			msg := &nats.Msg{Subject: subject, Data: p, Header: nats.Header{}}
+			msg.Header.Set(jetstream.MsgIDHeader, ids[i])
+			if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second)); err != nil {
+				b.Errorf("publish %d: %v", i, err)
+				return 0
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(60 * time.Second):
+			b.Errorf("publish acks still pending after 60 s: %d", js.PublishAsyncPending())
+		}
+		return time.Since(t0)
+	}
+
+	var res ingestResult
+	var t0 time.Time
+	var p0, m0 time.Duration
+	pubDone := make(chan time.Duration, 1)
+	switch mode {
+	case "prefilled":
+		res.publish = publish()
+		if si, err := js.Stream(ctx, stream); err != nil || si.CachedInfo().State.Msgs != uint64(len(payloads)) {
+			b.Fatalf("stream not filled: %v %+v", err, si)
+		}
+		pubDone <- res.publish
+		b.StartTimer()
+		t0, p0, m0 = time.Now(), procCPU(), machineBusy()
+		startIngester()
+	case "concurrent":
+		startIngester()
+		waitConsumer(b, ijs, stream)
+		b.StartTimer()
+		t0, p0, m0 = time.Now(), procCPU(), machineBusy()
+		go func() { pubDone <- publish() }()
+	}
+
+	// Drained: the publisher is done, the consumer has nothing pending or
+	// unacknowledged (the ingester acks after its commit), and the rows are there.
+	cons := waitConsumer(b, ijs, stream)
+	published := false
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		if !published {
+			select {
+			case d := <-pubDone:
+				res.publish, published = d, true
+			default:
+			}
+		}
+		if published {
+			ci, err := cons.Info(ctx)
+			if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.Delivered.Stream >= uint64(len(payloads)) {
+				if rows := benchCount(b, pool, `SELECT count(*) FROM usage_logs`); rows == len(payloads) {
+					break
+				} else if rows > len(payloads) {
+					b.Fatalf("usage_logs has %d rows, want %d", rows, len(payloads))
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the ingester did not drain the stream within 10 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	res.drain = time.Since(t0)
+	res.procCPU, res.boxCPU = procCPU()-p0, machineBusy()-m0
+	b.StopTimer()
+
+	if got := benchCount(b, pool, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`); got != len(payloads) {
+		b.Fatalf("rollups count %d requests, want %d", got, len(payloads))
+	}
+	if got := benchCount(b, pool, `SELECT count(*) FROM violations`); got != wantViolations {
+		b.Fatalf("violations: %d rows, want %d", got, wantViolations)
+	}
+	rollups := benchCount(b, pool, `SELECT count(*) FROM usage_rollups_hourly`)
+	b.Logf("%s batch=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU: this process %.1f µs/event, machine %.1f µs/event",
+		mode, batch, len(payloads), res.drain.Seconds(), float64(len(payloads))/res.drain.Seconds(), res.publish.Seconds(),
+		float64(len(payloads))/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(len(payloads)),
+		float64(res.boxCPU.Microseconds())/float64(len(payloads)))
+	return res
+}
+
+func waitConsumer(b *testing.B, js jetstream.JetStream, stream string) jetstream.Consumer {
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := js.Consumer(context.Background(), stream, "usage-ingester")
+		if err == nil {
+			return c
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the ingester's consumer did not appear: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func benchCount(b *testing.B, pool *pgxpool.Pool, q string) int {
+	var n int
+	if err := pool.QueryRow(context.Background(), q).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// procCPU is the user+system CPU time of this process.
+func procCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// machineBusy is the busy (non-idle, non-iowait) CPU time of the whole
+// machine from /proc/stat; 0 where it is unavailable.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i := 1; i < len(f) && i <= 8; i++ {
+		if i == 4 || i == 5 {
+			continue
+		}
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		busy += v
+	}
+	return time.Duration(busy) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+func benchEnv(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func benchEnvInt(b *testing.B, name string, def int) int {
+	v, err := strconv.Atoi(benchEnv(name, strconv.Itoa(def)))
+	if err != nil || v <= 0 {
+		b.Fatalf("%s must be a positive integer", name)
+	}
+	return v
+}
+
+func avgLen(p [][]byte) float64 {
+	var s int
+	for _, x := range p {
+		s += len(x)
+	}
+	return float64(s) / float64(len(p))
+}
+
+func countWithViolations(p [][]byte) int {
+	n := 0
+	for _, x := range p {
+		if strings.Contains(string(x), `"violations"`) {
+			n++
+		}
+	}
+	return n
+}
+
+// ---------------------------------------------------------------- events
+
+type benchModel struct {
+	provider, model, path string
+	inPerM, outPerM       float64 // USD per million tokens
+	weight                float64
+}
+
+var benchModels = []benchModel{
+	{"openai", "gpt-4o-mini", "/chat/completions", 0.15, 0.60, 35},
+	{"openai", "gpt-4o", "/chat/completions", 2.50, 10, 15},
+	{"openai", "gpt-4.1-mini", "/chat/completions", 0.40, 1.60, 10},
+	{"openai", "text-embedding-3-small", "/embeddings", 0.02, 0, 5},
+	{"anthropic", "claude-3-5-sonnet-20241022", "/messages", 3, 15, 12},
+	{"anthropic", "claude-3-5-haiku-20241022", "/messages", 0.80, 4, 8},
+	{"google", "gemini-1.5-flash", "/models/gemini-1.5-flash:generateContent", 0.075, 0.30, 8},
+	{"azure", "gpt-4o", "/chat/completions", 2.50, 10, 7},
+}
+
+type benchKey struct{ id, name, env string }
+
+type benchTenant struct {
+	id        string
+	keys      []benchKey
+	policies  []string // policy ids
+	logBodies bool
+}
+
+// benchFleet is a deployment: one big tenant (40% of the traffic) and 49
+// smaller ones, 1–6 keys each (mostly production), 3 tenants logging bodies.
+type benchFleet struct {
+	rng     *rand.Rand
+	tenants []benchTenant
+	mw      []float64 // cumulative model weights
+}
+
+func newBenchFleet(rng *rand.Rand) *benchFleet {
+	f := &benchFleet{rng: rng}
+	for i := range 50 {
+		t := benchTenant{id: benchUUID(rng), logBodies: i == 7 || i == 19 || i == 33}
+		for k := range 1 + rng.IntN(6) {
+			env := "production"
+			if k > 0 && rng.IntN(4) == 0 {
+				env = "development"
+			}
+			t.keys = append(t.keys, benchKey{benchUUID(rng), fmt.Sprintf("key-%d-%d", i, k), env})
+		}
+		for range 1 + rng.IntN(4) {
+			t.policies = append(t.policies, benchUUID(rng))
+		}
+		f.tenants = append(f.tenants, t)
+	}
+	var c float64
+	for _, m := range benchModels {
+		c += m.weight
+		f.mw = append(f.mw, c)
+	}
+	return f
+}
+
+func benchUUID(rng *rand.Rand) string {
+	var u uuid.UUID
+	for i := range u {
+		u[i] = byte(rng.Uint32())
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return u.String()
+}
+
+// events returns n marshalled events spread over one hour from start, their
+// request ids, and the number of violations they carry.
+func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
+	rng := f.rng
+	payloads, ids := make([][]byte, n), make([]string, n)
+	violations := 0
+	step := time.Hour / time.Duration(n)
+	for i := range n {
+		var t *benchTenant
+		if rng.Float64() < 0.4 {
+			t = &f.tenants[0]
+		} else {
+			t = &f.tenants[1+rng.IntN(len(f.tenants)-1)]
+		}
+		key := t.keys[rng.IntN(len(t.keys))]
+		m := benchModels[0]
+		x := rng.Float64() * f.mw[len(f.mw)-1]
+		for j, c := range f.mw {
+			if x < c {
+				m = benchModels[j]
+				break
+			}
+		}
+		var rid [16]byte
+		for j := range rid {
+			rid[j] = byte(rng.Uint32())
+		}
+		ev := Event{
+			RequestID: fmt.Sprintf("%x", rid), CreatedAt: start.Add(time.Duration(i) * step), TenantID: t.id, Env: key.env,
+			KeyID: key.id, KeyName: key.name, Provider: m.provider, Model: m.model, Path: m.path,
+			StatusCode: 200, Stream: m.path != "/embeddings" && rng.IntN(10) < 3, Outcome: OutcomeOK,
+		}
+		ev.LatencyMS = math.Round(math.Exp(math.Log(700)+0.8*rng.NormFloat64())*1000) / 1000
+		r := rng.Float64()
+		switch {
+		case r < 0.01: // blocked by a policy before the upstream
+			ev.StatusCode, ev.Outcome, ev.Error = 400, OutcomeBlocked, "request blocked by policy"
+			ev.LatencyMS = 0.2 + rng.Float64()
+			ev.Violations = f.violations(t, "block")
+		case r < 0.02: // redacted or flagged, forwarded
+			ev.Outcome = OutcomeFlagged
+			action := "flag"
+			if rng.IntN(2) == 0 {
+				ev.Outcome, action = OutcomeRedacted, "redact"
+			}
+			ev.Violations = f.violations(t, action)
+		case r < 0.04:
+			ev.StatusCode, ev.Outcome, ev.Error = 429, OutcomeError, "upstream rate limit exceeded"
+			ev.LatencyMS /= 10
+		case r < 0.05:
+			ev.StatusCode, ev.Outcome, ev.Error = []int{500, 502, 503, 504}[rng.IntN(4)], OutcomeError, "upstream error"
+		case r < 0.055:
+			ev.StatusCode, ev.Outcome = 499, OutcomeClientClosed
+		}
+		for _, v := range ev.Violations {
+			ev.ViolationIDs = append(ev.ViolationIDs, v.ID)
+		}
+		violations += len(ev.Violations)
+		if ev.StatusCode == 200 || ev.StatusCode == 499 {
+			ttfb := ev.LatencyMS
+			if ev.Stream {
+				ttfb *= 0.1 + 0.2*rng.Float64()
+			}
+			ttfb = math.Round(ttfb*1000) / 1000
+			ev.TTFBMS = &ttfb
+		}
+		if ev.StatusCode == 200 && !(ev.Stream && rng.IntN(20) == 0) { // a few streams report no usage
+			pt := int64(20 + rng.ExpFloat64()*900)
+			ct := int64(5 + rng.ExpFloat64()*250)
+			if m.path == "/embeddings" {
+				ct = 0
+			}
+			var ca int64
+			if rng.IntN(4) == 0 {
+				ca = pt / 2
+			}
+			tot := pt + ct
+			cost := (float64(pt-ca)*m.inPerM + float64(ca)*m.inPerM/2 + float64(ct)*m.outPerM) / 1e6
+			ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens, ev.CostUSD = &pt, &ct, &tot, &ca, &cost
+		}
+		if t.logBodies {
+			req := fmt.Sprintf(`{"model":%q,"messages":[{"role":"system","content":"You are a helpful assistant for the support team."},{"role":"user","content":"Summarise ticket #%d in two sentences, customer tone %s."}]}`,
+				m.model, rng.IntN(1_000_000), []string{"neutral", "upset", "happy"}[rng.IntN(3)])
+			ev.RequestBody = &req
+			if ev.StatusCode == 200 {
+				resp := fmt.Sprintf(`{"id":"chatcmpl-%x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The customer reports an issue with invoice %d and asks for a refund. Support confirmed the charge and opened a follow-up."},"finish_reason":"stop"}]}`,
+					rid[:6], rng.IntN(100000))
+				ev.ResponseBody = &resp
+			}
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			panic(err)
+		}
+		payloads[i], ids[i] = b, ev.RequestID
+	}
+	return payloads, ids, violations
+}
+
+func (f *benchFleet) violations(t *benchTenant, action string) []Violation {
+	rng := f.rng
+	var out []Violation
+	for j := range 1 + rng.IntN(2) {
+		k := rng.IntN(4)
+		typ := []string{"pii", "secrets", "keyword", "prompt_injection"}[k]
+		out = append(out, Violation{
+			ID: benchUUID(rng), PolicyID: t.policies[j%len(t.policies)], PolicyName: typ + " policy", Type: typ,
+			Action: action, Severity: []string{"low", "medium", "high"}[rng.IntN(3)], Direction: "request",
+			Matches: []Match{{Kind: []string{"email", "aws_access_key", "keyword", "ignore_instructions"}[k],
+				Snippet: []string{"j***@e***.com", "AKIA************", "m*****", "ignore all previous ***"}[k], Offset: rng.IntN(400)}},
+		})
+	}
+	return out
+}
