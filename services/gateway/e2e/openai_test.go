@@ -149,6 +149,20 @@ func TestProxyRefusals(t *testing.T) {
 		t.Fatalf("a refused request reached the upstream")
 	}
 
+	// The free plan allows 3 keys (one exists): the 4th is refused, naming the limit.
+	for i, want := range []int{201, 201, 409} {
+		var env struct {
+			Error struct {
+				Code    string         `json:"code"`
+				Details map[string]any `json:"details"`
+			} `json:"error"`
+		}
+		c := call(t, "POST", s.gatewayURL+"/trueportai-services/api/v1/keys", ts.scopedToken, map[string]any{"name": "extra"}, &env)
+		if c != want || (want == 409 && env.Error.Details["limit"] != "max_api_keys") {
+			t.Fatalf("key %d: %d %+v", i+2, c, env.Error)
+		}
+	}
+
 	// Platform down: management routes answer 503, never allow.
 	s.platform.stop(t)
 	if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/keys", "not-cached-token", nil, nil); c != 503 {

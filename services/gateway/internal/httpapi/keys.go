@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/gateway/internal/keys"
+	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
@@ -67,9 +68,9 @@ func validModels(l []string) ([]string, error) {
 }
 
 func (a *API) rpmBounds(c echo.Context, tenantID string, rpm *int) (int, error) {
-	tn, err := a.tenants.Fetch(c.Request().Context(), tenantID)
+	tn, err := a.plan(c, tenantID)
 	if err != nil {
-		return 0, apperr.Wrap(apperr.Unavailable, "platform_unavailable", "cannot load the organisation's plan from the platform", err)
+		return 0, err
 	}
 	max := int(tn.MaxRPMPerKey)
 	if rpm == nil {
@@ -86,6 +87,15 @@ func (a *API) rpmBounds(c echo.Context, tenantID string, rpm *int) (int, error) 
 		return 0, apperr.InvalidField("rpm_limit", "rpm_limit must be between 1 and the plan's maximum of "+itoa(max))
 	}
 	return *rpm, nil
+}
+
+// plan loads the tenant's current context (plan limits) from the platform.
+func (a *API) plan(c echo.Context, tenantID string) (*platform.Tenant, error) {
+	tn, err := a.tenants.Fetch(c.Request().Context(), tenantID)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Unavailable, "platform_unavailable", "cannot load the organisation's plan from the platform", err)
+	}
+	return tn, nil
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
@@ -115,6 +125,17 @@ func (a *API) createKey(c echo.Context) error {
 	rpm, err := a.rpmBounds(c, p.TenantID, req.RPMLimit)
 	if err != nil {
 		return err
+	}
+	tn, _ := a.tenants.Get(p.TenantID) // fetched by rpmBounds
+	if tn != nil && tn.MaxAPIKeys > 0 {
+		n, err := a.keys.Count(c.Request().Context(), p.TenantID)
+		if err != nil {
+			return err
+		}
+		if n >= tn.MaxAPIKeys {
+			return apperr.New(apperr.Conflict, "plan_limit_exceeded", "the "+tn.PlanID+" plan allows "+itoa(int(tn.MaxAPIKeys))+" API keys; delete one or upgrade the plan").
+				WithDetails(map[string]any{"limit": "max_api_keys", "max": tn.MaxAPIKeys})
+		}
 	}
 	secret, prefix, hash, err := keys.Generate()
 	if err != nil {

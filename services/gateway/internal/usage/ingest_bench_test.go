@@ -84,11 +84,15 @@ func BenchmarkIngest(b *testing.B) {
 					sum.publish += r.publish
 					sum.procCPU += r.procCPU
 					sum.boxCPU += r.boxCPU
+					sum.pgCPU += r.pgCPU
+					sum.natsCPU += r.natsCPU
 				}
 				events := float64(n) * float64(b.N)
 				b.ReportMetric(events/sum.drain.Seconds(), "events/s")
 				b.ReportMetric(events/sum.publish.Seconds(), "publish_events/s")
 				b.ReportMetric(float64(sum.procCPU.Microseconds())/events, "ingester_cpu_us/event")
+				b.ReportMetric(float64(sum.pgCPU.Microseconds())/events, "postgres_cpu_us/event")
+				b.ReportMetric(float64(sum.natsCPU.Microseconds())/events, "nats_cpu_us/event")
 				b.ReportMetric(float64(sum.boxCPU.Microseconds())/events, "machine_cpu_us/event")
 			})
 		}
@@ -96,7 +100,7 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 type ingestResult struct {
-	drain, publish, procCPU, boxCPU time.Duration
+	drain, publish, procCPU, boxCPU, pgCPU, natsCPU time.Duration
 }
 
 // runIngest sets up a database and a stream, runs one measurement and checks
@@ -170,7 +174,8 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 
 	var res ingestResult
 	var t0 time.Time
-	var p0, m0 time.Duration
+	var p0, m0, n0 time.Duration
+	var pg0 map[int]time.Duration
 	pubDone := make(chan time.Duration, 1)
 	switch mode {
 	case "prefilled":
@@ -180,13 +185,13 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 		}
 		pubDone <- res.publish
 		b.StartTimer()
-		t0, p0, m0 = time.Now(), procCPU(), machineBusy()
+		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		startIngester()
 	case "concurrent":
 		startIngester()
 		waitConsumer(b, ijs, stream)
 		b.StartTimer()
-		t0, p0, m0 = time.Now(), procCPU(), machineBusy()
+		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		go func() { pubDone <- publish() }()
 	}
 
@@ -216,10 +221,13 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 		if time.Now().After(deadline) {
 			b.Fatal("the ingester did not drain the stream within 10 minutes")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(25 * time.Millisecond)
 	}
 	res.drain = time.Since(t0)
-	res.procCPU, res.boxCPU = procCPU()-p0, machineBusy()-m0
+	res.procCPU, res.boxCPU, res.natsCPU = procCPU()-p0, machineBusy()-m0, natsCPU()-n0
+	for pid, c := range backendCPU(b, pool) {
+		res.pgCPU += c - pg0[pid]
+	}
 	b.StopTimer()
 
 	if got := benchCount(b, pool, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`); got != len(payloads) {
@@ -229,10 +237,11 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 		b.Fatalf("violations: %d rows, want %d", got, wantViolations)
 	}
 	rollups := benchCount(b, pool, `SELECT count(*) FROM usage_rollups_hourly`)
-	b.Logf("%s batch=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU: this process %.1f µs/event, machine %.1f µs/event",
+	b.Logf("%s batch=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU µs/event: this process %.1f, Postgres backends %.1f, nats-server %.1f, whole machine %.1f (load average %s)",
 		mode, batch, len(payloads), res.drain.Seconds(), float64(len(payloads))/res.drain.Seconds(), res.publish.Seconds(),
 		float64(len(payloads))/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(len(payloads)),
-		float64(res.boxCPU.Microseconds())/float64(len(payloads)))
+		float64(res.pgCPU.Microseconds())/float64(len(payloads)), float64(res.natsCPU.Microseconds())/float64(len(payloads)),
+		float64(res.boxCPU.Microseconds())/float64(len(payloads)), loadAvg())
 	return res
 }
 
@@ -262,6 +271,66 @@ func procCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU is the CPU time of every Postgres backend connected to the
+// pool's database (this benchmark's alone: the database is fresh), by pid.
+func backendCPU(b *testing.B, pool *pgxpool.Pool) map[int]time.Duration {
+	rows, err := pool.Query(context.Background(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database()`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int]time.Duration{}
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			b.Fatal(err)
+		}
+		out[pid] = pidCPU(pid)
+	}
+	return out
+}
+
+// natsCPU is the CPU time of the local nats-server process (shared with
+// whatever else uses it), 0 when not found.
+func natsCPU() time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, _ := os.ReadFile("/proc/" + d.Name() + "/comm"); strings.TrimSpace(string(comm)) == "nats-server" {
+			return pidCPU(pid)
+		}
+	}
+	return 0
+}
+
+// pidCPU is utime+stime of a process from /proc/<pid>/stat (0 if gone).
+func pidCPU(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:]) // state is f[0]; utime, stime are fields 14, 15
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // machineBusy is the busy (non-idle, non-iowait) CPU time of the whole
