@@ -8,6 +8,8 @@
 #   bare     client -> benchproxy (httputil.ReverseProxy) -> fake provider
 #   gateway  client -> gateway (auth, rate limit, metering, usage publishing
 #            to JetStream + ingester) -> fake provider
+#   policies the gateway again, with a key of a second tenant that has 10
+#            policy rules (none matching the benchmark body), JSON only
 # Scenarios: JSON and SSE chat completions, at fixed rates (vegeta) and
 # closed loop (wrk). Each (scenario, target) runs BENCH_REPEATS times; the
 # table reports medians.
@@ -15,26 +17,30 @@
 # Environment (defaults in brackets):
 #   BENCH_RATES           fixed request rates per second ["500 2000"]
 #   BENCH_RATE_DURATION   length of a fixed-rate run [2s]
-#   BENCH_CLOSED_DURATION length of a closed-loop run [8s]
+#   BENCH_CLOSED_DURATION length of a closed-loop run [7s]
 #   BENCH_CONNS           closed-loop connections [64]
 #   BENCH_THREADS         closed-loop wrk threads [2]
 #   BENCH_REPEATS         repetitions of every run [3]
 #   BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
+#   BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
+#                         tenant with 10 policy rules ["500"; e.g. "500 max"]
 #   BENCH_PORT_BASE       first of the 6 local ports used [18080]
 #   BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
 #   BENCH_PERF            a directory: after the rounds, profile benchproxy and the
-#                         gateway with perf under closed-loop load (not in the table)
+#                         gateway with perf under closed-loop load and count their
+#                         syscalls per request (files in that directory, not in the table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 RATES=${BENCH_RATES:-"500 2000"}
 RATE_DUR=${BENCH_RATE_DURATION:-2s}
-CLOSED_DUR=${BENCH_CLOSED_DURATION:-8s}
+CLOSED_DUR=${BENCH_CLOSED_DURATION:-7s}
 CONNS=${BENCH_CONNS:-64}
 THREADS=${BENCH_THREADS:-2}
 REPEATS=${BENCH_REPEATS:-3}
 OUT=${BENCH_OUT-docs/benchmarks.md}
+POLICY_LOADS=${BENCH_POLICY_LOADS-500}
 base=${BENCH_PORT_BASE:-18080}
 read -r -a GATEWAY_ENV <<<"${BENCH_GATEWAY_ENV:-}"
 PERF_DIR=${BENCH_PERF:-}
@@ -147,7 +153,7 @@ wait_http() { # url name
 # Fresh databases for this run (the services create and migrate them).
 PGURL=postgres://postgres@127.0.0.1:5432
 for db in trueport_bench_platform trueport_bench_gateway; do
-	psql -q -X "$PGURL/postgres?sslmode=disable" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+	PGOPTIONS="-c client_min_messages=warning" psql -q -X "$PGURL/postgres?sslmode=disable" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 done
 
 export APP_ENV=dev LOG_LEVEL=warn LOG_FORMAT=text NATS_PREFIX=$prefix
@@ -169,7 +175,7 @@ start platform-backend bin/platform-backend
 wait_http "$fake/health" fake-provider
 wait_http "http://$bare_addr/health" benchproxy
 wait_http "http://$platform_http/health" platform-backend
-start gateway env "${GATEWAY_ENV[@]}" bin/gateway
+start gateway env LOG_LEVEL=info "${GATEWAY_ENV[@]}" bin/gateway
 wait_http "http://$gateway_http/trueportai-services/health" gateway
 
 # ---------------------------------------------------------------- tenant + key
@@ -197,9 +203,32 @@ api PUT "$P/service/configs/providers.openai.api_key" "$ST" '{"value":"sk-upstre
 # The rate limiter still runs on every request, it just never refuses.
 psql -q -X "$PLATFORM_DATABASE_URL" -c "UPDATE tenants SET plan_id='enterprise' WHERE id='$TID'" >/dev/null
 KEY=$(api POST "$G/api/v1/keys" "$ST" '{"name":"bench","rpm_limit":6000}' | jq -r .key)
+
+# A second tenant with 10 policy rules of every type, none of which matches
+# the benchmark body: the cost of evaluating policies on clean traffic.
+say "setting up a second tenant with 10 policy rules"
+TID2=$(api POST "$P/global/tenants" "$GT" "{\"name\":\"Bench policies\",\"slug\":\"${prefix}p\"}" | jq -r .id)
+ST2=$(api POST "$P/global/auth/select-tenant" "$GT" "{\"tenant_id\":\"$TID2\"}" | jq -r .scoped_access_token)
+api PUT "$P/service/configs/providers.openai.api_key" "$ST2" '{"value":"sk-upstream-bench"}' >/dev/null
+psql -q -X "$PLATFORM_DATABASE_URL" -c "UPDATE tenants SET plan_id='enterprise' WHERE id='$TID2'" >/dev/null
+PKEY=$(api POST "$G/api/v1/keys" "$ST2" '{"name":"bench-policies","rpm_limit":6000}' | jq -r .key)
+while read -r rule; do
+	api POST "$G/api/v1/policies" "$ST2" "$rule" >/dev/null
+done <<'RULES'
+{"name":"no secrets","type":"secrets","action":"block","config":{},"priority":10}
+{"name":"mask pii","type":"pii","action":"redact","config":{"kinds":["email","phone","credit_card","us_ssn","iban","ipv4"]}}
+{"name":"prompt injection","type":"prompt_injection","action":"block","config":{}}
+{"name":"watch words","type":"keyword","action":"flag","config":{"keywords":["merger","acquisition","layoff","lawsuit"]}}
+{"name":"confidential","type":"keyword","action":"block","config":{"keywords":["confidential","do not distribute"],"whole_word":true}}
+{"name":"project names","type":"regex","action":"flag","config":{"pattern":"\\bproject-[a-z]{4,}\\b"}}
+{"name":"internal only","type":"regex","action":"block","config":{"pattern":"(?i)internal use only"}}
+{"name":"models","type":"model_allowlist","action":"block","config":{"models":["gpt-4o-mini","gpt-4o","gpt-4.1-mini"]}}
+{"name":"size","type":"max_tokens","action":"block","config":{"max_prompt_chars":20000}}
+{"name":"pii in answers","type":"pii","action":"flag","direction":"response","config":{"kinds":["email","credit_card"]}}
+RULES
 psql -q -X "$GATEWAY_DATABASE_URL" -c "UPDATE api_keys SET rpm_limit=100000000" >/dev/null
 stop_pid gateway
-start gateway env "${GATEWAY_ENV[@]}" bin/gateway
+start gateway env LOG_LEVEL=info "${GATEWAY_ENV[@]}" bin/gateway
 wait_http "http://$gateway_http/trueportai-services/health" gateway
 limit=""
 for _ in $(seq 1 50); do # the tenant context is warmed in the background
@@ -210,6 +239,17 @@ for _ in $(seq 1 50); do # the tenant context is warmed in the background
 	sleep 0.2
 done
 [ "$limit" = "200 100000000" ] || die "gateway smoke call: got '$limit', want '200 100000000'"
+# The policy tenant's key passes clean traffic and its rules are live.
+for _ in $(seq 1 50); do
+	limit=$(curl -s -o /dev/null -w '%{http_code}' "$G/openai/v1/chat/completions" -H "authorization: Bearer $PKEY" \
+		-H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}')
+	[ "$limit" = 200 ] && break
+	sleep 0.2
+done
+[ "$limit" = 200 ] || die "policy tenant smoke call: got $limit, want 200"
+limit=$(curl -s -o /dev/null -w '%{http_code}' "$G/openai/v1/chat/completions" -H "authorization: Bearer $PKEY" \
+	-H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"this is confidential"}]}')
+[ "$limit" = 400 ] || die "policy tenant: a request matching a block rule got $limit, want 400"
 GW_PID=${PID[gateway]}
 BARE_PID=${PID[benchproxy]}
 
@@ -222,20 +262,21 @@ declare -A URL=(
 	[direct]=$fake/openai/v1/chat/completions
 	[bare]=http://$bare_addr/openai/v1/chat/completions
 	[gateway]=$G/openai/v1/chat/completions
+	[policies]=$G/openai/v1/chat/completions
 )
 # direct and bare carry the same key: the fake provider only checks that one is sent.
+declare -A KEYOF=([direct]=$KEY [bare]=$KEY [gateway]=$KEY [policies]=$PKEY)
 for mode in json stream; do
 	body_var=${mode}_body
 	printf '%s' "${!body_var}" >"$tmp/$mode.body"
-	for target in direct bare gateway; do
+	for target in direct bare gateway policies; do
 		printf 'POST %s\nContent-Type: application/json\nAuthorization: Bearer %s\n@%s\n' \
-			"${URL[$target]}" "$KEY" "$tmp/$mode.body" >"$tmp/$mode-$target.targets"
-	done
-	cat >"$tmp/$mode.lua" <<LUA
+			"${URL[$target]}" "${KEYOF[$target]}" "$tmp/$mode.body" >"$tmp/$mode-$target.targets"
+		cat >"$tmp/$mode-$target.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '${!body_var}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["Authorization"] = "Bearer ${KEYOF[$target]}"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCHJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"errors":%d,"non2xx":%d}\n',
@@ -243,32 +284,41 @@ done = function(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, e.status))
 end
 LUA
+	done
 done
 
 # ---------------------------------------------------------------- measuring
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Busy jiffies of the whole machine (all processes, all cores).
+box_ticks() {
+	local _ u n sy idle io irq sirq st
+	read -r _ u n sy idle io irq sirq st _ </proc/stat
+	echo $((u + n + sy + irq + sirq + st))
+}
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Samples the peak VmRSS of pid into file every 100 ms until killed.
-rss_sampler() {
-	local max=0 v
+rss_sampler() { # no forks but sleep: keeps its own CPU use out of the measurement
+	local max=0 k v _
 	while :; do
-		v=$(rss_kb "$1")
+		while read -r k v _; do
+			[ "$k" = VmRSS: ] && break
+		done <"/proc/$1/status" || return 0
 		[ "${v:-0}" -gt "$max" ] && max=$v && echo "$max" >"$2"
 		sleep 0.1
 	done
 }
-# Waits (up to 15 s) until the gateway is idle: after a heavy run its
+# Waits (up to 10 s) until the gateway is idle: after a heavy run its
 # ingester is still draining the usage stream into Postgres, which would
 # otherwise load the next target's run.
 settle_gateway() {
 	local a b
-	for _ in $(seq 1 30); do
+	for _ in $(seq 1 20); do
 		a=$(cpu_ticks "$GW_PID"); sleep 0.5; b=$(cpu_ticks "$GW_PID")
 		[ $((b - a)) -le $((CLK_TCK / 40)) ] && return 0
 	done
-	say "warning: gateway still busy 15 s after a run"
+	say "warning: gateway still busy 10 s after a run"
 }
 
 results=$tmp/results.jsonl
@@ -276,15 +326,17 @@ results=$tmp/results.jsonl
 # run_one rep mode load target: one measurement, appended to $results.
 run_one() {
 	local rep=$1 mode=$2 load=$3 target=$4 pid="" t0 t1 rssf=$tmp/rss.max out
-	case $target in gateway) pid=$GW_PID ;; bare) pid=$BARE_PID ;; esac
+	case $target in gateway | policies) pid=$GW_PID ;; bare) pid=$BARE_PID ;; esac
 	echo 0 >"$rssf"
+	local b0 b1
+	b0=$(box_ticks)
 	if [ -n "$pid" ]; then
 		rss_sampler "$pid" "$rssf" &
 		PID[rss]=$!
 		t0=$(cpu_ticks "$pid")
 	fi
 	if [ "$load" = max ]; then
-		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$CLOSED_DUR" -s "$tmp/$mode.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p')
+		out=$(wrk -t"$THREADS" -c"$CONNS" -d"$CLOSED_DUR" -s "$tmp/$mode-$target.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p')
 		[ -n "$out" ] || die "wrk printed no result for $mode/$load/$target"
 		out=$(jq -c '{n: .requests, rps: (.requests / (.duration_us / 1e6)), p50_ms: (.p50_us / 1000),
 			p99_ms: (.p99_us / 1000), ok: ((.requests - .non2xx - .errors) / ([.requests, 1] | max))}' <<<"$out")
@@ -294,7 +346,8 @@ run_one() {
 		out=$(jq -c '{n: .requests, rps: .throughput, p50_ms: (.latencies["50th"] / 1e6),
 			p99_ms: (.latencies["99th"] / 1e6), ok: .success}' <<<"$out")
 	fi
-	local rss=0 cpu=null
+	b1=$(box_ticks)
+	local rss=0 cpu=null box=$(( (b1 - b0) * 1000000 / CLK_TCK ))
 	if [ -n "$pid" ]; then
 		t1=$(cpu_ticks "$pid")
 		kill "${PID[rss]}" 2>/dev/null || true
@@ -304,12 +357,12 @@ run_one() {
 		cpu=$(( (t1 - t0) * 1000000 / CLK_TCK ))
 	fi
 	jq -c --argjson rep "$rep" --arg mode "$mode" --arg load "$load" --arg target "$target" \
-		--argjson rss_kb "$rss" --argjson cpu_us "$cpu" \
-		'. + {rep: $rep, mode: $mode, load: $load, target: $target, rss_mb: ($rss_kb / 1024),
+		--argjson rss_kb "$rss" --argjson cpu_us "$cpu" --argjson box_us "$box" \
+		'. + {rep: $rep, mode: $mode, load: $load, target: $target, rss_mb: ($rss_kb / 1024), box_us_per_req: ($box_us / ([.n, 1] | max)),
 		      cpu_us_per_req: (if $cpu_us == null then null else $cpu_us / ([.n, 1] | max) end)}' <<<"$out" >>"$results"
 	jq -r '"  \(.mode)/\(.load)/\(.target) rep \(.rep): \(.rps | floor) req/s, p50 \(.p50_ms * 1000 | round / 1000) ms, p99 \(.p99_ms * 1000 | round / 1000) ms, ok \(.ok * 100 | floor)%"' \
 		<<<"$(tail -1 "$results")" >&2
-	if [ "$target" = gateway ]; then settle_gateway; else sleep 0.3; fi
+	case $target in gateway | policies) settle_gateway ;; *) sleep 0.3 ;; esac
 }
 
 scenarios=()
@@ -318,13 +371,22 @@ for mode in json stream; do
 	scenarios+=("$mode max")
 done
 targets=(direct bare gateway)
+# targets_of mode load: the targets of one scenario.
+targets_of() {
+	local l
+	echo direct bare gateway
+	if [ "$1" = json ]; then
+		for l in $POLICY_LOADS; do [ "$l" = "$2" ] && echo policies; done
+	fi
+}
 
 say "warming up (1 s closed loop per target and body)"
 for mode in json stream; do
 	for target in "${targets[@]}"; do
-		wrk -t"$THREADS" -c"$CONNS" -d1s -s "$tmp/$mode.lua" "${URL[$target]}" >/dev/null
+		wrk -t"$THREADS" -c"$CONNS" -d1s -s "$tmp/$mode-$target.lua" "${URL[$target]}" >/dev/null
 	done
 done
+[ -z "$POLICY_LOADS" ] || wrk -t"$THREADS" -c"$CONNS" -d1s -s "$tmp/json-policies.lua" "${URL[policies]}" >/dev/null
 settle_gateway
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -333,8 +395,9 @@ for rep in $(seq 1 "$REPEATS"); do
 	for sc in "${scenarios[@]}"; do
 		read -r mode load <<<"$sc"
 		# Rotate which target goes first so no target always runs after the gateway.
-		for i in 0 1 2; do
-			run_one "$rep" "$mode" "$load" "${targets[$(((i + rep - 1) % 3))]}"
+		read -r -a tl <<<"$(targets_of "$mode" "$load" | tr '\n' ' ')"
+		for i in "${!tl[@]}"; do
+			run_one "$rep" "$mode" "$load" "${tl[$(((i + rep - 1) % ${#tl[@]}))]}"
 		done
 	done
 done
@@ -352,7 +415,7 @@ if [ -n "$PERF_DIR" ]; then
 			say "perf: $mode closed loop on $target (${secs} s)"
 			perf record -q -F 999 -g -p "$pid" -o "$tmp/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
 			PID[perf]=$!
-			wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" -s "$tmp/$mode.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p' >"$PERF_DIR/perf-$mode-$target.wrk.json"
+			wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" -s "$tmp/$mode-$target.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p' >"$PERF_DIR/perf-$mode-$target.wrk.json"
 			wait "${PID[perf]}" || true
 			unset 'PID[perf]'
 			perf report -i "$tmp/perf.data" --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
@@ -362,9 +425,51 @@ if [ -n "$PERF_DIR" ]; then
 			[ "$target" = gateway ] && settle_gateway
 		done
 	done
+	# Syscalls per request (perf stat on tracepoints), at 500 req/s and closed loop.
+	{
+		echo "| body | load | target | write/req | read/req | fsync/req | futex/req |"
+		echo "|---|---|---|---:|---:|---:|---:|"
+	} >"$PERF_DIR/syscalls.md"
+	events=syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_fsync,syscalls:sys_enter_futex
+	for mode in json stream; do
+		for load in 500 max; do
+			for target in bare gateway; do
+				pid=$BARE_PID
+				[ "$target" = gateway ] && pid=$GW_PID
+				perf stat -x, -e "$events" -p "$pid" -o "$tmp/stat.csv" -- sleep 3.5 >/dev/null 2>&1 &
+				PID[perf]=$!
+				sleep 0.2
+				if [ "$load" = max ]; then
+					n=$(wrk -t"$THREADS" -c"$CONNS" -d3s -s "$tmp/$mode-$target.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p' | jq .requests)
+				else
+					n=$("$VEGETA" attack -rate=500/1s -duration=3s -format=http -targets="$tmp/$mode-$target.targets" | "$VEGETA" report -type=json | jq .requests)
+				fi
+				wait "${PID[perf]}" || true
+				unset 'PID[perf]'
+				awk -F, -v n="$n" -v m="$mode" -v l="$load" -v t="$target" '
+					$3 ~ /sys_enter_/ { split($3, e, "sys_enter_"); c[e[2]] = $1 }
+					END { printf "| %s | %s | %s | %.1f | %.1f | %.2f | %.1f |\n", m, l, t, c["write"]/n, c["read"]/n, c["fsync"]/n, c["futex"]/n }' \
+					"$tmp/stat.csv" >>"$PERF_DIR/syscalls.md"
+				[ "$target" = gateway ] && settle_gateway
+			done
+		done
+	done
 	say "perf reports in $PERF_DIR"
 fi
+# Graceful stop: the gateway flushes its usage queue and logs its publisher
+# counters (published to JetStream / spooled to disk / lost).
+say "stopping the gateway (graceful: flushes usage events)"
+kill "$GW_PID" 2>/dev/null || true
+for _ in $(seq 1 200); do kill -0 "$GW_PID" 2>/dev/null || break; sleep 0.2; done
+stop_pid gateway
+stats=$(grep 'gateway stopped' "$tmp/logs/gateway.log" | tail -1)
+usage_pub=$(sed -n 's/.*usage_published=\([0-9]*\).*/\1/p' <<<"$stats"); usage_pub=${usage_pub:-?}
+usage_spooled=$(sed -n 's/.*usage_spooled=\([0-9]*\).*/\1/p' <<<"$stats"); usage_spooled=${usage_spooled:-?}
+usage_lost=$(sed -n 's/.*usage_lost=\([0-9]*\).*/\1/p' <<<"$stats"); usage_lost=${usage_lost:-?}
 usage_rows=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
+if [ "$usage_spooled" = 0 ]; then spool_note="spooled none to disk"
+else spool_note="**spooled $usage_spooled to disk on the request path** (write + fsync each: its in-memory queue was full)"; fi
+gw_reqs=$(jq -s 'map(select(.target == "gateway") | .n) | add' "$results")
 elapsed=$(( $(date +%s) - started_at ))
 
 # ---------------------------------------------------------------- report
@@ -373,18 +478,20 @@ summary=$(jq -s "$med"'
 	group_by([.mode, .load, .target]) | map({mode: .[0].mode, load: .[0].load, target: .[0].target, runs: length,
 		rps: (map(.rps) | median), p50_ms: (map(.p50_ms) | median), p99_ms: (map(.p99_ms) | median),
 		ok: (map(.ok) | min), rss_mb: (map(.rss_mb) | max),
-		cpu_us_per_req: (map(.cpu_us_per_req) | if .[0] == null then null else median end)})' "$results")
+		cpu_us_per_req: (map(.cpu_us_per_req) | if .[0] == null then null else median end),
+		box_us_per_req: (map(.box_us_per_req) | median)})' "$results")
 
 table=$(jq -r --arg rates "$RATES" '
 	def f(d): if . == null then "–" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
-	def order: {"direct": 0, "bare": 1, "gateway": 2}[.];
+	def order: {"direct": 0, "bare": 1, "gateway": 2, "policies": 3}[.];
 	def loadkey: if . == "max" then 1e9 else tonumber end;
-	def tlabel: {"direct": "direct (fake provider)", "bare": "bare Go proxy", "gateway": "gateway"}[.];
-	"| body | load | target | throughput req/s | p50 ms | p99 ms | ok % | proxy CPU µs/req | proxy peak RSS MB |",
-	"|---|---|---|---:|---:|---:|---:|---:|---:|",
+	def tlabel: {"direct": "direct (fake provider)", "bare": "bare Go proxy", "gateway": "gateway", "policies": "gateway, 10 policy rules on"}[.];
+	"| body | load | target | throughput req/s | p50 ms | p99 ms | ok % | proxy CPU µs/req | machine CPU µs/req | proxy peak RSS MB |",
+	"|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
 	(sort_by([.mode, (.load | loadkey), (.target | order)])[] |
-	 "| \(.mode) | \(if .load == "max" then "closed loop" else "\(.load) req/s" end) | \(.target | tlabel) | \(.rps | f(0)) | \(.p50_ms | f(3)) | \(.p99_ms | f(3)) | \(.ok * 100 | f(1)) | \(.cpu_us_per_req | f(0)) | \(if .target == "direct" then "–" else (.rss_mb | f(1)) end) |"),
-	"| json | 500 req/s | gateway, 10 policy rules on | – | – | – | – | – | – |"' <<<"$summary")
+	 "| \(.mode) | \(if .load == "max" then "closed loop" else "\(.load) req/s" end) | \(.target | tlabel) | \(.rps | f(0)) | \(.p50_ms | f(3)) | \(.p99_ms | f(3)) | \(.ok * 100 | f(1)) | \(.cpu_us_per_req | f(0)) | \(if .load == "max" then (.box_us_per_req | f(0)) else "–" end) | \(if .target == "direct" then "–" else (.rss_mb | f(1)) end) |"),
+	(if any(.[]; .target == "policies") then empty
+	 else "| json | – | gateway, 10 policy rules on | not measured (BENCH_POLICY_LOADS is empty) | | | | | | |" end)' <<<"$summary")
 
 first_rate=${RATES%% *}
 targets_md=$(jq -r --arg r "$first_rate" --argjson hwm "$gw_hwm" '
@@ -398,16 +505,29 @@ targets_md=$(jq -r --arg r "$first_rate" --argjson hwm "$gw_hwm" '
 	(["json", "stream"][] as $m |
 		(($s | get($m; $r; "gateway").p50_ms) - ($s | get($m; $r; "bare").p50_ms)) as $d |
 		"| \($m): added p50 at \($r) req/s vs bare proxy | ≤ 0.100 ms | \($d | f(3)) ms | \(verdict($d <= 0.1))\(if $d > 0.1 then ", over by \($d - 0.1 | f(3)) ms" else "" end) |"),
-	(($hwm / 1024) as $mb | "| gateway peak RSS (VmHWM over the whole run) | ≤ 60 MB | \($mb | f(1)) MB | \(verdict($mb <= 60)) |"),
-	"| 10 policy rules on | same targets | – | not measurable: policies are not implemented yet |"' <<<"$summary")
+	(($hwm / 1024) as $mb | "| gateway peak RSS (VmHWM over the whole run) | ≤ 60 MB | \($mb | f(1)) MB | \(verdict($mb <= 60))\(if $mb > 60 then ", over by \($mb - 60 | f(1)) MB" else "" end) |"),
+	($s | get("json"; $r; "policies")) as $p500 | ($s | get("json"; "max"; "policies")) as $pmax |
+	(if $p500 != null then
+		(($p500.p50_ms - ($s | get("json"; $r; "bare").p50_ms))) as $d |
+		(($p500.p50_ms - ($s | get("json"; $r; "gateway").p50_ms))) as $dp |
+		"| json, 10 policy rules on: added p50 at \($r) req/s vs bare proxy | ≤ 0.100 ms | \($d | f(3)) ms (rules alone: \($dp | f(3)) ms) | \(verdict($d <= 0.1))\(if $d > 0.1 then ", over by \($d - 0.1 | f(3)) ms" else "" end) |"
+	 else empty end),
+	(if $pmax != null then
+		($pmax.rps / ($s | get("json"; "max"; "bare").rps)) as $ratio |
+		"| json, 10 policy rules on: closed-loop throughput / bare proxy | ≥ 0.90 | \($ratio | f(2)) | \(verdict($ratio >= 0.9))\(if $ratio < 0.9 then ", short by \((0.9 - $ratio) * 100 | f(0)) points" else "" end) |"
+	 else empty end),
+	(if $p500 == null and $pmax == null then "| 10 policy rules on | same goals | – | not measured (BENCH_POLICY_LOADS is empty) |" else empty end)' <<<"$summary")
 
-machine="- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- services proto 2>/dev/null || echo ' + uncommitted changes under services/')
+overrides=$(env | grep '^BENCH_' | sort | tr '\n' ' ' | sed 's/ $//' || true)
+machine="- command: \`make bench\`$([ -z "$overrides" ] || printf ' with %s' "$overrides")
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- services proto 2>/dev/null || echo ' + uncommitted changes under services/')
 - CPU: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); memory: $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')
 - $(go version)
 - load average (1/5/15 min) before the rounds: $load_before; after: $load_after
 - load generators: vegeta $VEGETA_VERSION (fixed rate, $RATE_DUR per run), wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1) (closed loop, -t$THREADS -c$CONNS, $CLOSED_DUR per run); $REPEATS rounds, medians; targets rotated each round
 - all on one machine: load generator, fake provider, proxies, Postgres, NATS share the $(nproc) cores
-- gateway: APP_ENV=dev, LOG_LEVEL=warn, usage publisher + ingester on; $usage_rows usage rows ingested; gateway VmHWM $(awk "BEGIN {printf \"%.1f\", $gw_hwm/1024}") MB, VmRSS at the end $(awk "BEGIN {printf \"%.1f\", $gw_rss_idle/1024}") MB; benchproxy VmHWM $(awk "BEGIN {printf \"%.1f\", $bare_hwm/1024}") MB
+- gateway: APP_ENV=dev$([ ${#GATEWAY_ENV[@]} -eq 0 ] || printf ', %s' "${GATEWAY_ENV[@]}"), usage publisher + ingester in the gateway process; gateway VmHWM $(awk "BEGIN {printf \"%.1f\", $gw_hwm/1024}") MB, VmRSS at the end $(awk "BEGIN {printf \"%.1f\", $gw_rss_idle/1024}") MB; benchproxy VmHWM $(awk "BEGIN {printf \"%.1f\", $bare_hwm/1024}") MB
+- usage events: $gw_reqs gateway requests in the measured runs (plus warm-up); the publisher sent $usage_pub to JetStream from its queue, $spool_note, lost $usage_lost; $usage_rows rows ingested into usage_logs by the end
 - wall time of the whole run: ${elapsed} s"
 
 report="## Results of the last \`make bench\`
@@ -417,9 +537,12 @@ $machine
 $table
 
 Throughput, p50 and p99 are medians over the rounds; ok % is the worst round. *proxy CPU µs/req* is the user+system CPU of the
-proxy process (benchproxy or gateway, including the gateway's publisher and ingester goroutines) per request; *proxy peak RSS*
-is the highest VmRSS sampled every 100 ms during the runs. The *10 policy rules on* row is a placeholder: policies are not
-implemented yet.
+proxy process (benchproxy or gateway, including the gateway's publisher and ingester goroutines) per request; *machine CPU
+µs/req* (closed loop only, where the machine is saturated) is the busy CPU of the whole machine per request: load generator,
+fake provider, proxy, NATS, Postgres, and anything else running (see the load average); *proxy peak RSS*
+is the highest VmRSS sampled every 100 ms during the runs. *10 policy rules on* is the gateway with a key of a second tenant
+that has 10 rules (secrets, PII redact, prompt injection, 2 keyword, 2 regex, model allowlist, max size, PII on responses),
+none matching the body.
 
 ### Targets
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, "PLATFORM_ADMIN_EMAILS=root@example.com")
 	ts := s.setupTenant("events-" + randHex(3))
+	raiseRPM(t, s, ts) // the polls below send many requests
 	p := s.platformURL + "/platform/api"
 	if c := call(t, "POST", p+"/global/auth/register", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, nil); c != 201 {
 		t.Fatalf("register admin: %d", c)
@@ -71,6 +73,34 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 		t.Fatalf("activate: %d", c)
 	}
 	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 200) })
+
+	// Global pricing overrides reach the gateway's cost computation.
+	if c := call(t, "PUT", p+"/admin/configs/pricing.overrides", login.Token, map[string]any{"value": map[string]any{
+		"gpt-4o-mini": map[string]any{"input_per_1m": 1000000, "output_per_1m": 1000000},
+	}}, nil); c != 200 {
+		t.Fatalf("pricing overrides: %d", c)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if c := chat(); c != 200 {
+			return expectStatus(c, 200)
+		}
+		var page struct {
+			Items []struct {
+				TotalTokens *int64   `json:"total_tokens"`
+				CostUSD     *float64 `json:"cost_usd"`
+			} `json:"items"`
+		}
+		if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=1", ts.scopedToken, nil, &page); c != 200 {
+			return fmt.Errorf("logs: %d", c)
+		}
+		if len(page.Items) == 0 || page.Items[0].CostUSD == nil || page.Items[0].TotalTokens == nil || *page.Items[0].CostUSD != float64(*page.Items[0].TotalTokens) {
+			if len(page.Items) > 0 && page.Items[0].CostUSD != nil && page.Items[0].TotalTokens != nil {
+				return fmt.Errorf("newest row costs %v for %d tokens, want the override's price", *page.Items[0].CostUSD, *page.Items[0].TotalTokens)
+			}
+			return errString("newest row not priced with the override yet")
+		}
+		return nil
+	})
 
 	// A password change revokes the user's tokens on the gateway too (the
 	// cached introspection is dropped by the NATS event within 5 s).

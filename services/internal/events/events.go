@@ -16,6 +16,9 @@ func (s Subjects) TenantChanged() string { return s.Prefix + ".platform.tenant.c
 // TokensRevoked: tokens of a user (or of a whole tenant) must be dropped from caches.
 func (s Subjects) TokensRevoked() string { return s.Prefix + ".platform.tokens.revoked" }
 
+// GlobalConfigChanged: a platform-wide setting the gateway applies changed.
+func (s Subjects) GlobalConfigChanged() string { return s.Prefix + ".platform.global.changed" }
+
 // KeysChanged: a gateway replica changed an API key; others reload it.
 func (s Subjects) KeysChanged() string { return s.Prefix + ".gateway.keys.changed" }
 
@@ -34,6 +37,11 @@ func (s Subjects) UsageStream() string {
 type TenantChangedEvent struct {
 	TenantID string `json:"tenant_id"`
 	Reason   string `json:"reason"`
+}
+
+// GlobalConfigChangedEvent is the payload of GlobalConfigChanged.
+type GlobalConfigChangedEvent struct {
+	Key string `json:"key"`
 }
 
 // TokensRevokedEvent is the payload of TokensRevoked; an empty field matches all.

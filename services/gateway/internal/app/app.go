@@ -142,6 +142,24 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	livePrices := pricing.NewLive(prices)
+	cfgClient := platformv1.NewConfigServiceClient(conn)
+	refreshPrices := func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		resp, err := cfgClient.GetGatewayConfig(ctx, &platformv1.GetGatewayConfigRequest{})
+		if err == nil {
+			err = livePrices.SetOverrides(resp.GetPricingOverridesJson())
+			log.Debug("pricing overrides refreshed", "overrides", resp.GetPricingOverridesJson())
+		}
+		if err != nil {
+			log.Warn("pricing overrides not refreshed", "err", err)
+		}
+	}
+	refreshPrices(ctx)
+	if globalSub, err := nc.Subscribe(subj.GlobalConfigChanged(), func(*nats.Msg) { go refreshPrices(context.Background()) }); err == nil {
+		subs = append(subs, globalSub)
+	}
 	quotas := quota.New(usage.NewCounts(pool))
 	if err := quotas.Sync(ctx, time.Now()); err != nil {
 		return fmt.Errorf("load monthly usage: %w", err)
@@ -152,7 +170,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
-		Prices: prices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
+		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
 		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
@@ -211,6 +229,20 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	go func() {
 		defer bg.Done()
 		quotas.Run(bgCtx, cfg.CacheTTL, func(err error) { log.Warn("quota resync failed", "err", err) })
+	}()
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		t := time.NewTicker(cfg.CacheTTL)
+		defer t.Stop()
+		for {
+			select {
+			case <-bgCtx.Done():
+				return
+			case <-t.C:
+				refreshPrices(bgCtx)
+			}
+		}
 	}()
 	go func() {
 		defer bg.Done()

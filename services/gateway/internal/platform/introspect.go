@@ -100,11 +100,13 @@ func (in *Introspector) sweepLocked(now time.Time) {
 }
 
 // Revoke drops cached answers for a user and/or tenant (empty matches all).
+// Negative answers carry no ids, so every change event drops them all: a
+// tenant reactivated or a member re-added is not refused from the cache.
 func (in *Introspector) Revoke(userID, tenantID string) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for k, e := range in.m {
-		if (userID == "" || e.p.UserID == userID) && (tenantID == "" || e.p.TenantID == tenantID) {
+		if e.reason != "" || (userID == "" || e.p.UserID == userID) && (tenantID == "" || e.p.TenantID == tenantID) {
 			delete(in.m, k)
 		}
 	}

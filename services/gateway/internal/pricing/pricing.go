@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 //go:embed prices.json
@@ -110,4 +111,50 @@ func (t *Table) Models() map[string]Price {
 		m[k] = v
 	}
 	return m
+}
+
+// Live is the table in force: the shipped (or PRICING_FILE) base plus the
+// platform's global pricing.overrides, swapped atomically when they change.
+type Live struct {
+	base *Table
+	cur  atomic.Pointer[Table]
+}
+
+// NewLive starts with base alone.
+func NewLive(base *Table) *Live {
+	l := &Live{base: base}
+	l.cur.Store(base)
+	return l
+}
+
+// Cost prices with the current table.
+func (l *Live) Cost(model string, prompt, cached, completion int64) (float64, bool) {
+	return l.cur.Load().Cost(model, prompt, cached, completion)
+}
+
+// SetOverrides applies the global config pricing.overrides JSON
+// ({"model": {"input_per_1m", "output_per_1m", "cached_input_per_1m"?}}).
+// A cached price defaults to the input price.
+func (l *Live) SetOverrides(raw string) error {
+	var in map[string]struct {
+		Input  float64  `json:"input_per_1m"`
+		Output float64  `json:"output_per_1m"`
+		Cached *float64 `json:"cached_input_per_1m"`
+	}
+	if raw == "" {
+		raw = "{}"
+	}
+	if err := json.Unmarshal([]byte(raw), &in); err != nil {
+		return fmt.Errorf("pricing overrides: %w", err)
+	}
+	over := make(map[string]Price, len(in))
+	for model, p := range in {
+		cached := p.Input
+		if p.Cached != nil {
+			cached = *p.Cached
+		}
+		over[model] = Price{Input: p.Input, Output: p.Output, CachedInput: cached}
+	}
+	l.cur.Store(l.base.WithOverrides(over))
+	return nil
 }

@@ -44,3 +44,29 @@ func TestCost(t *testing.T) {
 		t.Fatal("negative price accepted")
 	}
 }
+
+func TestLiveOverrides(t *testing.T) {
+	base, _ := Default()
+	l := NewLive(base)
+	if _, ok := l.Cost("house-model", 1, 0, 1); ok {
+		t.Fatal("unknown model priced")
+	}
+	if err := l.SetOverrides(`{"house-model":{"input_per_1m":2,"output_per_1m":4},"gpt-4o-mini":{"input_per_1m":1,"output_per_1m":1,"cached_input_per_1m":0.5}}`); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := l.Cost("house-model", 1_000_000, 0, 1_000_000); !ok || got != 6 {
+		t.Fatalf("override: %v %v", got, ok)
+	}
+	if got, _ := l.Cost("gpt-4o-mini", 1_000_000, 1_000_000, 0); got != 0.5 {
+		t.Fatalf("replaced model: %v", got)
+	}
+	if err := l.SetOverrides(`{}`); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Cost("gpt-4o-mini", 1_000_000, 0, 0); got != 0.15 {
+		t.Fatalf("overrides cleared: %v", got)
+	}
+	if err := l.SetOverrides(`[`); err == nil {
+		t.Fatal("bad JSON accepted")
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
-	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/httpserver"
@@ -52,6 +51,11 @@ type PolicySource interface {
 	Get(tenant, env string) *policy.Set
 }
 
+// Pricer prices metered tokens (ok=false for an unknown model).
+type Pricer interface {
+	Cost(model string, prompt, cached, completion int64) (usd float64, ok bool)
+}
+
 // Quota counts a tenant's monthly requests.
 type Quota interface {
 	Allow(tenant string, limit int64, now time.Time) (ok bool, used int64)
@@ -60,7 +64,7 @@ type Quota interface {
 // Options configure a Proxy.
 type Options struct {
 	// Prices gives cost_usd; nil leaves cost unknown.
-	Prices *pricing.Table
+	Prices Pricer
 	// Quota enforces plan request caps; nil disables them.
 	Quota Quota
 	// Policies are evaluated on requests and responses; nil disables them.

@@ -160,6 +160,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	gs := grpcapi.New(log, st, tokens, box)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
+	platformv1.RegisterConfigServiceServer(grpcSrv, gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	lis, err := listen(ls.GRPC, cfg.GRPCAddr, "grpc")

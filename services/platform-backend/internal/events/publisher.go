@@ -34,6 +34,11 @@ func (p *Publisher) TokensRevoked(ctx context.Context, ev shared.TokensRevokedEv
 	p.publish(ctx, p.subj.TokensRevoked(), ev)
 }
 
+// GlobalConfigChanged announces a changed platform-wide setting.
+func (p *Publisher) GlobalConfigChanged(ctx context.Context, ev shared.GlobalConfigChangedEvent) {
+	p.publish(ctx, p.subj.GlobalConfigChanged(), ev)
+}
+
 func (p *Publisher) publish(ctx context.Context, subject string, v any) {
 	b, err := json.Marshal(v)
 	if err == nil {

@@ -25,6 +25,7 @@ import (
 type Server struct {
 	platformv1.UnimplementedAuthServiceServer
 	platformv1.UnimplementedTenantServiceServer
+	platformv1.UnimplementedConfigServiceServer
 	log    *slog.Logger
 	store  *store.Store
 	tokens *token.Issuer
@@ -176,4 +177,16 @@ func (s *Server) applyConfig(tc *platformv1.TenantContext, r store.ConfigRow) er
 func (s *Server) unavailable(ctx context.Context, op string, err error) error {
 	s.log.ErrorContext(ctx, "tenant context: "+op, "err", err)
 	return status.Error(codes.Unavailable, "platform database unavailable")
+}
+
+// GetGatewayConfig returns the platform-wide settings the gateway applies.
+func (s *Server) GetGatewayConfig(ctx context.Context, _ *platformv1.GetGatewayConfigRequest) (*platformv1.GetGatewayConfigResponse, error) {
+	row, err := s.store.GlobalConfig(ctx, "pricing.overrides")
+	if errors.Is(err, store.ErrNotFound) {
+		return &platformv1.GetGatewayConfigResponse{PricingOverridesJson: "{}"}, nil
+	}
+	if err != nil {
+		return nil, s.unavailable(ctx, "load global config", err)
+	}
+	return &platformv1.GetGatewayConfigResponse{PricingOverridesJson: row.Value}, nil
 }

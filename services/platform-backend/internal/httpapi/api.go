@@ -22,6 +22,7 @@ import (
 type Publisher interface {
 	TenantChanged(ctx context.Context, ev events.TenantChangedEvent)
 	TokensRevoked(ctx context.Context, ev events.TokensRevokedEvent)
+	GlobalConfigChanged(ctx context.Context, ev events.GlobalConfigChangedEvent)
 }
 
 // API holds the handlers' dependencies.

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"trueportai/services/internal/events"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -89,6 +91,7 @@ func (a *API) adminPutConfig(c echo.Context) error {
 		return err
 	}
 	a.log.InfoContext(ctx, "global config updated", "key", key)
+	a.pub.GlobalConfigChanged(ctx, events.GlobalConfigChangedEvent{Key: key})
 	return c.JSON(http.StatusOK, toGlobalConfigResp(def, &row))
 }
 

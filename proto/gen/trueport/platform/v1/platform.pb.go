@@ -668,6 +668,88 @@ func (x *TenantContext) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type GetGatewayConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGatewayConfigRequest) Reset() {
+	*x = GetGatewayConfigRequest{}
+	mi := &file_trueport_platform_v1_platform_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGatewayConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGatewayConfigRequest) ProtoMessage() {}
+
+func (x *GetGatewayConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_trueport_platform_v1_platform_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGatewayConfigRequest.ProtoReflect.Descriptor instead.
+func (*GetGatewayConfigRequest) Descriptor() ([]byte, []int) {
+	return file_trueport_platform_v1_platform_proto_rawDescGZIP(), []int{10}
+}
+
+type GetGatewayConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Global config pricing.overrides as JSON:
+	// {"model": {"input_per_1m": n, "output_per_1m": n, "cached_input_per_1m"?: n}}.
+	PricingOverridesJson string `protobuf:"bytes,1,opt,name=pricing_overrides_json,json=pricingOverridesJson,proto3" json:"pricing_overrides_json,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *GetGatewayConfigResponse) Reset() {
+	*x = GetGatewayConfigResponse{}
+	mi := &file_trueport_platform_v1_platform_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGatewayConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGatewayConfigResponse) ProtoMessage() {}
+
+func (x *GetGatewayConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_trueport_platform_v1_platform_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGatewayConfigResponse.ProtoReflect.Descriptor instead.
+func (*GetGatewayConfigResponse) Descriptor() ([]byte, []int) {
+	return file_trueport_platform_v1_platform_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetGatewayConfigResponse) GetPricingOverridesJson() string {
+	if x != nil {
+		return x.PricingOverridesJson
+	}
+	return ""
+}
+
 var File_trueport_platform_v1_platform_proto protoreflect.FileDescriptor
 
 const file_trueport_platform_v1_platform_proto_rawDesc = "" +
@@ -729,12 +811,17 @@ const file_trueport_platform_v1_platform_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x1ab\n" +
 	"\x0eProvidersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12:\n" +
-	"\x05value\x18\x02 \x01(\v2$.trueport.platform.v1.ProviderConfigR\x05value:\x028\x012\xd5\x01\n" +
+	"\x05value\x18\x02 \x01(\v2$.trueport.platform.v1.ProviderConfigR\x05value:\x028\x01\"\x19\n" +
+	"\x17GetGatewayConfigRequest\"P\n" +
+	"\x18GetGatewayConfigResponse\x124\n" +
+	"\x16pricing_overrides_json\x18\x01 \x01(\tR\x14pricingOverridesJson2\xd5\x01\n" +
 	"\vAuthService\x12n\n" +
 	"\x0fIntrospectToken\x12,.trueport.platform.v1.IntrospectTokenRequest\x1a-.trueport.platform.v1.IntrospectTokenResponse\x12V\n" +
 	"\aGetJWKS\x12$.trueport.platform.v1.GetJWKSRequest\x1a%.trueport.platform.v1.GetJWKSResponse2\x82\x01\n" +
 	"\rTenantService\x12q\n" +
-	"\x10GetTenantContext\x12-.trueport.platform.v1.GetTenantContextRequest\x1a..trueport.platform.v1.GetTenantContextResponseB6Z4trueportai/proto/gen/trueport/platform/v1;platformv1b\x06proto3"
+	"\x10GetTenantContext\x12-.trueport.platform.v1.GetTenantContextRequest\x1a..trueport.platform.v1.GetTenantContextResponse2\x82\x01\n" +
+	"\rConfigService\x12q\n" +
+	"\x10GetGatewayConfig\x12-.trueport.platform.v1.GetGatewayConfigRequest\x1a..trueport.platform.v1.GetGatewayConfigResponseB6Z4trueportai/proto/gen/trueport/platform/v1;platformv1b\x06proto3"
 
 var (
 	file_trueport_platform_v1_platform_proto_rawDescOnce sync.Once
@@ -748,7 +835,7 @@ func file_trueport_platform_v1_platform_proto_rawDescGZIP() []byte {
 	return file_trueport_platform_v1_platform_proto_rawDescData
 }
 
-var file_trueport_platform_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_trueport_platform_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_trueport_platform_v1_platform_proto_goTypes = []any{
 	(*IntrospectTokenRequest)(nil),   // 0: trueport.platform.v1.IntrospectTokenRequest
 	(*IntrospectTokenResponse)(nil),  // 1: trueport.platform.v1.IntrospectTokenResponse
@@ -760,25 +847,29 @@ var file_trueport_platform_v1_platform_proto_goTypes = []any{
 	(*StorageSettings)(nil),          // 7: trueport.platform.v1.StorageSettings
 	(*ProviderConfig)(nil),           // 8: trueport.platform.v1.ProviderConfig
 	(*TenantContext)(nil),            // 9: trueport.platform.v1.TenantContext
-	nil,                              // 10: trueport.platform.v1.TenantContext.ProvidersEntry
-	(*timestamppb.Timestamp)(nil),    // 11: google.protobuf.Timestamp
+	(*GetGatewayConfigRequest)(nil),  // 10: trueport.platform.v1.GetGatewayConfigRequest
+	(*GetGatewayConfigResponse)(nil), // 11: trueport.platform.v1.GetGatewayConfigResponse
+	nil,                              // 12: trueport.platform.v1.TenantContext.ProvidersEntry
+	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
 }
 var file_trueport_platform_v1_platform_proto_depIdxs = []int32{
-	11, // 0: trueport.platform.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 0: trueport.platform.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 1: trueport.platform.v1.GetTenantContextResponse.tenant:type_name -> trueport.platform.v1.TenantContext
 	6,  // 2: trueport.platform.v1.TenantContext.limits:type_name -> trueport.platform.v1.PlanLimits
-	10, // 3: trueport.platform.v1.TenantContext.providers:type_name -> trueport.platform.v1.TenantContext.ProvidersEntry
+	12, // 3: trueport.platform.v1.TenantContext.providers:type_name -> trueport.platform.v1.TenantContext.ProvidersEntry
 	7,  // 4: trueport.platform.v1.TenantContext.storage:type_name -> trueport.platform.v1.StorageSettings
-	11, // 5: trueport.platform.v1.TenantContext.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 5: trueport.platform.v1.TenantContext.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 6: trueport.platform.v1.TenantContext.ProvidersEntry.value:type_name -> trueport.platform.v1.ProviderConfig
 	0,  // 7: trueport.platform.v1.AuthService.IntrospectToken:input_type -> trueport.platform.v1.IntrospectTokenRequest
 	2,  // 8: trueport.platform.v1.AuthService.GetJWKS:input_type -> trueport.platform.v1.GetJWKSRequest
 	4,  // 9: trueport.platform.v1.TenantService.GetTenantContext:input_type -> trueport.platform.v1.GetTenantContextRequest
-	1,  // 10: trueport.platform.v1.AuthService.IntrospectToken:output_type -> trueport.platform.v1.IntrospectTokenResponse
-	3,  // 11: trueport.platform.v1.AuthService.GetJWKS:output_type -> trueport.platform.v1.GetJWKSResponse
-	5,  // 12: trueport.platform.v1.TenantService.GetTenantContext:output_type -> trueport.platform.v1.GetTenantContextResponse
-	10, // [10:13] is the sub-list for method output_type
-	7,  // [7:10] is the sub-list for method input_type
+	10, // 10: trueport.platform.v1.ConfigService.GetGatewayConfig:input_type -> trueport.platform.v1.GetGatewayConfigRequest
+	1,  // 11: trueport.platform.v1.AuthService.IntrospectToken:output_type -> trueport.platform.v1.IntrospectTokenResponse
+	3,  // 12: trueport.platform.v1.AuthService.GetJWKS:output_type -> trueport.platform.v1.GetJWKSResponse
+	5,  // 13: trueport.platform.v1.TenantService.GetTenantContext:output_type -> trueport.platform.v1.GetTenantContextResponse
+	11, // 14: trueport.platform.v1.ConfigService.GetGatewayConfig:output_type -> trueport.platform.v1.GetGatewayConfigResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
 	7,  // [7:7] is the sub-list for extension extendee
 	0,  // [0:7] is the sub-list for field type_name
@@ -795,9 +886,9 @@ func file_trueport_platform_v1_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trueport_platform_v1_platform_proto_rawDesc), len(file_trueport_platform_v1_platform_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_trueport_platform_v1_platform_proto_goTypes,
 		DependencyIndexes: file_trueport_platform_v1_platform_proto_depIdxs,
