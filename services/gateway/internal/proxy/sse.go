@@ -68,6 +68,14 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 		if _, err := w.Write(raw.Bytes()); err != nil {
 			return err
 		}
+		// Skip the flush only when a complete next event is already buffered:
+		// events that arrived together leave in one write, and no event ever
+		// waits for upstream bytes that have not arrived.
+		if n := br.Buffered(); n > 0 {
+			if next, _ := br.Peek(n); bytes.Contains(next, []byte("\n\n")) || bytes.Contains(next, []byte("\r\n\r\n")) {
+				return nil
+			}
+		}
 		return rc.Flush()
 	}
 	finish := func() {

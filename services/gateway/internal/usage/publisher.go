@@ -65,7 +65,7 @@ const ackTimeout = 5 * time.Second
 
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 65536), workers: 2}
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 2}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
