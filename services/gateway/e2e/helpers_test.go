@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
 )
 
 func asAPIError(err error, target **openai.Error) bool { return errors.As(err, target) }
@@ -37,5 +38,12 @@ func execSQL(t *testing.T, dsn, q string, args ...any) {
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(context.Background(), q, args...); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func openaiResponseParams(text string) responses.ResponseNewParams {
+	return responses.ResponseNewParams{
+		Model: "gpt-4o-mini",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(text)},
 	}
 }

@@ -75,6 +75,21 @@ func TestManagementRoleMatrix(t *testing.T) {
 		{"GET", "/analytics/violations/00000000-0000-0000-0000-000000000001", nil, "member", true},
 		{"DELETE", "/keys/" + a.keyID, nil, "admin", true},
 	}
+	// Policy routes: tenant A's rule for the {id} routes.
+	var pol struct {
+		ID string `json:"id"`
+	}
+	polBody := map[string]any{"name": "matrix rule", "type": "keyword", "action": "flag", "config": map[string]any{"keywords": []string{"zebra"}}}
+	if c := call(t, "POST", g+"/policies", tokens["owner"], polBody, &pol); c != 201 {
+		t.Fatalf("create policy: %d", c)
+	}
+	routes = append(routes,
+		route{"GET", "/policies", nil, "member", false},
+		route{"POST", "/policies", polBody, "admin", false},
+		route{"GET", "/policies/" + pol.ID, nil, "member", true},
+		route{"PUT", "/policies/" + pol.ID, polBody, "admin", true},
+		route{"DELETE", "/policies/" + pol.ID, nil, "admin", true},
+	)
 	rank := map[string]int{"viewer": 1, "member": 2, "admin": 3, "owner": 4}
 	for _, r := range routes {
 		for _, who := range []string{"viewer", "member", "other", "none", "global", "admin", "owner"} {
