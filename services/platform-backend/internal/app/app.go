@@ -101,7 +101,11 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	tokens, err := token.NewIssuer(signer, nil, cfg.JWTIssuer, cfg.JWTAudience, time.Now)
+	previous, err := loadPreviousJWTKeys(cfg.PreviousJWTKeyFiles)
+	if err != nil {
+		return err
+	}
+	tokens, err := token.NewIssuer(signer, previous, cfg.JWTIssuer, cfg.JWTAudience, time.Now)
 	if err != nil {
 		return err
 	}
@@ -257,7 +261,33 @@ func loadBox(ctx context.Context, cfg config.Config, st *store.Store) (*secretbo
 	if err != nil {
 		return nil, fmt.Errorf("SECRETS_ENCRYPTION_KEY: %w", err)
 	}
-	return secretbox.New(key)
+	keys := [][]byte{key}
+	for i, old := range cfg.PreviousEncryptionKeys {
+		k, err := secretbox.ParseKey(old)
+		if err != nil {
+			return nil, fmt.Errorf("SECRETS_ENCRYPTION_KEYS_PREVIOUS[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	return secretbox.New(keys...)
+}
+
+// loadPreviousJWTKeys reads the public halves of retired signing keys, so
+// tokens they signed stay valid until they expire (key rotation).
+func loadPreviousJWTKeys(files []string) ([]crypto.PublicKey, error) {
+	var out []crypto.PublicKey
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PREVIOUS_KEY_FILES: %w", err)
+		}
+		signer, err := token.ParsePrivateKeyPEM(b)
+		if err != nil {
+			return nil, fmt.Errorf("JWT_PREVIOUS_KEY_FILES %s: %w", f, err)
+		}
+		out = append(out, signer.Public())
+	}
+	return out, nil
 }
 
 // newIdentity builds the OTP / password-reset service: the SMTP mailer when

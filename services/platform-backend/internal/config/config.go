@@ -21,6 +21,10 @@ type Config struct {
 	MigrateOnStart       bool
 	JWTSigningKeyFile    string
 	SecretsEncryptionKey string
+	// PreviousEncryptionKeys open values sealed before a key rotation.
+	PreviousEncryptionKeys []string
+	// PreviousJWTKeyFiles keep retired signing keys in the JWKS.
+	PreviousJWTKeyFiles []string
 	// InternalGRPCToken authenticates gRPC calls between the services.
 	InternalGRPCToken   string
 	SMTPAddr            string
@@ -81,6 +85,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
 	}
+	c.PreviousEncryptionKeys = splitList(get("SECRETS_ENCRYPTION_KEYS_PREVIOUS", ""))
+	c.PreviousJWTKeyFiles = splitList(get("JWT_PREVIOUS_KEY_FILES", ""))
 	for _, e := range strings.Split(get("PLATFORM_ADMIN_EMAILS", ""), ",") {
 		if e = strings.ToLower(strings.TrimSpace(e)); e != "" {
 			c.PlatformAdminEmails = append(c.PlatformAdminEmails, e)
@@ -137,4 +143,15 @@ func parsePrefixes(list string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// splitList splits a comma list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
