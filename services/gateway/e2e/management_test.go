@@ -200,6 +200,19 @@ func TestStatsFromRollups(t *testing.T) {
 	if sum != 3 {
 		t.Fatalf("series: %+v", st.Series)
 	}
+	// A multi-day range reads whole days from the daily rollups and the edge
+	// hours from the hourly ones: the same totals.
+	var daily struct {
+		Totals struct {
+			Requests    int64 `json:"requests"`
+			TotalTokens int64 `json:"total_tokens"`
+		} `json:"totals"`
+	}
+	from = time.Now().Add(-75 * time.Hour).UTC().Format(time.RFC3339)
+	if c := call(t, "GET", fmt.Sprintf("%s/trueportai-services/api/v1/analytics/stats?from=%s&interval=day", s.gatewayURL, from), ts.scopedToken, nil, &daily); c != 200 ||
+		daily.Totals.Requests != 3 || daily.Totals.TotalTokens != wantTokens {
+		t.Fatalf("daily stats: %d %+v", c, daily.Totals)
+	}
 	if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/stats?group_by=nope", ts.scopedToken, nil, nil); c != 400 {
 		t.Fatalf("bad group_by: %d", c)
 	}

@@ -89,20 +89,19 @@ func (a *API) stats(c echo.Context) error {
 		return apperr.InvalidField("group_by", "group_by must be model, provider, key or status")
 	}
 	ctx := c.Request().Context()
-	where := `tenant_id = $1::uuid AND env = $2 AND bucket >= date_trunc('hour', $3::timestamptz) AND bucket < $4`
-	args := []any{p.TenantID, p.Env, from, to}
+	src, args := rollupSource(p.TenantID, p.Env, from, to, interval)
 
 	var t statsTotals
 	var latSum float64
 	if err := a.pool.QueryRow(ctx, `SELECT COALESCE(sum(requests),0), COALESCE(sum(errors),0), COALESCE(sum(unknown_usage),0), COALESCE(sum(prompt_tokens),0),
 		COALESCE(sum(completion_tokens),0), COALESCE(sum(total_tokens),0), COALESCE(sum(cost_usd),0), COALESCE(sum(latency_sum_ms),0)
-		FROM usage_rollups_hourly WHERE `+where, args...).Scan(&t.Requests, &t.Errors, &t.UnknownUsage, &t.PromptTokens, &t.CompletionTokens,
+		FROM `+src, args...).Scan(&t.Requests, &t.Errors, &t.UnknownUsage, &t.PromptTokens, &t.CompletionTokens,
 		&t.TotalTokens, &t.CostUSD, &latSum); err != nil {
 		return err
 	}
 	if t.Requests > 0 {
 		t.AvgLatencyMS = latSum / float64(t.Requests)
-		hist, err := a.latencyHist(ctx, where, args)
+		hist, err := a.latencyHist(ctx, src, args)
 		if err != nil {
 			return err
 		}
@@ -111,7 +110,7 @@ func (a *API) stats(c echo.Context) error {
 
 	series := []statsPoint{}
 	rows, err := a.pool.Query(ctx, `SELECT date_trunc('`+interval+`', bucket), sum(requests), sum(errors), sum(total_tokens), sum(cost_usd)
-		FROM usage_rollups_hourly WHERE `+where+` GROUP BY 1 ORDER BY 1`, args...)
+		FROM `+src+` GROUP BY 1 ORDER BY 1`, args...)
 	if err != nil {
 		return err
 	}
@@ -128,7 +127,7 @@ func (a *API) stats(c echo.Context) error {
 
 	breakdown := []statsGroup{}
 	rows, err = a.pool.Query(ctx, `SELECT `+col+`, sum(requests), sum(total_tokens), sum(cost_usd)
-		FROM usage_rollups_hourly WHERE `+where+` GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200`, args...)
+		FROM `+src+` GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200`, args...)
 	if err != nil {
 		return err
 	}
@@ -149,10 +148,45 @@ func (a *API) stats(c echo.Context) error {
 	})
 }
 
-func (a *API) latencyHist(ctx context.Context, where string, args []any) ([]int64, error) {
+// rollupSource returns a FROM source (aliased r) of rollup rows covering
+// [from, to) at hour precision: whole UTC days from the daily table and the
+// partial first and last days from the hourly table, so long ranges read
+// ~24× fewer rows. Hourly series read the hourly table alone.
+func rollupSource(tenantID, env string, from, to time.Time, interval string) (string, []any) {
+	const cols = `bucket, provider, model, key_id, status_code, requests, errors, unknown_usage, prompt_tokens, completion_tokens,
+		total_tokens, cost_usd, latency_sum_ms, latency_hist`
+	fromHour := from.UTC().Truncate(time.Hour)
+	if interval == "hour" {
+		return `(SELECT ` + cols + ` FROM usage_rollups_hourly WHERE tenant_id = $1::uuid AND env = $2 AND bucket >= $3 AND bucket < $4) r`,
+			[]any{tenantID, env, fromHour, to}
+	}
+	day := 24 * time.Hour
+	firstDay := fromHour.Truncate(day)
+	if firstDay.Before(fromHour) {
+		firstDay = firstDay.Add(day) // first whole day
+	}
+	lastDay := to.UTC().Truncate(day) // end of the whole days
+	if lastDay.Before(firstDay) {
+		lastDay = firstDay
+	}
+	return `(SELECT ` + cols + ` FROM usage_rollups_daily WHERE tenant_id = $1::uuid AND env = $2 AND bucket >= $3 AND bucket < $4
+		UNION ALL
+		SELECT ` + cols + ` FROM usage_rollups_hourly WHERE tenant_id = $1::uuid AND env = $2
+			AND ((bucket >= $5 AND bucket < $3) OR (bucket >= $6 AND bucket < $7))) r`,
+		[]any{tenantID, env, firstDay, lastDay, fromHour, maxTime(lastDay, fromHour), to}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (a *API) latencyHist(ctx context.Context, src string, args []any) ([]int64, error) {
 	hist := make([]int64, len(usage.LatencyBounds)+1)
-	rows, err := a.pool.Query(ctx, `SELECT h.i, sum(h.v) FROM usage_rollups_hourly, unnest(latency_hist) WITH ORDINALITY AS h(v, i)
-		WHERE `+where+` GROUP BY h.i`, args...)
+	rows, err := a.pool.Query(ctx, `SELECT h.i, sum(h.v) FROM `+src+`, unnest(r.latency_hist) WITH ORDINALITY AS h(v, i)
+		GROUP BY h.i`, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,11 @@ import (
 //	INGEST_BENCH_EVENTS   events per run [200000]
 //	INGEST_BENCH_BATCHES  ingester batch sizes (Fetch size) to try ["1000"]
 //	INGEST_BENCH_MODES    modes ["prefilled concurrent"]
+//	INGEST_BENCH_INGESTERS  ingesters pulling from the one durable consumer
+//	                      concurrently, each on its own NATS connection [1]
+//	INGEST_BENCH_DATABASE_URL  an existing, migrated database to ingest into
+//	                      instead of a fresh one (e.g. one holding millions of
+//	                      rows); the benchmark's rows are deleted afterwards
 //
 // Reported metrics: events/s (ingestion rate, the target is ≥ 20000),
 // publish_events/s (the publishing side alone), ingester_cpu_us/event (CPU
@@ -57,6 +62,7 @@ import (
 // ingester, NATS, Postgres, ...).
 func BenchmarkIngest(b *testing.B) {
 	n := benchEnvInt(b, "INGEST_BENCH_EVENTS", 200_000)
+	ingesters := benchEnvInt(b, "INGEST_BENCH_INGESTERS", 1)
 	var batches []int
 	for _, s := range strings.Fields(benchEnv("INGEST_BENCH_BATCHES", "1000")) {
 		v, err := strconv.Atoi(s)
@@ -68,6 +74,10 @@ func BenchmarkIngest(b *testing.B) {
 	// One event set for every run: generating it is not part of any timing.
 	fleet := newBenchFleet(rand.New(rand.NewPCG(1, 2)))
 	payloads, ids, wantViolations := fleet.events(n, time.Now().UTC().Add(-time.Hour))
+	var tenants []string
+	for _, t := range fleet.tenants {
+		tenants = append(tenants, t.id)
+	}
 	b.Logf("events: %d, %.0f bytes on average, %d violations (%.1f%% of events have some)",
 		n, avgLen(payloads), wantViolations, 100*float64(countWithViolations(payloads))/float64(n))
 
@@ -76,10 +86,14 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatalf("INGEST_BENCH_MODES: unknown mode %q", mode)
 		}
 		for _, batch := range batches {
-			b.Run(fmt.Sprintf("%s/batch=%d", mode, batch), func(b *testing.B) {
+			name := fmt.Sprintf("%s/batch=%d", mode, batch)
+			if ingesters > 1 {
+				name += fmt.Sprintf("/ingesters=%d", ingesters)
+			}
+			b.Run(name, func(b *testing.B) {
 				var sum ingestResult
 				for range b.N {
-					r := runIngest(b, mode, batch, payloads, ids, wantViolations)
+					r := runIngest(b, mode, batch, ingesters, tenants, payloads, ids, wantViolations)
 					sum.drain += r.drain
 					sum.publish += r.publish
 					sum.procCPU += r.procCPU
@@ -105,17 +119,38 @@ type ingestResult struct {
 
 // runIngest sets up a database and a stream, runs one measurement and checks
 // the result; setup and checks are outside the timer.
-func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []string, wantViolations int) ingestResult {
+func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string, payloads [][]byte, ids []string, wantViolations int) ingestResult {
 	b.StopTimer()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, dbtest.NewURL(b, "ingestbench"), log)
+	dsn := os.Getenv("INGEST_BENCH_DATABASE_URL")
+	fresh := dsn == ""
+	if fresh {
+		dsn = dbtest.NewURL(b, "ingestbench")
+	}
+	pool, err := pgdb.Open(ctx, dsn, log)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
-		b.Fatal(err)
+	if fresh {
+		if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Every check counts the benchmark's tenants only (the database may hold
+	// other rows), and an existing database gets its old state back.
+	mine := func(q string) int { return benchCount(b, pool, q+` WHERE tenant_id = ANY($1::uuid[])`, tenants) }
+	cleanup := func() {
+		for _, t := range []string{"usage_logs", "usage_rollups_hourly", "violations"} {
+			if _, err := pool.Exec(context.Background(), `DELETE FROM `+t+` WHERE tenant_id = ANY($1::uuid[])`, tenants); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if !fresh {
+		cleanup() // an interrupted earlier run
+		defer cleanup()
 	}
 	nc, err := nats.Connect(natsURL())
 	if err != nil {
@@ -134,25 +169,39 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 	}
 	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
 
-	// The ingester has its own connection, as in the gateway (one process,
-	// but publisher and ingester never share a JetStream context there either).
-	inc, err := nats.Connect(natsURL())
-	if err != nil {
-		b.Fatal(err)
+	// Each ingester has its own connection and JetStream context (in the
+	// gateway the publisher and the ingester do not share one either).
+	var ins []*Ingester
+	var ijs jetstream.JetStream
+	for range ingesters {
+		inc, err := nats.Connect(natsURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer inc.Close()
+		if ijs, err = jetstream.New(inc); err != nil {
+			b.Fatal(err)
+		}
+		in := NewIngester(pool, ijs, stream, noTouch{}, log)
+		in.batch = batch
+		ins = append(ins, in)
 	}
-	defer inc.Close()
-	ijs, err := jetstream.New(inc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := NewIngester(pool, ijs, stream, noTouch{}, log)
-	in.batch = batch
 	runCtx, stop := context.WithCancel(ctx)
-	ingDone := make(chan struct{})
+	ingDone := make(chan struct{}, len(ins))
 	startIngester := func() {
-		go func() { defer close(ingDone); _ = in.Run(runCtx) }()
+		for _, in := range ins {
+			go func() { defer func() { ingDone <- struct{}{} }(); _ = in.Run(runCtx) }()
+		}
 	}
-	defer func() { stop(); <-ingDone }()
+	started := false
+	defer func() {
+		stop()
+		if started {
+			for range ins {
+				<-ingDone
+			}
+		}
+	}()
 
 	publish := func() time.Duration {
 		t0 := time.Now()
@@ -187,8 +236,10 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		startIngester()
+		started = true
 	case "concurrent":
 		startIngester()
+		started = true
 		waitConsumer(b, ijs, stream)
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
@@ -211,7 +262,7 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 		if published {
 			ci, err := cons.Info(ctx)
 			if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.Delivered.Stream >= uint64(len(payloads)) {
-				if rows := benchCount(b, pool, `SELECT count(*) FROM usage_logs`); rows == len(payloads) {
+				if rows := mine(`SELECT count(*) FROM usage_logs`); rows == len(payloads) {
 					break
 				} else if rows > len(payloads) {
 					b.Fatalf("usage_logs has %d rows, want %d", rows, len(payloads))
@@ -230,15 +281,15 @@ func runIngest(b *testing.B, mode string, batch int, payloads [][]byte, ids []st
 	}
 	b.StopTimer()
 
-	if got := benchCount(b, pool, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`); got != len(payloads) {
+	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`); got != len(payloads) {
 		b.Fatalf("rollups count %d requests, want %d", got, len(payloads))
 	}
-	if got := benchCount(b, pool, `SELECT count(*) FROM violations`); got != wantViolations {
+	if got := mine(`SELECT count(*) FROM violations`); got != wantViolations {
 		b.Fatalf("violations: %d rows, want %d", got, wantViolations)
 	}
-	rollups := benchCount(b, pool, `SELECT count(*) FROM usage_rollups_hourly`)
-	b.Logf("%s batch=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU µs/event: this process %.1f, Postgres backends %.1f, nats-server %.1f, whole machine %.1f (load average %s)",
-		mode, batch, len(payloads), res.drain.Seconds(), float64(len(payloads))/res.drain.Seconds(), res.publish.Seconds(),
+	rollups := mine(`SELECT count(*) FROM usage_rollups_hourly`)
+	b.Logf("%s batch=%d ingesters=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU µs/event: this process %.1f, Postgres backends %.1f, nats-server %.1f, whole machine %.1f (load average %s)",
+		mode, batch, ingesters, len(payloads), res.drain.Seconds(), float64(len(payloads))/res.drain.Seconds(), res.publish.Seconds(),
 		float64(len(payloads))/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(len(payloads)),
 		float64(res.pgCPU.Microseconds())/float64(len(payloads)), float64(res.natsCPU.Microseconds())/float64(len(payloads)),
 		float64(res.boxCPU.Microseconds())/float64(len(payloads)), loadAvg())
@@ -258,9 +309,9 @@ func waitConsumer(b *testing.B, js jetstream.JetStream, stream string) jetstream
 	}
 }
 
-func benchCount(b *testing.B, pool *pgxpool.Pool, q string) int {
+func benchCount(b *testing.B, pool *pgxpool.Pool, q string, args ...any) int {
 	var n int
-	if err := pool.QueryRow(context.Background(), q).Scan(&n); err != nil {
+	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
 		b.Fatal(err)
 	}
 	return n

@@ -132,7 +132,8 @@ FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $
 ON CONFLICT (request_id) DO NOTHING
 RETURNING request_id`
 
-const rollupSQL = `INSERT INTO usage_rollups_hourly AS r (tenant_id, env, bucket, provider, model, key_id, status_code, requests, errors, unknown_usage,
+// rollupSQL upserts one rollup row; %s is the table (hourly or daily).
+const rollupSQL = `INSERT INTO %s AS r (tenant_id, env, bucket, provider, model, key_id, status_code, requests, errors, unknown_usage,
 	prompt_tokens, completion_tokens, total_tokens, cost_usd, latency_sum_ms, latency_hist)
 VALUES ($1::uuid, $2, $3, $4, $5, $6::uuid, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 ON CONFLICT (tenant_id, env, bucket, provider, model, key_id, status_code) DO UPDATE SET
@@ -222,9 +223,15 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 			}
 		}
 		b := &pgx.Batch{}
-		for _, r := range aggregate(fresh) {
-			b.Queue(rollupSQL, r.tenant, r.env, r.bucket, r.provider, r.model, r.keyID, r.status, r.requests, r.errors, r.unknown,
-				r.prompt, r.completion, r.total, r.cost, r.latencySum, r.hist)
+		for _, table := range []struct {
+			name string
+			span time.Duration
+		}{{"usage_rollups_hourly", time.Hour}, {"usage_rollups_daily", 24 * time.Hour}} {
+			q := fmt.Sprintf(rollupSQL, table.name)
+			for _, r := range aggregate(fresh, table.span) {
+				b.Queue(q, r.tenant, r.env, r.bucket, r.provider, r.model, r.keyID, r.status, r.requests, r.errors, r.unknown,
+					r.prompt, r.completion, r.total, r.cost, r.latencySum, r.hist)
+			}
 		}
 		for _, e := range fresh {
 			for _, v := range e.Violations {

@@ -135,6 +135,9 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	if rolled != n {
 		t.Fatalf("rollups count %d requests, want %d", rolled, n)
 	}
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_daily`).Scan(&rolled); err != nil || rolled != n {
+		t.Fatalf("daily rollups count %d requests (%v), want %d", rolled, err, n)
+	}
 }
 
 func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {

@@ -39,12 +39,12 @@ type rollup struct {
 
 const zeroUUID = "00000000-0000-0000-0000-000000000000"
 
-// aggregate folds events into rollup rows, sorted by key (a stable lock order
-// for concurrent ingesters).
-func aggregate(evs []*Event) []*rollup {
+// aggregate folds events into rollup rows of the given span (an hour or a
+// UTC day), sorted by key (a stable lock order for concurrent ingesters).
+func aggregate(evs []*Event, span time.Duration) []*rollup {
 	m := map[rollupKey]*rollup{}
 	for _, e := range evs {
-		k := rollupKey{e.TenantID, e.Env, e.CreatedAt.UTC().Truncate(time.Hour), e.Provider, e.Model, e.KeyID, e.StatusCode}
+		k := rollupKey{e.TenantID, e.Env, e.CreatedAt.UTC().Truncate(span), e.Provider, e.Model, e.KeyID, e.StatusCode}
 		if k.keyID == "" {
 			k.keyID = zeroUUID
 		}
