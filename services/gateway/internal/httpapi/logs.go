@@ -120,10 +120,15 @@ func (a *API) listLogs(c echo.Context) error {
 	}
 	where := strings.Join(f.where, " AND ")
 	ctx := c.Request().Context()
+	// The total is exact up to totalCap matching rows; beyond that it is
+	// reported as totalCap with total_capped=true (an exact count of millions
+	// of rows would cost seconds per page; stats give exact volumes).
 	var total int
-	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM usage_logs WHERE `+where, f.args...).Scan(&total); err != nil {
+	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+where+` LIMIT `+strconv.Itoa(totalCap+1)+`) x`, f.args...).Scan(&total); err != nil {
 		return err
 	}
+	capped := total > totalCap
+	total = min(total, totalCap)
 	args := append(f.args, page.Limit, page.Offset)
 	rows, err := a.pool.Query(ctx, `SELECT id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd, outcome, error, violation_ids, request_body, response_body
@@ -146,5 +151,14 @@ func (a *API) listLogs(c echo.Context) error {
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
+	return c.JSON(http.StatusOK, cappedList[logResp]{List: httpserver.NewList(items, total, page), TotalCapped: capped})
+}
+
+// totalCap bounds the exact count behind a logs page's total.
+const totalCap = 10000
+
+// cappedList is the overview's envelope plus total_capped.
+type cappedList[T any] struct {
+	httpserver.List[T]
+	TotalCapped bool `json:"total_capped"`
 }

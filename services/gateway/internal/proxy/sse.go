@@ -121,10 +121,11 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 			_ = flushEvent()
 		}
 		switch {
+		case meter.Done():
+			// The final event was delivered: a client closing right after
+			// it (SDKs do, on [DONE]) is a complete stream, not a cut one.
 		case errors.Is(err, io.EOF):
-			if !meter.Done() {
-				c.outcome, c.errText = usage.OutcomeError, "stream ended before its final event"
-			}
+			c.outcome, c.errText = usage.OutcomeError, "stream ended before its final event"
 		case ctx.Err() != nil && c.outcome == usage.OutcomeOK:
 			// Either the client left or the idle timer fired.
 			c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
