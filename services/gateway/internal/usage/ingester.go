@@ -37,7 +37,7 @@ type Ingester struct {
 
 // NewIngester builds an ingester for stream.
 func NewIngester(pool *pgxpool.Pool, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
-	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 1000, maxDeliver: 10, ackWait: 10 * time.Second}
+	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, maxDeliver: 10, ackWait: 10 * time.Second}
 }
 
 // Run consumes until ctx ends.
