@@ -21,15 +21,28 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
+// Option adjusts the pool configuration.
+type Option func(*pgxpool.Config)
+
+// WithRuntimeParam sets a session parameter on every connection (e.g.
+// plan_cache_mode=force_custom_plan for analytics whose filters make generic
+// plans of prepared statements slow).
+func WithRuntimeParam(name, value string) Option {
+	return func(c *pgxpool.Config) { c.ConnConfig.RuntimeParams[name] = value }
+}
+
 // Open connects a pool to dsn, first creating the database if it does not
 // exist and the role may create it.
-func Open(ctx context.Context, dsn string, log *slog.Logger) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*pgxpool.Pool, error) {
 	if err := EnsureDatabase(ctx, dsn, log); err != nil {
 		return nil, err
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

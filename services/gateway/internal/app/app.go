@@ -59,7 +59,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
 
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
+	// Analytics filters (status ranges, optional fields) get poor generic
+	// plans once pgx's prepared statements are reused: plan each execution.
+	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log, pgdb.WithRuntimeParam("plan_cache_mode", "force_custom_plan"))
 	if err != nil {
 		return err
 	}
