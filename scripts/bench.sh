@@ -569,3 +569,4 @@ if [ -n "$OUT" ]; then
 	say "wrote $OUT"
 fi
 say "done in ${elapsed} s"
+[ "${BENCH_ANALYTICS:-1}" = 0 ] || BENCH_ANALYTICS_OUT=${BENCH_ANALYTICS_OUT-$OUT} scripts/bench-analytics.sh || say "scripts/bench-analytics.sh failed (exit $?)"

@@ -54,6 +54,9 @@ import (
 //	INGEST_BENCH_DATABASE_URL  an existing, migrated database to ingest into
 //	                      instead of a fresh one (e.g. one holding millions of
 //	                      rows); the benchmark's rows are deleted afterwards
+//	INGEST_BENCH_PG_PARAMS  session parameters of the pool, "name=value ..."
+//	                      ["plan_cache_mode=force_custom_plan", as app.go opens
+//	                      the gateway's pool]; "none" for none
 //
 // Reported metrics: events/s (ingestion rate, the target is ≥ 20000),
 // publish_events/s (the publishing side alone), ingester_cpu_us/event (CPU
@@ -128,7 +131,17 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	if fresh {
 		dsn = dbtest.NewURL(b, "ingestbench")
 	}
-	pool, err := pgdb.Open(ctx, dsn, log)
+	var opts []pgdb.Option
+	if ps := benchEnv("INGEST_BENCH_PG_PARAMS", "plan_cache_mode=force_custom_plan"); ps != "none" {
+		for _, kv := range strings.Fields(ps) {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				b.Fatalf("INGEST_BENCH_PG_PARAMS: %q is not name=value", kv)
+			}
+			opts = append(opts, pgdb.WithRuntimeParam(k, v))
+		}
+	}
+	pool, err := pgdb.Open(ctx, dsn, log, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
