@@ -261,7 +261,14 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	bg.Add(1)
 	go func() { defer bg.Done(); retention.Run(bgCtx, cfg.RetentionInterval) }()
 	if cfg.IngesterEnabled {
-		ing := usage.NewIngester(pool, js, subj.UsageStream(), keyStore, log)
+		// The ingester's batch statements gain nothing from per-execution
+		// planning: it gets its own pool with the default plan cache.
+		ingestPool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
+		if err != nil {
+			return err
+		}
+		defer ingestPool.Close()
+		ing := usage.NewIngester(ingestPool, js, subj.UsageStream(), keys.NewStore(ingestPool), log)
 		bg.Add(1)
 		go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
 	}
