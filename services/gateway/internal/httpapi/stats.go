@@ -1,8 +1,9 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -91,56 +92,85 @@ func (a *API) stats(c echo.Context) error {
 	ctx := c.Request().Context()
 	src, args := rollupSource(p.TenantID, p.Env, from, to, interval)
 
-	var t statsTotals
-	var latSum float64
-	if err := a.pool.QueryRow(ctx, `SELECT COALESCE(sum(requests),0), COALESCE(sum(errors),0), COALESCE(sum(unknown_usage),0), COALESCE(sum(prompt_tokens),0),
-		COALESCE(sum(completion_tokens),0), COALESCE(sum(total_tokens),0), COALESCE(sum(cost_usd),0), COALESCE(sum(latency_sum_ms),0)
-		FROM `+src, args...).Scan(&t.Requests, &t.Errors, &t.UnknownUsage, &t.PromptTokens, &t.CompletionTokens,
-		&t.TotalTokens, &t.CostUSD, &latSum); err != nil {
-		return err
+	// One pass over the rollup rows, grouped by (bucket, group); totals,
+	// series, breakdown and the latency histogram are folded here.
+	histCols := ""
+	for i := 1; i <= len(usage.LatencyBounds)+1; i++ {
+		histCols += ", sum(r.latency_hist[" + strconv.Itoa(i) + "])"
 	}
-	if t.Requests > 0 {
-		t.AvgLatencyMS = latSum / float64(t.Requests)
-		hist, err := a.latencyHist(ctx, src, args)
-		if err != nil {
-			return err
-		}
-		t.P95LatencyMS = usage.Percentile(hist, 0.95)
-	}
-
-	series := []statsPoint{}
-	rows, err := a.pool.Query(ctx, `SELECT date_trunc('`+interval+`', bucket), sum(requests), sum(errors), sum(total_tokens), sum(cost_usd)
-		FROM `+src+` GROUP BY 1 ORDER BY 1`, args...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var pt statsPoint
-		if err := rows.Scan(&pt.Bucket, &pt.Requests, &pt.Errors, &pt.TotalTokens, &pt.CostUSD); err != nil {
-			rows.Close()
-			return err
-		}
-		pt.Bucket = pt.Bucket.UTC()
-		series = append(series, pt)
-	}
-	rows.Close()
-
-	breakdown := []statsGroup{}
-	rows, err = a.pool.Query(ctx, `SELECT `+col+`, sum(requests), sum(total_tokens), sum(cost_usd)
-		FROM `+src+` GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 200`, args...)
+	rows, err := a.pool.Query(ctx, `SELECT date_trunc('`+interval+`', r.bucket), `+col+`, sum(r.requests), sum(r.errors), sum(r.unknown_usage),
+		sum(r.prompt_tokens), sum(r.completion_tokens), sum(r.total_tokens), sum(r.cost_usd), sum(r.latency_sum_ms)`+histCols+`
+		FROM `+src+` GROUP BY 1, 2 ORDER BY 1`, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	var t statsTotals
+	var latSum float64
+	hist := make([]int64, len(usage.LatencyBounds)+1)
+	series := []statsPoint{}
+	groups := map[string]*statsGroup{}
 	for rows.Next() {
-		var g statsGroup
-		if err := rows.Scan(&g.Key, &g.Requests, &g.TotalTokens, &g.CostUSD); err != nil {
+		var b time.Time
+		var g string
+		var req, errs, unknown, prompt, completion, total int64
+		var cost, lat float64
+		h := make([]int64, len(hist))
+		dst := []any{&b, &g, &req, &errs, &unknown, &prompt, &completion, &total, &cost, &lat}
+		for i := range h {
+			dst = append(dst, &h[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
 			return err
 		}
-		breakdown = append(breakdown, g)
+		t.Requests += req
+		t.Errors += errs
+		t.UnknownUsage += unknown
+		t.PromptTokens += prompt
+		t.CompletionTokens += completion
+		t.TotalTokens += total
+		t.CostUSD += cost
+		latSum += lat
+		for i, v := range h {
+			hist[i] += v
+		}
+		b = b.UTC()
+		if n := len(series); n == 0 || !series[n-1].Bucket.Equal(b) {
+			series = append(series, statsPoint{Bucket: b})
+		}
+		pt := &series[len(series)-1]
+		pt.Requests += req
+		pt.Errors += errs
+		pt.TotalTokens += total
+		pt.CostUSD += cost
+		gr, ok := groups[g]
+		if !ok {
+			gr = &statsGroup{Key: g}
+			groups[g] = gr
+		}
+		gr.Requests += req
+		gr.TotalTokens += total
+		gr.CostUSD += cost
 	}
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if t.Requests > 0 {
+		t.AvgLatencyMS = latSum / float64(t.Requests)
+		t.P95LatencyMS = usage.Percentile(hist, 0.95)
+	}
+	breakdown := make([]statsGroup, 0, len(groups))
+	for _, g := range groups {
+		breakdown = append(breakdown, *g)
+	}
+	sort.Slice(breakdown, func(i, j int) bool {
+		if breakdown[i].Requests != breakdown[j].Requests {
+			return breakdown[i].Requests > breakdown[j].Requests
+		}
+		return breakdown[i].Key < breakdown[j].Key
+	})
+	if len(breakdown) > 200 {
+		breakdown = breakdown[:200]
 	}
 	return c.JSON(http.StatusOK, map[string]any{
 		"from": from.UTC(), "to": to.UTC(), "interval": interval, "group_by": groupBy,
@@ -181,24 +211,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func (a *API) latencyHist(ctx context.Context, src string, args []any) ([]int64, error) {
-	hist := make([]int64, len(usage.LatencyBounds)+1)
-	rows, err := a.pool.Query(ctx, `SELECT h.i, sum(h.v) FROM `+src+`, unnest(r.latency_hist) WITH ORDINALITY AS h(v, i)
-		GROUP BY h.i`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var i, v int64
-		if err := rows.Scan(&i, &v); err != nil {
-			return nil, err
-		}
-		if i >= 1 && int(i) <= len(hist) {
-			hist[i-1] = v
-		}
-	}
-	return hist, rows.Err()
 }
