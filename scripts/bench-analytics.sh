@@ -115,7 +115,7 @@ if [ "$DO_INGEST" != 0 ]; then
 		[ -n "$2" ] || return 0
 		say "ingestion: $INGEST_EVENTS events per run, $1, batch sizes: $2, ingesters: $3${4:+, into $DB}"
 		(cd services/gateway && INGEST_BENCH_EVENTS=$INGEST_EVENTS INGEST_BENCH_MODES=$1 INGEST_BENCH_BATCHES=$2 INGEST_BENCH_INGESTERS=$3 \
-			INGEST_BENCH_DATABASE_URL=${4:-} INGEST_BENCH_PG_PARAMS=${PG_PARAMS:-none} go test ./internal/usage -run '^$' -bench '^BenchmarkIngest$' -benchtime=1x -timeout 60m -v) >>"$tmp/ingest.txt" 2>&1 \
+			INGEST_BENCH_DATABASE_URL=${4:-} INGEST_BENCH_PG_PARAMS=none go test ./internal/usage -run '^$' -bench '^BenchmarkIngest$' -benchtime=1x -timeout 60m -v) >>"$tmp/ingest.txt" 2>&1 \
 			|| { tail -30 "$tmp/ingest.txt" >&2; die "BenchmarkIngest failed"; }
 	}
 	runbench prefilled "$INGEST_BATCHES" 1

@@ -268,9 +268,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 			return err
 		}
 		defer ingestPool.Close()
+		// Several fetch loops share the durable consumer: while one batch
+		// commits, the next is being fetched (one loop keeps ~1.2 cores busy).
 		ing := usage.NewIngester(ingestPool, js, subj.UsageStream(), keys.NewStore(ingestPool), log)
-		bg.Add(1)
-		go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
+		for range cfg.IngesterWorkers {
+			bg.Add(1)
+			go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
+		}
 	}
 
 	if cfg.DebugAddr != "" {

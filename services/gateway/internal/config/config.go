@@ -26,8 +26,10 @@ type Config struct {
 	SpoolDir          string
 	SpoolMaxBytes     int64
 	IngesterEnabled   bool
-	Upstreams         Upstreams
-	ProxyBodyLimit    int64
+	// IngesterWorkers is the number of concurrent fetch/insert loops.
+	IngesterWorkers int
+	Upstreams       Upstreams
+	ProxyBodyLimit  int64
 	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
 	UpstreamHeaderTimeout time.Duration
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
@@ -90,6 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SpoolDir:          get("GATEWAY_SPOOL_DIR", "./data/spool"),
 		SpoolMaxBytes:     num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
 		IngesterEnabled:   get("INGESTER_ENABLED", "true") != "false",
+		IngesterWorkers:   int(num("INGESTER_WORKERS", "2")),
 		Upstreams: Upstreams{
 			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
 			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),

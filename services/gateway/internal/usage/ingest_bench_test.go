@@ -55,8 +55,8 @@ import (
 //	                      instead of a fresh one (e.g. one holding millions of
 //	                      rows); the benchmark's rows are deleted afterwards
 //	INGEST_BENCH_PG_PARAMS  session parameters of the pool, "name=value ..."
-//	                      ["plan_cache_mode=force_custom_plan", as app.go opens
-//	                      the gateway's pool]; "none" for none
+//	                      ["none": the ingester has its own pool without the
+//	                      analytics pool's plan_cache_mode]
 //
 // Reported metrics: events/s (ingestion rate, the target is ≥ 20000),
 // publish_events/s (the publishing side alone), ingester_cpu_us/event (CPU
@@ -132,7 +132,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		dsn = dbtest.NewURL(b, "ingestbench")
 	}
 	var opts []pgdb.Option
-	if ps := benchEnv("INGEST_BENCH_PG_PARAMS", "plan_cache_mode=force_custom_plan"); ps != "none" {
+	if ps := benchEnv("INGEST_BENCH_PG_PARAMS", "none"); ps != "none" {
 		for _, kv := range strings.Fields(ps) {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok {
