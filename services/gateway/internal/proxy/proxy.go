@@ -631,10 +631,7 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	if status >= 400 && c.outcome == usage.OutcomeOK {
 		ev.Outcome = usage.OutcomeError
 	}
-	for _, v := range c.violations {
-		ev.Violations = append(ev.Violations, v)
-		ev.ViolationIDs = append(ev.ViolationIDs, v.ID)
-	}
+	ev.Violations = c.violations // the ingester derives violation_ids from them
 	if c.tenant.LogRequestBodies && c.reqBody != nil {
 		ev.RequestBody = p.loggedBody(c, policy.DirectionRequest, c.reqBody)
 	}

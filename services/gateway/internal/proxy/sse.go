@@ -127,14 +127,11 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 		case errors.Is(err, io.EOF):
 			c.outcome, c.errText = usage.OutcomeError, "stream ended before its final event"
 		case ctx.Err() != nil && c.outcome == usage.OutcomeOK:
-			// Either the client left or the idle timer fired.
+			// Either the client left or the idle timer fired (then Stop
+			// reports that it had already run).
 			c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
-			select {
-			case <-ctx.Done():
-				if !idle.Stop() {
-					c.outcome, c.errText = usage.OutcomeError, "upstream idle timeout"
-				}
-			default:
+			if !idle.Stop() {
+				c.outcome, c.errText = usage.OutcomeError, "upstream idle timeout"
 			}
 		default:
 			c.outcome, c.errText = usage.OutcomeError, "upstream stream failed: "+err.Error()
