@@ -155,7 +155,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	// other rows), and an existing database gets its old state back.
 	mine := func(q string) int { return benchCount(b, pool, q+` WHERE tenant_id = ANY($1::uuid[])`, tenants) }
 	cleanup := func() {
-		for _, t := range []string{"usage_logs", "usage_rollups_hourly", "violations"} {
+		for _, t := range []string{"usage_logs", "usage_rollups_hourly", "usage_rollups_daily", "violations"} {
 			if _, err := pool.Exec(context.Background(), `DELETE FROM `+t+` WHERE tenant_id = ANY($1::uuid[])`, tenants); err != nil {
 				b.Fatal(err)
 			}

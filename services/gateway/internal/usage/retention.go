@@ -2,10 +2,12 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -13,9 +15,19 @@ import (
 // unknown tenant, whose rows are left alone rather than guessed at).
 type RetentionPolicy func(tenantID string) (days int64, ok bool)
 
-// Retention deletes usage logs and violations older than each tenant's
-// retention_days. Rollups (aggregates, no content) are kept. One replica runs
-// a cycle at a time (advisory lock); deletes go in small batches.
+// Retention enforces each tenant's retention_days on usage logs and
+// violations. Rollups (aggregates, no content) are kept. One replica runs a
+// cycle at a time (advisory lock). A cycle:
+//
+//  1. creates the monthly partitions of the previous, current and next two
+//     months when missing (EnsurePartitions);
+//  2. drops a month partition (DETACH + DROP) when it is older than that
+//     window and every tenant with rows in it has a known retention whose
+//     cutoff is at least dropMargin past the partition's end: the drop then
+//     removes exactly rows that row deletes would remove. One tenant of
+//     unknown retention (or none: retention_days <= 0) keeps the partition;
+//  3. deletes, partition by partition, the expired rows of every tenant of
+//     known retention, in batches of 5000 rows.
 type Retention struct {
 	pool   *pgxpool.Pool
 	policy RetentionPolicy
@@ -29,6 +41,15 @@ func NewRetention(pool *pgxpool.Pool, policy RetentionPolicy, log *slog.Logger) 
 }
 
 const retentionLockID = 0x7472756570727401 // "trueprt\x01"
+
+// dropMargin: a partition is dropped only when its newest possible row is
+// this much older than the cutoff of every tenant in it (clock skew between
+// replicas, a retention_days lowered and raised again); meanwhile row
+// deletes apply.
+const dropMargin = 24 * time.Hour
+
+// deleteBatch bounds the rows one DELETE statement removes.
+const deleteBatch = 5000
 
 // Run runs a cycle every interval until ctx ends.
 func (r *Retention) Run(ctx context.Context, interval time.Duration) {
@@ -48,7 +69,8 @@ func (r *Retention) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// Cycle deletes expired rows of every known tenant; it returns rows deleted.
+// Cycle maintains the partitions and deletes expired rows; it returns the
+// rows deleted by row deletes (dropped partitions are logged, not counted).
 func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
@@ -63,40 +85,123 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(retentionLockID))
 	}()
 
-	rows, err := conn.Query(ctx, `SELECT DISTINCT tenant_id::text FROM usage_rollups_hourly`)
+	now := r.now()
+	created, err := EnsurePartitions(ctx, conn, now)
+	for _, p := range created {
+		r.log.Info("retention: created partition", "partition", p)
+	}
 	if err != nil {
-		return 0, err
+		// Not fatal: the default partition takes rows of a missing month.
+		r.log.Warn("retention: partition maintenance failed, retried next cycle", "err", err)
 	}
-	var tenants []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
+
+	// Each tenant's cutoff, asked once per cycle (ok=false: keep its rows).
+	type cutoff struct {
+		at time.Time
+		ok bool
+	}
+	cutoffs := map[string]cutoff{}
+	cutoffOf := func(id string) cutoff {
+		c, seen := cutoffs[id]
+		if !seen {
+			if days, ok := r.policy(id); ok && days > 0 {
+				c = cutoff{now.Add(-time.Duration(days) * 24 * time.Hour), true}
+			}
+			cutoffs[id] = c
 		}
-		tenants = append(tenants, id)
+		return c
 	}
-	rows.Close()
+	// droppable: p is past the window EnsurePartitions keeps and every
+	// tenant in it is known to have expired all of p's rows.
+	droppable := func(p partition, tenants []string) bool {
+		if p.def || p.hi.After(monthStart(now, -1)) {
+			return false
+		}
+		for _, id := range tenants {
+			if c := cutoffOf(id); !c.ok || p.hi.Add(dropMargin).After(c.at) {
+				return false
+			}
+		}
+		return true
+	}
+
 	var total int64
-	for _, id := range tenants {
-		days, ok := r.policy(id)
-		if !ok || days <= 0 {
-			continue
+	for _, table := range PartitionedTables {
+		parts, err := listPartitions(ctx, conn, table)
+		if err != nil {
+			return total, fmt.Errorf("retention: partitions of %s: %w", table, err)
 		}
-		cutoff := r.now().Add(-time.Duration(days) * 24 * time.Hour)
-		for _, table := range []string{"usage_logs", "violations"} {
-			for {
-				tag, err := conn.Exec(ctx, `DELETE FROM `+table+` WHERE ctid IN (SELECT ctid FROM `+table+`
-					WHERE tenant_id = $1::uuid AND created_at < $2 LIMIT 5000)`, id, cutoff)
+		for _, p := range parts {
+			tenants, err := partitionTenants(ctx, conn, p.name)
+			if err != nil {
+				return total, fmt.Errorf("retention: tenants of %s: %w", p.name, err)
+			}
+			if droppable(p, tenants) {
+				dropped, err := r.drop(ctx, conn, table, p, droppable)
 				if err != nil {
-					return total, fmt.Errorf("retention %s: %w", table, err)
+					r.log.Warn("retention: dropping partition failed, row deletes apply", "partition", p.name, "err", err)
 				}
-				total += tag.RowsAffected()
-				if tag.RowsAffected() < 5000 || ctx.Err() != nil {
-					break
+				if dropped {
+					continue
+				}
+			}
+			for _, id := range tenants {
+				c := cutoffOf(id)
+				if !c.ok || (!p.def && !p.lo.Before(c.at)) {
+					continue // unknown retention, or nothing of p expired yet
+				}
+				for {
+					tag, err := conn.Exec(ctx, `DELETE FROM `+p.name+` WHERE ctid IN (SELECT ctid FROM `+p.name+`
+						WHERE tenant_id = $1::uuid AND created_at < $2 LIMIT `+fmt.Sprint(deleteBatch)+`)`, id, c.at)
+					if err != nil {
+						return total, fmt.Errorf("retention %s: %w", p.name, err)
+					}
+					total += tag.RowsAffected()
+					if tag.RowsAffected() < deleteBatch || ctx.Err() != nil {
+						break
+					}
 				}
 			}
 		}
 	}
 	return total, nil
+}
+
+// drop detaches and drops partition p of table when droppable still holds
+// once p is detached (no insert can reach it then); otherwise it changes
+// nothing. The detach takes ACCESS EXCLUSIVE on the table for a moment,
+// its wait bounded by partitionLockTimeout.
+func (r *Retention) drop(ctx context.Context, conn beginner, table string, p partition, droppable func(partition, []string) bool) (bool, error) {
+	errKept := errors.New("kept")
+	var tenants []string
+	var estimate float64
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, partitionLockTimeout); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `ALTER TABLE `+table+` DETACH PARTITION `+p.name); err != nil {
+			return err
+		}
+		var err error
+		if tenants, err = partitionTenants(ctx, tx, p.name); err != nil {
+			return err
+		}
+		if !droppable(p, tenants) {
+			return errKept // rolls the detach back
+		}
+		if err := tx.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = $1::regclass`, p.name).Scan(&estimate); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DROP TABLE `+p.name)
+		return err
+	})
+	if errors.Is(err, errKept) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.log.Info("retention: dropped partition", "table", table, "partition", p.name, "from", p.lo, "to", p.hi,
+		"tenants", len(tenants), "rows_estimate", int64(max(estimate, 0)))
+	return true, nil
 }
