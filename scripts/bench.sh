@@ -425,6 +425,20 @@ if [ -n "$PERF_DIR" ]; then
 			[ "$target" = gateway ] && settle_gateway
 		done
 	done
+	# Where the whole machine's CPU goes (by command) under closed-loop load.
+	for mode in json stream; do
+		for target in bare gateway; do
+			say "perf: machine-wide $mode closed loop on $target (${secs} s)"
+			perf record -q -a -F 499 -o "$tmp/perf-all.data" -- sleep "$secs" >/dev/null 2>&1 &
+			PID[perf]=$!
+			wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" -s "$tmp/$mode-$target.lua" "${URL[$target]}" | sed -n 's/^BENCHJSON //p' >"$PERF_DIR/perf-all-$mode-$target.wrk.json"
+			wait "${PID[perf]}" || true
+			unset 'PID[perf]'
+			perf report -i "$tmp/perf-all.data" --stdio --no-children --sort comm --percent-limit 0.5 \
+				>"$PERF_DIR/perf-all-$mode-$target.comm.txt" 2>/dev/null || true
+			[ "$target" = gateway ] && settle_gateway
+		done
+	done
 	# Syscalls per request (perf stat on tracepoints), at 500 req/s and closed loop.
 	{
 		echo "| body | load | target | write/req | read/req | fsync/req | futex/req |"

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -29,7 +30,10 @@ type Ingester struct {
 	durable string
 	keys    KeyToucher
 	log     *slog.Logger
-	batch   int
+	// batch bounds the messages of one fetch, fetchBytes their total size
+	// (a message may carry up to maxBatchEvents events).
+	batch      int
+	fetchBytes int
 	// MaxDeliver bounds redeliveries of a message that keeps failing.
 	maxDeliver int
 	ackWait    time.Duration
@@ -40,7 +44,7 @@ type Ingester struct {
 
 // NewIngester builds an ingester for stream.
 func NewIngester(pool *pgxpool.Pool, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
-	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, maxDeliver: 10, ackWait: 10 * time.Second}
+	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20, maxDeliver: 10, ackWait: 10 * time.Second}
 }
 
 // Run consumes until ctx ends.
@@ -63,7 +67,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(in.batch, jetstream.FetchMaxWait(500*time.Millisecond))
+		batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
 			select {
 			case <-ctx.Done():
@@ -86,13 +90,29 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	evs := make([]Event, 0, len(msgs))
 	good := make([]jetstream.Msg, 0, len(msgs))
 	for _, m := range msgs {
-		var ev Event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
-			in.log.Error("ingester: poison usage message terminated", "err", err)
+		// A message holds one or more newline-separated events (the
+		// publisher batches under load); a line that is not a valid event
+		// is dropped, a message without any valid event is terminated.
+		n := 0
+		for data := m.Data(); len(data) > 0; {
+			line := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				line, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			var ev Event
+			if err := json.Unmarshal(line, &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
+				in.log.Error("ingester: poison usage event dropped", "bytes", len(line), "err", err)
+				continue
+			}
+			evs = append(evs, ev)
+			n++
+		}
+		if n == 0 {
 			_ = m.Term()
 			continue
 		}
-		evs = append(evs, ev)
 		good = append(good, m)
 	}
 	if len(evs) == 0 {

@@ -1,11 +1,13 @@
 package usage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +71,9 @@ func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger)
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(jetstream.JetStream, *nats.Msg, *jetstream.PubAck) { p.published.Add(1) }),
+		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			p.published.Add(int64(eventCount(m.Data)))
+		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
 			p.spoolRaw(m.Header.Get(jetstream.MsgIDHeader), m.Data, err)
 		}),
@@ -109,8 +113,26 @@ func (p *Publisher) Run(ctx context.Context) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			batch := make([]*Event, 0, maxBatchEvents)
 			for ev := range p.queue {
-				p.send(ev)
+				// Take what else is queued right now (never wait for more):
+				// one event per message at low load, up to maxBatchEvents
+				// under load, which divides JetStream's per-message work
+				// (store, ack, consumer ack) by the batch size.
+				batch = append(batch[:0], ev)
+			fill:
+				for len(batch) < maxBatchEvents {
+					select {
+					case ev, ok := <-p.queue:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, ev)
+					default:
+						break fill
+					}
+				}
+				p.send(batch)
 			}
 		}()
 	}
@@ -146,21 +168,61 @@ func (p *Publisher) Close() {
 	}
 }
 
-func (p *Publisher) send(ev *Event) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		p.lost.Add(1)
-		p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
-		return
+// maxBatchEvents and maxBatchBytes bound one usage message (NATS's default
+// max_payload is 1 MiB).
+const (
+	maxBatchEvents = 256
+	maxBatchBytes  = 512 << 10
+)
+
+// send publishes evs as one or more messages of newline-separated JSON
+// events. A one-event message has Nats-Msg-Id = its request id; a batch has
+// the first request id, "+" and the number of further events (redeliveries
+// and replays are absorbed by the ingester's idempotent insert either way).
+func (p *Publisher) send(evs []*Event) {
+	var buf []byte
+	first, n := "", 0
+	flush := func() {
+		if n == 0 {
+			return
+		}
+		id := first
+		if n > 1 {
+			id = first + "+" + strconv.Itoa(n-1)
+		}
+		p.publishAsync(id, buf)
+		buf, first, n = nil, "", 0
 	}
+	for _, ev := range evs {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			p.lost.Add(1)
+			p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
+			continue
+		}
+		if n > 0 && len(buf)+1+len(b) > maxBatchBytes {
+			flush()
+		}
+		if n > 0 {
+			buf = append(buf, '\n')
+		} else {
+			first = ev.RequestID
+		}
+		buf = append(buf, b...)
+		n++
+	}
+	flush()
+}
+
+func (p *Publisher) publishAsync(id string, data []byte) {
 	if p.nc.Status() != nats.CONNECTED {
-		p.spoolRaw(ev.RequestID, b, errors.New("nats not connected"))
+		p.spoolRaw(id, data, errors.New("nats not connected"))
 		return
 	}
-	msg := &nats.Msg{Subject: p.subject, Data: b, Header: nats.Header{}}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+	msg := &nats.Msg{Subject: p.subject, Data: data, Header: nats.Header{}}
+	msg.Header.Set(jetstream.MsgIDHeader, id)
 	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second)); err != nil {
-		p.spoolRaw(ev.RequestID, b, err)
+		p.spoolRaw(id, data, err)
 	}
 }
 
@@ -186,14 +248,20 @@ func (p *Publisher) toSpool(ev *Event, cause error) {
 	p.spoolRaw(ev.RequestID, b, cause)
 }
 
+// spoolRaw spools a message body: one line per event, so a batch replays
+// as single events.
 func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
+	n := int64(eventCount(b))
 	if err := p.spool.Append(b); err != nil {
-		p.lost.Add(1)
-		p.log.Error("usage event lost: cannot publish nor spool", "request_id", id, "publish_err", cause, "spool_err", err)
+		p.lost.Add(n)
+		p.log.Error("usage events lost: cannot publish nor spool", "msg_id", id, "events", n, "publish_err", cause, "spool_err", err)
 		return
 	}
-	p.spooled.Add(1)
+	p.spooled.Add(n)
 }
+
+// eventCount is the number of events in a message body.
+func eventCount(b []byte) int { return bytes.Count(b, []byte{'\n'}) + 1 }
 
 func (p *Publisher) replay() {
 	if p.spool.Empty() || p.nc.Status() != nats.CONNECTED {
