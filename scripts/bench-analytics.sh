@@ -158,17 +158,21 @@ fi
 # ------------------------------------------------------------ 2. analytics database
 say "creating $DB and applying the gateway migrations (goose Up sections)"
 psql -qX -v ON_ERROR_STOP=1 "$ADMIN" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+# (psql runs a StatementBegin/End block as it is: the markers are comments and
+# psql knows dollar quoting.)
 for f in services/gateway/internal/migrations/*.sql; do
-	grep -q '^-- +goose StatementBegin' "$f" && die "$f uses StatementBegin: extend this script"
 	sed -n '/^-- +goose Up/,/^-- +goose Down/p' "$f" | q >/dev/null
 done
 
 # The migrations' indexes and unique constraints of usage_logs are dropped for
 # the bulk load and recreated afterwards from their own definitions (building
 # an index once is far faster than 10 M random inserts into each of them).
+# usage_logs is partitioned by month (migration 00005): the definitions are the
+# parent's, and creating them on the parent builds them on every partition
+# (pg_get_indexdef says "ON ONLY", which would not).
 recreate=$(q -c "SELECT format('ALTER TABLE usage_logs ADD CONSTRAINT %I %s;', conname, pg_get_constraintdef(oid)) FROM pg_constraint
 		WHERE conrelid = 'usage_logs'::regclass AND contype IN ('p', 'u')
-	UNION ALL SELECT pg_get_indexdef(indexrelid) || ';' FROM pg_index i WHERE indrelid = 'usage_logs'::regclass
+	UNION ALL SELECT replace(pg_get_indexdef(indexrelid), ' ON ONLY ', ' ON ') || ';' FROM pg_index i WHERE indrelid = 'usage_logs'::regclass
 		AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)")
 index_defs_before=$(q -c "SELECT indexdef FROM pg_indexes WHERE tablename = 'usage_logs' ORDER BY indexname")
 q -c "SELECT format('ALTER TABLE usage_logs DROP CONSTRAINT %I;', conname) FROM pg_constraint
@@ -179,6 +183,11 @@ q -c "SELECT format('ALTER TABLE usage_logs DROP CONSTRAINT %I;', conname) FROM 
 BIG_TENANT=$(q -c "SELECT md5('trueport-bench-big-tenant')::uuid")
 T_END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 T_START=$(date -u -d "$T_END - $DAYS days" +%Y-%m-%dT%H:%M:%SZ)
+# The month partitions of the generated range (the migration made the previous,
+# current and next two months'; the gateway's retention cycle keeps that window
+# with the same SQL function, usage.EnsurePartitions).
+q -c "SET TimeZone = 'UTC'; SELECT gateway_ensure_month_partition(t, m) FROM unnest('{usage_logs,violations}'::regclass[]) t,
+	generate_series(date_trunc('month', timestamptz '$T_START'), timestamptz '$T_END', interval '1 month') m" >/dev/null
 # Rows are generated in created_at order (as the ingester writes them) over
 # [T_START, T_END); the random draws live in the inner subquery, which
 # Postgres does not flatten (volatile target list), so each is drawn once.
@@ -302,8 +311,9 @@ IFS='|' read -r n_roll n_roll_big n_roll_sum <<<"$(q -c "SELECT count(*), count(
 IFS='|' read -r n_day n_day_big n_day_sum <<<"$(q -c "SELECT count(*), count(*) FILTER (WHERE tenant_id = '$BIG_TENANT' AND env = 'production'),
 	sum(requests) FROM usage_rollups_daily")"
 [ "$n_day_sum" = "$n_logs" ] || die "daily rollups count $n_day_sum requests for $n_logs rows"
-IFS='|' read -r sz_logs sz_logs_idx sz_roll sz_day <<<"$(q -c "SELECT pg_size_pretty(pg_table_size('usage_logs')), pg_size_pretty(pg_indexes_size('usage_logs')),
-	pg_size_pretty(pg_total_relation_size('usage_rollups_hourly')), pg_size_pretty(pg_total_relation_size('usage_rollups_daily'))")"
+IFS='|' read -r sz_logs sz_logs_idx sz_roll sz_day n_parts <<<"$(q -c "SELECT pg_size_pretty(sum(pg_table_size(relid))), pg_size_pretty(sum(pg_indexes_size(relid))),
+	pg_size_pretty(pg_total_relation_size('usage_rollups_hourly')), pg_size_pretty(pg_total_relation_size('usage_rollups_daily')),
+	count(*) FILTER (WHERE isleaf) FROM pg_partition_tree('usage_logs')")"
 KEY1=$(q -c "SELECT md5('$BIG_TENANT' || '-key-' || 0)::uuid")
 gen_total=$(( (gen_ms + idx_ms + rollup_ms + vac_ms) / 1000 ))
 say "  $n_logs rows ($n_big_prod of the big tenant in production), $n_roll hourly rollup rows ($n_roll_big of the big tenant), $n_day daily ($n_day_big); data ready in ${gen_total} s"
@@ -505,8 +515,8 @@ $ingest_md
 
 ${sql_block}Data: $n_logs usage_logs rows over $DAYS days ($T_START .. $T_END), $n_big_prod of them of the big tenant in production
 ($BIG_KEYS keys, 8 provider/model pairs), the rest spread over $NOISE noise tenants and development. Rollups: $n_roll hourly
-rows ($n_roll_big of the big tenant in production), $n_day daily ($n_day_big). Sizes: usage_logs $sz_logs + $sz_logs_idx of
-indexes; usage_rollups_hourly $sz_roll, usage_rollups_daily $sz_day (with indexes). Generation: rows $((gen_ms / 1000)) s ($(nproc)
+rows ($n_roll_big of the big tenant in production), $n_day daily ($n_day_big). Sizes: usage_logs ($n_parts partitions: one per
+month, the default one) $sz_logs + $sz_logs_idx of indexes; usage_rollups_hourly $sz_roll, usage_rollups_daily $sz_day (with indexes). Generation: rows $((gen_ms / 1000)) s ($(nproc)
 sessions of INSERT … SELECT FROM generate_series), index rebuild $((idx_ms / 1000)) s, rollups (bulk GROUP BY, hourly from the rows,
 daily from the hourly) $((rollup_ms / 1000)) s, VACUUM ANALYZE $((vac_ms / 1000)) s: ${gen_total} s in all.
 
