@@ -36,6 +36,7 @@
 #   BENCH_ANALYTICS_KEEP      1: keep the database afterwards [0]
 #   BENCH_ANALYTICS_PLANS     a directory to keep every EXPLAIN ANALYZE in [none]
 #   BENCH_ANALYTICS_PGURL     server URL without database [postgres://postgres@127.0.0.1:5432]
+#   BENCH_ANALYTICS_DB        the database to (re)create [trueport_bench_analytics]
 #   BENCH_ANALYTICS_INGEST    0: skip the ingestion benchmark [1]
 #   INGEST_BENCH_EVENTS       events per ingestion run [200000]
 #   INGEST_BENCH_BATCHES      ingester batch sizes, pre-filled stream ["1000 4000 8000"
@@ -74,7 +75,7 @@ PG_PARAMS=$(grep -o 'WithRuntimeParam("[^"]*", *"[^"]*")' services/gateway/inter
 	sed 's/WithRuntimeParam("\([^"]*\)", *"\([^"]*\)")/\1=\2/' | tr '\n' ' ' | sed 's/ $//')
 PG_SET=""
 for kv in $PG_PARAMS; do PG_SET+="SET ${kv%%=*} = '${kv#*=}'; "; done
-DB=trueport_bench_analytics
+DB=${BENCH_ANALYTICS_DB:-trueport_bench_analytics}
 DBURL="$PGURL/$DB?sslmode=disable"
 ADMIN="$PGURL/postgres?sslmode=disable"
 DAYS=30
@@ -516,7 +517,7 @@ $ingest_md
 ${sql_block}Data: $n_logs usage_logs rows over $DAYS days ($T_START .. $T_END), $n_big_prod of them of the big tenant in production
 ($BIG_KEYS keys, 8 provider/model pairs), the rest spread over $NOISE noise tenants and development. Rollups: $n_roll hourly
 rows ($n_roll_big of the big tenant in production), $n_day daily ($n_day_big). Sizes: usage_logs ($n_parts partitions: one per
-month, the default one) $sz_logs + $sz_logs_idx of indexes; usage_rollups_hourly $sz_roll, usage_rollups_daily $sz_day (with indexes). Generation: rows $((gen_ms / 1000)) s ($(nproc)
+month and the default one) $sz_logs + $sz_logs_idx of indexes; usage_rollups_hourly $sz_roll, usage_rollups_daily $sz_day (with indexes). Generation: rows $((gen_ms / 1000)) s ($(nproc)
 sessions of INSERT … SELECT FROM generate_series), index rebuild $((idx_ms / 1000)) s, rollups (bulk GROUP BY, hourly from the rows,
 daily from the hourly) $((rollup_ms / 1000)) s, VACUUM ANALYZE $((vac_ms / 1000)) s: ${gen_total} s in all.
 
