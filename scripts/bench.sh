@@ -24,8 +24,12 @@
 #   BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
 #   BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
 #                         tenant with 10 policy rules ["500"; e.g. "500 max"]
-#   BENCH_PORT_BASE       first of the 6 local ports used [18080]
+#   BENCH_PORT_BASE       first of the 7 local ports used [18080]
 #   BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
+#   BENCH_GATEWAY_LAYOUT  split: the gateway runs GATEWAY_ROLE=proxy and a second
+#                         gateway process GATEWAY_ROLE=ingester consumes the usage
+#                         stream (the production layout, both on this machine);
+#                         all: one gateway process with the ingester in it [split]
 #   BENCH_PERF            a directory: after the rounds, profile benchproxy and the
 #                         gateway with perf under closed-loop load and count their
 #                         syscalls per request (files in that directory, not in the table)
@@ -43,6 +47,12 @@ OUT=${BENCH_OUT-docs/benchmarks.md}
 POLICY_LOADS=${BENCH_POLICY_LOADS-500}
 base=${BENCH_PORT_BASE:-18080}
 read -r -a GATEWAY_ENV <<<"${BENCH_GATEWAY_ENV:-}"
+LAYOUT=${BENCH_GATEWAY_LAYOUT:-split}
+case $LAYOUT in
+split) GATEWAY_ENV=(GATEWAY_ROLE=proxy "${GATEWAY_ENV[@]}") ;;
+all) ;;
+*) echo "BENCH_GATEWAY_LAYOUT must be split or all" >&2; exit 2 ;;
+esac
 PERF_DIR=${BENCH_PERF:-}
 VEGETA_VERSION=v12.13.0
 
@@ -52,6 +62,7 @@ fake_addr=127.0.0.1:$((base + 2))
 bare_addr=127.0.0.1:$((base + 3))
 platform_grpc=127.0.0.1:$((base + 4))
 gateway_grpc=127.0.0.1:$((base + 5))
+ingester_http=127.0.0.1:$((base + 6))
 
 say() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -85,7 +96,7 @@ done
 go build -o bin/benchproxy ./services/gateway/cmd/benchproxy
 
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-for a in "$platform_http" "$gateway_http" "$fake_addr" "$bare_addr" "$platform_grpc" "$gateway_grpc"; do
+for a in "$platform_http" "$gateway_http" "$fake_addr" "$bare_addr" "$platform_grpc" "$gateway_grpc" "$ingester_http"; do
 	port_free "$a" || die "$a is in use (set BENCH_PORT_BASE)"
 done
 
@@ -122,7 +133,7 @@ cleanup() {
 	for name in "${!PID[@]}"; do
 		case $name in perf|rss) kill "${PID[$name]}" 2>/dev/null || true ;; esac
 	done
-	for name in gateway platform-backend benchproxy fake-provider; do stop_pid "$name"; done
+	for name in gateway ingester platform-backend benchproxy fake-provider; do stop_pid "$name"; done
 	for name in "${!PID[@]}"; do stop_pid "$name"; done
 	delete_stream
 	if [ "$rc" != 0 ]; then
@@ -251,6 +262,13 @@ limit=$(curl -s -o /dev/null -w '%{http_code}' "$G/openai/v1/chat/completions" -
 	-H 'content-type: application/json' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"this is confidential"}]}')
 [ "$limit" = 400 ] || die "policy tenant: a request matching a block rule got $limit, want 400"
 GW_PID=${PID[gateway]}
+ING_PID=""
+if [ "$LAYOUT" = split ]; then
+	say "starting the ingester process (GATEWAY_ROLE=ingester)"
+	start ingester env LOG_LEVEL=info GATEWAY_ROLE=ingester GATEWAY_HTTP_ADDR="$ingester_http" GATEWAY_GRPC_ADDR=127.0.0.1:0 bin/gateway
+	wait_http "http://$ingester_http/trueportai-services/health" ingester
+	ING_PID=${PID[ingester]}
+fi
 BARE_PID=${PID[benchproxy]}
 
 # ---------------------------------------------------------------- load files
@@ -312,10 +330,17 @@ rss_sampler() { # no forks but sleep: keeps its own CPU use out of the measureme
 # Waits (up to 10 s) until the gateway is idle: after a heavy run its
 # ingester is still draining the usage stream into Postgres, which would
 # otherwise load the next target's run.
+# CPU ticks of the gateway process(es): proxy, plus the ingester when split.
+gateway_ticks() {
+	local t
+	t=$(cpu_ticks "$GW_PID")
+	[ -z "$ING_PID" ] || t=$((t + $(cpu_ticks "$ING_PID")))
+	echo "$t"
+}
 settle_gateway() {
 	local a b
 	for _ in $(seq 1 20); do
-		a=$(cpu_ticks "$GW_PID"); sleep 0.5; b=$(cpu_ticks "$GW_PID")
+		a=$(gateway_ticks); sleep 0.5; b=$(gateway_ticks)
 		[ $((b - a)) -le $((CLK_TCK / 40)) ] && return 0
 	done
 	say "warning: gateway still busy 10 s after a run"
@@ -403,6 +428,8 @@ for rep in $(seq 1 "$REPEATS"); do
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 gw_hwm=$(hwm_kb "$GW_PID")
+ing_hwm=0
+[ -z "$ING_PID" ] || ing_hwm=$(hwm_kb "$ING_PID")
 gw_rss_idle=$(rss_kb "$GW_PID")
 bare_hwm=$(hwm_kb "$BARE_PID")
 if [ -n "$PERF_DIR" ]; then
@@ -480,7 +507,20 @@ stats=$(grep 'gateway stopped' "$tmp/logs/gateway.log" | tail -1)
 usage_pub=$(sed -n 's/.*usage_published=\([0-9]*\).*/\1/p' <<<"$stats"); usage_pub=${usage_pub:-?}
 usage_spooled=$(sed -n 's/.*usage_spooled=\([0-9]*\).*/\1/p' <<<"$stats"); usage_spooled=${usage_spooled:-?}
 usage_lost=$(sed -n 's/.*usage_lost=\([0-9]*\).*/\1/p' <<<"$stats"); usage_lost=${usage_lost:-?}
+# The ingester (in its own process when split, or already stopped with the
+# gateway) may still be draining: wait until the row count stops moving.
 usage_rows=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
+if [ -n "$ING_PID" ]; then
+	for _ in $(seq 1 60); do
+		[ "$usage_rows" = "$usage_pub" ] && break
+		sleep 1
+		n=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
+		[ "$n" = "$usage_rows" ] && [ "$n" != 0 ] && sleep 2 && n2=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs") && [ "$n2" = "$n" ] && break
+		usage_rows=$n
+	done
+	usage_rows=$(psql -qtAX "$GATEWAY_DATABASE_URL" -c "SELECT count(*) FROM usage_logs" 2>/dev/null || echo "?")
+	stop_pid ingester
+fi
 if [ "$usage_spooled" = 0 ]; then spool_note="spooled none to disk"
 else spool_note="**spooled $usage_spooled to disk on the request path** (write + fsync each: its in-memory queue was full)"; fi
 gw_reqs=$(jq -s 'map(select(.target == "gateway") | .n) | add' "$results")
@@ -540,7 +580,7 @@ machine="- command: \`make bench\`$([ -z "$overrides" ] || printf ' with %s' "$o
 - load average (1/5/15 min) before the rounds: $load_before; after: $load_after
 - load generators: vegeta $VEGETA_VERSION (fixed rate, $RATE_DUR per run), wrk $(wrk -v 2>&1 | sed -n 's/^wrk \([^ ]*\).*/\1/p' | head -1) (closed loop, -t$THREADS -c$CONNS, $CLOSED_DUR per run); $REPEATS rounds, medians; targets rotated each round
 - all on one machine: load generator, fake provider, proxies, Postgres, NATS share the $(nproc) cores
-- gateway: APP_ENV=dev$([ ${#GATEWAY_ENV[@]} -eq 0 ] || printf ', %s' "${GATEWAY_ENV[@]}"), usage publisher + ingester in the gateway process; gateway VmHWM $(awk "BEGIN {printf \"%.1f\", $gw_hwm/1024}") MB, VmRSS at the end $(awk "BEGIN {printf \"%.1f\", $gw_rss_idle/1024}") MB; benchproxy VmHWM $(awk "BEGIN {printf \"%.1f\", $bare_hwm/1024}") MB
+- gateway: APP_ENV=dev$([ ${#GATEWAY_ENV[@]} -eq 0 ] || printf ', %s' "${GATEWAY_ENV[@]}"), $(if [ -n "$ING_PID" ]; then printf 'split layout: the proxy process (GATEWAY_ROLE=proxy) publishes usage, a second gateway process (GATEWAY_ROLE=ingester) on the same machine consumes it (ingester VmHWM %s MB; its CPU counts in the machine column, not the proxy column)' "$(awk "BEGIN {printf \"%.1f\", $ing_hwm/1024}")"; else printf 'usage publisher + ingester in the gateway process'; fi); gateway VmHWM $(awk "BEGIN {printf \"%.1f\", $gw_hwm/1024}") MB, VmRSS at the end $(awk "BEGIN {printf \"%.1f\", $gw_rss_idle/1024}") MB; benchproxy VmHWM $(awk "BEGIN {printf \"%.1f\", $bare_hwm/1024}") MB
 - usage events: $gw_reqs gateway requests in the measured runs (plus warm-up); the publisher sent $usage_pub to JetStream from its queue, $spool_note, lost $usage_lost; $usage_rows rows ingested into usage_logs by the end
 - wall time of the whole run: ${elapsed} s"
 

@@ -63,3 +63,38 @@ func expectStatus(got int, want ...int) error {
 	}
 	return fmt.Errorf("status %d, want %v", got, want)
 }
+
+// TestSplitProxyAndIngesterRoles: a GATEWAY_ROLE=proxy replica ingests
+// nothing itself; a GATEWAY_ROLE=ingester process (health and metrics only,
+// no proxy routes) writes every served request's row.
+func TestSplitProxyAndIngesterRoles(t *testing.T) {
+	t.Parallel()
+	s := newStack(t, "GATEWAY_ROLE=proxy")
+	ts := s.setupTenant("roles-" + randHex(3))
+	url := s.gatewayURL + "/trueportai-services/openai/v1/chat/completions"
+	const n = 20
+	for range n {
+		// No body: the upstream answers 400, still a served, metered request.
+		if err := expectStatus(rawStatus(t, url, ts.apiKey), 200, 400); err != nil {
+			t.Fatalf("proxied call: %v", err)
+		}
+	}
+	// Nothing consumes the usage stream yet.
+	time.Sleep(time.Second)
+	var page logPage
+	if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs", ts.scopedToken, nil, &page); c != 200 || page.Total != 0 {
+		t.Fatalf("proxy role ingested: status %d, %d rows", c, page.Total)
+	}
+
+	addr := freeAddr(t)
+	env := append(append([]string(nil), s.env...), "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+addr, "GATEWAY_GRPC_ADDR="+freeAddr(t))
+	startProc(t, "gateway", env)
+	s.waitHealthy("http://" + addr + "/trueportai-services/health")
+	if c := rawStatus(t, "http://"+addr+"/trueportai-services/openai/v1/chat/completions", ts.apiKey); c != 404 {
+		t.Fatalf("ingester role served a proxy route: %d", c)
+	}
+	if c := call(t, "GET", "http://"+addr+"/metrics", "", nil, nil); c != 200 {
+		t.Fatalf("ingester /metrics: %d", c)
+	}
+	s.waitLogs(ts.scopedToken, n)
+}

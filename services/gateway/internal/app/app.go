@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,6 +80,9 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	defer conn.Close()
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
+	if !cfg.RunsProxy() {
+		return runIngester(ctx, cfg, log, tenants)
+	}
 
 	keyStore := keys.NewStore(pool)
 	keyCache := keys.NewCache()
@@ -250,43 +254,8 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		defer bg.Done()
 		reloadCaches(bgCtx, keyStore, keyCache, policyStore, policySnap, limiter, cfg.CacheTTL, log)
 	}()
-	retention := usage.NewRetention(pool, func(id string) (int64, bool) {
-		t, ok := tenants.Get(id)
-		if !ok {
-			tenants.Prefetch(id) // known by the next cycle
-			return 0, false
-		}
-		return t.RetentionDays, true
-	}, log)
-	bg.Add(1)
-	go func() { defer bg.Done(); retention.Run(bgCtx, cfg.RetentionInterval) }()
-	if cfg.IngesterEnabled {
-		// The ingester's batch statements gain nothing from per-execution
-		// planning: it gets its own pool with the default plan cache.
-		ingestPool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
-		if err != nil {
-			return err
-		}
-		defer ingestPool.Close()
-		// Several fetch loops share the durable consumer: while one batch
-		// commits, the next is being fetched (one loop keeps ~1.2 cores busy).
-		ing := usage.NewIngester(ingestPool, js, subj.UsageStream(), keys.NewStore(ingestPool), log)
-		for range cfg.IngesterWorkers {
-			bg.Add(1)
-			go func() { defer bg.Done(); _ = ing.Run(bgCtx) }()
-		}
-	}
-
-	if cfg.DebugAddr != "" {
-		dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			if err := httpserver.Serve(bgCtx, dbg, time.Second, log); err != nil {
-				log.Warn("debug server", "err", err)
-			}
-		}()
-	}
+	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants)
+	startDebug(bgCtx, &bg, cfg, log)
 	log.Info("gateway starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "keys", len(all))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -308,6 +277,152 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	_ = nc.Drain()
 	p, s, l := pub.Stats()
 	log.Info("gateway stopped", "usage_published", p, "usage_spooled", s, "usage_lost", l)
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}
+
+// startIngestion starts, as cfg's role asks, the retention job (with the
+// monthly partition upkeep) and the JetStream → Postgres ingester loops; they
+// stop when ctx ends (bg joins them).
+func startIngestion(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger, js jetstream.JetStream, subj events.Subjects,
+	tenants *platform.Tenants) {
+	if !cfg.RunsRetention() && !cfg.RunsIngester() {
+		return
+	}
+	// Background writers get their own pool with the default plan cache
+	// (their batch statements gain nothing from per-execution planning).
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		var pool *pgxpool.Pool
+		for {
+			var err error
+			if pool, err = pgdb.Open(ctx, cfg.DatabaseURL, log); err == nil {
+				break
+			}
+			log.Warn("ingestion pool not opened, retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+		defer pool.Close()
+		var wg sync.WaitGroup
+		if cfg.RunsRetention() {
+			retention := usage.NewRetention(pool, func(id string) (int64, bool) {
+				t, ok := tenants.Get(id)
+				if !ok {
+					tenants.Prefetch(id) // known by the next cycle
+					return 0, false
+				}
+				return t.RetentionDays, true
+			}, log)
+			wg.Add(1)
+			go func() { defer wg.Done(); retention.Run(ctx, cfg.RetentionInterval) }()
+		}
+		if cfg.RunsIngester() {
+			// Several fetch loops share the durable consumer: while one
+			// batch commits, the next is being fetched.
+			ing := usage.NewIngester(pool, js, subj.UsageStream(), keys.NewStore(pool), log)
+			for range cfg.IngesterWorkers {
+				wg.Add(1)
+				go func() { defer wg.Done(); _ = ing.Run(ctx) }()
+			}
+		}
+		wg.Wait()
+	}()
+}
+
+// startDebug serves pprof on DEBUG_ADDR when set.
+func startDebug(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger) {
+	if cfg.DebugAddr == "" {
+		return
+	}
+	dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+	bg.Add(1)
+	go func() {
+		defer bg.Done()
+		if err := httpserver.Serve(ctx, dbg, time.Second, log); err != nil {
+			log.Warn("debug server", "err", err)
+		}
+	}()
+}
+
+// runIngester is GATEWAY_ROLE=ingester: the usage consumer and the retention
+// job, with health and /metrics on GATEWAY_HTTP_ADDR, and neither the proxy
+// nor the APIs. Proxy replicas then run GATEWAY_ROLE=proxy and hold no
+// ingestion batches in memory.
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, tenants *platform.Tenants) error {
+	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	subj := events.Subjects{Prefix: cfg.NATSPrefix}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+		return err
+	}
+	// Retention days change with the plan: drop the cached context on
+	// TenantChanged so the next cycle fetches it again.
+	sub, err := nc.Subscribe(subj.TenantChanged(), func(m *nats.Msg) {
+		var ev events.TenantChangedEvent
+		if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
+			tenants.Prefetch(ev.TenantID)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	reg := metrics.New("gateway")
+	e := httpserver.New(log, reg.Middleware())
+	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
+	draining := make(chan struct{})
+	health := httpserver.HealthHandler(
+		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
+			if nc.Status() != nats.CONNECTED {
+				return errors.New(nc.Status().String())
+			}
+			return nil
+		}},
+		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
+			select {
+			case <-draining:
+				return errors.New("draining")
+			default:
+				return nil
+			}
+		}},
+	)
+	e.GET("/trueportai-services/health", health)
+	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/trueportai-services/health/ready", health)
+
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	var bg sync.WaitGroup
+	bg.Add(1)
+	go func() { defer bg.Done(); tenants.Run(bgCtx, nil) }()
+	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants)
+	startDebug(bgCtx, &bg, cfg, log)
+	log.Info("gateway ingester starting", "http_addr", cfg.HTTPAddr, "workers", cfg.IngesterWorkers)
+	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); close(draining) }()
+	err = httpserver.Serve(ctx, httpSrv, 5*time.Second, log)
+	// A batch in progress commits and acks (its context outlives ctx);
+	// the loops stop at their next fetch.
+	stopBG()
+	bg.Wait()
+	_ = nc.Drain()
+	log.Info("gateway ingester stopped")
 	if ctx.Err() != nil && err == nil {
 		return nil
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	SpoolDir          string
 	SpoolMaxBytes     int64
 	IngesterEnabled   bool
+	// Role selects what this process runs: RoleAll (proxy, management API,
+	// gRPC, ingester and retention), RoleProxy (no ingester, no retention)
+	// or RoleIngester (ingester and retention, health and metrics only).
+	Role string
 	// IngesterWorkers is the number of concurrent fetch/insert loops.
 	IngesterWorkers int
 	Upstreams       Upstreams
@@ -52,6 +56,24 @@ type Upstreams struct {
 	// AzureTemplate has {resource} and {deployment} placeholders.
 	AzureTemplate string
 }
+
+// Process roles (GATEWAY_ROLE).
+const (
+	RoleAll      = "all"
+	RoleProxy    = "proxy"
+	RoleIngester = "ingester"
+)
+
+// RunsProxy reports whether this process serves the proxy, the management
+// API and the gRPC API.
+func (c Config) RunsProxy() bool { return c.Role != RoleIngester }
+
+// RunsIngester reports whether this process consumes usage events.
+func (c Config) RunsIngester() bool { return c.Role != RoleProxy && c.IngesterEnabled }
+
+// RunsRetention reports whether this process runs the retention and
+// partition maintenance job (a lock keeps one cycle at a time anyway).
+func (c Config) RunsRetention() bool { return c.Role != RoleProxy }
 
 // Dev reports dev mode.
 func (c Config) Dev() bool { return c.AppEnv == "dev" }
@@ -93,6 +115,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SpoolMaxBytes:     num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
 		IngesterEnabled:   get("INGESTER_ENABLED", "true") != "false",
 		IngesterWorkers:   int(num("INGESTER_WORKERS", "2")),
+		Role:              get("GATEWAY_ROLE", RoleAll),
 		Upstreams: Upstreams{
 			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
 			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),
@@ -112,6 +135,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	switch c.Role {
+	case RoleAll, RoleProxy, RoleIngester:
+	default:
+		errs = append(errs, fmt.Errorf("GATEWAY_ROLE must be all, proxy or ingester, got %q", c.Role))
+	}
+	if c.Role == RoleIngester && !c.IngesterEnabled {
+		errs = append(errs, errors.New("GATEWAY_ROLE=ingester contradicts INGESTER_ENABLED=false"))
 	}
 	if c.AppEnv == "prod" && len(c.InternalGRPCToken) < 32 {
 		errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))

@@ -141,3 +141,19 @@ func FuzzEnsureStreamUsage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidJSON: validJSON agrees with json.Valid on every input.
+func FuzzValidJSON(f *testing.F) {
+	for _, tc := range loadGoldenCases(f) {
+		f.Add(tc.input)
+	}
+	for _, s := range []string{`{}`, `[]`, `""`, `-0.5e+3`, `01`, `1.`, `"\u12"`, `"\ud800"`, "\"a\x01\"", `{"a":}`, `[1,]`, `{"a" 1}`,
+		`tru`, `nulll`, ` {"a":[1,{"b":null}]} `, `{"a":1,}`, `[[[[[]]]]]`, `"\/"`, `"\x"`, `1e`, `-`, `{"k":"v"}x`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid = %v", b, got, want)
+		}
+	})
+}

@@ -51,29 +51,61 @@ type Usage struct {
 func FromJSON(p Provider, body []byte) Usage {
 	switch p {
 	case OpenAI, Azure:
-		var r struct {
-			Model string      `json:"model"`
-			Usage openAIUsage `json:"usage"`
-		}
-		if !decode(body, &r) {
+		var u openAIUsage
+		model, ok := topLevel(body, "model", "usage", &u)
+		if !ok {
 			return Usage{}
 		}
-		return r.Usage.usage(r.Model)
+		return u.usage(model)
 	case Anthropic:
-		var r struct {
-			Model string         `json:"model"`
-			Usage anthropicUsage `json:"usage"`
-		}
-		if !decode(body, &r) {
+		var u anthropicUsage
+		model, ok := topLevel(body, "model", "usage", &u)
+		if !ok {
 			return Usage{}
 		}
 		var acc anthropicUsage
-		acc.merge(&r.Usage)
-		return acc.usage(r.Model)
+		acc.merge(&u)
+		return acc.usage(model)
 	case Google:
 		return geminiFromJSON(body)
 	}
 	return Usage{}
+}
+
+// topLevel reads a JSON object's top-level string member modelKey and
+// decodes its member usageKey into usage, skipping every other member
+// without decoding it (a completion's content is most of the body). Keys
+// match exactly, as providers send them; the last occurrence wins, as with
+// encoding/json. ok=false when body is not one valid JSON object (checked by
+// validJSON, a faster equivalent of json.Valid).
+func topLevel(body []byte, modelKey, usageKey string, usage any) (model string, ok bool) {
+	i := skipWS(body, 0)
+	if i >= len(body) || body[i] != '{' || !validJSON(body) {
+		return "", false
+	}
+	pos, first := i+1, true
+	for {
+		m, next, done, good := nextMember(body, pos, first)
+		if !good {
+			return "", false
+		}
+		if done {
+			return model, skipWS(body, next) == len(body)
+		}
+		first = false
+		pos = next
+		v := body[m.start:m.end]
+		switch {
+		case keyIs(m.key, modelKey):
+			if s := unquote(v); s != "" {
+				model = s
+			}
+		case keyIs(m.key, usageKey):
+			if !decode(v, usage) {
+				return "", false
+			}
+		}
+	}
 }
 
 // geminiResponse is the subset of a GenerateContentResponse needed for a
@@ -102,11 +134,12 @@ func geminiFromJSON(body []byte) Usage {
 		}
 		return last.usage(model)
 	}
-	var r geminiResponse
-	if !decode(body, &r) {
+	var u geminiUsage
+	model, ok := topLevel(body, "modelVersion", "usageMetadata", &u)
+	if !ok {
 		return Usage{}
 	}
-	return r.UsageMetadata.usage(r.ModelVersion)
+	return u.usage(model)
 }
 
 // decode unmarshals data into v and reports whether v may be used. Type
