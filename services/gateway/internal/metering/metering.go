@@ -78,7 +78,7 @@ func FromJSON(p Provider, body []byte) Usage {
 // match exactly, as providers send them; the last occurrence wins, as with
 // encoding/json. ok=false when body is not one valid JSON object (checked by
 // validJSON, a faster equivalent of json.Valid).
-func topLevel(body []byte, modelKey, usageKey string, usage any) (model string, ok bool) {
+func topLevel(body []byte, modelKey, usageKey string, usage memberSink) (model string, ok bool) {
 	i := skipWS(body, 0)
 	if i >= len(body) || body[i] != '{' || !validJSON(body) {
 		return "", false
@@ -101,10 +101,86 @@ func topLevel(body []byte, modelKey, usageKey string, usage any) (model string, 
 				model = s
 			}
 		case keyIs(m.key, usageKey):
-			if !decode(v, usage) {
-				return "", false
-			}
+			eachMember(v, usage.member)
 		}
+	}
+}
+
+// memberSink takes the members of a usage object one by one.
+type memberSink interface{ member(key, val []byte) }
+
+// eachMember calls f with the unquoted key and raw value of every member of
+// obj, which must be valid JSON (anything but an object yields no calls).
+func eachMember(obj []byte, f func(key, val []byte)) {
+	i := skipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return
+	}
+	pos, first := i+1, true
+	for {
+		m, next, done, ok := nextMember(obj, pos, first)
+		if !ok || done {
+			return
+		}
+		f(keyName(m.key), obj[m.start:m.end])
+		pos, first = next, false
+	}
+}
+
+func (u *openAIUsage) member(key, val []byte) {
+	switch string(key) {
+	case "prompt_tokens":
+		_ = u.PromptTokens.UnmarshalJSON(val)
+	case "completion_tokens":
+		_ = u.CompletionTokens.UnmarshalJSON(val)
+	case "total_tokens":
+		_ = u.TotalTokens.UnmarshalJSON(val)
+	case "input_tokens":
+		_ = u.InputTokens.UnmarshalJSON(val)
+	case "output_tokens":
+		_ = u.OutputTokens.UnmarshalJSON(val)
+	case "prompt_tokens_details":
+		eachMember(val, func(k, v []byte) {
+			if string(k) == "cached_tokens" {
+				_ = u.PromptTokensDetails.CachedTokens.UnmarshalJSON(v)
+			}
+		})
+	case "input_tokens_details":
+		eachMember(val, func(k, v []byte) {
+			if string(k) == "cached_tokens" {
+				_ = u.InputTokensDetails.CachedTokens.UnmarshalJSON(v)
+			}
+		})
+	}
+}
+
+func (a *anthropicUsage) member(key, val []byte) {
+	switch string(key) {
+	case "input_tokens":
+		_ = a.InputTokens.UnmarshalJSON(val)
+	case "output_tokens":
+		_ = a.OutputTokens.UnmarshalJSON(val)
+	case "cache_creation_input_tokens":
+		_ = a.CacheCreationInputTokens.UnmarshalJSON(val)
+	case "cache_read_input_tokens":
+		_ = a.CacheReadInputTokens.UnmarshalJSON(val)
+	}
+}
+
+func (g *geminiUsage) member(key, val []byte) {
+	switch string(key) {
+	case "promptTokenCount":
+		_ = g.PromptTokenCount.UnmarshalJSON(val)
+	case "candidatesTokenCount":
+		_ = g.CandidatesTokenCount.UnmarshalJSON(val)
+	case "totalTokenCount":
+		_ = g.TotalTokenCount.UnmarshalJSON(val)
+	case "cachedContentTokenCount":
+		_ = g.CachedContentTokenCount.UnmarshalJSON(val)
+	case "thoughtsTokenCount":
+		_ = g.ThoughtsTokenCount.UnmarshalJSON(val)
+	case "toolUsePromptTokenCount":
+		_ = g.ToolUsePromptTokenCount.UnmarshalJSON(val)
 	}
 }
 

@@ -25,8 +25,8 @@ import (
 // when an optimisation lands, never raise them to make a change pass.
 // `go test -run xxx -bench . -benchmem ./internal/proxy/` prints the figures.
 const (
-	allocBudgetJSON   = 58
-	allocBudgetStream = 66
+	allocBudgetJSON   = 43
+	allocBudgetStream = 60
 )
 
 const (

@@ -90,8 +90,11 @@ type Proxy struct {
 	limiter *ratelimit.Limiter
 	pub     Publisher
 	opts    Options
-	client  *http.Client
-	now     func() time.Time
+	// rt sends upstream requests directly (no http.Client: redirects are
+	// returned to the caller, never followed, and the client's per-request
+	// header copying and URL cloning are avoided).
+	rt  http.RoundTripper
+	now func() time.Time
 
 	// Pools keep per-request buffers off the garbage collector's back.
 	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
@@ -123,10 +126,7 @@ func New(log *slog.Logger, k KeyLookup, t TenantLookup, l *ratelimit.Limiter, pu
 	}
 	return &Proxy{
 		log: log, keys: k, tenants: t, limiter: l, pub: pub, opts: opts, now: time.Now,
-		client: &http.Client{
-			Transport:     rt,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		rt: rt,
 	}
 }
 
@@ -388,7 +388,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 
 	c.sentAt = p.now()
-	resp, err := p.client.Do(up)
+	resp, err := p.rt.RoundTrip(up)
 	if err != nil {
 		p.upstreamFailed(w, r, c, err)
 		return
