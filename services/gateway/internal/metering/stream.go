@@ -122,6 +122,37 @@ type openAIChunk struct {
 	} `json:"response"`
 }
 
+// scan fills c from one event's JSON with the scanner (no reflection): the
+// same fields and semantics as decoding into the struct's tags, with exact
+// key matches. ok=false when data is not valid JSON.
+func (c *openAIChunk) scan(data []byte) bool {
+	if !validJSON(data) {
+		return false
+	}
+	eachMember(data, func(key, val []byte) {
+		switch string(key) {
+		case "type":
+			_ = c.Type.UnmarshalJSON(val)
+		case "choices":
+			_ = c.Choices.UnmarshalJSON(val)
+		case "model":
+			_ = c.Model.UnmarshalJSON(val)
+		case "usage":
+			eachMember(val, c.Usage.member)
+		case "response":
+			eachMember(val, func(k, v []byte) {
+				switch string(k) {
+				case "model":
+					_ = c.Response.Model.UnmarshalJSON(v)
+				case "usage":
+					eachMember(v, c.Response.Usage.member)
+				}
+			})
+		}
+	})
+	return true
+}
+
 func (m *StreamMeter) openAIEvent(name string, data []byte) {
 	if bytes.Equal(bytes.TrimSpace(data), []byte("[DONE]")) {
 		m.done = true
@@ -146,7 +177,7 @@ func (m *StreamMeter) openAIEvent(name string, data []byte) {
 	c := new(openAIChunk) // decoded only a few times per stream
 	c.Model.dst = &m.model
 	c.Response.Model.dst = &m.model
-	if !decode(data, c) {
+	if !c.scan(data) {
 		return
 	}
 	switch {

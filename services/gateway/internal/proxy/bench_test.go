@@ -26,7 +26,7 @@ import (
 // `go test -run xxx -bench . -benchmem ./internal/proxy/` prints the figures.
 const (
 	allocBudgetJSON   = 43
-	allocBudgetStream = 60
+	allocBudgetStream = 44
 )
 
 const (
