@@ -67,7 +67,7 @@ const ackTimeout = 5 * time.Second
 
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 2}
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 1}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
@@ -114,12 +114,16 @@ func (p *Publisher) Run(ctx context.Context) {
 		go func() {
 			defer p.wg.Done()
 			batch := make([]*Event, 0, maxBatchEvents)
+			linger := time.NewTimer(time.Hour)
+			linger.Stop()
 			for ev := range p.queue {
-				// Take what else is queued right now (never wait for more):
-				// one event per message at low load, up to maxBatchEvents
-				// under load, which divides JetStream's per-message work
-				// (store, ack, consumer ack) by the batch size.
+				// Gather what arrives within batchLinger (at most
+				// maxBatchEvents) into one message: this divides
+				// JetStream's per-message work (store, publish ack,
+				// consumer delivery and ack) by the batch size. Events
+				// reach the stream at most batchLinger later.
 				batch = append(batch[:0], ev)
+				linger.Reset(batchLinger)
 			fill:
 				for len(batch) < maxBatchEvents {
 					select {
@@ -128,10 +132,11 @@ func (p *Publisher) Run(ctx context.Context) {
 							break fill
 						}
 						batch = append(batch, ev)
-					default:
+					case <-linger.C:
 						break fill
 					}
 				}
+				linger.Stop()
 				p.send(batch)
 			}
 		}()
@@ -173,6 +178,9 @@ func (p *Publisher) Close() {
 const (
 	maxBatchEvents = 256
 	maxBatchBytes  = 512 << 10
+	// batchLinger is how long a worker waits for more events after the
+	// first one of a message.
+	batchLinger = 2 * time.Millisecond
 )
 
 // send publishes evs as one or more messages of newline-separated JSON
