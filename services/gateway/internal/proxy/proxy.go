@@ -147,7 +147,26 @@ func NewTransport(headerTimeout time.Duration) *http.Transport {
 }
 
 // call is the state of one proxied request.
+// headerVals hands out the one-element value slices of the gateway's own
+// response headers from the call's allocation instead of one each.
+type headerVals struct {
+	buf [5]string
+	n   int
+}
+
+// set sets the canonical header key to val.
+func (v *headerVals) set(h http.Header, key, val string) {
+	if v.n == len(v.buf) {
+		h.Set(key, val)
+		return
+	}
+	v.buf[v.n] = val
+	h[key] = v.buf[v.n : v.n+1 : v.n+1]
+	v.n++
+}
+
 type call struct {
+	hdr        headerVals
 	start      time.Time
 	requestID  string
 	target     target
@@ -178,7 +197,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.putBuffer(c.bodyBuf)
 		}
 	}()
-	w.Header().Set("X-Request-Id", c.requestID)
+	c.hdr.set(w.Header(), "X-Request-Id", c.requestID)
 	t, err := parseTarget(r.URL.EscapedPath())
 	c.target = t
 	if err != nil {
@@ -249,9 +268,9 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal,
 	rl := p.limiter.Allow(k.ID, k.RPMLimit, c.start)
 	if rl.Limit > 0 {
 		h := w.Header()
-		h.Set("X-Ratelimit-Limit", strconv.Itoa(rl.Limit))
-		h.Set("X-Ratelimit-Remaining", strconv.Itoa(rl.Remaining))
-		h.Set("X-Ratelimit-Reset", strconv.Itoa(int((rl.Reset+time.Second-1)/time.Second)))
+		c.hdr.set(h, "X-Ratelimit-Limit", strconv.Itoa(rl.Limit))
+		c.hdr.set(h, "X-Ratelimit-Remaining", strconv.Itoa(rl.Remaining))
+		c.hdr.set(h, "X-Ratelimit-Reset", strconv.Itoa(int((rl.Reset+time.Second-1)/time.Second)))
 	}
 	if !rl.Allowed {
 		w.Header().Set("Retry-After", strconv.Itoa(int((rl.RetryAfter+time.Second-1)/time.Second)))
@@ -399,7 +418,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 
 	copyHeaders(w.Header(), resp.Header, dropResponseHeaders)
 	c.overheadMS = ms(c.sentAt.Sub(c.start) + p.now().Sub(c.headersAt))
-	w.Header().Set("X-Gateway-Overhead-Ms", strconv.FormatFloat(c.overheadMS, 'f', 3, 64))
+	c.hdr.set(w.Header(), "X-Gateway-Overhead-Ms", strconv.FormatFloat(c.overheadMS, 'f', 3, 64))
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		c.stream = true
 		w.WriteHeader(resp.StatusCode)
@@ -622,7 +641,15 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	if c.key == nil || c.tenant == nil {
 		return // unauthenticated: nothing to attribute
 	}
-	ev := &usage.Event{
+	// One allocation for the event and the values its optional fields
+	// point to.
+	box := &struct {
+		ev             usage.Event
+		pt, ct, tt, ca int64
+		ttfb, usd      float64
+	}{}
+	ev := &box.ev
+	*ev = usage.Event{
 		RequestID: c.requestID, CreatedAt: c.start.UTC(), TenantID: c.key.TenantID, Env: c.key.Env,
 		KeyID: c.key.ID, KeyName: c.key.Name, Provider: string(c.target.provider), Model: c.model,
 		Path: "/" + c.target.rest, StatusCode: status, Stream: c.stream, LatencyMS: ms(end.Sub(c.start)),
@@ -639,18 +666,19 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 		ev.ResponseBody = p.loggedBody(c, policy.DirectionResponse, c.respBody.Bytes())
 	}
 	if !c.firstByte.IsZero() {
-		v := ms(c.firstByte.Sub(c.start))
-		ev.TTFBMS = &v
+		box.ttfb = ms(c.firstByte.Sub(c.start))
+		ev.TTFBMS = &box.ttfb
 	}
 	if c.usage.Model != "" && ev.Model == "" {
 		ev.Model = c.usage.Model
 	}
 	if c.usage.Known {
-		pt, ct, tt, ca := c.usage.PromptTokens, c.usage.CompletionTokens, c.usage.TotalTokens, c.usage.CachedTokens
-		ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens = &pt, &ct, &tt, &ca
+		box.pt, box.ct, box.tt, box.ca = c.usage.PromptTokens, c.usage.CompletionTokens, c.usage.TotalTokens, c.usage.CachedTokens
+		ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens = &box.pt, &box.ct, &box.tt, &box.ca
 		if p.opts.Prices != nil {
-			if usd, ok := p.opts.Prices.Cost(ev.Model, pt, ca, ct); ok {
-				ev.CostUSD = &usd
+			if usd, ok := p.opts.Prices.Cost(ev.Model, box.pt, box.ca, box.ct); ok {
+				box.usd = usd
+				ev.CostUSD = &box.usd
 			}
 		}
 	}
