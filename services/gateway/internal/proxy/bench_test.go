@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"trueportai/services/gateway/internal/fakeprovider"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 )
@@ -253,5 +255,50 @@ func TestAllocsPerRequestBudget(t *testing.T) {
 					tc.name, got, tc.budget, strings.ToUpper(tc.name[:1])+tc.name[1:])
 			}
 		})
+	}
+}
+
+// benchPolicies is a fixed policy source (one rule set for every tenant).
+type benchPolicies struct{ set *policy.Set }
+
+func (b benchPolicies) Get(string, string) *policy.Set { return b.set }
+
+// benchPolicyRules are the 10 rules of scripts/bench.sh's policy tenant
+// (none matches the benchmark body).
+func benchPolicyRules(tb testing.TB) *policy.Set {
+	tb.Helper()
+	raw := []struct{ name, typ, action, dir, cfg string }{
+		{"no secrets", policy.TypeSecrets, policy.ActionBlock, "", `{}`},
+		{"mask pii", policy.TypePII, policy.ActionRedact, "", `{"kinds":["email","phone","credit_card","us_ssn","iban","ipv4"]}`},
+		{"prompt injection", policy.TypePromptInjection, policy.ActionBlock, "", `{}`},
+		{"watch words", policy.TypeKeyword, policy.ActionFlag, "", `{"keywords":["merger","acquisition","layoff","lawsuit"]}`},
+		{"confidential", policy.TypeKeyword, policy.ActionBlock, "", `{"keywords":["confidential","do not distribute"],"whole_word":true}`},
+		{"project names", policy.TypeRegex, policy.ActionFlag, "", `{"pattern":"\\bproject-[a-z]{4,}\\b"}`},
+		{"internal only", policy.TypeRegex, policy.ActionBlock, "", `{"pattern":"(?i)internal use only"}`},
+		{"models", policy.TypeModelAllowlist, policy.ActionBlock, "", `{"models":["gpt-4o-mini","gpt-4o","gpt-4.1-mini"]}`},
+		{"size", policy.TypeMaxTokens, policy.ActionBlock, "", `{"max_prompt_chars":20000}`},
+		{"pii in answers", policy.TypePII, policy.ActionFlag, policy.DirectionResponse, `{"kinds":["email","credit_card"]}`},
+	}
+	var rules []policy.Rule
+	for i, r := range raw {
+		rules = append(rules, policy.Rule{ID: strconv.Itoa(i), Name: r.name, Type: r.typ, Action: r.action, Direction: r.dir, Enabled: true, Config: []byte(r.cfg)})
+	}
+	set, err := policy.Compile(rules)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return set
+}
+
+// BenchmarkProxyJSONPolicies is BenchmarkProxyJSON for a tenant with the
+// 10 rules of make bench (request and response direction).
+func BenchmarkProxyJSONPolicies(b *testing.B) {
+	h := newBenchHarness(b, benchJSONBody)
+	h.p.opts.Policies = benchPolicies{benchPolicyRules(b)}
+	h.check(b, false)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.serve()
 	}
 }
