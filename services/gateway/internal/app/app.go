@@ -327,6 +327,7 @@ func startIngestion(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, 
 			// Several fetch loops share the durable consumer: while one
 			// batch commits, the next is being fetched.
 			ing := usage.NewIngester(pool, js, subj.UsageStream(), keys.NewStore(pool), log)
+			ing.SetFetchBytes(cfg.IngesterFetchBytes)
 			for range cfg.IngesterWorkers {
 				wg.Add(1)
 				go func() { defer wg.Done(); _ = ing.Run(ctx) }()

@@ -32,8 +32,10 @@ type Config struct {
 	Role string
 	// IngesterWorkers is the number of concurrent fetch/insert loops.
 	IngesterWorkers int
-	Upstreams       Upstreams
-	ProxyBodyLimit  int64
+	// IngesterFetchBytes bounds one fetch of each loop (its batch memory).
+	IngesterFetchBytes int
+	Upstreams          Upstreams
+	ProxyBodyLimit     int64
 	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
 	UpstreamHeaderTimeout time.Duration
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
@@ -101,21 +103,29 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	// A process that also proxies keeps its ingestion memory small (one
+	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
+	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
+	defaultWorkers, defaultFetchBytes := "1", "1048576"
+	if get("GATEWAY_ROLE", RoleAll) == RoleIngester {
+		defaultWorkers, defaultFetchBytes = "2", "3145728"
+	}
 	c := Config{
-		AppEnv:            get("APP_ENV", "prod"),
-		HTTPAddr:          get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
-		GRPCAddr:          get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
-		PlatformGRPC:      get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
-		InternalGRPCToken: get("INTERNAL_GRPC_TOKEN", ""),
-		DatabaseURL:       get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
-		NATSURL:           get("NATS_URL", "nats://127.0.0.1:4222"),
-		NATSPrefix:        get("NATS_PREFIX", "trueport"),
-		MigrateOnStart:    get("MIGRATE_ON_START", "true") != "false",
-		SpoolDir:          get("GATEWAY_SPOOL_DIR", "./data/spool"),
-		SpoolMaxBytes:     num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
-		IngesterEnabled:   get("INGESTER_ENABLED", "true") != "false",
-		IngesterWorkers:   int(num("INGESTER_WORKERS", "2")),
-		Role:              get("GATEWAY_ROLE", RoleAll),
+		AppEnv:             get("APP_ENV", "prod"),
+		HTTPAddr:           get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
+		GRPCAddr:           get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
+		PlatformGRPC:       get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
+		InternalGRPCToken:  get("INTERNAL_GRPC_TOKEN", ""),
+		DatabaseURL:        get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
+		NATSURL:            get("NATS_URL", "nats://127.0.0.1:4222"),
+		NATSPrefix:         get("NATS_PREFIX", "trueport"),
+		MigrateOnStart:     get("MIGRATE_ON_START", "true") != "false",
+		SpoolDir:           get("GATEWAY_SPOOL_DIR", "./data/spool"),
+		SpoolMaxBytes:      num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
+		IngesterEnabled:    get("INGESTER_ENABLED", "true") != "false",
+		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
+		Role:               get("GATEWAY_ROLE", RoleAll),
+		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
 		Upstreams: Upstreams{
 			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
 			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),

@@ -47,6 +47,14 @@ func NewIngester(pool *pgxpool.Pool, js jetstream.JetStream, stream string, keys
 	return &Ingester{pool: pool, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20, maxDeliver: 10, ackWait: 10 * time.Second}
 }
 
+// SetFetchBytes bounds the bytes of one fetch (the ingester's batch memory);
+// n <= 0 keeps the default (3 MiB).
+func (in *Ingester) SetFetchBytes(n int) {
+	if n > 0 {
+		in.fetchBytes = n
+	}
+}
+
 // Run consumes until ctx ends.
 func (in *Ingester) Run(ctx context.Context) error {
 	var cons jetstream.Consumer
