@@ -85,6 +85,8 @@ CONTRACT = {
     "NATS_URL", "GATEWAY_SPOOL_DIR", "UPSTREAM_OPENAI_URL",
     "UPSTREAM_ANTHROPIC_URL", "UPSTREAM_GOOGLE_URL",
     "UPSTREAM_AZURE_URL_TEMPLATE", "FAKE_PROVIDER_ADDR",
+    # Beyond PRODUCT §10 ("more are fine"), documented in the README's table.
+    "GATEWAY_ROLE",
 }
 # Per Go service: Dockerfile, Go module dirs whose sources read its env,
 # variables it must get, which of them are listen addresses.
@@ -113,6 +115,15 @@ GO_SERVICES = {
         required=["FAKE_PROVIDER_ADDR"],
         listen=["FAKE_PROVIDER_ADDR"],
         publish=[]),
+}
+
+# Compose services running another service's image in another role:
+# checked like that service (env, dials, dependencies), with their own
+# required variables; the image itself is checked once, above.
+ROLE_SERVICES = {
+    "gateway-ingester": dict(GO_SERVICES["gateway"], base="gateway",
+        required=["APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "GATEWAY_DATABASE_URL", "NATS_URL"],
+        listen=["GATEWAY_HTTP_ADDR"], publish=[]),
 }
 
 def go_sources_mention(dirs, name):
@@ -360,7 +371,7 @@ for svc, spec in GO_SERVICES.items():
 print("== docker-compose.yml model")
 model = json.load(open(os.path.join(tmp, "compose.json")))
 services = model.get("services") or {}
-check(set(services) == {"postgres", "nats", *GO_SERVICES},
+check(set(services) == {"postgres", "nats", *GO_SERVICES, *ROLE_SERVICES},
       "services: %s" % ", ".join(sorted(services)))
 
 def env_of(s):
@@ -410,7 +421,7 @@ if has_healthcheck("nats"):
           "nats healthcheck runs in an image that has the tool (%s)" % nats.get("image"))
 
 compose_listen = {}
-for svc, spec in GO_SERVICES.items():
+for svc, spec in {**GO_SERVICES, **ROLE_SERVICES}.items():
     s = services.get(svc)
     if s is None:
         continue
@@ -433,7 +444,7 @@ for svc, spec in GO_SERVICES.items():
         h, p = hostport(env.get(name))
         if check(h in ("0.0.0.0", "") and p, "%s %s=%s listens on all interfaces" % (svc, name, env.get(name))):
             compose_listen[svc][name] = p
-            check(p in exposed.get(svc, set()), "%s port %d is EXPOSEd in its Dockerfile" % (svc, p))
+            check(p in exposed.get(spec.get("base", svc), set()), "%s port %d is EXPOSEd in its Dockerfile" % (svc, p))
     published = ports_of(svc)
     for name in spec["publish"]:
         p = compose_listen[svc].get(name)
@@ -447,7 +458,7 @@ def check_dial(svc, name, host, port, want_svc, want_port):
 
 fake_port = compose_listen.get("fake-provider", {}).get("FAKE_PROVIDER_ADDR")
 plat_grpc = compose_listen.get("platform-backend", {}).get("PLATFORM_GRPC_ADDR")
-for svc in ("platform-backend", "gateway"):
+for svc in ("platform-backend", "gateway", *ROLE_SERVICES):
     env = env_of(svc)
     for name, val in sorted(env.items()):
         if name.endswith("_DATABASE_URL"):
@@ -463,7 +474,7 @@ for svc in ("platform-backend", "gateway"):
             check(u.scheme in ("http", "https") and u.hostname, "%s %s is an http(s) URL" % (svc, name))
             if u.hostname in services:
                 check_dial(svc, name, u.hostname, u.port or 80, "fake-provider", fake_port)
-        elif name == "PLATFORM_GRPC_ADDR" and svc == "gateway":
+        elif name == "PLATFORM_GRPC_ADDR" and svc != "platform-backend":
             h, p = hostport(val)
             check_dial(svc, name, h, p, "platform-backend", plat_grpc)
     for dep, d in deps_of(svc).items():
