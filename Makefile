@@ -28,6 +28,7 @@ test: build
 
 bench: build
 	@scripts/ensure-deps.sh
+	@scripts/bench-go.sh
 	@scripts/bench.sh
 
 proto:
