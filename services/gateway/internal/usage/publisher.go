@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 )
 
 // StreamConfig is the usage stream: file storage, bounded, DiscardNew (a full
@@ -59,22 +60,39 @@ type Publisher struct {
 	closed bool
 	wg     sync.WaitGroup
 
+	// inflight bounds the bytes of messages awaiting their JetStream ack
+	// (batches make the message count a poor bound on memory).
+	inflight *semaphore.Weighted
+
 	published, spooled, lost atomic.Int64
 }
 
 // ackTimeout bounds the wait for one JetStream ack before the event spools.
 const ackTimeout = 5 * time.Second
 
+// maxInflightBytes bounds the message bytes awaiting acks; a send waits for
+// room up to stallWait, then spools.
+const (
+	maxInflightBytes = 16 << 20
+	stallWait        = time.Second
+)
+
+// weight is what a message of n bytes holds of the in-flight budget.
+func weight(n int) int64 { return int64(min(n, maxInflightBytes)) }
+
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 1}
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 1,
+		inflight: semaphore.NewWeighted(maxInflightBytes)}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+			p.inflight.Release(weight(len(m.Data)))
 			p.published.Add(int64(eventCount(m.Data)))
 		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			p.inflight.Release(weight(len(m.Data)))
 			p.spoolRaw(m.Header.Get(jetstream.MsgIDHeader), m.Data, err)
 		}),
 	)
@@ -227,9 +245,17 @@ func (p *Publisher) publishAsync(id string, data []byte) {
 		p.spoolRaw(id, data, errors.New("nats not connected"))
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), stallWait)
+	err := p.inflight.Acquire(ctx, weight(len(data)))
+	cancel()
+	if err != nil {
+		p.spoolRaw(id, data, errors.New("too many usage bytes awaiting JetStream acks"))
+		return
+	}
 	msg := &nats.Msg{Subject: p.subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
-	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Second)); err != nil {
+	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait)); err != nil {
+		p.inflight.Release(weight(len(data)))
 		p.spoolRaw(id, data, err)
 	}
 }

@@ -74,6 +74,10 @@ func TestPublisherBatchesUnderLoadAndIngesterSplits(t *testing.T) {
 	}
 	stop()
 	<-done
+	// Every acknowledged message gave its bytes back to the in-flight budget.
+	if !pub.inflight.TryAcquire(maxInflightBytes) {
+		t.Fatal("in-flight byte budget not fully released after all acks")
+	}
 	info, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
