@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -97,4 +100,17 @@ func TestSplitProxyAndIngesterRoles(t *testing.T) {
 		t.Fatalf("ingester /metrics: %d", c)
 	}
 	s.waitLogs(ts.scopedToken, n)
+	// The ingester's metrics count what it stored.
+	eventually(t, 5*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if want := fmt.Sprintf(`trueport_usage_ingested_events_total{result="inserted"} %d`, n); !strings.Contains(string(body), want) {
+			return fmt.Errorf("ingester /metrics lacks %q", want)
+		}
+		return nil
+	})
 }

@@ -254,7 +254,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		defer bg.Done()
 		reloadCaches(bgCtx, keyStore, keyCache, policyStore, policySnap, limiter, cfg.CacheTTL, log)
 	}()
-	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants)
+	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants, reg)
 	startDebug(bgCtx, &bg, cfg, log)
 	log.Info("gateway starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "keys", len(all))
 	g, gctx := errgroup.WithContext(ctx)
@@ -287,9 +287,13 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 // monthly partition upkeep) and the JetStream → Postgres ingester loops; they
 // stop when ctx ends (bg joins them).
 func startIngestion(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger, js jetstream.JetStream, subj events.Subjects,
-	tenants *platform.Tenants) {
+	tenants *platform.Tenants, reg prometheus.Registerer) {
 	if !cfg.RunsRetention() && !cfg.RunsIngester() {
 		return
+	}
+	var im *usage.IngestMetrics
+	if cfg.RunsIngester() {
+		im = usage.NewIngestMetrics(reg)
 	}
 	// Background writers get their own pool with the default plan cache
 	// (their batch statements gain nothing from per-execution planning).
@@ -328,6 +332,7 @@ func startIngestion(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, 
 			// batch commits, the next is being fetched.
 			ing := usage.NewIngester(pool, js, subj.UsageStream(), keys.NewStore(pool), log)
 			ing.SetFetchBytes(cfg.IngesterFetchBytes)
+			ing.SetMetrics(im)
 			for range cfg.IngesterWorkers {
 				wg.Add(1)
 				go func() { defer wg.Done(); _ = ing.Run(ctx) }()
@@ -412,7 +417,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, tenan
 	var bg sync.WaitGroup
 	bg.Add(1)
 	go func() { defer bg.Done(); tenants.Run(bgCtx, nil) }()
-	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants)
+	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants, reg)
 	startDebug(bgCtx, &bg, cfg, log)
 	log.Info("gateway ingester starting", "http_addr", cfg.HTTPAddr, "workers", cfg.IngesterWorkers)
 	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}

@@ -37,6 +37,7 @@ type Ingester struct {
 	// MaxDeliver bounds redeliveries of a message that keeps failing.
 	maxDeliver int
 	ackWait    time.Duration
+	metrics *IngestMetrics
 	// crashAfterCommit (tests only) simulates a process dying between the
 	// commit and the acks: when it returns true, no ack is sent.
 	crashAfterCommit func() bool
@@ -54,6 +55,9 @@ func (in *Ingester) SetFetchBytes(n int) {
 		in.fetchBytes = n
 	}
 }
+
+// SetMetrics makes the ingester report to m.
+func (in *Ingester) SetMetrics(m *IngestMetrics) { in.metrics = m }
 
 // Run consumes until ctx ends.
 func (in *Ingester) Run(ctx context.Context) error {
@@ -112,6 +116,7 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			var ev Event
 			if err := json.Unmarshal(line, &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
 				in.log.Error("ingester: poison usage event dropped", "bytes", len(line), "err", err)
+				in.metrics.poison()
 				continue
 			}
 			evs = append(evs, ev)
@@ -126,7 +131,13 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	if len(evs) == 0 {
 		return
 	}
-	if err := in.insert(ctx, evs); err != nil {
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		in.metrics.pending(md.NumPending)
+	}
+	start := time.Now()
+	fresh, err := in.insertCounted(ctx, evs)
+	in.metrics.batch(time.Since(start), fresh, len(evs)-fresh, err)
+	if err != nil {
 		in.log.Error("ingester: insert failed, will redeliver", "events", len(evs), "err", err)
 		for _, m := range good {
 			_ = m.NakWithDelay(2 * time.Second)
@@ -202,6 +213,13 @@ type logKey struct {
 // insert writes a batch in one transaction: new log rows, then rollups and
 // violations of exactly those rows.
 func (in *Ingester) insert(ctx context.Context, evs []Event) error {
+	_, err := in.insertCounted(ctx, evs)
+	return err
+}
+
+// insertCounted is insert, also returning how many events were new (the
+// rest were already stored: redeliveries, replays).
+func (in *Ingester) insertCounted(ctx context.Context, evs []Event) (fresh int, err error) {
 	n := len(evs)
 	cols := struct {
 		r, t, e, k, kn, p, m, pa, o, er, v []string
@@ -246,7 +264,8 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 		cols.rb = append(cols.rb, e.RequestBody)
 		cols.sb = append(cols.sb, e.ResponseBody)
 	}
-	return pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, in.pool, func(tx pgx.Tx) error {
+		fresh = 0
 		rows, err := tx.Query(ctx, insertSQL, ids, cols.r, cols.c, cols.t, cols.e, cols.k, cols.kn, cols.p, cols.m, cols.pa, cols.s, cols.st,
 			cols.l, cols.tt, cols.pt, cols.ct, cols.tot, cols.ca, cols.co, cols.o, cols.er, cols.v, cols.rb, cols.sb)
 		if err != nil {
@@ -266,14 +285,15 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("insert usage: %w", err)
 		}
+		fresh = len(inserted)
 		if len(inserted) == 0 {
 			return nil
 		}
-		fresh := make([]*Event, 0, len(inserted))
+		newEvs := make([]*Event, 0, len(inserted))
 		for i := range evs {
 			k := logKey{evs[i].RequestID, evs[i].CreatedAt.UnixMicro()}
 			if inserted[k] {
-				fresh = append(fresh, &evs[i])
+				newEvs = append(newEvs, &evs[i])
 				delete(inserted, k) // a batch may hold one event twice
 			}
 		}
@@ -282,9 +302,9 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 			name string
 			span time.Duration
 		}{{"usage_rollups_hourly", time.Hour}, {"usage_rollups_daily", 24 * time.Hour}} {
-			b.Queue(fmt.Sprintf(rollupSQL, table.name), rollupArgs(aggregate(fresh, table.span))...)
+			b.Queue(fmt.Sprintf(rollupSQL, table.name), rollupArgs(aggregate(newEvs, table.span))...)
 		}
-		if args := violationArgs(fresh); args != nil {
+		if args := violationArgs(newEvs); args != nil {
 			b.Queue(violationSQL, args...)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
@@ -292,6 +312,7 @@ func (in *Ingester) insert(ctx context.Context, evs []Event) error {
 		}
 		return nil
 	})
+	return fresh, err
 }
 
 // rollupArgs are rollupSQL's parameters for rows.

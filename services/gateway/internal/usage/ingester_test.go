@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/internal/dbtest"
@@ -83,7 +85,10 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 
 	crashed := make(chan struct{})
 	runCtx, stop := context.WithCancel(ctx)
+	firstReg, secondReg := prometheus.NewRegistry(), prometheus.NewRegistry()
+	firstMetrics, secondMetrics := NewIngestMetrics(firstReg), NewIngestMetrics(secondReg)
 	first := NewIngester(pool, js, stream, noTouch{}, log)
+	first.SetMetrics(firstMetrics)
 	first.ackWait = time.Second
 	first.crashAfterCommit = func() bool {
 		select {
@@ -101,6 +106,7 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	}
 
 	second := NewIngester(pool, js, stream, noTouch{}, log)
+	second.SetMetrics(secondMetrics)
 	second.ackWait = time.Second
 	ctx2, stop2 := context.WithCancel(ctx)
 	defer stop2()
@@ -126,6 +132,20 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	}
 	if got := countRows(t, pool, ctx); got != n {
 		t.Fatalf("rows = %d, want exactly %d", got, n)
+	}
+	// The metrics tell the same story: every event inserted once overall,
+	// the crashed batch seen again as duplicates, the poison message dropped.
+	count := func(m *IngestMetrics, result string) int {
+		return int(testutil.ToFloat64(m.events.WithLabelValues(result)))
+	}
+	if got := count(firstMetrics, "inserted") + count(secondMetrics, "inserted"); got != n {
+		t.Fatalf("metrics: %d events inserted, want %d", got, n)
+	}
+	if got, want := count(secondMetrics, "duplicate"), count(firstMetrics, "inserted"); got != want {
+		t.Fatalf("metrics: the second ingester saw %d duplicates, want the %d the first one committed", got, want)
+	}
+	if got := count(firstMetrics, "poison") + count(secondMetrics, "poison"); got < 1 {
+		t.Fatalf("metrics: poison events %d, want at least 1", got)
 	}
 	// Rollups counted each event once despite the redelivery.
 	var rolled int

@@ -1,0 +1,66 @@
+package usage
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// IngestMetrics are the ingester's Prometheus series: what it stored, what
+// it found already stored (redeliveries, spool replays), what it dropped,
+// how long a batch took, and how far behind the stream it is.
+type IngestMetrics struct {
+	events       *prometheus.CounterVec
+	batches      *prometheus.CounterVec
+	batchSeconds prometheus.Histogram
+	backlog      prometheus.Gauge
+}
+
+// NewIngestMetrics registers the ingester metrics on reg.
+func NewIngestMetrics(reg prometheus.Registerer) *IngestMetrics {
+	m := &IngestMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trueport_usage_ingested_events_total",
+			Help: "Usage events taken from JetStream by result: inserted (new rows), duplicate (already stored), poison (not a valid event, dropped).",
+		}, []string{"result"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trueport_usage_ingest_batches_total", Help: "Ingest transactions by result (failed ones are redelivered).",
+		}, []string{"result"}),
+		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "trueport_usage_ingest_batch_seconds", Help: "Duration of one ingest transaction (insert, rollups, violations, commit).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "trueport_usage_ingest_backlog_messages",
+			Help: "Usage messages in the stream not yet delivered to the ingester, as of its last batch.",
+		}),
+	}
+	reg.MustRegister(m.events, m.batches, m.batchSeconds, m.backlog)
+	return m
+}
+
+func (m *IngestMetrics) poison() {
+	if m != nil {
+		m.events.WithLabelValues("poison").Inc()
+	}
+}
+
+func (m *IngestMetrics) batch(took time.Duration, inserted, duplicate int, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.batches.WithLabelValues("failed").Inc()
+		return
+	}
+	m.batches.WithLabelValues("ok").Inc()
+	m.batchSeconds.Observe(took.Seconds())
+	m.events.WithLabelValues("inserted").Add(float64(inserted))
+	m.events.WithLabelValues("duplicate").Add(float64(duplicate))
+}
+
+func (m *IngestMetrics) pending(n uint64) {
+	if m != nil {
+		m.backlog.Set(float64(n))
+	}
+}
