@@ -37,7 +37,7 @@ type Ingester struct {
 	// MaxDeliver bounds redeliveries of a message that keeps failing.
 	maxDeliver int
 	ackWait    time.Duration
-	metrics *IngestMetrics
+	metrics    *IngestMetrics
 	// crashAfterCommit (tests only) simulates a process dying between the
 	// commit and the acks: when it returns true, no ack is sent.
 	crashAfterCommit func() bool
