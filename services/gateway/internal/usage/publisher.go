@@ -301,15 +301,26 @@ func (p *Publisher) replay() {
 	if p.spool.Empty() || p.nc.Status() != nats.CONNECTED {
 		return
 	}
-	n, err := p.spool.Replay(func(line []byte) error {
+	// Spooled events go back as batches like live ones: one synchronous
+	// publish per up to maxBatchEvents events.
+	n, err := p.spool.Replay(maxBatchEvents, maxBatchBytes, func(lines [][]byte) error {
 		var head struct {
 			RequestID string `json:"request_id"`
 		}
-		if json.Unmarshal(line, &head) != nil || head.RequestID == "" {
-			p.log.Error("dropping corrupt spool line", "bytes", len(line))
+		for _, line := range lines {
+			if json.Unmarshal(line, &head) == nil && head.RequestID != "" {
+				break
+			}
+		}
+		if head.RequestID == "" {
+			p.log.Error("dropping corrupt spool lines", "lines", len(lines))
 			return nil
 		}
-		return p.publishRaw(head.RequestID, line)
+		id := head.RequestID
+		if len(lines) > 1 {
+			id += "+" + strconv.Itoa(len(lines)-1)
+		}
+		return p.publishRaw(id, bytes.Join(lines, []byte{'\n'}))
 	})
 	if n > 0 || err != nil {
 		p.log.Info("replayed spooled usage events", "events", n, "err", err)

@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -113,9 +112,13 @@ func (s *Spool) segments() ([]string, error) {
 }
 
 // Replay seals the current file and sends every spooled line, oldest first,
-// removing each segment once all its lines were sent. It stops at the first
-// send error (the rest stays spooled).
-func (s *Spool) Replay(send func(line []byte) error) (int, error) {
+// in groups of at most maxLines lines and maxBytes bytes (a group never
+// spans two segments; a single longer line is a group of its own), removing
+// each segment once all its groups were sent. It stops at the first send
+// error (the rest stays spooled; the failed segment is sent again whole next
+// time). The lines are only valid during the send call. It returns the
+// number of lines sent.
+func (s *Spool) Replay(maxLines, maxBytes int, send func(lines [][]byte) error) (int, error) {
 	if err := s.seal(); err != nil {
 		return 0, err
 	}
@@ -132,16 +135,39 @@ func (s *Spool) Replay(send func(line []byte) error) (int, error) {
 		if err != nil {
 			return sent, err
 		}
-		sc := bufio.NewScanner(bytes.NewReader(data))
-		sc.Buffer(make([]byte, 0, 64*1024), len(data)+1)
-		for sc.Scan() {
-			if len(sc.Bytes()) == 0 {
+		var group [][]byte
+		size := 0
+		flush := func() error {
+			if len(group) == 0 {
+				return nil
+			}
+			if err := send(group); err != nil {
+				return err
+			}
+			sent += len(group)
+			group, size = group[:0], 0
+			return nil
+		}
+		for rest := data; len(rest) > 0; {
+			line := rest
+			if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+				line, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = nil
+			}
+			if len(line) == 0 {
 				continue
 			}
-			if err := send(sc.Bytes()); err != nil {
-				return sent, err
+			if len(group) > 0 && (len(group) == maxLines || size+1+len(line) > maxBytes) {
+				if err := flush(); err != nil {
+					return sent, err
+				}
 			}
-			sent++
+			group = append(group, line)
+			size += len(line) + 1
+		}
+		if err := flush(); err != nil {
+			return sent, err
 		}
 		if err := os.Remove(p); err != nil {
 			return sent, err
