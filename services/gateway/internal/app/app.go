@@ -81,7 +81,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, tenants)
+		return runIngester(ctx, cfg, log, pool, tenants)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -361,7 +361,7 @@ func startDebug(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log 
 // job, with health and /metrics on GATEWAY_HTTP_ADDR, and neither the proxy
 // nor the APIs. Proxy replicas then run GATEWAY_ROLE=proxy and hold no
 // ingestion batches in memory.
-func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, tenants *platform.Tenants) error {
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants) error {
 	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
 	if err != nil {
 		return err
@@ -393,6 +393,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, tenan
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	draining := make(chan struct{})
 	health := httpserver.HealthHandler(
+		httpserver.Check{Name: "postgres", Probe: pool.Ping},
 		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
 			if nc.Status() != nats.CONNECTED {
 				return errors.New(nc.Status().String())
