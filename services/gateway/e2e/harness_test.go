@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,14 +61,33 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
+// nextPort hands out the ports freeAddr tries. They lie below the kernel's
+// ephemeral range (32768 and up here): a port found free and handed to a
+// child process cannot be taken in the meantime by some outgoing connection
+// (to Postgres, NATS, ...), which is what ports from "127.0.0.1:0" suffered.
+// The start is random so that consecutive runs do not reuse ports in
+// TIME_WAIT; the counter keeps parallel tests apart.
+var nextPort atomic.Int32
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	nextPort.CompareAndSwap(0, 20000+int32(mrand.IntN(8000)))
+	for range 2000 {
+		p := nextPort.Add(1)
+		if p >= 32000 {
+			nextPort.CompareAndSwap(p, 20000)
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", p)
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue // in use
+		}
+		_ = l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port in 20000-32000")
+	return ""
 }
 
 // proc is a running service binary.
