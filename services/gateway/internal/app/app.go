@@ -62,7 +62,11 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 
 	// Analytics filters (status ranges, optional fields) get poor generic
 	// plans once pgx's prepared statements are reused: plan each execution.
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log, pgdb.WithRuntimeParam("plan_cache_mode", "force_custom_plan"))
+	// No JIT: every query here is short, and JIT compilation of the stats
+	// aggregates (up to 68 ms in one EXPLAIN ANALYZE) is pure overhead for
+	// them; measured over 20 runs the 30-day hourly series went 284 → 275 ms.
+	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log, pgdb.WithRuntimeParam("plan_cache_mode", "force_custom_plan"),
+		pgdb.WithRuntimeParam("jit", "off"))
 	if err != nil {
 		return err
 	}
