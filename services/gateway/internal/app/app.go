@@ -189,23 +189,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool, policyStore, policySnap)
-	api.Routes(e, httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: pool.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
-		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
-			select {
-			case <-ready:
-				return errors.New("draining")
-			default:
-				return nil
-			}
-		}},
-	))
+	api.Routes(e, healthHandler(pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxy.IsProxyPath(r.URL.Path) {
@@ -396,26 +380,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	draining := make(chan struct{})
-	health := httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: pool.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
-		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
-			select {
-			case <-draining:
-				return errors.New("draining")
-			default:
-				return nil
-			}
-		}},
-	)
-	e.GET("/trueportai-services/health", health)
-	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.GET("/trueportai-services/health/ready", health)
+	httpapi.HealthRoutes(e, healthHandler(pool, nc, draining))
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -438,6 +403,28 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 		return nil
 	}
 	return err
+}
+
+// healthHandler checks Postgres and NATS, and turns unready once draining
+// is closed (shutdown began).
+func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
+	return httpserver.HealthHandler(
+		httpserver.Check{Name: "postgres", Probe: pool.Ping},
+		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
+			if nc.Status() != nats.CONNECTED {
+				return errors.New(nc.Status().String())
+			}
+			return nil
+		}},
+		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
+			select {
+			case <-draining:
+				return errors.New("draining")
+			default:
+				return nil
+			}
+		}},
+	)
 }
 
 func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) error {

@@ -106,8 +106,9 @@ func Load(getenv func(string) string) (Config, error) {
 	// A process that also proxies keeps its ingestion memory small (one
 	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
 	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
+	role := get("GATEWAY_ROLE", RoleAll)
 	defaultWorkers, defaultFetchBytes := "1", "1048576"
-	if get("GATEWAY_ROLE", RoleAll) == RoleIngester {
+	if role == RoleIngester {
 		defaultWorkers, defaultFetchBytes = "2", "3145728"
 	}
 	c := Config{
@@ -124,7 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SpoolMaxBytes:      num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
 		IngesterEnabled:    get("INGESTER_ENABLED", "true") != "false",
 		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
-		Role:               get("GATEWAY_ROLE", RoleAll),
+		Role:               role,
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
 		Upstreams: Upstreams{
 			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),

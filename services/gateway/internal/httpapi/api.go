@@ -54,9 +54,7 @@ const bodyLimit = 1 << 20
 
 // Routes registers the management routes.
 func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
-	e.GET("/trueportai-services/health", health)
-	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
-	e.GET("/trueportai-services/health/ready", health)
+	HealthRoutes(e, health)
 	g := e.Group("/trueportai-services/api/v1")
 	g.POST("/keys", a.createKey, a.requireRole("admin"), a.limit("management", 300))
 	g.GET("/keys", a.listKeys, a.requireRole("member"), a.limit("management", 300))
@@ -133,3 +131,11 @@ func (a *API) limit(group string, rpm int) echo.MiddlewareFunc {
 }
 
 func bind(c echo.Context, v any) error { return httpserver.BindJSON(c, v, bodyLimit) }
+
+// HealthRoutes registers the health, liveness and readiness routes (every
+// gateway role serves them).
+func HealthRoutes(e *echo.Echo, health echo.HandlerFunc) {
+	e.GET("/trueportai-services/health", health)
+	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
+	e.GET("/trueportai-services/health/ready", health)
+}

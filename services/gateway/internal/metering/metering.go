@@ -83,27 +83,17 @@ func topLevel(body []byte, modelKey, usageKey string, usage memberSink) (model s
 	if i >= len(body) || body[i] != '{' || !validJSON(body) {
 		return "", false
 	}
-	pos, first := i+1, true
-	for {
-		m, next, done, good := nextMember(body, pos, first)
-		if !good {
-			return "", false
-		}
-		if done {
-			return model, skipWS(body, next) == len(body)
-		}
-		first = false
-		pos = next
-		v := body[m.start:m.end]
-		switch {
-		case keyIs(m.key, modelKey):
-			if s := unquote(v); s != "" {
+	eachMember(body, func(key, val []byte) {
+		switch string(key) {
+		case modelKey:
+			if s := unquote(val); s != "" {
 				model = s
 			}
-		case keyIs(m.key, usageKey):
-			eachMember(v, usage.member)
+		case usageKey:
+			eachMember(val, usage.member)
 		}
-	}
+	})
+	return model, true
 }
 
 // memberSink takes the members of a usage object one by one.

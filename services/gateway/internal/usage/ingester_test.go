@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,26 +40,8 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, dbtest.NewURL(t, "ingest"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(natsURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
-	stream, subject := "TEST_INGEST_"+suffix, "test.ingest."+suffix
-	if err := EnsureStream(ctx, js, stream, subject); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
+	pool := migratedPool(t, "ingest")
+	_, js, stream, subject := testStream(t, "ingest")
 
 	const n = 50
 	for i := 0; i < n; i++ {
@@ -158,6 +141,28 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_daily`).Scan(&rolled); err != nil || rolled != n {
 		t.Fatalf("daily rollups count %d requests (%v), want %d", rolled, err, n)
 	}
+}
+
+// testStream connects to NATS and creates a usage stream of the test's own
+// (deleted at cleanup).
+func testStream(t *testing.T, name string) (nc *nats.Conn, js jetstream.JetStream, stream, subject string) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err = jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	stream, subject = "TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix
+	if err := EnsureStream(context.Background(), js, stream, subject); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
+	return nc, js, stream, subject
 }
 
 func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {

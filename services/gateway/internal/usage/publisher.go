@@ -54,7 +54,6 @@ type Publisher struct {
 	spool   *Spool
 	log     *slog.Logger
 	queue   chan *Event
-	workers int
 
 	mu     sync.RWMutex // guards closed against Publish racing Close
 	closed bool
@@ -82,7 +81,7 @@ func weight(n int) int64 { return int64(min(n, maxInflightBytes)) }
 
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384), workers: 1,
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384),
 		inflight: semaphore.NewWeighted(maxInflightBytes)}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
@@ -124,41 +123,11 @@ func (p *Publisher) Stats() (published, spooled, lost int64) {
 	return p.published.Load(), p.spooled.Load(), p.lost.Load()
 }
 
-// Run starts the workers and the spool replayer; it returns after Close
+// Run starts the sender and the spool replayer; it returns after Close
 // once every queued event is acknowledged or spooled.
 func (p *Publisher) Run(ctx context.Context) {
-	for range p.workers {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			batch := make([]*Event, 0, maxBatchEvents)
-			linger := time.NewTimer(time.Hour)
-			linger.Stop()
-			for ev := range p.queue {
-				// Gather what arrives within batchLinger (at most
-				// maxBatchEvents) into one message: this divides
-				// JetStream's per-message work (store, publish ack,
-				// consumer delivery and ack) by the batch size. Events
-				// reach the stream at most batchLinger later.
-				batch = append(batch[:0], ev)
-				linger.Reset(batchLinger)
-			fill:
-				for len(batch) < maxBatchEvents {
-					select {
-					case ev, ok := <-p.queue:
-						if !ok {
-							break fill
-						}
-						batch = append(batch, ev)
-					case <-linger.C:
-						break fill
-					}
-				}
-				linger.Stop()
-				p.send(batch)
-			}
-		}()
-	}
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.sendLoop() }()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -196,10 +165,39 @@ func (p *Publisher) Close() {
 const (
 	maxBatchEvents = 256
 	maxBatchBytes  = 512 << 10
-	// batchLinger is how long a worker waits for more events after the
+	// batchLinger is how long the sender waits for more events after the
 	// first one of a message.
 	batchLinger = 2 * time.Millisecond
 )
+
+// sendLoop is the one sender: it gathers what arrives within batchLinger (at
+// most maxBatchEvents) into one message, which divides JetStream's
+// per-message work (store, publish ack, consumer delivery and ack) by the
+// batch size. Events reach the stream at most batchLinger later. It returns
+// when the queue is closed and drained.
+func (p *Publisher) sendLoop() {
+	batch := make([]*Event, 0, maxBatchEvents)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for ev := range p.queue {
+		batch = append(batch[:0], ev)
+		linger.Reset(batchLinger)
+	fill:
+		for len(batch) < maxBatchEvents {
+			select {
+			case ev, ok := <-p.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			case <-linger.C:
+				break fill
+			}
+		}
+		linger.Stop()
+		p.send(batch)
+	}
+}
 
 // send publishes evs as one or more messages of newline-separated JSON
 // events. A one-event message has Nats-Msg-Id = its request id; a batch has

@@ -7,13 +7,6 @@ import (
 	"log/slog"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"trueportai/services/gateway/internal/migrations"
-	"trueportai/services/internal/dbtest"
-	"trueportai/services/internal/pgdb"
 )
 
 // TestPublisherBatchesUnderLoadAndIngesterSplits: events queued faster than
@@ -23,26 +16,8 @@ func TestPublisherBatchesUnderLoadAndIngesterSplits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, dbtest.NewURL(t, "publish"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(natsURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
-	stream, subject := "TEST_PUBLISH_"+suffix, "test.publish."+suffix
-	if err := EnsureStream(ctx, js, stream, subject); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
+	pool := migratedPool(t, "publish")
+	nc, js, stream, subject := testStream(t, "publish")
 	spool, err := OpenSpool(t.TempDir(), 1<<20)
 	if err != nil {
 		t.Fatal(err)
