@@ -32,12 +32,13 @@ import (
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/keys"
-	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/policystore"
 	"trueportai/services/gateway/internal/pricing"
+	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
 	"trueportai/services/gateway/internal/ratelimit"
@@ -178,21 +179,25 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	providers, err := registry.New(getenv)
+	if err != nil {
+		return err
+	}
 	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
 		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
-		Upstreams: cfg.Upstreams, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
+		Providers: providers, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
 	var draining sync.Once
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
-	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool, policyStore, policySnap)
+	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool, policyStore, policySnap, providers.Names())
 	api.Routes(e, healthHandler(pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if proxy.IsProxyPath(r.URL.Path) {
+		if providers.IsProxyPath(r.URL.Path) {
 			inflight.Add(1)
 			defer inflight.Done()
 			px.ServeHTTP(w, r)
@@ -575,7 +580,7 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 
 // newBodyRedactor masks every PII and secret kind in logged bodies (tenants
 // with redact_logged_bodies), using the policy engine's detectors.
-func newBodyRedactor() (func(metering.Provider, string, []byte) []byte, error) {
+func newBodyRedactor() (func(provider.Provider, string, []byte) []byte, error) {
 	set, err := policy.Compile([]policy.Rule{
 		{ID: "logged-bodies-pii", Name: "logged bodies: PII", Type: policy.TypePII, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
 		{ID: "logged-bodies-secrets", Name: "logged bodies: secrets", Type: policy.TypeSecrets, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
@@ -583,7 +588,7 @@ func newBodyRedactor() (func(metering.Provider, string, []byte) []byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("body redactor: %w", err)
 	}
-	return func(p metering.Provider, direction string, body []byte) []byte {
+	return func(p provider.Provider, direction string, body []byte) []byte {
 		return set.Evaluate(policy.Input{Provider: p, Body: body, Direction: direction}).Body
 	}, nil
 }

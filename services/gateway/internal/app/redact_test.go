@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/policy"
+	"trueportai/services/gateway/internal/provider/openai"
 )
 
 func TestBodyRedactor(t *testing.T) {
@@ -14,12 +14,12 @@ func TestBodyRedactor(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"card 4242 4242 4242 4242, mail jane@corp.example"}]}`
-	out := string(redact(metering.OpenAI, policy.DirectionRequest, []byte(req)))
+	out := string(redact(openai.New(""), policy.DirectionRequest, []byte(req)))
 	if strings.Contains(out, "4242 4242 4242 4242") || strings.Contains(out, "jane@corp.example") || !strings.Contains(out, `"model":"gpt-4o-mini"`) {
 		t.Fatalf("request body: %s", out)
 	}
 	sse := "data: {\"choices\":[{\"delta\":{\"content\":\"key AKIAZ7QW3RTY5UIOP2LK\"}}]}\n\n"
-	out = string(redact(metering.OpenAI, policy.DirectionResponse, []byte(sse)))
+	out = string(redact(openai.New(""), policy.DirectionResponse, []byte(sse)))
 	if strings.Contains(out, "AKIAZ7QW3RTY5UIOP2LK") {
 		t.Fatalf("stream body: %s", out)
 	}

@@ -5,7 +5,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +33,6 @@ type Config struct {
 	IngesterWorkers int
 	// IngesterFetchBytes bounds one fetch of each loop (its batch memory).
 	IngesterFetchBytes int
-	Upstreams          Upstreams
 	ProxyBodyLimit     int64
 	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
 	UpstreamHeaderTimeout time.Duration
@@ -50,13 +48,6 @@ type Config struct {
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
-}
-
-// Upstreams are the default provider base URLs.
-type Upstreams struct {
-	OpenAI, Anthropic, Google string
-	// AzureTemplate has {resource} and {deployment} placeholders.
-	AzureTemplate string
 }
 
 // Process roles (GATEWAY_ROLE).
@@ -127,12 +118,7 @@ func Load(getenv func(string) string) (Config, error) {
 		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
 		Role:               role,
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
-		Upstreams: Upstreams{
-			OpenAI:        strings.TrimRight(get("UPSTREAM_OPENAI_URL", "https://api.openai.com/v1"), "/"),
-			Anthropic:     strings.TrimRight(get("UPSTREAM_ANTHROPIC_URL", "https://api.anthropic.com/v1"), "/"),
-			Google:        strings.TrimRight(get("UPSTREAM_GOOGLE_URL", "https://generativelanguage.googleapis.com/v1beta"), "/"),
-			AzureTemplate: strings.TrimRight(get("UPSTREAM_AZURE_URL_TEMPLATE", "https://{resource}.openai.azure.com/openai/deployments/{deployment}"), "/"),
-		},
+
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
 		UpstreamHeaderTimeout: dur("UPSTREAM_HEADER_TIMEOUT", "120s"),
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
@@ -157,15 +143,6 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AppEnv == "prod" && len(c.InternalGRPCToken) < 32 {
 		errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))
-	}
-	for name, u := range map[string]string{"UPSTREAM_OPENAI_URL": c.Upstreams.OpenAI, "UPSTREAM_ANTHROPIC_URL": c.Upstreams.Anthropic, "UPSTREAM_GOOGLE_URL": c.Upstreams.Google, "UPSTREAM_AZURE_URL_TEMPLATE": c.Upstreams.AzureTemplate} {
-		pu, err := url.Parse(strings.NewReplacer("{resource}", "r", "{deployment}", "d").Replace(u))
-		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			errs = append(errs, fmt.Errorf("%s must be an http(s) URL", name))
-		}
-	}
-	if !strings.Contains(c.Upstreams.AzureTemplate, "{resource}") && !strings.Contains(c.Upstreams.AzureTemplate, "{deployment}") {
-		errs = append(errs, errors.New("UPSTREAM_AZURE_URL_TEMPLATE must contain {deployment}"))
 	}
 	return c, errors.Join(errs...)
 }

@@ -42,12 +42,14 @@ type API struct {
 	// Policies.
 	policies *policystore.Store
 	snapshot *policystore.Snapshot
+	// providers are the names a policy scope may list.
+	providers []string
 }
 
 // New builds the API.
 func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev ChangeEvents, pool *pgxpool.Pool,
-	policies *policystore.Store, snapshot *policystore.Snapshot) *API {
-	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New(), policies: policies, snapshot: snapshot}
+	policies *policystore.Store, snapshot *policystore.Snapshot, providers []string) *API {
+	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New(), policies: policies, snapshot: snapshot, providers: providers}
 }
 
 const bodyLimit = 1 << 20

@@ -61,7 +61,7 @@ type policyReq struct {
 }
 
 // toRule applies defaults and validates (400 naming the field).
-func (req policyReq) toRule() (policy.Rule, error) {
+func (req policyReq) toRule(providers []string) (policy.Rule, error) {
 	r := policy.Rule{Name: strings.TrimSpace(req.Name), Description: strings.TrimSpace(req.Description), Type: req.Type, Config: req.Config,
 		Action: req.Action, Enabled: true, Mode: req.Mode, Direction: req.Direction}
 	if r.Name == "" || len(r.Name) > 100 {
@@ -88,7 +88,7 @@ func (req policyReq) toRule() (policy.Rule, error) {
 	if len(r.Config) == 0 || string(r.Config) == "null" {
 		r.Config = json.RawMessage(`{}`)
 	}
-	if err := policy.Validate(r); err != nil {
+	if err := policy.Validate(r, providers); err != nil {
 		var fe *policy.FieldError
 		if errors.As(err, &fe) {
 			return r, apperr.New(apperr.Invalid, "invalid_policy", fe.Field+": "+fe.Message).WithDetails(map[string]any{"field": fe.Field})
@@ -144,7 +144,7 @@ func (a *API) createPolicy(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	rule, err := req.toRule()
+	rule, err := req.toRule(a.providers)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (a *API) updatePolicy(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	rule, err := req.toRule()
+	rule, err := req.toRule(a.providers)
 	if err != nil {
 		return err
 	}

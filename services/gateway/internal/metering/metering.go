@@ -1,11 +1,8 @@
-// Package metering extracts exact token usage and the serving model from LLM
-// provider responses (OpenAI, Azure OpenAI, Anthropic, Google Gemini), both
-// complete JSON bodies and server-sent-event streams, and prepares OpenAI-style
-// streaming requests so that the provider reports usage at all.
-//
-// Only the standard library is used. Decoding is restricted to the few fields
-// that matter (small structs with json tags), and stream events that cannot
-// carry usage are skipped with a cheap byte check before any decoding.
+// Package metering holds the provider-agnostic rules of token metering: the
+// Usage a request is billed on, how a reported counter is read (Count), and
+// when a usage report is trustworthy at all (MakeUsage). Each provider
+// package (internal/provider/...) reads its own response and stream formats
+// with these pieces; this package knows no provider.
 //
 // Usage counters that a provider reported in a malformed way (negative,
 // fractional, not a number, or beyond int64) make the whole result unknown
@@ -18,17 +15,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
-)
 
-// Provider identifies the wire format of an upstream LLM API.
-type Provider string
-
-// Supported providers. Azure OpenAI uses the OpenAI wire format.
-const (
-	OpenAI    Provider = "openai"
-	Anthropic Provider = "anthropic"
-	Google    Provider = "google"
-	Azure     Provider = "azure"
+	"trueportai/services/gateway/internal/jsonscan"
 )
 
 // Usage is what was metered. Known=false means the provider did not report
@@ -38,180 +26,54 @@ type Usage struct {
 	PromptTokens     int64 // all input tokens, including cached / cache-write tokens
 	CompletionTokens int64 // all output tokens, including reasoning / thinking tokens
 	TotalTokens      int64
-	CachedTokens     int64 // cached input tokens (OpenAI prompt_tokens_details.cached_tokens, Anthropic cache_read_input_tokens, Gemini cachedContentTokenCount)
+	CachedTokens     int64 // cached input tokens (read from the provider's cache)
 	Known            bool
 }
 
-// FromJSON reads usage from a complete non-streamed response body.
-//
-// For Google a top-level JSON array (the non-SSE form of
-// streamGenerateContent) is accepted; the last element that carries
-// usageMetadata wins. Unknown providers, invalid JSON and bodies without
-// usage yield Known=false.
-func FromJSON(p Provider, body []byte) Usage {
-	switch p {
-	case OpenAI, Azure:
-		var u openAIUsage
-		model, ok := topLevel(body, "model", "usage", &u)
-		if !ok {
-			return Usage{}
-		}
-		return u.usage(model)
-	case Anthropic:
-		var u anthropicUsage
-		model, ok := topLevel(body, "model", "usage", &u)
-		if !ok {
-			return Usage{}
-		}
-		var acc anthropicUsage
-		acc.merge(&u)
-		return acc.usage(model)
-	case Google:
-		return geminiFromJSON(body)
-	}
-	return Usage{}
+// StreamMeter accumulates usage from the events of one stream. Event takes
+// one event: its name (empty if the framing has none) and its payload. It
+// reports whether the event is forwarded to the client (false only for an
+// event the gateway itself asked for, e.g. an injected usage chunk).
+// Implementations are not safe for concurrent use and must not retain data.
+type StreamMeter interface {
+	Event(name, data []byte) (forward bool)
+	// Usage returns the usage metered so far; Model is filled in whenever
+	// the stream named it, even if usage itself is unknown.
+	Usage() Usage
+	// Done reports whether the stream reached its proper final event.
+	Done() bool
 }
 
-// topLevel reads a JSON object's top-level string member modelKey and
-// decodes its member usageKey into usage, skipping every other member
+// MemberSink takes the members of a usage object one by one.
+type MemberSink interface{ Member(key, val []byte) }
+
+// TopLevel reads a JSON object's top-level string member modelKey and feeds
+// the members of its member usageKey to usage, skipping every other member
 // without decoding it (a completion's content is most of the body). Keys
 // match exactly, as providers send them; the last occurrence wins, as with
-// encoding/json. ok=false when body is not one valid JSON object (checked by
-// validJSON, a faster equivalent of json.Valid).
-func topLevel(body []byte, modelKey, usageKey string, usage memberSink) (model string, ok bool) {
-	i := skipWS(body, 0)
-	if i >= len(body) || body[i] != '{' || !validJSON(body) {
+// encoding/json. ok=false when body is not one valid JSON object.
+func TopLevel(body []byte, modelKey, usageKey string, usage MemberSink) (model string, ok bool) {
+	i := jsonscan.SkipWS(body, 0)
+	if i >= len(body) || body[i] != '{' || !jsonscan.Valid(body) {
 		return "", false
 	}
-	eachMember(body, func(key, val []byte) {
+	jsonscan.EachMember(body, func(key, val []byte) {
 		switch string(key) {
 		case modelKey:
-			if s := unquote(val); s != "" {
+			if s := jsonscan.Unquote(val); s != "" {
 				model = s
 			}
 		case usageKey:
-			eachMember(val, usage.member)
+			jsonscan.EachMember(val, usage.Member)
 		}
 	})
 	return model, true
 }
 
-// memberSink takes the members of a usage object one by one.
-type memberSink interface{ member(key, val []byte) }
-
-// eachMember calls f with the unquoted key and raw value of every member of
-// obj, which must be valid JSON (anything but an object yields no calls).
-func eachMember(obj []byte, f func(key, val []byte)) {
-	i := skipWS(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return
-	}
-	pos, first := i+1, true
-	for {
-		m, next, done, ok := nextMember(obj, pos, first)
-		if !ok || done {
-			return
-		}
-		f(keyName(m.key), obj[m.start:m.end])
-		pos, first = next, false
-	}
-}
-
-func (u *openAIUsage) member(key, val []byte) {
-	switch string(key) {
-	case "prompt_tokens":
-		_ = u.PromptTokens.UnmarshalJSON(val)
-	case "completion_tokens":
-		_ = u.CompletionTokens.UnmarshalJSON(val)
-	case "total_tokens":
-		_ = u.TotalTokens.UnmarshalJSON(val)
-	case "input_tokens":
-		_ = u.InputTokens.UnmarshalJSON(val)
-	case "output_tokens":
-		_ = u.OutputTokens.UnmarshalJSON(val)
-	case "prompt_tokens_details":
-		eachMember(val, func(k, v []byte) {
-			if string(k) == "cached_tokens" {
-				_ = u.PromptTokensDetails.CachedTokens.UnmarshalJSON(v)
-			}
-		})
-	case "input_tokens_details":
-		eachMember(val, func(k, v []byte) {
-			if string(k) == "cached_tokens" {
-				_ = u.InputTokensDetails.CachedTokens.UnmarshalJSON(v)
-			}
-		})
-	}
-}
-
-func (a *anthropicUsage) member(key, val []byte) {
-	switch string(key) {
-	case "input_tokens":
-		_ = a.InputTokens.UnmarshalJSON(val)
-	case "output_tokens":
-		_ = a.OutputTokens.UnmarshalJSON(val)
-	case "cache_creation_input_tokens":
-		_ = a.CacheCreationInputTokens.UnmarshalJSON(val)
-	case "cache_read_input_tokens":
-		_ = a.CacheReadInputTokens.UnmarshalJSON(val)
-	}
-}
-
-func (g *geminiUsage) member(key, val []byte) {
-	switch string(key) {
-	case "promptTokenCount":
-		_ = g.PromptTokenCount.UnmarshalJSON(val)
-	case "candidatesTokenCount":
-		_ = g.CandidatesTokenCount.UnmarshalJSON(val)
-	case "totalTokenCount":
-		_ = g.TotalTokenCount.UnmarshalJSON(val)
-	case "cachedContentTokenCount":
-		_ = g.CachedContentTokenCount.UnmarshalJSON(val)
-	case "thoughtsTokenCount":
-		_ = g.ThoughtsTokenCount.UnmarshalJSON(val)
-	case "toolUsePromptTokenCount":
-		_ = g.ToolUsePromptTokenCount.UnmarshalJSON(val)
-	}
-}
-
-// geminiResponse is the subset of a GenerateContentResponse needed for a
-// non-streamed body.
-type geminiResponse struct {
-	ModelVersion  string      `json:"modelVersion"`
-	UsageMetadata geminiUsage `json:"usageMetadata"`
-}
-
-func geminiFromJSON(body []byte) Usage {
-	i := skipWS(body, 0)
-	if i < len(body) && body[i] == '[' {
-		var rs []geminiResponse
-		if !decode(body, &rs) {
-			return Usage{}
-		}
-		var model string
-		var last geminiUsage
-		for k := range rs {
-			if rs[k].ModelVersion != "" {
-				model = rs[k].ModelVersion
-			}
-			if rs[k].UsageMetadata.present() {
-				last = rs[k].UsageMetadata
-			}
-		}
-		return last.usage(model)
-	}
-	var u geminiUsage
-	model, ok := topLevel(body, "modelVersion", "usageMetadata", &u)
-	if !ok {
-		return Usage{}
-	}
-	return u.usage(model)
-}
-
-// decode unmarshals data into v and reports whether v may be used. Type
+// Decode unmarshals data into v and reports whether v may be used. Type
 // mismatches in fields that do not matter (e.g. a numeric "model") leave the
 // other fields decoded, so they are tolerated; syntax errors are not.
-func decode(data []byte, v any) bool {
+func Decode(data []byte, v any) bool {
 	err := json.Unmarshal(data, v)
 	if err == nil {
 		return true
@@ -220,10 +82,10 @@ func decode(data []byte, v any) bool {
 	return errors.As(err, &te)
 }
 
-// count is one usage counter as reported by a provider: absent (null or
+// Count is one usage counter as reported by a provider: absent (null or
 // missing), set to a valid non-negative integer, or bad (reported but not a
 // usable token count).
-type count struct {
+type Count struct {
 	v   int64
 	set bool
 	bad bool
@@ -231,8 +93,8 @@ type count struct {
 
 // UnmarshalJSON never fails, so that one odd counter cannot abort decoding of
 // the rest of the payload; it records bad instead.
-func (c *count) UnmarshalJSON(b []byte) error {
-	*c = count{}
+func (c *Count) UnmarshalJSON(b []byte) error {
+	*c = Count{}
 	if string(b) == "null" {
 		return nil
 	}
@@ -245,8 +107,11 @@ func (c *count) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// reported reports whether the provider sent the counter at all.
-func (c count) reported() bool { return c.set || c.bad }
+// Read sets c from a raw JSON value (UnmarshalJSON without the error).
+func (c *Count) Read(b []byte) { _ = c.UnmarshalJSON(b) }
+
+// Reported reports whether the provider sent the counter at all.
+func (c Count) Reported() bool { return c.set || c.bad }
 
 // parseCount parses a non-negative integer token count. Integral values in
 // exponent or fractional notation ("12.0", "1e3") are accepted; negative,
@@ -292,9 +157,9 @@ func satAdd(a, b int64) int64 {
 	return a + b
 }
 
-// sum combines counters that make up one Usage field.
-func sum(cs ...count) count {
-	var r count
+// Sum combines counters that make up one Usage field.
+func Sum(cs ...Count) Count {
+	var r Count
 	for _, c := range cs {
 		r.v = satAdd(r.v, c.v)
 		r.set = r.set || c.set
@@ -303,18 +168,18 @@ func sum(cs ...count) count {
 	return r
 }
 
-// firstReported returns a if the provider sent it, else b.
-func firstReported(a, b count) count {
-	if a.reported() {
+// FirstReported returns a if the provider sent it, else b.
+func FirstReported(a, b Count) Count {
+	if a.Reported() {
 		return a
 	}
 	return b
 }
 
-// makeUsage applies the common rules: unknown unless prompt or completion
+// MakeUsage applies the common rules: unknown unless prompt or completion
 // counts were reported and every counter used is valid; total falls back to
-// prompt+completion when the provider omitted it.
-func makeUsage(model string, prompt, completion, total, cached count) Usage {
+// prompt+completion when the provider omitted it (pass a zero Count).
+func MakeUsage(model string, prompt, completion, total, cached Count) Usage {
 	u := Usage{Model: model}
 	if prompt.bad || completion.bad || total.bad || cached.bad {
 		return u
@@ -334,118 +199,34 @@ func makeUsage(model string, prompt, completion, total, cached count) Usage {
 	return u
 }
 
-// openAIUsage covers chat completions / legacy completions / embeddings
-// (prompt_tokens, completion_tokens) and the Responses API (input_tokens,
-// output_tokens). Reasoning tokens are already part of completion/output
-// tokens and are not added again.
-type openAIUsage struct {
-	PromptTokens        count `json:"prompt_tokens"`
-	CompletionTokens    count `json:"completion_tokens"`
-	TotalTokens         count `json:"total_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens count `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	InputTokens        count `json:"input_tokens"`
-	OutputTokens       count `json:"output_tokens"`
-	InputTokensDetails struct {
-		CachedTokens count `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-}
+// StringSink decodes a JSON string into *Dst, allocating only when the value
+// differs from what Dst already holds; empty strings and null leave Dst alone.
+type StringSink struct{ Dst *string }
 
-func (u *openAIUsage) present() bool {
-	return u.PromptTokens.reported() || u.CompletionTokens.reported() || u.TotalTokens.reported() ||
-		u.InputTokens.reported() || u.OutputTokens.reported()
-}
-
-func (u *openAIUsage) usage(model string) Usage {
-	return makeUsage(model,
-		firstReported(u.PromptTokens, u.InputTokens),
-		firstReported(u.CompletionTokens, u.OutputTokens),
-		u.TotalTokens,
-		firstReported(u.PromptTokensDetails.CachedTokens, u.InputTokensDetails.CachedTokens))
-}
-
-// anthropicUsage is the Messages API usage object. input_tokens excludes
-// cache reads and cache writes, so prompt tokens are the sum of all three.
-type anthropicUsage struct {
-	InputTokens              count `json:"input_tokens"`
-	OutputTokens             count `json:"output_tokens"`
-	CacheCreationInputTokens count `json:"cache_creation_input_tokens"`
-	CacheReadInputTokens     count `json:"cache_read_input_tokens"`
-}
-
-// merge overwrites the counters that src reports. Stream counters are
-// cumulative, so the latest reported value of each wins.
-func (a *anthropicUsage) merge(src *anthropicUsage) {
-	if src.InputTokens.reported() {
-		a.InputTokens = src.InputTokens
-	}
-	if src.OutputTokens.reported() {
-		a.OutputTokens = src.OutputTokens
-	}
-	if src.CacheCreationInputTokens.reported() {
-		a.CacheCreationInputTokens = src.CacheCreationInputTokens
-	}
-	if src.CacheReadInputTokens.reported() {
-		a.CacheReadInputTokens = src.CacheReadInputTokens
-	}
-}
-
-func (a *anthropicUsage) usage(model string) Usage {
-	prompt := sum(a.InputTokens, a.CacheCreationInputTokens, a.CacheReadInputTokens)
-	return makeUsage(model, prompt, a.OutputTokens, count{}, a.CacheReadInputTokens)
-}
-
-// geminiUsage is GenerateContentResponse.usageMetadata. promptTokenCount
-// already includes cachedContentTokenCount. Thinking tokens are billed as
-// output and tool-use prompt tokens as input, so they are added to
-// completion and prompt respectively (totalTokenCount already includes both).
-type geminiUsage struct {
-	PromptTokenCount        count `json:"promptTokenCount"`
-	CandidatesTokenCount    count `json:"candidatesTokenCount"`
-	TotalTokenCount         count `json:"totalTokenCount"`
-	CachedContentTokenCount count `json:"cachedContentTokenCount"`
-	ThoughtsTokenCount      count `json:"thoughtsTokenCount"`
-	ToolUsePromptTokenCount count `json:"toolUsePromptTokenCount"`
-}
-
-func (g *geminiUsage) present() bool {
-	return g.PromptTokenCount.reported() || g.CandidatesTokenCount.reported() || g.TotalTokenCount.reported() ||
-		g.CachedContentTokenCount.reported() || g.ThoughtsTokenCount.reported() || g.ToolUsePromptTokenCount.reported()
-}
-
-func (g *geminiUsage) usage(model string) Usage {
-	prompt := sum(g.PromptTokenCount, g.ToolUsePromptTokenCount)
-	completion := sum(g.CandidatesTokenCount, g.ThoughtsTokenCount)
-	return makeUsage(model, prompt, completion, g.TotalTokenCount, g.CachedContentTokenCount)
-}
-
-// stringSink decodes a JSON string into *dst, allocating only when the value
-// differs from what dst already holds; empty strings and null leave dst alone.
-type stringSink struct{ dst *string }
-
-func (s *stringSink) UnmarshalJSON(b []byte) error {
-	if s.dst == nil || len(b) < 3 || b[0] != '"' || b[len(b)-1] != '"' {
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *StringSink) UnmarshalJSON(b []byte) error {
+	if s.Dst == nil || len(b) < 3 || b[0] != '"' || b[len(b)-1] != '"' {
 		return nil
 	}
 	inner := b[1 : len(b)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
-		if string(inner) != *s.dst {
-			*s.dst = string(inner)
+		if string(inner) != *s.Dst {
+			*s.Dst = string(inner)
 		}
 		return nil
 	}
 	var v string
 	if json.Unmarshal(b, &v) == nil && v != "" {
-		*s.dst = v
+		*s.Dst = v
 	}
 	return nil
 }
 
-// flag records whether a JSON string field is present and non-empty.
-type flag bool
+// Flag records whether a JSON string field is present and non-empty.
+type Flag bool
 
-func (f *flag) UnmarshalJSON(b []byte) error {
+// UnmarshalJSON implements json.Unmarshaler.
+func (f *Flag) UnmarshalJSON(b []byte) error {
 	*f = len(b) > 2 && b[0] == '"'
 	return nil
 }

@@ -8,18 +8,13 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"trueportai/services/gateway/internal/provider"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
 )
-
-// Provider is a tenant's settings for one upstream provider.
-type Provider struct {
-	APIKey  string
-	BaseURL string
-}
 
 // Tenant is the gateway's read-only view of a tenant (immutable once cached).
 type Tenant struct {
@@ -32,7 +27,7 @@ type Tenant struct {
 	MaxRPMPerKey       int64
 	DefaultRPM         int64
 	AllowedModels      []string
-	Providers          map[string]Provider
+	Providers          map[string]provider.Credential
 	LogRequestBodies   bool
 	LogResponseBodies  bool
 	RedactLoggedBodies bool
@@ -48,13 +43,13 @@ func fromProto(tc *platformv1.TenantContext, now time.Time) *Tenant {
 		ID: tc.GetTenantId(), Slug: tc.GetSlug(), Status: tc.GetStatus(), PlanID: tc.GetPlanId(),
 		MonthlyRequests: tc.GetLimits().GetMonthlyRequests(), MaxAPIKeys: tc.GetLimits().GetMaxApiKeys(),
 		MaxRPMPerKey: tc.GetLimits().GetMaxRpmPerKey(), DefaultRPM: tc.GetDefaultRpm(), AllowedModels: tc.GetAllowedModels(),
-		Providers:        make(map[string]Provider, len(tc.GetProviders())),
+		Providers:        make(map[string]provider.Credential, len(tc.GetProviders())),
 		LogRequestBodies: tc.GetStorage().GetLogRequestBodies(), LogResponseBodies: tc.GetStorage().GetLogResponseBodies(),
 		RedactLoggedBodies: tc.GetStorage().GetRedactLoggedBodies(), RetentionDays: tc.GetStorage().GetRetentionDays(),
 		FetchedAt: now,
 	}
 	for name, p := range tc.GetProviders() {
-		t.Providers[name] = Provider{APIKey: p.GetApiKey(), BaseURL: p.GetBaseUrl()}
+		t.Providers[name] = provider.Credential{APIKey: p.GetApiKey(), BaseURL: p.GetBaseUrl()}
 	}
 	return t
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"trueportai/services/gateway/internal/metering"
 )
 
 func benchRules() []Rule {
@@ -55,7 +53,7 @@ func BenchmarkEvaluate10Rules4KB(b *testing.B) {
 		matches bool
 	}{{"no-matches", false}, {"few-matches", true}} {
 		body := benchBody(tc.matches)
-		in := Input{Provider: metering.OpenAI, Env: "production", KeyID: "k1", Body: body}
+		in := Input{Provider: pOpenAI, Env: "production", KeyID: "k1", Body: body}
 		res := set.Evaluate(in)
 		if tc.matches != (len(res.Violations) > 0) {
 			b.Fatalf("%s: violations %+v", tc.name, res.Violations)

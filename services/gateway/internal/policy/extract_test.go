@@ -6,12 +6,10 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"trueportai/services/gateway/internal/metering"
 )
 
 // extracted returns the extracted segments (and which are system text).
-func extracted(p metering.Provider, dir direction, body string) (texts []string, system []bool, raw bool) {
+func extracted(p Format, dir direction, body string) (texts []string, system []bool, raw bool) {
 	st := &evalState{}
 	st.reset(&Input{Provider: p, Body: []byte(body)}, dir, defaultLexicon)
 	st.ensureText()
@@ -25,58 +23,62 @@ func extracted(p metering.Provider, dir direction, body string) (texts []string,
 func TestExtraction(t *testing.T) {
 	cases := []struct {
 		name   string
-		p      metering.Provider
+		p      Format
 		dir    direction
 		body   string
 		want   []string
 		system []int // indexes of system segments
 	}{
-		{"openai chat string+parts+tool", metering.OpenAI, dirRequest,
+		{"openai chat string+parts+tool", pOpenAI, dirRequest,
 			`{"model":"gpt-4o","messages":[{"role":"system","content":"sys"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,QUtJQQ=="}}]},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c","content":"result"},{"role":"user","name":"bob","content":"bye"}]}`,
 			[]string{"sys", "hi", "result", "bye"}, []int{0}},
-		{"openai tool content parts", metering.Azure, dirRequest,
+		{"openai tool content parts", pAzure, dirRequest,
 			`{"messages":[{"role":"tool","tool_call_id":"c","content":[{"type":"text","text":"part1"},{"type":"text","text":"part2"}]}]}`,
 			[]string{"part1", "part2"}, nil},
-		{"legacy prompt", metering.OpenAI, dirRequest, `{"model":"gpt-3.5-turbo-instruct","prompt":"say hi","max_tokens":5}`, []string{"say hi"}, nil},
-		{"legacy prompt array", metering.OpenAI, dirRequest, `{"prompt":["a","b"]}`, []string{"a", "b"}, nil},
-		{"embeddings string", metering.OpenAI, dirRequest, `{"model":"text-embedding-3-small","input":"embed me"}`, []string{"embed me"}, nil},
-		{"embeddings array and tokens", metering.OpenAI, dirRequest, `{"input":["x","y"]}`, []string{"x", "y"}, nil},
-		{"embeddings token ids", metering.OpenAI, dirRequest, `{"input":[[1,2,3]]}`, nil, nil},
-		{"responses api", metering.OpenAI, dirRequest,
+		{"legacy prompt", pOpenAI, dirRequest, `{"model":"gpt-3.5-turbo-instruct","prompt":"say hi","max_tokens":5}`, []string{"say hi"}, nil},
+		{"legacy prompt array", pOpenAI, dirRequest, `{"prompt":["a","b"]}`, []string{"a", "b"}, nil},
+		{"embeddings string", pOpenAI, dirRequest, `{"model":"text-embedding-3-small","input":"embed me"}`, []string{"embed me"}, nil},
+		{"embeddings array and tokens", pOpenAI, dirRequest, `{"input":["x","y"]}`, []string{"x", "y"}, nil},
+		{"embeddings token ids", pOpenAI, dirRequest, `{"input":[[1,2,3]]}`, nil, nil},
+		{"responses api", pOpenAI, dirRequest,
 			`{"model":"gpt-4.1","instructions":"be brief","input":[{"role":"developer","content":"dev says"},{"role":"user","content":[{"type":"input_text","text":"question"},{"type":"input_image","image_url":"https://x/y.png"}]},{"type":"function_call_output","call_id":"c","output":"tool out"}]}`,
 			[]string{"be brief", "dev says", "question", "tool out"}, []int{0, 1}},
-		{"responses api string input", metering.OpenAI, dirRequest, `{"input":"just text","instructions":"sys"}`, []string{"just text", "sys"}, []int{1}},
-		{"anthropic", metering.Anthropic, dirRequest,
+		{"responses api string input", pOpenAI, dirRequest, `{"input":"just text","instructions":"sys"}`, []string{"just text", "sys"}, []int{1}},
+		{"anthropic", pAnthropic, dirRequest,
 			`{"model":"claude-sonnet-4","max_tokens":1024,"system":[{"type":"text","text":"sys block","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"plain"},{"role":"assistant","content":[{"type":"text","text":"thinking out loud"},{"type":"tool_use","id":"t","name":"f","input":{"q":"not text"}}]},{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"tool string"},{"type":"tool_result","tool_use_id":"u","content":[{"type":"text","text":"tool block"}]},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}`,
 			[]string{"sys block", "plain", "thinking out loud", "tool string", "tool block"}, []int{0}},
-		{"anthropic system string", metering.Anthropic, dirRequest, `{"system":"s","messages":[]}`, []string{"s"}, []int{0}},
-		{"gemini", metering.Google, dirRequest,
+		{"anthropic system string", pAnthropic, dirRequest, `{"system":"s","messages":[]}`, []string{"s"}, []int{0}},
+		{"gemini", pGoogle, dirRequest,
 			`{"systemInstruction":{"parts":[{"text":"sys"}]},"contents":[{"role":"user","parts":[{"text":"a"},{"inlineData":{"mimeType":"image/png","data":"AAAA"}}]},{"role":"model","parts":[{"text":"b"}]}],"generationConfig":{"maxOutputTokens":100}}`,
 			[]string{"sys", "a", "b"}, []int{0}},
-		{"gemini function response (deep)", metering.Google, dirRequest,
+		{"gemini function response (deep)", pGoogle, dirRequest,
 			`{"contents":[{"role":"function","parts":[{"functionResponse":{"name":"search","response":{"results":[{"title":"t1","score":0.5,"body":{"text":"b1","tags":["x"]}}],"note":"n"}}}]}]}`,
 			[]string{"t1", "b1", "x", "n"}, nil},
-		{"anthropic document text", metering.Anthropic, dirRequest,
+		{"anthropic document text", pAnthropic, dirRequest,
 			`{"messages":[{"role":"user","content":[{"type":"document","source":{"type":"content","content":[{"type":"text","text":"doc"}]}},{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0"}}]}]}`,
 			[]string{"doc"}, nil},
-		{"gemini snake case + embed", metering.Google, dirRequest,
+		{"gemini snake case + embed", pGoogle, dirRequest,
 			`{"system_instruction":{"parts":[{"text":"sys"}]},"content":{"parts":[{"text":"emb"}]}}`,
 			[]string{"sys", "emb"}, []int{0}},
-		{"openai response", metering.OpenAI, dirResponse,
+		{"openai response", pOpenAI, dirResponse,
 			`{"id":"x","choices":[{"index":0,"message":{"role":"assistant","content":"answer"}},{"index":1,"text":"legacy"}],"usage":{"prompt_tokens":1}}`,
 			[]string{"answer", "legacy"}, nil},
-		{"openai responses api output", metering.OpenAI, dirResponse,
+		{"openai responses api output", pOpenAI, dirResponse,
 			`{"output":[{"type":"message","content":[{"type":"output_text","text":"out"}]}]}`, []string{"out"}, nil},
-		{"anthropic response", metering.Anthropic, dirResponse,
+		{"anthropic response", pAnthropic, dirResponse,
 			`{"content":[{"type":"text","text":"hello"},{"type":"tool_use","input":{"text":"no"}}]}`, []string{"hello"}, nil},
-		{"gemini response", metering.Google, dirResponse,
+		{"gemini response", pGoogle, dirResponse,
 			`{"candidates":[{"content":{"parts":[{"text":"g1"},{"text":"g2"}]}}]}`, []string{"g1", "g2"}, nil},
-		{"gemini response array", metering.Google, dirResponse,
+		{"gemini response array", pGoogle, dirResponse,
 			`[{"candidates":[{"content":{"parts":[{"text":"c1"}]}}]},{"candidates":[{"content":{"parts":[{"text":"c2"}]}}]}]`, []string{"c1", "c2"}, nil},
-		{"request paths not used for responses", metering.OpenAI, dirResponse, `{"messages":[{"role":"user","content":"x"}]}`, nil, nil},
-		{"unknown provider: union", "", dirRequest, `{"contents":[{"parts":[{"text":"g"}]}],"messages":[{"role":"user","content":"o"}]}`, []string{"g", "o"}, nil},
-		{"escapes", metering.OpenAI, dirRequest, `{"messages":[{"role":"user","cont\u0065nt":"a\u0041\n\"q\" \ud83d\ude00 \ud800 é\/"}]}`, []string{"aA\n\"q\" 😀 \uFFFD é/"}, nil},
-		{"role escaped", metering.OpenAI, dirRequest, `{"messages":[{"role":"syst\u0065m","content":"s"}]}`, []string{"s"}, []int{0}},
+		{"request paths not used for responses", pOpenAI, dirResponse, `{"messages":[{"role":"user","content":"x"}]}`, nil, nil},
+		{"escapes", pOpenAI, dirRequest, `{"messages":[{"role":"user","cont\u0065nt":"a\u0041\n\"q\" \ud83d\ude00 \ud800 é\/"}]}`, []string{"aA\n\"q\" 😀 \uFFFD é/"}, nil},
+		{"role escaped", pOpenAI, dirRequest, `{"messages":[{"role":"syst\u0065m","content":"s"}]}`, []string{"s"}, []int{0}},
+	}
+	// Without a wire format every string value is text (nothing escapes).
+	body := `{"contents":[{"parts":[{"text":"g"}]}],"messages":[{"role":"user","content":"o"}],"n":1}`
+	if texts, _, raw := extracted(nil, dirRequest, body); raw || !reflect.DeepEqual(texts, []string{"g", "user", "o"}) {
+		t.Errorf("no provider: raw=%v texts=%q", raw, texts)
 	}
 	for _, c := range cases {
 		texts, system, raw := extracted(c.p, c.dir, c.body)
@@ -102,16 +104,16 @@ func TestExtraction(t *testing.T) {
 
 func TestExtractionMaxTokensAndModel(t *testing.T) {
 	for _, c := range []struct {
-		p     metering.Provider
+		p     Format
 		body  string
 		field string
 		v     float64
 		model string
 	}{
-		{metering.OpenAI, `{"model":"gpt-4o","max_tokens":100,"max_completion_tokens":2000}`, "max_completion_tokens", 2000, "gpt-4o"},
-		{metering.OpenAI, `{"model":"gpt-4.1","max_output_tokens":3e3}`, "max_output_tokens", 3000, "gpt-4.1"},
-		{metering.Anthropic, `{"model":"claude-x","max_tokens":4096,"metadata":{"max_tokens":9999999}}`, "max_tokens", 4096, "claude-x"},
-		{metering.Google, `{"generationConfig":{"temperature":1,"maxOutputTokens":8192}}`, "maxOutputTokens", 8192, ""},
+		{pOpenAI, `{"model":"gpt-4o","max_tokens":100,"max_completion_tokens":2000}`, "max_completion_tokens", 2000, "gpt-4o"},
+		{pOpenAI, `{"model":"gpt-4.1","max_output_tokens":3e3}`, "max_output_tokens", 3000, "gpt-4.1"},
+		{pAnthropic, `{"model":"claude-x","max_tokens":4096,"metadata":{"max_tokens":9999999}}`, "max_tokens", 4096, "claude-x"},
+		{pGoogle, `{"generationConfig":{"temperature":1,"maxOutputTokens":8192}}`, "maxOutputTokens", 8192, ""},
 	} {
 		st := &evalState{}
 		st.reset(&Input{Provider: c.p, Body: []byte(c.body)}, dirRequest, defaultLexicon)
@@ -132,7 +134,7 @@ func TestScannerMatchesEncodingJSON(t *testing.T) {
 		`{"messages":[{"content":"x"}]`, `1e400`, `{"a":-}`, `[-01]`, `[.5]`, `["a",]`,
 	} {
 		st := &evalState{}
-		got := st.parseJSON([]byte(s), trieAnyReq)
+		got := st.parseJSON([]byte(s), pOpenAI.TextPaths(false))
 		if got != json.Valid([]byte(s)) {
 			t.Errorf("%q: scanner %v, encoding/json %v", s, got, !got)
 		}
@@ -142,7 +144,7 @@ func TestScannerMatchesEncodingJSON(t *testing.T) {
 func TestInvalidJSONScannedRaw(t *testing.T) {
 	set := mustCompile(t, rule("pii", TypePII, ActionRedact, map[string]any{"kinds": []string{"email"}}))
 	body := []byte(`not json: contact a.b@example.com`)
-	r := set.Evaluate(Input{Provider: metering.OpenAI, Body: body})
+	r := set.Evaluate(Input{Provider: pOpenAI, Body: body})
 	if !r.Redacted || string(r.Body) != `not json: contact [REDACTED:EMAIL]` {
 		t.Fatalf("got %q", r.Body)
 	}
@@ -150,7 +152,7 @@ func TestInvalidJSONScannedRaw(t *testing.T) {
 
 // roundTrip redacts body and checks: valid JSON, secrets gone, and the
 // output equals the input with exactly the expected substrings replaced.
-func roundTrip(t *testing.T, p metering.Provider, dir string, body string, repl map[string]string) {
+func roundTrip(t *testing.T, p Format, dir string, body string, repl map[string]string) {
 	t.Helper()
 	set := mustCompile(t,
 		rule("pii", TypePII, ActionRedact, nil),
@@ -186,33 +188,33 @@ func TestRedactionRoundTripPerProvider(t *testing.T) {
 	rep := map[string]string{email: "[REDACTED:EMAIL]", card: "[REDACTED:CREDIT_CARD]", key: "[REDACTED:OPENAI_KEY]"}
 
 	// OpenAI chat: big numbers, unknown fields, odd whitespace are kept byte for byte.
-	roundTrip(t, metering.OpenAI, "", `{"model":"gpt-4o", "seed": 12345678901234567890, "temperature":0.70000000000000001,
+	roundTrip(t, pOpenAI, "", `{"model":"gpt-4o", "seed": 12345678901234567890, "temperature":0.70000000000000001,
  "messages":[{"role":"system","content":"You help."},{"role":"user","content":[{"type":"text","text":"mail `+email+` card `+card+`"},{"type":"image_url","image_url":{"url":"https://img/`+email+`"}}]},
   {"role":"tool","tool_call_id":"c","content":"key=`+key+`"}],"x_unknown":{"nested":[1.5e300,true,null]},"user":"`+email+`-not-text"}`,
 		map[string]string{"mail " + email: "mail [REDACTED:EMAIL]", card: rep[card], "key=" + key: "key=[REDACTED:OPENAI_KEY]"})
 
-	roundTrip(t, metering.Azure, "", `{"messages":[{"role":"user","content":"`+email+`"}],"max_tokens":10}`, map[string]string{`"` + email + `"`: `"[REDACTED:EMAIL]"`})
+	roundTrip(t, pAzure, "", `{"messages":[{"role":"user","content":"`+email+`"}],"max_tokens":10}`, map[string]string{`"` + email + `"`: `"[REDACTED:EMAIL]"`})
 
-	roundTrip(t, metering.Anthropic, "", `{"model":"claude-sonnet-4","max_tokens":1024,"system":[{"type":"text","text":"Owner: `+email+`"}],
+	roundTrip(t, pAnthropic, "", `{"model":"claude-sonnet-4","max_tokens":1024,"system":[{"type":"text","text":"Owner: `+email+`"}],
 "messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"card `+card+`"},{"type":"text","text":"`+key+`"}]}]}`,
 		map[string]string{"Owner: " + email: "Owner: [REDACTED:EMAIL]", card: rep[card], `"` + key + `"`: `"[REDACTED:OPENAI_KEY]"`})
 
-	roundTrip(t, metering.Google, "", `{"contents":[{"role":"user","parts":[{"text":"card `+card+` and `+email+`"}]}],"systemInstruction":{"parts":[{"text":"`+key+`"}]},"generationConfig":{"maxOutputTokens":256,"topP":0.95}}`,
+	roundTrip(t, pGoogle, "", `{"contents":[{"role":"user","parts":[{"text":"card `+card+` and `+email+`"}]}],"systemInstruction":{"parts":[{"text":"`+key+`"}]},"generationConfig":{"maxOutputTokens":256,"topP":0.95}}`,
 		map[string]string{card: rep[card], "and " + email: "and [REDACTED:EMAIL]", `"` + key + `"`: `"[REDACTED:OPENAI_KEY]"`})
 
 	// responses
-	roundTrip(t, metering.OpenAI, DirectionResponse, `{"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"Sure: `+email+`"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":12}}`,
+	roundTrip(t, pOpenAI, DirectionResponse, `{"id":"chatcmpl-1","choices":[{"index":0,"message":{"role":"assistant","content":"Sure: `+email+`"},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":12}}`,
 		map[string]string{"Sure: " + email: "Sure: [REDACTED:EMAIL]"})
-	roundTrip(t, metering.Anthropic, DirectionResponse, `{"id":"msg_1","type":"message","content":[{"type":"text","text":"`+card+`"}],"usage":{"input_tokens":3}}`,
+	roundTrip(t, pAnthropic, DirectionResponse, `{"id":"msg_1","type":"message","content":[{"type":"text","text":"`+card+`"}],"usage":{"input_tokens":3}}`,
 		map[string]string{card: rep[card]})
-	roundTrip(t, metering.Google, DirectionResponse, `{"candidates":[{"content":{"parts":[{"text":"`+email+`"}],"role":"model"}}],"usageMetadata":{"totalTokenCount":5}}`,
+	roundTrip(t, pGoogle, DirectionResponse, `{"candidates":[{"content":{"parts":[{"text":"`+email+`"}],"role":"model"}}],"usageMetadata":{"totalTokenCount":5}}`,
 		map[string]string{`"` + email + `"`: `"[REDACTED:EMAIL]"`})
 }
 
 func TestRedactionWithEscapes(t *testing.T) {
 	set := mustCompile(t, rule("pii", TypePII, ActionRedact, map[string]any{"kinds": []string{"email"}}))
 	body := `{"messages":[{"role":"user","content":"line1\nmail: a@b.com \u00e9 \"q\" \u2028 tab\t<>&"}],"n":1.0}`
-	r := set.Evaluate(Input{Provider: metering.OpenAI, Body: []byte(body)})
+	r := set.Evaluate(Input{Provider: pOpenAI, Body: []byte(body)})
 	if !r.Redacted || !json.Valid(r.Body) {
 		t.Fatalf("got %s", r.Body)
 	}
@@ -236,7 +238,7 @@ func TestRedactionWithEscapes(t *testing.T) {
 func TestRedactionInvalidUTF8(t *testing.T) {
 	set := mustCompile(t, rule("pii", TypePII, ActionRedact, map[string]any{"kinds": []string{"email"}}))
 	body := "{\"prompt\":\"\xff a@b.com\"}"
-	r := set.Evaluate(Input{Provider: metering.OpenAI, Body: []byte(body)})
+	r := set.Evaluate(Input{Provider: pOpenAI, Body: []byte(body)})
 	if string(r.Body) != `{"prompt":"\ufffd [REDACTED:EMAIL]"}` {
 		t.Fatalf("got %q", r.Body)
 	}
@@ -247,7 +249,7 @@ func TestRedactionSpanningSegments(t *testing.T) {
 	// is redacted in its own string.
 	set := mustCompile(t, rule("re", TypeRegex, ActionRedact, map[string]any{"pattern": `tail\nhead`}))
 	body := `{"messages":[{"role":"user","content":"a tail"},{"role":"user","content":"head b"}]}`
-	r := set.Evaluate(Input{Provider: metering.OpenAI, Body: []byte(body)})
+	r := set.Evaluate(Input{Provider: pOpenAI, Body: []byte(body)})
 	want := `{"messages":[{"role":"user","content":"a [REDACTED:REGEX]"},{"role":"user","content":"[REDACTED:REGEX] b"}]}`
 	if string(r.Body) != want {
 		t.Fatalf("got %s", r.Body)

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"trueportai/services/gateway/internal/textpath"
+
 	"bytes"
 	"encoding/json"
 	"io"
@@ -8,11 +10,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"trueportai/services/gateway/internal/metering"
 )
 
-var fuzzProviders = []metering.Provider{metering.OpenAI, metering.Anthropic, metering.Google, metering.Azure, ""}
+var fuzzProviders = []Format{pOpenAI, pAnthropic, pGoogle, pAzure, nil}
 
 func fuzzSeeds(f *testing.F) {
 	for _, s := range []string{
@@ -97,7 +97,7 @@ func FuzzExtract(f *testing.F) {
 		if !valid {
 			return
 		}
-		want, err := refExtract(body, trieFor(prov, dir))
+		want, err := refExtract(body, textPaths(prov, dir))
 		if err != nil {
 			t.Fatalf("reference: %v", err)
 		}
@@ -124,7 +124,7 @@ func replaceInvalid(s string) string {
 	return b.String()
 }
 
-func refExtract(body []byte, tr *ptrie) ([]string, error) {
+func refExtract(body []byte, tr *textpath.Trie) ([]string, error) {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.UseNumber()
 	type fr struct {
@@ -153,7 +153,7 @@ func refExtract(body []byte, tr *ptrie) ([]string, error) {
 				k := tok.(string)
 				next = -1
 				if top.node >= 0 {
-					next = tr.child(top.node, []byte(k))
+					next = tr.Child(top.node, []byte(k))
 				}
 				top.key = false
 				continue
@@ -166,14 +166,14 @@ func refExtract(body []byte, tr *ptrie) ([]string, error) {
 			}
 			next = -1
 			if stack[n-1].node >= 0 {
-				next = tr.nodes[stack[n-1].node].elem
+				next = tr.Elem(stack[n-1].node)
 			}
 		}
 		switch v := tok.(type) {
 		case json.Delim:
 			stack = append(stack, fr{node: next, arr: v == '[', key: v == '{'})
 		case string:
-			if next >= 0 && tr.nodes[next].flags&fText != 0 {
+			if next >= 0 && tr.Flags(next)&textpath.Text != 0 {
 				out = append(out, v)
 			}
 		}

@@ -1,6 +1,11 @@
 package policy
 
 import (
+	"trueportai/services/gateway/internal/provider/anthropic"
+	"trueportai/services/gateway/internal/provider/azure"
+	"trueportai/services/gateway/internal/provider/google"
+	"trueportai/services/gateway/internal/provider/openai"
+
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
@@ -131,3 +136,22 @@ func detect(k kind, text string) []string {
 	}
 	return out
 }
+
+// The providers' wire formats, as the proxy hands them to the engine.
+var (
+	pOpenAI    Format = openai.New("https://api.openai.test/v1")
+	pAnthropic Format = anthropic.New("https://api.anthropic.test/v1")
+	pGoogle    Format = google.New("https://generativelanguage.test/v1beta")
+	pAzure     Format = mustAzure()
+)
+
+func mustAzure() Format {
+	p, err := azure.New("https://{resource}.openai.azure.test/openai/deployments/{deployment}")
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// testProviders are the names a scope may list in validation tests.
+var testProviders = []string{"openai", "anthropic", "google", "azure"}

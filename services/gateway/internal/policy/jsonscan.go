@@ -3,11 +3,10 @@ package policy
 import (
 	"encoding/binary"
 	"strconv"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"trueportai/services/gateway/internal/metering"
+	"trueportai/services/gateway/internal/textpath"
 )
 
 // Text extraction walks the JSON body once with a strict, allocation-free
@@ -17,194 +16,6 @@ import (
 // buffer (joined with "\n"); their raw byte ranges in the body are kept so
 // that redaction can splice re-encoded strings back in, leaving every other
 // byte of the body untouched (numbers, key order, whitespace, unknown fields).
-
-// path flags
-const (
-	fText   uint8 = 1 << iota // string values here are text
-	fSystem                   // ... authored by the tenant (system prompt / instructions)
-	fMsg                      // objects here are messages with a "role"
-	fRole                     // string value is the role of the enclosing message
-	fModel                    // top-level model name
-	fMaxOut                   // requested output-token cap
-	fDeep                     // every string value in this subtree is text
-)
-
-type pnode struct {
-	name  string
-	keys  []string
-	kids  []int32
-	elem  int32 // node for array elements, -1 none
-	flags uint8
-}
-
-type ptrie struct{ nodes []pnode }
-
-type pathSpec struct {
-	path  string
-	flags uint8
-}
-
-func buildTrie(specs ...[]pathSpec) *ptrie {
-	t := &ptrie{nodes: []pnode{{elem: -1}}}
-	for _, list := range specs {
-		for _, sp := range list {
-			n := int32(0)
-			for _, part := range strings.Split(sp.path, ".") {
-				name := part
-				arrays := 0
-				for strings.HasSuffix(name, "[]") {
-					name = name[:len(name)-2]
-					arrays++
-				}
-				if name != "" {
-					n = t.key(n, name)
-				}
-				for ; arrays > 0; arrays-- {
-					if t.nodes[n].elem < 0 && t.nodes[n].flags&fDeep == 0 {
-						t.nodes = append(t.nodes, pnode{name: t.nodes[n].name, elem: -1})
-						t.nodes[n].elem = int32(len(t.nodes) - 1)
-					}
-					n = t.nodes[n].elem
-				}
-			}
-			t.nodes[n].flags |= sp.flags
-			if sp.flags&fDeep != 0 {
-				t.nodes[n].elem = n
-			}
-		}
-	}
-	return t
-}
-
-func (t *ptrie) key(n int32, name string) int32 {
-	for i, k := range t.nodes[n].keys {
-		if k == name {
-			return t.nodes[n].kids[i]
-		}
-	}
-	t.nodes = append(t.nodes, pnode{name: name, elem: -1})
-	c := int32(len(t.nodes) - 1)
-	t.nodes[n].keys = append(t.nodes[n].keys, name)
-	t.nodes[n].kids = append(t.nodes[n].kids, c)
-	return c
-}
-
-func (t *ptrie) child(n int32, key []byte) int32 {
-	nd := &t.nodes[n]
-	if nd.flags&fDeep != 0 {
-		return n
-	}
-	for i, k := range nd.keys {
-		if k == string(key) {
-			return nd.kids[i]
-		}
-	}
-	return -1
-}
-
-var (
-	openAIRequestPaths = []pathSpec{
-		// Chat Completions (also Azure): string content or content parts,
-		// including tool results (role "tool").
-		{"messages[]", fMsg},
-		{"messages[].role", fRole},
-		{"messages[].content", fText},
-		{"messages[].content[].text", fText},
-		// legacy Completions
-		{"prompt", fText},
-		{"prompt[]", fText},
-		// Embeddings (string or array of strings) and Responses API (string
-		// or items with content parts; function_call_output items).
-		{"input", fText},
-		{"input[]", fText | fMsg},
-		{"input[].role", fRole},
-		{"input[].content", fText},
-		{"input[].content[].text", fText},
-		{"input[].output", fText},
-		{"instructions", fText | fSystem},
-		{"model", fModel},
-		{"max_tokens", fMaxOut},
-		{"max_completion_tokens", fMaxOut},
-		{"max_output_tokens", fMaxOut},
-	}
-	anthropicRequestPaths = []pathSpec{
-		{"system", fText | fSystem},
-		{"system[].text", fText | fSystem},
-		{"messages[]", fMsg},
-		{"messages[].role", fRole},
-		{"messages[].content", fText},
-		{"messages[].content[].text", fText},
-		// tool_result blocks: string content or text blocks
-		{"messages[].content[].content", fText},
-		{"messages[].content[].content[].text", fText},
-		// document blocks with inline text content
-		{"messages[].content[].source.content[].text", fText},
-		{"model", fModel},
-		{"max_tokens", fMaxOut},
-	}
-	googleRequestPaths = []pathSpec{
-		{"contents[].parts[].text", fText},
-		// tool results are arbitrary JSON: every string value in them
-		{"contents[].parts[].functionResponse.response", fText | fDeep},
-		{"contents[].parts[].function_response.response", fText | fDeep},
-		{"systemInstruction.parts[].text", fText | fSystem},
-		{"system_instruction.parts[].text", fText | fSystem},
-		// embedContent / batchEmbedContents
-		{"content.parts[].text", fText},
-		{"requests[].content.parts[].text", fText},
-		{"generationConfig.maxOutputTokens", fMaxOut},
-		{"generation_config.max_output_tokens", fMaxOut},
-		{"model", fModel},
-	}
-	openAIResponsePaths = []pathSpec{
-		{"choices[].message.content", fText},
-		{"choices[].message.content[].text", fText},
-		{"choices[].text", fText},
-		{"output[].content[].text", fText}, // Responses API
-		{"model", fModel},
-	}
-	anthropicResponsePaths = []pathSpec{
-		{"content[].text", fText},
-		{"model", fModel},
-	}
-	googleResponsePaths = []pathSpec{
-		{"candidates[].content.parts[].text", fText},
-		{"[].candidates[].content.parts[].text", fText}, // non-SSE streamGenerateContent array
-	}
-
-	trieOpenAIReq    = buildTrie(openAIRequestPaths)
-	trieAnthropicReq = buildTrie(anthropicRequestPaths)
-	trieGoogleReq    = buildTrie(googleRequestPaths)
-	trieAnyReq       = buildTrie(openAIRequestPaths, anthropicRequestPaths, googleRequestPaths)
-	trieOpenAIResp   = buildTrie(openAIResponsePaths)
-	trieAnthResp     = buildTrie(anthropicResponsePaths)
-	trieGoogleResp   = buildTrie(googleResponsePaths)
-	trieAnyResp      = buildTrie(openAIResponsePaths, anthropicResponsePaths, googleResponsePaths)
-)
-
-// trieFor picks the extraction paths; an unknown provider gets the union.
-func trieFor(p metering.Provider, d direction) *ptrie {
-	if d == dirResponse {
-		switch p {
-		case metering.OpenAI, metering.Azure:
-			return trieOpenAIResp
-		case metering.Anthropic:
-			return trieAnthResp
-		case metering.Google:
-			return trieGoogleResp
-		}
-		return trieAnyResp
-	}
-	switch p {
-	case metering.OpenAI, metering.Azure:
-		return trieOpenAIReq
-	case metering.Anthropic:
-		return trieAnthropicReq
-	case metering.Google:
-		return trieGoogleReq
-	}
-	return trieAnyReq
-}
 
 // segment is one extracted string: its raw JSON literal in the body
 // (quotes included) and its decoded text in st.text.
@@ -223,7 +34,7 @@ type frame struct {
 
 // parseJSON extracts text along t. It returns false (with partial state)
 // when the body is not valid JSON.
-func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
+func (st *evalState) parseJSON(b []byte, t *textpath.Trie) bool {
 	const (
 		sValue = iota
 		sAfter
@@ -260,14 +71,14 @@ func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
 					st.stack = st.stack[:len(st.stack)-1]
 					state = sAfter
 				} else if node >= 0 {
-					node = t.nodes[node].elem
+					node = t.Elem(node)
 				}
 			case c == '"':
 				end, esc := scanString(b, i)
 				if end < 0 {
 					return false
 				}
-				if node >= 0 && t.nodes[node].flags != 0 {
+				if node >= 0 && t.Flags(node) != 0 {
 					st.onString(t, node, b, i, end, esc)
 				}
 				i = end
@@ -277,8 +88,8 @@ func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
 				if end < 0 {
 					return false
 				}
-				if node >= 0 && t.nodes[node].flags&fMaxOut != 0 {
-					st.onMaxOut(t.nodes[node].name, b[i:end])
+				if node >= 0 && t.Flags(node)&textpath.MaxOut != 0 {
+					st.onMaxOut(t.Name(node), b[i:end])
 				}
 				i = end
 				state = sAfter
@@ -319,7 +130,7 @@ func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
 				case ',':
 					node = -1
 					if top.node >= 0 {
-						node = t.nodes[top.node].elem
+						node = t.Elem(top.node)
 					}
 					state = sValue
 				case ']':
@@ -353,7 +164,7 @@ func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
 					st.keybuf = appendUnescaped(st.keybuf[:0], key)
 					key = st.keybuf
 				}
-				node = t.child(top, key)
+				node = t.Child(top, key)
 			}
 			i = skipWS(b, end)
 			if i >= n || b[i] != ':' {
@@ -365,20 +176,20 @@ func (st *evalState) parseJSON(b []byte, t *ptrie) bool {
 	}
 }
 
-func (st *evalState) closeObject(t *ptrie) {
+func (st *evalState) closeObject(t *textpath.Trie) {
 	f := st.stack[len(st.stack)-1]
 	st.stack = st.stack[:len(st.stack)-1]
-	if f.system && f.node >= 0 && t.nodes[f.node].flags&fMsg != 0 {
+	if f.system && f.node >= 0 && t.Flags(f.node)&textpath.Msg != 0 {
 		for j := f.segStart; j < len(st.segs); j++ {
 			st.segs[j].system = true
 		}
 	}
 }
 
-func (st *evalState) onString(t *ptrie, node int32, b []byte, start, end int, esc bool) {
-	f := t.nodes[node].flags
+func (st *evalState) onString(t *textpath.Trie, node int32, b []byte, start, end int, esc bool) {
+	f := t.Flags(node)
 	raw := b[start+1 : end-1]
-	if f&fText != 0 {
+	if f&textpath.Text != 0 {
 		if len(st.segs) > 0 {
 			st.text = append(st.text, '\n')
 		}
@@ -388,9 +199,9 @@ func (st *evalState) onString(t *ptrie, node int32, b []byte, start, end int, es
 		} else {
 			st.text = append(st.text, raw...)
 		}
-		st.segs = append(st.segs, segment{rawStart: start, rawEnd: end, textStart: ts, textEnd: len(st.text), system: f&fSystem != 0})
+		st.segs = append(st.segs, segment{rawStart: start, rawEnd: end, textStart: ts, textEnd: len(st.text), system: f&textpath.System != 0})
 	}
-	if f&fRole != 0 && len(st.stack) > 0 {
+	if f&textpath.Role != 0 && len(st.stack) > 0 {
 		v := raw
 		if esc {
 			st.keybuf = appendUnescaped(st.keybuf[:0], raw)
@@ -398,7 +209,7 @@ func (st *evalState) onString(t *ptrie, node int32, b []byte, start, end int, es
 		}
 		st.stack[len(st.stack)-1].system = string(v) == "system" || string(v) == "developer"
 	}
-	if f&fModel != 0 && len(st.stack) == 1 {
+	if f&textpath.Model != 0 && len(st.stack) == 1 {
 		// decoded lazily by modelName (usually Input.Model is set)
 		st.bodyModelAt, st.bodyModelEnd, st.bodyModelEsc = start+1, end-1, esc
 	}

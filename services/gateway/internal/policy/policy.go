@@ -6,7 +6,7 @@ import (
 	"sort"
 	"sync"
 
-	"trueportai/services/gateway/internal/metering"
+	"trueportai/services/gateway/internal/textpath"
 )
 
 // Rule types.
@@ -75,7 +75,9 @@ type Rule struct {
 
 // Input is one body to evaluate.
 type Input struct {
-	Provider metering.Provider
+	// Provider is the wire format of Body (its name is what scopes match);
+	// nil makes every string of a JSON body text.
+	Provider Format
 	Env      string
 	// Model is the requested model (from the body, the Gemini path or the
 	// Azure deployment). When empty, the top-level "model" field of the
@@ -157,10 +159,17 @@ func fieldErr(field, format string, args ...any) *FieldError {
 	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// Validate checks a rule on write. The error is a *FieldError.
-// Disabled rules are validated too.
-func Validate(r Rule) error {
-	_, err := compileRule(r)
+// Format is what the engine needs to know about a provider's wire format:
+// its name (for scopes) and where its bodies carry text.
+type Format interface {
+	Name() string
+	TextPaths(response bool) *textpath.Trie
+}
+
+// Validate checks a rule on write; providers are the names a scope may
+// list. The error is a *FieldError. Disabled rules are validated too.
+func Validate(r Rule, providers []string) error {
+	_, err := compileRule(r, providers)
 	if err != nil {
 		return err
 	}
@@ -206,7 +215,7 @@ func Compile(rules []Rule) (*Set, error) {
 		if !r.Enabled {
 			continue
 		}
-		cr, err := compileRule(r)
+		cr, err := compileRule(r, nil)
 		if err != nil {
 			return nil, fmt.Errorf("policy: rule %d (id %q): %w", i, r.ID, err)
 		}

@@ -5,11 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
-
-	"trueportai/services/gateway/internal/metering"
 )
 
 type ruleType uint8
@@ -78,7 +77,9 @@ type compiledRule struct {
 	maxOut, maxChars int64
 }
 
-func compileRule(r Rule) (*compiledRule, error) {
+// compileRule compiles one rule; with providers non-nil, a scope may only
+// name those (on write), otherwise any name is kept (stored rules).
+func compileRule(r Rule, providers []string) (*compiledRule, error) {
 	cr := &compiledRule{id: r.ID, name: r.Name, typeName: r.Type, actionName: r.Action, priority: r.Priority}
 
 	if strings.TrimSpace(r.Name) == "" {
@@ -151,7 +152,7 @@ func compileRule(r Rule) (*compiledRule, error) {
 		return nil, fieldErr("direction", "unknown direction %q (one of request, response, both)", r.Direction)
 	}
 
-	sc, err := compileScope(r.Scope)
+	sc, err := compileScope(r.Scope, providers)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +356,7 @@ func isASCII(s string) bool {
 
 type compiledScope struct {
 	envs      strSet
-	providers uint8 // bitmask; 0 = all
+	providers strSet // names; empty = all
 	models    []string
 	keyIDs    strSet
 }
@@ -402,21 +403,7 @@ func (s *strSet) has(v string) bool {
 	return false
 }
 
-func providerBit(p metering.Provider) uint8 {
-	switch p {
-	case metering.OpenAI:
-		return 1
-	case metering.Anthropic:
-		return 2
-	case metering.Google:
-		return 4
-	case metering.Azure:
-		return 8
-	}
-	return 0
-}
-
-func compileScope(sc Scope) (compiledScope, error) {
+func compileScope(sc Scope, known []string) (compiledScope, error) {
 	var c compiledScope
 	var err error
 	if c.envs, err = newStrSet("scope.envs", sc.Envs); err != nil {
@@ -425,12 +412,15 @@ func compileScope(sc Scope) (compiledScope, error) {
 	if c.keyIDs, err = newStrSet("scope.key_ids", sc.KeyIDs); err != nil {
 		return c, err
 	}
-	for _, p := range sc.Providers {
-		b := providerBit(metering.Provider(p))
-		if b == 0 {
-			return c, fieldErr("scope.providers", "unknown provider %q (one of openai, anthropic, google, azure)", p)
+	if c.providers, err = newStrSet("scope.providers", sc.Providers); err != nil {
+		return c, err
+	}
+	if known != nil {
+		for _, p := range sc.Providers {
+			if !slices.Contains(known, p) {
+				return c, fieldErr("scope.providers", "unknown provider %q (one of %s)", p, strings.Join(known, ", "))
+			}
 		}
-		c.providers |= b
 	}
 	if len(sc.Models) > MaxScopeEntries {
 		return c, fieldErr("scope.models", "at most %d entries", MaxScopeEntries)
@@ -453,7 +443,7 @@ func (c *compiledScope) match(st *evalState) bool {
 	if !c.envs.empty() && !c.envs.has(in.Env) {
 		return false
 	}
-	if c.providers != 0 && c.providers&providerBit(in.Provider) == 0 {
+	if !c.providers.empty() && (in.Provider == nil || !c.providers.has(in.Provider.Name())) {
 		return false
 	}
 	if !c.keyIDs.empty() && !c.keyIDs.has(in.KeyID) {

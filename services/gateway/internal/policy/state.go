@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"trueportai/services/gateway/internal/textpath"
+
 	"slices"
 	"unicode/utf8"
 )
@@ -108,7 +110,7 @@ func (st *evalState) ensureText() {
 	if len(b) == 0 {
 		return
 	}
-	if st.parseJSON(b, trieFor(st.in.Provider, st.dir)) {
+	if st.parseJSON(b, textPaths(st.in.Provider, st.dir)) {
 		return
 	}
 	st.raw = true
@@ -245,4 +247,17 @@ func (st *evalState) appendText(dst, s []byte) []byte {
 		return append(dst, s...)
 	}
 	return appendEscaped(dst, s)
+}
+
+// anyText makes every string value of a JSON body text: the paths for a
+// body whose wire format is unknown (nothing escapes a scan, and redaction
+// still re-encodes strings in place, keeping the JSON valid).
+var anyText = textpath.Compile([]textpath.Spec{{Path: "", Flags: textpath.Text | textpath.Deep}})
+
+// textPaths picks the provider's paths for the direction.
+func textPaths(f Format, d direction) *textpath.Trie {
+	if f == nil {
+		return anyText
+	}
+	return f.TextPaths(d == dirResponse)
 }

@@ -68,7 +68,7 @@ func TestValidateFieldErrors(t *testing.T) {
 		{"max_tokens fraction", cfg(TypeMaxTokens, `{"max_output_tokens":1.5}`), "config.max_output_tokens"},
 	}
 	for _, c := range cases {
-		err := Validate(c.r)
+		err := Validate(c.r, testProviders)
 		var fe *FieldError
 		if !errors.As(err, &fe) {
 			t.Errorf("%s: got %v, want FieldError on %s", c.name, err, c.field)
@@ -98,7 +98,7 @@ func TestValidateAccepts(t *testing.T) {
 		{Name: "j", Type: TypeSecrets, Action: ActionFlag, Config: json.RawMessage(`null`)},
 		{Name: "k", Type: TypeSecrets, Action: ActionFlag, Config: json.RawMessage(`{"kinds":null,"unknown_field":1}`)},
 	} {
-		if err := Validate(r); err != nil {
+		if err := Validate(r, testProviders); err != nil {
 			t.Errorf("%s: %v", r.Name, err)
 		}
 	}

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/fakeprovider"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
+	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 )
@@ -27,8 +28,8 @@ import (
 // when an optimisation lands, never raise them to make a change pass.
 // `go test -run xxx -bench . -benchmem ./internal/proxy/` prints the figures.
 const (
-	allocBudgetJSON   = 36
-	allocBudgetStream = 37
+	allocBudgetJSON   = 33
+	allocBudgetStream = 34
 )
 
 const (
@@ -158,14 +159,14 @@ func newBenchHarness(tb testing.TB, reqBody string) *benchHarness {
 	}
 	tenant := &platform.Tenant{
 		ID: key.TenantID, Slug: "bench", Status: "active", PlanID: "enterprise",
-		Providers: map[string]platform.Provider{"openai": {APIKey: "sk-upstream-bench"}},
+		Providers: map[string]provider.Credential{"openai": {APIKey: "sk-upstream-bench"}},
 		FetchedAt: time.Now(),
 	}
 	up := cannedResponse(tb, reqBody)
 	pub := &countingPublisher{}
 	p := New(slog.New(slog.DiscardHandler), benchKeys{map[[32]byte]*keys.Key{key.Hash: key}}, benchTenants{tenant},
 		ratelimit.New(), pub, Options{
-			Upstreams:     config.Upstreams{OpenAI: "http://upstream.invalid/openai/v1", Anthropic: "http://upstream.invalid/anthropic/v1", Google: "http://upstream.invalid/google/v1beta", AzureTemplate: "http://upstream.invalid/azure/{resource}/openai/deployments/{deployment}"},
+			Providers:     benchProviders(tb),
 			BodyLimit:     32 << 20,
 			HeaderTimeout: 2 * time.Minute,
 			IdleTimeout:   5 * time.Minute,
@@ -301,4 +302,14 @@ func BenchmarkProxyJSONPolicies(b *testing.B) {
 	for b.Loop() {
 		h.serve()
 	}
+}
+
+func benchProviders(tb testing.TB) *provider.Registry {
+	env := map[string]string{"UPSTREAM_OPENAI_URL": "http://upstream.invalid/openai/v1", "UPSTREAM_ANTHROPIC_URL": "http://upstream.invalid/anthropic/v1",
+		"UPSTREAM_GOOGLE_URL": "http://upstream.invalid/google/v1beta", "UPSTREAM_AZURE_URL_TEMPLATE": "http://upstream.invalid/azure/{resource}/openai/deployments/{deployment}"}
+	r, err := registry.New(func(k string) string { return env[k] })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
 }

@@ -20,11 +20,11 @@ import (
 
 	"github.com/google/uuid"
 
-	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
+	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/httpserver"
@@ -73,8 +73,9 @@ type Options struct {
 	Metrics *Metrics
 	// RedactBody masks PII and secrets in logged bodies when the tenant's
 	// storage settings ask for it; nil logs bodies as they are.
-	RedactBody    func(p metering.Provider, direction string, body []byte) []byte
-	Upstreams     config.Upstreams
+	RedactBody func(p provider.Provider, direction string, body []byte) []byte
+	// Providers are the upstream APIs served (required).
+	Providers     *provider.Registry
 	BodyLimit     int64
 	HeaderTimeout time.Duration
 	IdleTimeout   time.Duration
@@ -169,7 +170,8 @@ type call struct {
 	hdr        headerVals
 	start      time.Time
 	requestID  string
-	target     target
+	prov       provider.Provider // nil until the route names one
+	target     provider.Target
 	key        *keys.Key
 	tenant     *platform.Tenant
 	model      string
@@ -198,14 +200,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	c.hdr.set(w.Header(), "X-Request-Id", c.requestID)
-	t, err := parseTarget(r.URL.EscapedPath())
-	c.target = t
-	if err != nil {
-		refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"}.write(w, providerOrOpenAI(t.provider))
+	var err error
+	prov, rest, ok := p.opts.Providers.Match(r.URL.EscapedPath())
+	if ok {
+		c.prov = prov
+		c.target, err = prov.Route(rest)
+	}
+	if !ok || err != nil {
+		refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"}.write(w, c.prov)
 		return
 	}
 	if ref, ok := p.admit(w, r, c); !ok {
-		ref.write(w, t.provider)
+		ref.write(w, c.prov)
 		p.record(r, c, ref.status)
 		return
 	}
@@ -213,11 +219,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.record(r, c, c.status)
 }
 
-func providerOrOpenAI(p metering.Provider) metering.Provider {
-	if p == "" {
-		return metering.OpenAI
+// providerName labels metrics; unrouted requests count as "unknown".
+func (c *call) providerName() string {
+	if c.prov == nil {
+		return "unknown"
 	}
-	return p
+	return c.prov.Name()
 }
 
 // callerKey reads the TruePortAI key from every header style SDKs use.
@@ -306,19 +313,36 @@ var dropResponseHeaders = map[string]bool{
 func copyHeaders(dst, src http.Header, drop map[string]bool) {
 	conn := src.Get("Connection")
 	for name, vals := range src {
-		if drop[name] || (conn != "" && strings.Contains(strings.ToLower(conn), strings.ToLower(name))) {
+		if drop[name] || (conn != "" && connectionListed(conn, name)) {
 			continue
 		}
 		dst[name] = vals
 	}
 }
 
+// forwardHeaders copies the client headers the provider accepts: never
+// credentials, hop-by-hop, forwarding or the gateway's own headers.
+func forwardHeaders(dst, src http.Header, prov provider.Provider) {
+	conn := src.Get("Connection")
+	for name, vals := range src {
+		if dropRequestHeaders[name] || !prov.ForwardHeader(name) || (conn != "" && connectionListed(conn, name)) {
+			continue
+		}
+		dst[name] = vals
+	}
+}
+
+// connectionListed reports whether the Connection header names name.
+func connectionListed(conn, name string) bool {
+	return strings.Contains(strings.ToLower(conn), strings.ToLower(name))
+}
+
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
-	prov := c.target.provider
-	cred := c.tenant.Providers[string(prov)]
-	if cred.APIKey == "" {
+	prov := c.prov
+	cred := c.tenant.Providers[c.target.Credential]
+	if missing := prov.MissingCredential(cred); missing != "" {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "provider_credential_missing",
-			"no " + string(prov) + " credential is configured for this organisation: set the config key providers." + string(prov) + ".api_key"})
+			"no " + prov.Name() + " credential is configured for this organisation: set the config key " + missing})
 		return
 	}
 	c.bodyBuf = p.getBuffer()
@@ -331,15 +355,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		return
 	}
-	switch prov {
-	case metering.Google:
-		c.model, c.stream = metering.GeminiModelAndStream(c.target.rest)
-	default:
-		c.model, c.stream = metering.RequestModelAndStream(prov, body)
-	}
-	if prov == metering.Azure && c.model == "" {
-		c.model = c.target.deployment
-	}
+	req := prov.Inspect(&c.target, body)
+	c.model, c.stream = req.Model, req.Stream
 	if c.model != "" && (!c.key.AllowsModel(c.model) || !allowed(c.tenant.AllowedModels, c.model)) {
 		p.refuse(w, c, refusal{http.StatusForbidden, "model_not_allowed", "model " + c.model + " is not allowed for this API key"})
 		return
@@ -358,16 +375,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		body = res.Body
 	}
-	if (prov == metering.OpenAI || prov == metering.Azure) && c.stream && isChatOrCompletions(c.target.rest) {
-		out, asked, err := metering.EnsureStreamUsage(body)
-		if err == nil {
-			body, c.hideUsage = out, !asked
-		}
-	}
+	body, c.hideUsage = prov.Prepare(&c.target, req, body)
 	if c.tenant.LogRequestBodies {
 		c.reqBody = bytes.Clone(body) // the pooled buffer is recycled once sent
 	}
-	dest, err := upstreamURL(p.opts.Upstreams, c.target, cred.BaseURL, r.URL.RawQuery)
+	dest, err := prov.URL(&c.target, cred, stripKeyParam(r.URL.RawQuery))
 	if err != nil {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
 		return
@@ -389,21 +401,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	up.ContentLength = int64(len(body)) // a pooledBody is not a type the client sizes by itself
-	copyHeaders(up.Header, r.Header, dropRequestHeaders)
-	for name := range up.Header {
-		if strings.HasPrefix(strings.ToLower(name), "x-trueport") {
-			delete(up.Header, name)
-		}
-	}
-	switch prov {
-	case metering.OpenAI:
-		up.Header.Set("Authorization", "Bearer "+cred.APIKey)
-	case metering.Anthropic:
-		up.Header.Set("X-Api-Key", cred.APIKey)
-	case metering.Google:
-		up.Header.Set("X-Goog-Api-Key", cred.APIKey)
-	case metering.Azure:
-		up.Header.Set("Api-Key", cred.APIKey)
+	forwardHeaders(up.Header, r.Header, prov)
+	if err := prov.Authorize(up, cred, body); err != nil {
+		p.log.WarnContext(r.Context(), "upstream request signing failed", "provider", prov.Name(), "request_id", c.requestID, "err", err)
+		p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_auth_failed", "the request could not be authorised for the provider"})
+		return
 	}
 
 	c.sentAt = p.now()
@@ -442,8 +444,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 // response: block → provider-shaped 400, redact → the redacted body.
 func (p *Proxy) respondEvaluated(w http.ResponseWriter, c *call, status int, body []byte) {
 	c.firstByte = p.now()
-	c.usage = metering.FromJSON(c.target.provider, body)
-	res := c.rules.Evaluate(policy.Input{Provider: c.target.provider, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Body: body, Direction: policy.DirectionResponse})
+	c.usage = c.prov.MeterJSON(body)
+	res := c.rules.Evaluate(policy.Input{Provider: c.prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Body: body, Direction: policy.DirectionResponse})
 	if c.applyPolicy(res) {
 		v := c.violations[c.blockingIndex(res)]
 		w.Header().Del("Content-Encoding")
@@ -471,15 +473,11 @@ func allowed(list []string, model string) bool {
 	return false
 }
 
-func isChatOrCompletions(rest string) bool {
-	return strings.HasSuffix(rest, "chat/completions") || rest == "completions"
-}
-
 func (p *Proxy) refuse(w http.ResponseWriter, c *call, ref refusal) {
 	c.status = ref.status
 	c.outcome = usage.OutcomeError
 	c.errText = ref.code
-	ref.write(w, c.target.provider)
+	ref.write(w, c.prov)
 }
 
 func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
@@ -492,7 +490,7 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, 
 		p.refuse(w, c, refusal{http.StatusGatewayTimeout, "upstream_timeout", "the provider did not answer in time"})
 		return
 	}
-	p.log.WarnContext(r.Context(), "upstream request failed", "provider", c.target.provider, "request_id", c.requestID, "err", err)
+	p.log.WarnContext(r.Context(), "upstream request failed", "provider", c.providerName(), "request_id", c.requestID, "err", err)
 	p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_unreachable", "the provider could not be reached"})
 }
 
@@ -571,7 +569,7 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 		}
 	}
 	if !overflow {
-		c.usage = metering.FromJSON(c.target.provider, capture.Bytes())
+		c.usage = c.prov.MeterJSON(capture.Bytes())
 	}
 }
 
@@ -623,7 +621,7 @@ func (c *call) keepResponse(b []byte) {
 // loggedBody prepares a body for the usage log: redacted if asked, bounded.
 func (p *Proxy) loggedBody(c *call, direction string, b []byte) *string {
 	if c.tenant.RedactLoggedBodies && p.opts.RedactBody != nil {
-		b = p.opts.RedactBody(c.target.provider, direction, b)
+		b = p.opts.RedactBody(c.prov, direction, b)
 	}
 	if len(b) > loggedBodyLimit {
 		b = b[:loggedBodyLimit]
@@ -637,7 +635,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // record publishes the usage event of a call.
 func (p *Proxy) record(r *http.Request, c *call, status int) {
 	end := p.now()
-	p.opts.Metrics.observe(string(providerOrOpenAI(c.target.provider)), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)))
+	p.opts.Metrics.observe(c.providerName(), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)))
 	if c.key == nil || c.tenant == nil {
 		return // unauthenticated: nothing to attribute
 	}
@@ -651,8 +649,8 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	ev := &box.ev
 	*ev = usage.Event{
 		RequestID: c.requestID, CreatedAt: c.start.UTC(), TenantID: c.key.TenantID, Env: c.key.Env,
-		KeyID: c.key.ID, KeyName: c.key.Name, Provider: string(c.target.provider), Model: c.model,
-		Path: "/" + c.target.rest, StatusCode: status, Stream: c.stream, LatencyMS: ms(end.Sub(c.start)),
+		KeyID: c.key.ID, KeyName: c.key.Name, Provider: c.prov.Name(), Model: c.model,
+		Path: c.target.Path, StatusCode: status, Stream: c.stream, LatencyMS: ms(end.Sub(c.start)),
 		Outcome: c.outcome, Error: c.errText,
 	}
 	if status >= 400 && c.outcome == usage.OutcomeOK {

@@ -13,12 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/keys"
-	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/pricing"
+	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
 	"trueportai/services/gateway/internal/ratelimit"
@@ -88,14 +88,15 @@ func newFixture(t *testing.T, upstream http.Handler, tweak func(*proxy.Options, 
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	k := &keys.Key{ID: "key-1", TenantID: "tenant-1", Env: "production", Name: "test", Hash: keys.Hash(callerKey), Enabled: true, RPMLimit: 1000}
-	tn := &platform.Tenant{ID: "tenant-1", Status: "active", PlanID: "pro", MonthlyRequests: 1_000_000, Providers: map[string]platform.Provider{
+	tn := &platform.Tenant{ID: "tenant-1", Status: "active", PlanID: "pro", MonthlyRequests: 1_000_000, Providers: map[string]provider.Credential{
 		"openai": {APIKey: "sk-upstream-openai"}, "anthropic": {APIKey: "upstream-anthropic"}, "google": {APIKey: "upstream-google"}, "azure": {APIKey: "upstream-azure"},
 	}}
 	prices, _ := pricing.Default()
 	q := quota.New(zeroCounts{})
 	_ = q.Sync(context.Background(), time.Now())
 	opts := proxy.Options{
-		Upstreams: config.Upstreams{OpenAI: up.URL + "/v1", Anthropic: up.URL + "/v1", Google: up.URL + "/v1beta", AzureTemplate: up.URL + "/{resource}/{deployment}"},
+		Providers: testProviders(t, map[string]string{"UPSTREAM_OPENAI_URL": up.URL + "/v1", "UPSTREAM_ANTHROPIC_URL": up.URL + "/v1",
+			"UPSTREAM_GOOGLE_URL": up.URL + "/v1beta", "UPSTREAM_AZURE_URL_TEMPLATE": up.URL + "/{resource}/{deployment}"}),
 		BodyLimit: 1 << 20, HeaderTimeout: 2 * time.Second, IdleTimeout: 5 * time.Second, Prices: prices, Quota: q,
 	}
 	if tweak != nil {
@@ -286,7 +287,7 @@ func TestUpstreamFailures(t *testing.T) {
 		t.Fatalf("header timeout: %d", resp.StatusCode)
 	}
 	down := newFixture(t, http.NotFoundHandler(), func(o *proxy.Options, _ *keys.Key, _ *platform.Tenant) {
-		o.Upstreams.OpenAI = "http://127.0.0.1:1/v1"
+		o.Providers = testProviders(t, map[string]string{"UPSTREAM_OPENAI_URL": "http://127.0.0.1:1/v1"})
 	})
 	resp = post(t, down.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{"X-Api-Key": callerKey}, `{}`)
 	resp.Body.Close()
@@ -401,7 +402,7 @@ func TestBodiesLoggedOnlyWhenAsked(t *testing.T) {
 	}
 	on := newFixture(t, upstream, func(o *proxy.Options, _ *keys.Key, tn *platform.Tenant) {
 		tn.LogRequestBodies, tn.LogResponseBodies, tn.RedactLoggedBodies = true, true, true
-		o.RedactBody = func(_ metering.Provider, _ string, b []byte) []byte {
+		o.RedactBody = func(_ provider.Provider, _ string, b []byte) []byte {
 			return []byte(strings.ReplaceAll(string(b), "a@b.example", "[REDACTED:EMAIL]"))
 		}
 	})
@@ -473,4 +474,14 @@ func TestResponseRules(t *testing.T) {
 	if ev.Outcome != usage.OutcomeFlagged || len(ev.Violations) != 1 || ev.Violations[0].Action != "flag" {
 		t.Fatalf("stream event: %+v", ev)
 	}
+}
+
+// testProviders builds the provider registry from upstream variables.
+func testProviders(t testing.TB, env map[string]string) *provider.Registry {
+	t.Helper()
+	r, err := registry.New(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/usage"
 )
@@ -28,7 +27,7 @@ var errEventTooLarge = errors.New("sse event too large")
 // when it stays silent for the idle timeout or when the client goes away.
 func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, body io.Reader, c *call) {
 	rc := http.NewResponseController(w)
-	meter := metering.NewStreamMeter(c.target.provider)
+	meter := c.prov.NewStreamMeter(c.hideUsage)
 	idle := time.AfterFunc(p.opts.IdleTimeout, cancel)
 	defer idle.Stop()
 	br, _ := p.readers.Get().(*bufio.Reader)
@@ -52,14 +51,14 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 		}
 		defer func() { raw.Reset(); data.Reset(); name = name[:0] }()
 		if data.Len() > 0 || len(name) > 0 {
-			meter.Event(string(name), data.Bytes())
+			forward := meter.Event(name, data.Bytes())
 			if watch && seen.Len()+data.Len() < streamWatchLimit {
 				seen.Write(data.Bytes())
 				seen.WriteByte('\n')
 			}
-		}
-		if c.hideUsage && metering.IsUsageOnlyChunk(data.Bytes()) {
-			return nil
+			if !forward {
+				return nil
+			}
 		}
 		if c.firstByte.IsZero() {
 			c.firstByte = p.now()
@@ -81,7 +80,7 @@ func (p *Proxy) relaySSE(ctx context.Context, cancel context.CancelFunc, w http.
 	finish := func() {
 		c.usage = meter.Usage()
 		if watch && seen.Len() > 0 {
-			res := c.rules.Evaluate(policy.Input{Provider: c.target.provider, Env: c.key.Env, Model: c.model, KeyID: c.key.ID,
+			res := c.rules.Evaluate(policy.Input{Provider: c.prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID,
 				Body: seen.Bytes(), Direction: policy.DirectionResponse})
 			for i := range res.Violations {
 				res.Violations[i].Action = policy.ActionFlag

@@ -1,18 +1,19 @@
-package metering
+// Package jsonscan is a tiny, allocation-free JSON structure scanner, used
+// where byte offsets are needed (splicing request bodies) or where a full
+// decode would be wasteful (metering a completion reads two members of a
+// body that is mostly generated text; cheap pre-checks on stream events).
+// Every function is bounds-checked and returns -1 (or ok=false) on malformed
+// input, so it is safe on arbitrary bytes; callers that need exact semantics
+// check the whole value with Valid first.
+package jsonscan
 
 import (
 	"bytes"
 	"encoding/json"
 )
 
-// A tiny, allocation-free JSON structure scanner used where byte offsets are
-// needed (splicing request bodies) or where a full decode would be wasteful
-// (cheap pre-checks on stream events). Every function is bounds-checked and
-// returns -1 on malformed input, so it is safe on arbitrary bytes; callers
-// that need exact semantics validate with json.Valid first.
-
-// skipWS returns the index of the first non-whitespace byte at or after i.
-func skipWS(b []byte, i int) int {
+// SkipWS returns the index of the first non-whitespace byte at or after i.
+func SkipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -38,9 +39,9 @@ func skipString(b []byte, i int) int {
 	return -1
 }
 
-// skipValue returns the index just past the JSON value starting at b[i]
+// SkipValue returns the index just past the JSON value starting at b[i]
 // (which must not be whitespace), or -1.
-func skipValue(b []byte, i int) int {
+func SkipValue(b []byte, i int) int {
 	if i < 0 || i >= len(b) {
 		return -1
 	}
@@ -86,18 +87,18 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// member is one "key": value pair of an object, as byte offsets.
-type member struct {
-	key        []byte // raw key including quotes
-	start, end int    // value bounds
+// Member is one "key": value pair of an object, as byte offsets.
+type Member struct {
+	Key        []byte // raw key including quotes
+	Start, End int    // value bounds
 }
 
-// nextMember reads the member at or after position i inside an object (i is
+// NextMember reads the member at or after position i inside an object (i is
 // just past '{' or just past the previous value). It returns the member, the
 // position to continue from, and done=true at the closing '}' (pos is then
 // just past it). ok=false on malformed input.
-func nextMember(b []byte, i int, first bool) (m member, pos int, done, ok bool) {
-	i = skipWS(b, i)
+func NextMember(b []byte, i int, first bool) (m Member, pos int, done, ok bool) {
+	i = SkipWS(b, i)
 	if i >= len(b) {
 		return m, -1, false, false
 	}
@@ -108,7 +109,7 @@ func nextMember(b []byte, i int, first bool) (m member, pos int, done, ok bool) 
 		if b[i] != ',' {
 			return m, -1, false, false
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
 	if i >= len(b) || b[i] != '"' {
 		return m, -1, false, false
@@ -117,21 +118,21 @@ func nextMember(b []byte, i int, first bool) (m member, pos int, done, ok bool) 
 	if ke < 0 {
 		return m, -1, false, false
 	}
-	m.key = b[i:ke]
-	i = skipWS(b, ke)
+	m.Key = b[i:ke]
+	i = SkipWS(b, ke)
 	if i >= len(b) || b[i] != ':' {
 		return m, -1, false, false
 	}
-	m.start = skipWS(b, i+1)
-	m.end = skipValue(b, m.start)
-	if m.end < 0 {
+	m.Start = SkipWS(b, i+1)
+	m.End = SkipValue(b, m.Start)
+	if m.End < 0 {
 		return m, -1, false, false
 	}
-	return m, m.end, false, true
+	return m, m.End, false, true
 }
 
-// keyIs reports whether the raw quoted key equals name, honouring escapes.
-func keyIs(raw []byte, name string) bool {
+// KeyIs reports whether the raw quoted key equals name, honouring escapes.
+func KeyIs(raw []byte, name string) bool {
 	if len(raw) < 2 {
 		return false
 	}
@@ -143,9 +144,9 @@ func keyIs(raw []byte, name string) bool {
 	return json.Unmarshal(raw, &s) == nil && s == name
 }
 
-// unquote returns the Go string of a raw JSON string value, or "" if the
+// Unquote returns the Go string of a raw JSON string value, or "" if the
 // value is not a string.
-func unquote(raw []byte) string {
+func Unquote(raw []byte) string {
 	if len(raw) < 2 || raw[0] != '"' {
 		return ""
 	}
@@ -160,12 +161,12 @@ func unquote(raw []byte) string {
 	return s
 }
 
-// hasNonNullKey reports whether data contains the quoted key (e.g.
+// HasNonNullKey reports whether data contains the quoted key (e.g.
 // `"usage"`) followed by ':' and a value other than null, anywhere in the
 // payload. Raw `"key"` bytes cannot occur inside a JSON string (quotes are
 // escaped there), so a false positive is only possible for a nested key of
 // the same name; callers then decode and apply exact top-level semantics.
-func hasNonNullKey(data []byte, quotedKey string) bool {
+func HasNonNullKey(data []byte, quotedKey string) bool {
 	// Search without the leading quote: '"' is the most frequent byte in
 	// JSON and would make the search fall back to its slow path.
 	tail := quotedKey[1:]
@@ -180,9 +181,9 @@ func hasNonNullKey(data []byte, quotedKey string) bool {
 		if at == 0 || data[at-1] != '"' {
 			continue
 		}
-		p := skipWS(data, at+len(tail))
+		p := SkipWS(data, at+len(tail))
 		if p < len(data) && data[p] == ':' {
-			p = skipWS(data, p+1)
+			p = SkipWS(data, p+1)
 			if p < len(data) && !bytes.HasPrefix(data[p:], []byte("null")) {
 				return true
 			}
@@ -190,12 +191,12 @@ func hasNonNullKey(data []byte, quotedKey string) bool {
 	}
 }
 
-// nextElement reads the array element at or after position i (i is just
+// NextElement reads the array element at or after position i (i is just
 // past '[' or just past the previous element). It returns the element
 // bounds, the position to continue from, and done=true at the closing ']'.
 // ok=false on malformed input.
-func nextElement(b []byte, i int, first bool) (start, end, pos int, done, ok bool) {
-	i = skipWS(b, i)
+func NextElement(b []byte, i int, first bool) (start, end, pos int, done, ok bool) {
+	i = SkipWS(b, i)
 	if i >= len(b) {
 		return 0, 0, -1, false, false
 	}
@@ -206,18 +207,18 @@ func nextElement(b []byte, i int, first bool) (start, end, pos int, done, ok boo
 		if b[i] != ',' {
 			return 0, 0, -1, false, false
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 	}
-	end = skipValue(b, i)
+	end = SkipValue(b, i)
 	if end < 0 {
 		return 0, 0, -1, false, false
 	}
 	return i, end, end, false, true
 }
 
-// keyName returns the raw key without quotes if it has no escapes, else its
+// KeyName returns the raw key without quotes if it has no escapes, else its
 // decoded form (allocating; keys with escapes do not occur in practice).
-func keyName(raw []byte) []byte {
+func KeyName(raw []byte) []byte {
 	if len(raw) < 2 {
 		return nil
 	}
@@ -225,21 +226,21 @@ func keyName(raw []byte) []byte {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return inner
 	}
-	return []byte(unquote(raw))
+	return []byte(Unquote(raw))
 }
 
-// maxNesting bounds array/object depth in validJSON (encoding/json's limit).
+// maxNesting bounds array/object depth in Valid (encoding/json's limit).
 const maxNesting = 10000
 
-// validJSON reports whether b is exactly one valid JSON value (RFC 8259
+// Valid reports whether b is exactly one valid JSON value (RFC 8259
 // grammar, as json.Valid; like json.Valid it does not insist on valid
 // UTF-8 inside strings). It is iterative and allocation-free for depths up
 // to 64, and skips the bytes of long strings in a tight loop, which makes it
 // several times faster than json.Valid on completion bodies.
-func validJSON(b []byte) bool {
+func Valid(b []byte) bool {
 	var small [64]byte
 	stack := small[:0] // '{' or '[' of each open container
-	i := skipWS(b, 0)
+	i := SkipWS(b, 0)
 	for {
 		// A value starts at b[i].
 		if i >= len(b) {
@@ -251,7 +252,7 @@ func validJSON(b []byte) bool {
 				return false
 			}
 			stack = append(stack, c)
-			i = skipWS(b, i+1)
+			i = SkipWS(b, i+1)
 			if i < len(b) && b[i] == c+2 { // '}' or ']': empty container
 				i++
 				stack = stack[:len(stack)-1]
@@ -282,7 +283,7 @@ func validJSON(b []byte) bool {
 		}
 		// After a value: close containers or move to the next element.
 		for {
-			i = skipWS(b, i)
+			i = SkipWS(b, i)
 			if len(stack) == 0 {
 				return i == len(b)
 			}
@@ -298,7 +299,7 @@ func validJSON(b []byte) bool {
 			if b[i] != ',' {
 				return false
 			}
-			i = skipWS(b, i+1)
+			i = SkipWS(b, i+1)
 			if top == '{' {
 				if i = objectKey(b, i); i < 0 {
 					return false
@@ -318,11 +319,11 @@ func objectKey(b []byte, i int) int {
 	if i = validString(b, i); i < 0 {
 		return -1
 	}
-	i = skipWS(b, i)
+	i = SkipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		return -1
 	}
-	return skipWS(b, i+1)
+	return SkipWS(b, i+1)
 }
 
 // validString expects b[i]=='"' and returns the index past the closing
@@ -401,4 +402,30 @@ func validNumber(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// EachMember calls f with the unquoted key and raw value of every member of
+// obj, which must be valid JSON (anything but an object yields no calls).
+func EachMember(obj []byte, f func(key, val []byte)) {
+	i := SkipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return
+	}
+	pos, first := i+1, true
+	for {
+		m, next, done, ok := NextMember(obj, pos, first)
+		if !ok || done {
+			return
+		}
+		f(KeyName(m.Key), obj[m.Start:m.End])
+		pos, first = next, false
+	}
+}
+
+// Splice returns a new slice with b[from:to] replaced by s.
+func Splice(b []byte, from, to int, s string) []byte {
+	out := make([]byte, 0, len(b)-(to-from)+len(s))
+	out = append(out, b[:from]...)
+	out = append(out, s...)
+	return append(out, b[to:]...)
 }
