@@ -13,6 +13,7 @@ package provider
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -37,8 +38,8 @@ type Provider interface {
 	// body or headers); an error is ErrBadPath.
 	Route(rest string) (Target, error)
 	// MissingCredential names the config key the tenant must set before
-	// cred can be used, or returns "" when cred is usable.
-	MissingCredential(cred Credential) string
+	// cred can be used for t, or returns "" when cred is usable.
+	MissingCredential(t *Target, cred Credential) string
 	// Inspect reads what the request asks for: its model and whether it
 	// streams (from the target's path or the body). Invalid bodies yield
 	// the zero Request (the upstream will reject them).
@@ -62,6 +63,9 @@ type Provider interface {
 	Authorize(req *http.Request, cred Credential, body []byte) error
 	// MeterJSON reads usage from a complete (non-streamed) response body.
 	MeterJSON(body []byte) metering.Usage
+	// Framing is the framing of a streamed response with this content type,
+	// nil when the response is not a stream.
+	Framing(contentType string) Framing
 	// NewStreamMeter meters one streamed response; with hideUsage it drops
 	// the usage-only events that Prepare asked for.
 	NewStreamMeter(hideUsage bool) metering.StreamMeter
@@ -229,4 +233,24 @@ func EnvURL(getenv func(string) string, name, def string) (string, error) {
 		return "", fmt.Errorf("%s must be an absolute http(s) URL, got %q", name, v)
 	}
 	return strings.TrimRight(v, "/"), nil
+}
+
+// Framing splits a streamed response body into events.
+type Framing interface {
+	// Framer starts reading r. The caller must call Release when done.
+	Framer(r io.Reader) Framer
+}
+
+// Framer reads one event at a time.
+type Framer interface {
+	// Next reads the next event: raw is its bytes as received (what is
+	// forwarded), name and data what a StreamMeter sees. The slices are
+	// valid until the next call. At the end of the stream it returns what
+	// was read of an unfinished event (possibly nothing) and the error
+	// (io.EOF for a clean end).
+	Next() (raw, name, data []byte, err error)
+	// Buffered reports whether a complete next event has already arrived.
+	Buffered() bool
+	// Release returns the framer's buffers.
+	Release()
 }

@@ -73,7 +73,8 @@ type fake struct{ name, prefix string }
 func (f fake) Name() string                                        { return f.name }
 func (f fake) Prefix() string                                      { return f.prefix }
 func (f fake) Route(rest string) (Target, error)                   { return SimpleRoute(f.name, rest) }
-func (fake) MissingCredential(Credential) string                   { return "" }
+func (fake) MissingCredential(*Target, Credential) string          { return "" }
+func (fake) Framing(string) Framing                                { return nil }
 func (fake) Inspect(*Target, []byte) Request                       { return Request{} }
 func (fake) TextPaths(bool) *textpath.Trie                         { return nil }
 func (fake) Prepare(_ *Target, _ Request, b []byte) ([]byte, bool) { return b, false }

@@ -100,7 +100,6 @@ type Proxy struct {
 	// Pools keep per-request buffers off the garbage collector's back.
 	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
 	bodies   sync.Pool // *bytes.Buffer, request bodies and response captures
-	readers  sync.Pool // *bufio.Reader for SSE
 }
 
 func (p *Proxy) getBuffer() *bytes.Buffer {
@@ -190,6 +189,7 @@ type call struct {
 	reqBody    []byte        // as forwarded, kept only when the tenant logs bodies
 	respBody   bytes.Buffer  // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
+	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +340,7 @@ func connectionListed(conn, name string) bool {
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	prov := c.prov
 	cred := c.tenant.Providers[c.target.Credential]
-	if missing := prov.MissingCredential(cred); missing != "" {
+	if missing := prov.MissingCredential(&c.target, cred); missing != "" {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "provider_credential_missing",
 			"no " + prov.Name() + " credential is configured for this organisation: set the config key " + missing})
 		return
@@ -421,10 +421,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	copyHeaders(w.Header(), resp.Header, dropResponseHeaders)
 	c.overheadMS = ms(c.sentAt.Sub(c.start) + p.now().Sub(c.headersAt))
 	c.hdr.set(w.Header(), "X-Gateway-Overhead-Ms", strconv.FormatFloat(c.overheadMS, 'f', 3, 64))
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	if framing := prov.Framing(resp.Header.Get("Content-Type")); framing != nil {
 		c.stream = true
 		w.WriteHeader(resp.StatusCode)
-		p.relaySSE(ctx, cancel, w, resp.Body, c)
+		p.relayStream(ctx, cancel, w, framing, resp.Body, c)
 		return
 	}
 	var upBody io.Reader = resp.Body

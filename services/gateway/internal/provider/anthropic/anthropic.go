@@ -10,6 +10,7 @@ import (
 	"trueportai/services/gateway/internal/jsonscan"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/sse"
 	"trueportai/services/gateway/internal/textpath"
 )
 
@@ -66,7 +67,7 @@ func (p *Provider) Route(rest string) (provider.Target, error) {
 }
 
 // MissingCredential implements provider.Provider.
-func (*Provider) MissingCredential(c provider.Credential) string {
+func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) string {
 	if c.APIKey == "" {
 		return "providers.anthropic.api_key"
 	}
@@ -187,6 +188,9 @@ func MeterJSON(body []byte) metering.Usage {
 
 // MeterJSON implements provider.Provider.
 func (*Provider) MeterJSON(body []byte) metering.Usage { return MeterJSON(body) }
+
+// Framing is SSE.
+func (*Provider) Framing(contentType string) provider.Framing { return sse.For(contentType) }
 
 // NewStreamMeter implements provider.Provider.
 func (*Provider) NewStreamMeter(bool) metering.StreamMeter { return new(StreamMeter) }

@@ -88,7 +88,7 @@ func (p *Provider) Route(rest string) (provider.Target, error) {
 }
 
 // MissingCredential implements provider.Provider.
-func (*Provider) MissingCredential(c provider.Credential) string {
+func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) string {
 	if c.APIKey == "" {
 		return "providers.azure.api_key"
 	}

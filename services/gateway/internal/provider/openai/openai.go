@@ -11,6 +11,7 @@ import (
 
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/sse"
 	"trueportai/services/gateway/internal/textpath"
 )
 
@@ -88,6 +89,9 @@ func (Format) ForwardHeader(name string) bool { return headers.Allows(name) }
 // MeterJSON implements provider.Provider.
 func (Format) MeterJSON(body []byte) metering.Usage { return MeterJSON(body) }
 
+// Framing is SSE.
+func (Format) Framing(contentType string) provider.Framing { return sse.For(contentType) }
+
 // NewStreamMeter implements provider.Provider.
 func (Format) NewStreamMeter(hideUsage bool) metering.StreamMeter { return NewStreamMeter(hideUsage) }
 
@@ -141,7 +145,7 @@ func (p *Provider) Route(rest string) (provider.Target, error) {
 }
 
 // MissingCredential implements provider.Provider.
-func (*Provider) MissingCredential(c provider.Credential) string {
+func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) string {
 	if c.APIKey == "" {
 		return "providers.openai.api_key"
 	}
