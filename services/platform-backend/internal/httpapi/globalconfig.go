@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"trueportai/services/internal/events"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,6 +14,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/platform-backend/internal/globalreg"
 	"trueportai/services/platform-backend/internal/store"
