@@ -10,6 +10,7 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
@@ -52,7 +53,7 @@ func (a *API) createTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, plan, p.User.ID)
+	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, plan.ID, p.User.ID, configs.DefaultStorage(plan))
 	if errors.Is(err, store.ErrSlugTaken) {
 		return apperr.New(apperr.Conflict, "slug_taken", "slug is already in use").WithDetails(map[string]any{"field": "slug"})
 	}

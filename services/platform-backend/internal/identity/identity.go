@@ -1,5 +1,11 @@
-// Package identity holds the account flows around passwords: email sign-in
-// codes (OTP), forgotten-password reset tokens and password changes.
+// Package identity owns platform accounts (User) and the flows around
+// passwords: email sign-in codes (OTP), forgotten-password reset tokens and
+// password changes.
+//
+// The rule of a sign-in try (judgeCode: single use, a bounded number of wrong
+// tries, expiry) is decided here and applied by the store in the transaction
+// that locks the code's row (Store.ConsumeOTP), so concurrent tries cannot
+// both spend one code or exceed the tries.
 //
 // Codes and tokens are random, stored only as HMAC-SHA256 under a server-side
 // pepper, expire, and are single use. The two flows that mail something

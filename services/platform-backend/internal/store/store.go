@@ -188,8 +188,9 @@ func scanTenant(row pgx.Row, extra ...any) (team.Tenant, error) {
 }
 
 // CreateTenant creates a tenant on planID with owner as its owner, an active
-// subscription and default storage settings, in one transaction.
-func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID string) (team.Tenant, error) {
+// subscription and the given storage settings (configs.DefaultStorage), in
+// one transaction.
+func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID string, st configs.Storage) (team.Tenant, error) {
 	var t team.Tenant
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
@@ -207,8 +208,8 @@ func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID st
 		if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (tenant_id, plan_id, status) VALUES ($1, $2, 'active')`, t.ID, planID); err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, retention_days)
-			SELECT $1, LEAST(7, retention_days) FROM plans WHERE id = $2`, t.ID, planID); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days)
+			VALUES ($1, $2, $3, $4, $5)`, t.ID, st.LogRequestBodies, st.LogResponseBodies, st.RedactLoggedBodies, st.RetentionDays); err != nil {
 			return fmt.Errorf("insert storage settings: %w", err)
 		}
 		return nil

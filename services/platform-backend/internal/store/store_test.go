@@ -74,7 +74,7 @@ func TestTwoOwnersLeavingAtOnce(t *testing.T) {
 	svc := team.NewService(s.TeamStore(), time.Now)
 	for i := range 5 {
 		a, b := user(t, s, fmt.Sprintf("a%d", i)), user(t, s, fmt.Sprintf("b%d", i))
-		tn, err := s.CreateTenant(ctx, "T", fmt.Sprintf("tenant-%d", i), "free", a.UserID)
+		tn, err := s.CreateTenant(ctx, "T", fmt.Sprintf("tenant-%d", i), "free", a.UserID, configs.Storage{RetentionDays: 7})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func TestConcurrentInvitesKeepSeats(t *testing.T) {
 	ctx := context.Background()
 	svc := team.NewService(s.TeamStore(), time.Now)
 	owner := user(t, s, "owner")
-	tn, err := s.CreateTenant(ctx, "T", "tenant-seats", "free", owner.UserID) // 3 seats, 1 taken
+	tn, err := s.CreateTenant(ctx, "T", "tenant-seats", "free", owner.UserID, configs.Storage{RetentionDays: 7}) // 3 seats, 1 taken
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestAcceptInviteOnStore(t *testing.T) {
 	ctx := context.Background()
 	svc := team.NewService(s.TeamStore(), time.Now)
 	owner, alice := user(t, s, "owner"), user(t, s, "alice")
-	tn, err := s.CreateTenant(ctx, "Acme", "acme", "free", owner.UserID)
+	tn, err := s.CreateTenant(ctx, "Acme", "acme", "free", owner.UserID, configs.Storage{RetentionDays: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestConcurrentPlanChanges(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	svc := billing.NewService(log, s.BillingStore(), noKeys{}, billing.NewInvoicer(s), time.Now)
 	owner := user(t, s, "owner")
-	tn, err := s.CreateTenant(ctx, "T", "tenant-plans", "free", owner.UserID)
+	tn, err := s.CreateTenant(ctx, "T", "tenant-plans", "free", owner.UserID, configs.Storage{RetentionDays: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
