@@ -197,3 +197,55 @@ func TestConcurrentPlanChanges(t *testing.T) {
 		t.Errorf("void invoices = %d, %v; want the loser's", void, err)
 	}
 }
+
+// A transaction waiting for the tenant lock while another one moves the
+// tenant to another plan gets the tenant, with the new plan. (With the plan
+// joined into the locking SELECT, Postgres rechecked the join against the old
+// plan row after the wait and returned no row: "no such tenant".)
+func TestLockWaiterSeesThePlanChange(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	owner := user(t, s, "owner")
+	tn, err := s.CreateTenant(ctx, "T", "tenant-waiter", "free", owner.UserID, configs.Storage{RetentionDays: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiterErr error
+	var waiterPlan string
+	done := make(chan struct{})
+	err = s.BillingStore().WithTenantLocked(ctx, tn.ID, func(tx billing.Tx) error {
+		if _, err := tx.StartSubscription(ctx, billing.NewSubscription{PlanID: "pro", Now: time.Now()}); err != nil {
+			return err
+		}
+		go func() {
+			defer close(done)
+			waiterErr = s.TeamStore().WithTenantLocked(ctx, tn.ID, func(tx team.Tx) error {
+				waiterPlan = tx.Tenant().Plan.ID
+				return nil
+			})
+		}()
+		// Commit only once the waiter is blocked on our lock.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var waiting int
+			if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+				AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+				return err
+			}
+			if waiting > 0 {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return errors.New("the second transaction never waited for the lock")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if waiterErr != nil || waiterPlan != "pro" {
+		t.Errorf("waiter: plan %q, err %v; want the new plan pro", waiterPlan, waiterErr)
+	}
+}

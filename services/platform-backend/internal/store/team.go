@@ -36,18 +36,25 @@ func (s *Store) withTenantLocked(ctx context.Context, tenantID string, fn func(l
 }
 
 // lockTenant locks a tenant row for the rest of tx and returns it with its
-// current plan.
+// current plan. The row is locked on its own and the plan read after: with
+// the plan joined into the locking SELECT, a transaction that waited for the
+// lock while another one moved the tenant to another plan found no row at all
+// (Postgres rechecks the join against the old plan row), which read as "no
+// such tenant".
 func lockTenant(ctx context.Context, tx pgx.Tx, tenantID string) (team.Locked, error) {
 	var l team.Locked
 	if !validUUID(tenantID) {
 		return l, ErrNotFound
 	}
-	p := &l.Plan
-	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantCols+`, p.id, p.name, p.price_usd_month::float8, p.monthly_requests, p.max_api_keys,
-		p.max_members, p.max_rpm_per_key, p.retention_days FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.id = $1 FOR UPDATE OF t`, tenantID),
-		&p.ID, &p.Name, &p.PriceUSDMonth, &p.MonthlyRequests, &p.MaxAPIKeys, &p.MaxMembers, &p.MaxRPMPerKey, &p.RetentionDays)
-	l.Tenant = t
-	return l, err
+	t, err := scanTenant(tx.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id = $1 FOR UPDATE`, tenantID))
+	if err != nil {
+		return l, err
+	}
+	p, err := scanPlan(tx.QueryRow(ctx, `SELECT `+planCols+` FROM plans WHERE id = $1`, t.PlanID))
+	if err != nil {
+		return l, fmt.Errorf("plan %s of tenant %s: %w", t.PlanID, t.ID, err)
+	}
+	return team.Locked{Tenant: t, Plan: p}, nil
 }
 
 // member reads one membership with its user.
