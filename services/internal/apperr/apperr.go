@@ -64,10 +64,12 @@ func Wrap(k Kind, code, msg string, cause error) *Error {
 	return &Error{Kind: k, Code: code, Message: msg, cause: cause}
 }
 
-// WithDetails returns e with details set.
+// WithDetails returns a copy of e with details set. e itself is left alone,
+// so details can be added to an error value that concurrent requests share.
 func (e *Error) WithDetails(d map[string]any) *Error {
-	e.Details = d
-	return e
+	c := *e
+	c.Details = d
+	return &c
 }
 
 // As extracts an *Error; ok is false for foreign errors.

@@ -3,11 +3,6 @@
 package app
 
 import (
-	"github.com/labstack/echo/v4"
-	"trueportai/services/internal/metrics"
-
-	"trueportai/services/internal/rpcauth"
-
 	"context"
 	"crypto"
 	"crypto/hmac"
@@ -23,6 +18,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -34,9 +30,13 @@ import (
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/rpcauth"
+	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
+	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/events"
 	"trueportai/services/platform-backend/internal/grpcapi"
 	"trueportai/services/platform-backend/internal/httpapi"
@@ -46,6 +46,7 @@ import (
 	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
 	"trueportai/services/platform-backend/internal/worker"
 )
@@ -57,7 +58,9 @@ type Listeners struct {
 	GRPC net.Listener
 }
 
-// Run starts the service (or runs a CLI subcommand given in args).
+// Run starts the service (or runs a CLI subcommand given in args:
+// "grant-admin EMAIL", or "migrate", which applies the migrations whatever
+// MIGRATE_ON_START says).
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	return RunWithListeners(ctx, args, getenv, stderr, Listeners{})
 }
@@ -80,7 +83,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	defer pool.Close()
-	if cfg.MigrateOnStart {
+	if cfg.MigrateOnStart || len(args) > 0 && args[0] == "migrate" {
 		if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
 			return err
 		}
@@ -136,14 +139,29 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	go func() { defer close(jobsDone); jobs.Run(jobsCtx) }()
 	defer func() { stopJobs(); <-jobsDone }()
 
-	// Team, billing, admin: the gateway's gRPC, invite mail, payments (outbound.go).
-	out, closeOut, err := newOutbound(cfg, st, log)
+	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
+	out, closeOut, err := newOutbound(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 
-	api := httpapi.New(log, cfg, st, tokens, box, pub, httpapi.WithIdentity(ident, ratelimit.NewMemory(time.Now)), httpapi.WithOutbound(out))
+	// The domain services own the rules; each gets the store view it declares.
+	api, err := httpapi.New(log, cfg, httpapi.Deps{
+		Store:     st,
+		Tokens:    tokens,
+		Publisher: pub,
+		Identity:  ident,
+		Limiter:   ratelimit.NewMemory(time.Now),
+		Team:      team.NewService(st.TeamStore(), time.Now),
+		Billing:   billing.NewService(log, st.BillingStore(), out.gateway, billing.NewInvoicer(st), time.Now),
+		Configs:   configs.NewService(log, st.ConfigStore(), box),
+		Gateway:   out.gateway,
+		Mailer:    out.mailer,
+	})
+	if err != nil {
+		return err
+	}
 	api.Routes(e, httpserver.HealthHandler(
 		httpserver.Check{Name: "postgres", Probe: st.Ping},
 		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
@@ -217,6 +235,7 @@ func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writ
 		fmt.Fprintf(out, "%s is a platform admin\n", args[1])
 		return nil
 	case "migrate":
+		// Run applied them before calling us, whatever MIGRATE_ON_START says.
 		fmt.Fprintln(out, "migrations applied")
 		return nil
 	default:

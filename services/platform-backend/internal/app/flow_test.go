@@ -60,7 +60,7 @@ type list struct {
 	Offset int   `json:"offset"`
 }
 
-// wantEnvelope asserts the overview's pagination envelope and decodes it.
+// wantEnvelope asserts the pagination envelope (httpserver.List) and decodes it.
 func wantEnvelope(t *testing.T, r resp) list {
 	t.Helper()
 	raw := decode[obj](t, r, http.StatusOK)

@@ -1,34 +1,36 @@
 package app
 
 import (
-	"trueportai/services/internal/rpcauth"
-
 	"log/slog"
 
-	"trueportai/services/platform-backend/internal/billing"
+	"trueportai/services/internal/rpcauth"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/gatewayclient"
-	"trueportai/services/platform-backend/internal/httpapi"
 	"trueportai/services/platform-backend/internal/mail"
-	"trueportai/services/platform-backend/internal/store"
 )
 
-// newOutbound builds the team, billing and admin routes' outbound
-// dependencies: a lazily connecting client of the gateway's gRPC
-// (GATEWAY_GRPC_ADDR; a gateway that is down is not a start-up error), the
-// invite mailer (SMTP when SMTP_ADDR is set, else the log) and the
-// invoice-recording payment implementation. close releases the client.
-func newOutbound(cfg config.Config, st *store.Store, log *slog.Logger) (httpapi.Outbound, func(), error) {
+// outbound are the team, billing and admin routes' dependencies beyond the
+// database: a lazily connecting client of the gateway's gRPC
+// (GATEWAY_GRPC_ADDR; a gateway that is down is not a start-up error) for key
+// counts and usage, and the invite mailer (SMTP when SMTP_ADDR is set, else
+// the log).
+type outbound struct {
+	gateway *gatewayclient.Client
+	mailer  mail.Sender
+}
+
+// newOutbound builds them; close releases the gateway client.
+func newOutbound(cfg config.Config, log *slog.Logger) (outbound, func(), error) {
 	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, rpcauth.DialOptions(cfg.InternalGRPCToken)...)
 	if err != nil {
-		return httpapi.Outbound{}, nil, err
+		return outbound{}, nil, err
 	}
 	var sender mail.Sender = mail.NewLogSender(log)
 	if cfg.SMTPAddr != "" {
 		s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
 		if err != nil {
 			_ = gw.Close()
-			return httpapi.Outbound{}, nil, err
+			return outbound{}, nil, err
 		}
 		sender = s
 	}
@@ -37,5 +39,5 @@ func newOutbound(cfg config.Config, st *store.Store, log *slog.Logger) (httpapi.
 			log.Warn("close gateway client", "err", err)
 		}
 	}
-	return httpapi.Outbound{Gateway: gw, Mailer: sender, Payments: billing.NewInvoicer(st)}, closeFn, nil
+	return outbound{gateway: gw, mailer: sender}, closeFn, nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	roles "trueportai/services/internal/role"
 )
 
 // scopedRoute is one /platform/api/service route that exists now.
@@ -27,8 +29,6 @@ var scopedRoutes = []scopedRoute{
 	{"configs PUT", http.MethodPut, "/platform/api/service/configs/gateway.default_rpm", obj{"value": 77}, "admin", http.StatusOK},
 	{"storage GET", http.MethodGet, "/platform/api/service/storage", nil, "admin", http.StatusOK},
 }
-
-var roleRank = map[string]int{"viewer": 1, "member": 2, "admin": 3, "owner": 4}
 
 // tamper rewrites a JWT's payload claim without re-signing it.
 func tamper(t *testing.T, tok, claim string, value any) string {
@@ -102,7 +102,7 @@ func roleMatrix(t *testing.T, s *server, a, b tenant, owner, outsider user, toke
 			t.Run(rt.name+"/"+role, func(t *testing.T) {
 				t.Parallel()
 				r := s.do(t, req{Method: rt.method, Path: rt.path, Token: tokens[role], Body: rt.body})
-				if roleRank[role] < roleRank[rt.minRole] {
+				if !roles.AtLeast(role, rt.minRole) {
 					env := wantError(t, r, http.StatusForbidden, "insufficient_role")
 					if env.Details["required_role"] != rt.minRole {
 						t.Errorf("details should name the required role: %s", r.Body)

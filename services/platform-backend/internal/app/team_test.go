@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	roles "trueportai/services/internal/role"
 )
 
 // teamRoute is one of the team/billing/storage routes with what each caller
@@ -113,7 +115,7 @@ func TestTeamBillingRoleMatrix(t *testing.T) {
 					if strings.Contains(string(r.Body), a.ID) || strings.Contains(string(r.Body), "@a.example") {
 						t.Errorf("another tenant's caller sees tenant A: %s", r.Body)
 					}
-				case roleRank[who] < roleRank[rt.minRole]:
+				case !roles.AtLeast(who, rt.minRole):
 					env := wantError(t, r, http.StatusForbidden, "insufficient_role")
 					if env.Details["required_role"] != rt.minRole {
 						t.Errorf("details should name the required role: %s", r.Body)

@@ -1,53 +1,91 @@
-// Package billing holds the shipped payment implementation: plan activations
-// are recorded as invoice-style rows to be settled outside the platform. No
-// card or bank data ever passes through it.
+// Package billing owns plans and their limits: what a plan allows (members,
+// API keys, log retention), whether a tenant's usage fits a plan, and how a
+// tenant moves to another plan (charge, then switch under the tenant lock,
+// void the charge if the switch is refused).
+//
+// The rules are functions of plain values (limits.go) and are evaluated by
+// Service with data read inside the transaction that holds the tenant's row
+// lock (Store.WithTenantLocked), so concurrent changes cannot slip between a
+// check and the write it guards. Other packages (team) apply the member limit
+// with the same functions.
 package billing
 
 import (
-	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
-
-	"trueportai/services/platform-backend/internal/store"
 )
 
-// Charge is the price of activating a plan for one period.
-type Charge struct {
+// Plan is a catalog entry with its limits.
+type Plan struct {
+	ID              string
+	Name            string
+	PriceUSDMonth   float64
+	MonthlyRequests int64
+	MaxAPIKeys      int64
+	MaxMembers      int64
+	MaxRPMPerKey    int64
+	RetentionDays   int64
+}
+
+// Invoice is an invoice-style payment record (no card data).
+type Invoice struct {
+	ID          string
 	TenantID    string
 	PlanID      string
 	AmountUSD   float64
+	Currency    string
+	Status      string // issued | void
 	PeriodStart time.Time
 	PeriodEnd   time.Time
+	CreatedAt   time.Time
 }
 
-// Receipt identifies a recorded charge.
-type Receipt struct {
-	InvoiceID string
+// Subscription is one period of a tenant on a plan.
+type Subscription struct {
+	ID        string
+	TenantID  string
+	PlanID    string
+	Status    string // active | ended
+	StartedAt time.Time
+	EndedAt   *time.Time
+	Invoice   *Invoice // nil for the subscription created with the tenant
 }
 
-// InvoiceStore is where invoices are kept (store.Store).
-type InvoiceStore interface {
-	CreateInvoice(ctx context.Context, tenantID, planID string, amountUSD float64, start, end time.Time) (store.Invoice, error)
-	VoidInvoice(ctx context.Context, id string) error
+// Errors of plan changes.
+var (
+	// ErrNotFound: no such tenant (or plan, from the store).
+	ErrNotFound = errors.New("not found")
+	// ErrUnknownPlan: the requested plan is not in the catalog.
+	ErrUnknownPlan   = errors.New("unknown plan")
+	ErrAlreadyOnPlan = errors.New("the tenant is already on this plan")
+	ErrPlanChanged   = errors.New("the tenant's plan changed concurrently")
+)
+
+// Limit names (stable: they appear in API error details).
+const (
+	LimitMembers = "max_members"
+	LimitAPIKeys = "max_api_keys"
+)
+
+// LimitExceeded is one plan limit the tenant's usage is above.
+type LimitExceeded struct {
+	Limit   string // LimitMembers, LimitAPIKeys
+	Max     int64
+	Current int64
 }
 
-// Invoicer records an issued invoice per charge.
-type Invoicer struct {
-	store InvoiceStore
+// LimitError reports plan limits that an operation would exceed.
+type LimitError struct {
+	PlanID   string
+	Exceeded []LimitExceeded
 }
 
-// NewInvoicer returns the invoice-only payment implementation.
-func NewInvoicer(st InvoiceStore) *Invoicer { return &Invoicer{store: st} }
-
-// Charge records an issued invoice for c.
-func (i *Invoicer) Charge(ctx context.Context, c Charge) (Receipt, error) {
-	inv, err := i.store.CreateInvoice(ctx, c.TenantID, c.PlanID, c.AmountUSD, c.PeriodStart, c.PeriodEnd)
-	if err != nil {
-		return Receipt{}, err
+func (e *LimitError) Error() string {
+	parts := make([]string, 0, len(e.Exceeded))
+	for _, x := range e.Exceeded {
+		parts = append(parts, fmt.Sprintf("%s %d > %d", x.Limit, x.Current, x.Max))
 	}
-	return Receipt{InvoiceID: inv.ID}, nil
-}
-
-// Void cancels a recorded charge whose plan change did not happen.
-func (i *Invoicer) Void(ctx context.Context, r Receipt) error {
-	return i.store.VoidInvoice(ctx, r.InvoiceID)
+	return "plan " + e.PlanID + " limits exceeded: " + strings.Join(parts, ", ")
 }

@@ -1,5 +1,5 @@
 // Package config loads the platform-backend configuration from the environment
-// (PRODUCT §10 names).
+// (the variables listed under "Configuration" in README.md).
 package config
 
 import (
@@ -101,6 +101,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.ShutdownGrace, err = time.ParseDuration(get("SHUTDOWN_GRACE", "15s")); err != nil {
 		errs = append(errs, errors.New("SHUTDOWN_GRACE must be a duration"))
+	} else if c.ShutdownGrace < 0 {
+		errs = append(errs, fmt.Errorf("SHUTDOWN_GRACE must not be negative, got %s", c.ShutdownGrace))
 	}
 	if c.TrustedProxies, err = parsePrefixes(get("TRUSTED_PROXIES", "")); err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))

@@ -15,9 +15,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
-	"trueportai/services/platform-backend/internal/configreg"
+	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
 )
 
@@ -79,10 +80,10 @@ func (s *Server) IntrospectToken(ctx context.Context, req *platformv1.Introspect
 			s.log.ErrorContext(ctx, "introspect: load membership", "err", err)
 			return nil, status.Error(codes.Unavailable, "platform database unavailable")
 		}
-		if m.Status != "active" {
+		if m.Status != team.StatusActive {
 			return inactive("tenant_suspended"), nil
 		}
-		resp.TenantId, resp.Role, resp.Env = m.ID, m.Role, claims.Env
+		resp.TenantId, resp.Role, resp.Env = m.ID, string(m.Role), claims.Env
 	}
 	return resp, nil
 }
@@ -131,7 +132,7 @@ func (s *Server) GetTenantContext(ctx context.Context, req *platformv1.GetTenant
 		},
 		DefaultRpm: 60,
 	}
-	for _, p := range configreg.Providers() {
+	for _, p := range configs.Providers() {
 		tc.Providers[p] = &platformv1.ProviderConfig{}
 	}
 	for _, r := range rows {
@@ -142,7 +143,7 @@ func (s *Server) GetTenantContext(ctx context.Context, req *platformv1.GetTenant
 	return &platformv1.GetTenantContextResponse{Tenant: tc}, nil
 }
 
-func (s *Server) applyConfig(tc *platformv1.TenantContext, r store.ConfigRow) error {
+func (s *Server) applyConfig(tc *platformv1.TenantContext, r configs.Entry) error {
 	if rest, ok := strings.CutPrefix(r.Key, "providers."); ok {
 		prov, field, _ := strings.Cut(rest, ".")
 		pc, ok := tc.Providers[prov]
@@ -151,7 +152,7 @@ func (s *Server) applyConfig(tc *platformv1.TenantContext, r store.ConfigRow) er
 		}
 		switch field {
 		case "api_key":
-			plain, err := s.box.Open(r.Value, tc.TenantId+"/"+r.Key)
+			plain, err := s.box.Open(r.Value, configs.AAD(tc.TenantId, r.Key))
 			if err != nil {
 				return err
 			}

@@ -15,6 +15,7 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/store"
 )
@@ -24,10 +25,17 @@ const usageFanout = 8
 
 var uuidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 
-// errGatewaySkipped marks usage not asked for because the gateway was found down.
-var errGatewaySkipped = apperr.New(apperr.Unavailable, "gateway_unavailable", "the gateway cannot be reached")
+// Client-visible errors are built fresh for each use: concurrent requests
+// never share (and so never race on) one *apperr.Error.
 
-var errTenantNotFound = apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant")
+// errGatewaySkipped marks usage not asked for because the gateway was found down.
+func errGatewaySkipped() error {
+	return apperr.New(apperr.Unavailable, "gateway_unavailable", "the gateway cannot be reached")
+}
+
+func errTenantNotFound() error {
+	return apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant")
+}
 
 // requirePlatformAdmin admits any valid token (global or scoped) of a user
 // whose platform-admin flag is set now.
@@ -79,9 +87,9 @@ func (a *API) usageThisMonth(ctx context.Context, tenantIDs []string) map[string
 	for _, id := range tenantIDs {
 		g.Go(func() error {
 			var u gatewayclient.Usage
-			var err error = errGatewaySkipped
+			var err error = errGatewaySkipped()
 			if !down.Load() {
-				u, err = a.out.Gateway.UsageSummary(ctx, id, from, to)
+				u, err = a.gateway.UsageSummary(ctx, id, from, to)
 			}
 			if ae, ok := apperr.As(err); ok && ae.Kind == apperr.Unavailable {
 				down.Store(true)
@@ -146,7 +154,7 @@ func (a *API) adminGetTenant(c echo.Context) error {
 	ctx := c.Request().Context()
 	t, err := a.store.TenantByID(ctx, c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) {
-		return errTenantNotFound
+		return errTenantNotFound()
 	}
 	if err != nil {
 		return err
@@ -192,7 +200,7 @@ func (a *API) adminGetTenant(c echo.Context) error {
 	})
 }
 
-func planLimits(p store.Plan) map[string]any {
+func planLimits(p billing.Plan) map[string]any {
 	return map[string]any{
 		"monthly_requests": p.MonthlyRequests, "max_api_keys": p.MaxAPIKeys, "max_members": p.MaxMembers,
 		"max_rpm_per_key": p.MaxRPMPerKey, "retention_days": p.RetentionDays,
@@ -214,7 +222,7 @@ func (a *API) adminSetTenantStatus(c echo.Context) error {
 	ctx := c.Request().Context()
 	t, prev, err := a.store.SetTenantStatus(ctx, c.Param("id"), req.Status, actorOf(caller(c)))
 	if errors.Is(err, store.ErrNotFound) {
-		return errTenantNotFound
+		return errTenantNotFound()
 	}
 	if err != nil {
 		return err
@@ -257,7 +265,7 @@ func (a *API) adminStats(c echo.Context) error {
 	from, to := monthWindow(a.now())
 	var usage *usageResp
 	var requests *int64
-	if u, err := a.out.Gateway.UsageSummary(ctx, "", from, to); err == nil {
+	if u, err := a.gateway.UsageSummary(ctx, "", from, to); err == nil {
 		usage, requests = toUsageResp(u), &u.Requests
 	} else {
 		a.log.WarnContext(ctx, "admin stats: gateway usage unavailable", "err", err)

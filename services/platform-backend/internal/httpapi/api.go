@@ -3,6 +3,8 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,10 +13,14 @@ import (
 
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
+	"trueportai/services/platform-backend/internal/configs"
+	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/password"
-	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
 )
 
@@ -31,25 +37,56 @@ type API struct {
 	cfg       config.Config
 	store     *store.Store
 	tokens    *token.Issuer
-	box       *secretbox.Box
 	pub       Publisher
+	ident     *identity.Service // identity.go: OTP, password reset/change
+	limiter   RateLimiter       // ratelimit.go: login, OTP, reset, management
+	team      *team.Service     // team.go: members, roles, invites
+	billing   *billing.Service  // billing.go: plan changes
+	configs   *configs.Service  // configs.go: tenant configs, storage settings
+	gateway   Gateway           // admin.go: usage from the gateway's gRPC
+	mailer    Mailer            // team.go: invite mails
 	dummyHash string
 	now       func() time.Time
-	ident     identityDeps // identity.go: OTP, password reset/change, rate limits
-	out       Outbound     // outbound.go: gateway gRPC, mail, payments (team, billing, admin)
 }
 
-// New builds the API.
-func New(log *slog.Logger, cfg config.Config, st *store.Store, tokens *token.Issuer, box *secretbox.Box, pub Publisher, opts ...Option) *API {
-	a := &API{log: log, cfg: cfg, store: st, tokens: tokens, box: box, pub: pub, dummyHash: password.Dummy(), now: time.Now}
-	for _, o := range opts {
-		o(a)
+// Deps are everything the handlers call. All are required: New refuses a
+// missing one rather than letting a route panic at its first request.
+type Deps struct {
+	Store     *store.Store
+	Tokens    *token.Issuer
+	Publisher Publisher
+	Identity  *identity.Service
+	Limiter   RateLimiter
+	Team      *team.Service
+	Billing   *billing.Service
+	Configs   *configs.Service
+	Gateway   Gateway
+	Mailer    Mailer
+}
+
+// New builds the API; it names every missing dependency.
+func New(log *slog.Logger, cfg config.Config, d Deps) (*API, error) {
+	var errs []error
+	for _, dep := range []struct {
+		name    string
+		missing bool
+	}{
+		{"Store", d.Store == nil}, {"Tokens", d.Tokens == nil}, {"Publisher", d.Publisher == nil},
+		{"Identity", d.Identity == nil}, {"Limiter", d.Limiter == nil}, {"Team", d.Team == nil},
+		{"Billing", d.Billing == nil}, {"Configs", d.Configs == nil}, {"Gateway", d.Gateway == nil},
+		{"Mailer", d.Mailer == nil}, {"logger", log == nil},
+	} {
+		if dep.missing {
+			errs = append(errs, fmt.Errorf("httpapi: %s is required", dep.name))
+		}
 	}
-	return a
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &API{log: log, cfg: cfg, store: d.Store, tokens: d.Tokens, pub: d.Publisher, ident: d.Identity, limiter: d.Limiter,
+		team: d.Team, billing: d.Billing, configs: d.Configs, gateway: d.Gateway, mailer: d.Mailer,
+		dummyHash: password.Dummy(), now: time.Now}, nil
 }
-
-// Option configures optional parts of the API.
-type Option func(*API)
 
 const bodyLimit = 1 << 20
 
@@ -75,23 +112,23 @@ func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	g.POST("/invites/accept", a.acceptInvite, a.requireGlobal)
 
 	s := e.Group("/platform/api/service", a.limitManagement)
-	s.GET("/info", a.info, a.requireRole("viewer"))
-	s.POST("/auth/switch-environment", a.switchEnvironment, a.requireRole("viewer"))
-	s.GET("/members", a.listMembers, a.requireRole("viewer"))
-	s.GET("/catalog/plans", a.listPlans, a.requireRole("viewer"))
-	s.GET("/configs", a.listConfigs, a.requireRole("viewer"))
-	s.PUT("/configs/:key", a.putConfig, a.requireRole("admin"))
-	s.GET("/storage", a.getStorage, a.requireRole("admin"))
-	s.PUT("/storage", a.putStorage, a.requireRole("admin"))
+	s.GET("/info", a.info, a.requireRole(role.Viewer))
+	s.POST("/auth/switch-environment", a.switchEnvironment, a.requireRole(role.Viewer))
+	s.GET("/members", a.listMembers, a.requireRole(role.Viewer))
+	s.GET("/catalog/plans", a.listPlans, a.requireRole(role.Viewer))
+	s.GET("/configs", a.listConfigs, a.requireRole(role.Viewer))
+	s.PUT("/configs/:key", a.putConfig, a.requireRole(role.Admin))
+	s.GET("/storage", a.getStorage, a.requireRole(role.Admin))
+	s.PUT("/storage", a.putStorage, a.requireRole(role.Admin))
 	// Team (team.go). A member below admin may only remove themself (leave).
-	s.DELETE("/members/:user_id", a.removeMember, a.requireRole("viewer"))
-	s.PUT("/members/:user_id/role", a.changeMemberRole, a.requireRole("admin"))
-	s.POST("/invites", a.createInvite, a.requireRole("admin"))
-	s.GET("/invites", a.listInvites, a.requireRole("admin"))
-	s.DELETE("/invites/:id", a.revokeInvite, a.requireRole("admin"))
+	s.DELETE("/members/:user_id", a.removeMember, a.requireRole(role.Viewer))
+	s.PUT("/members/:user_id/role", a.changeMemberRole, a.requireRole(role.Admin))
+	s.POST("/invites", a.createInvite, a.requireRole(role.Admin))
+	s.GET("/invites", a.listInvites, a.requireRole(role.Admin))
+	s.DELETE("/invites/:id", a.revokeInvite, a.requireRole(role.Admin))
 	// Billing (billing.go).
-	s.POST("/subscriptions", a.createSubscription, a.requireRole("admin"))
-	s.GET("/subscriptions", a.listSubscriptions, a.requireRole("admin"))
+	s.POST("/subscriptions", a.createSubscription, a.requireRole(role.Admin))
+	s.GET("/subscriptions", a.listSubscriptions, a.requireRole(role.Admin))
 
 	// Platform admin (admin.go, globalconfig.go): users.platform_admin, any token type.
 	ad := e.Group("/platform/api/admin")

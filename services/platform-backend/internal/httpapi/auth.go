@@ -9,15 +9,12 @@ import (
 
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
 )
-
-// Roles, lowest to highest.
-var roleRank = map[string]int{"viewer": 1, "member": 2, "admin": 3, "owner": 4}
-
-// RoleAtLeast reports whether role is min or higher.
-func RoleAtLeast(role, min string) bool { return roleRank[role] >= roleRank[min] && roleRank[role] > 0 }
 
 // Environments every tenant has.
 var environments = []string{"production", "staging", "development"}
@@ -33,11 +30,11 @@ func validEnv(env string) bool {
 
 // principal is the authenticated caller of a request.
 type principal struct {
-	User   store.User
+	User   identity.User
 	Claims token.Claims
 	// Scoped routes only:
-	Tenant store.Tenant
-	Role   string
+	Tenant team.Tenant
+	Role   role.Role
 	Env    string
 }
 
@@ -57,7 +54,9 @@ func bearer(c echo.Context) (string, error) {
 	return strings.TrimSpace(tok), nil
 }
 
-var errBadToken = apperr.New(apperr.Unauthenticated, "invalid_token", "token is invalid, expired or revoked")
+func errBadToken() error {
+	return apperr.New(apperr.Unauthenticated, "invalid_token", "token is invalid, expired or revoked")
+}
 
 // authenticate verifies the bearer token and that it has not been revoked
 // (token version bump on password change/reset).
@@ -68,17 +67,17 @@ func (a *API) authenticate(c echo.Context) (*principal, error) {
 	}
 	claims, err := a.tokens.Parse(raw)
 	if err != nil {
-		return nil, errBadToken
+		return nil, errBadToken()
 	}
 	u, err := a.store.UserByID(c.Request().Context(), claims.Subject)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, errBadToken
+		return nil, errBadToken()
 	}
 	if err != nil {
 		return nil, err
 	}
 	if u.TokenVersion != claims.Version {
-		return nil, errBadToken
+		return nil, errBadToken()
 	}
 	return &principal{User: u, Claims: claims}, nil
 }
@@ -100,7 +99,7 @@ func (a *API) requireGlobal(next echo.HandlerFunc) echo.HandlerFunc {
 
 // requireRole admits scoped tokens (or, in dev, a global token plus
 // X-Tenant-Slug) whose *current* membership role is at least min.
-func (a *API) requireRole(min string) echo.MiddlewareFunc {
+func (a *API) requireRole(min role.Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			p, err := a.authenticate(c)
@@ -108,7 +107,7 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 				return err
 			}
 			ctx := c.Request().Context()
-			var m store.TenantRole
+			var m team.Membership
 			switch {
 			case p.Claims.Type == token.TypeScoped:
 				m, err = a.store.Membership(ctx, p.Claims.TenantID, p.User.ID)
@@ -124,17 +123,17 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 			}
 			if errors.Is(err, store.ErrNotFound) {
 				// Membership removed since the token was issued.
-				return errBadToken
+				return errBadToken()
 			}
 			if err != nil {
 				return err
 			}
-			if m.Status != "active" {
+			if m.Status != team.StatusActive {
 				return apperr.New(apperr.Forbidden, "tenant_suspended", "this organisation is suspended")
 			}
 			p.Tenant, p.Role = m.Tenant, m.Role
-			if !RoleAtLeast(p.Role, min) {
-				return apperr.New(apperr.Forbidden, "insufficient_role", "this action needs the "+min+" role or higher").
+			if !p.Role.AtLeast(min) {
+				return apperr.New(apperr.Forbidden, "insufficient_role", "this action needs the "+string(min)+" role or higher").
 					WithDetails(map[string]any{"required_role": min, "role": p.Role})
 			}
 			c.Set(principalKey, p)

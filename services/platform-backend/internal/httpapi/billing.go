@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/platform-backend/internal/billing"
-	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/configs"
 )
 
 type subscriptionResp struct {
@@ -34,7 +32,7 @@ type invoiceResp struct {
 	PeriodEnd   time.Time `json:"period_end"`
 }
 
-func toSubscriptionResp(s store.Subscription) subscriptionResp {
+func toSubscriptionResp(s billing.Subscription) subscriptionResp {
 	r := subscriptionResp{ID: s.ID, PlanID: s.PlanID, Status: s.Status, StartedAt: s.StartedAt.UTC()}
 	if s.EndedAt != nil {
 		t := s.EndedAt.UTC()
@@ -47,9 +45,10 @@ func toSubscriptionResp(s store.Subscription) subscriptionResp {
 	return r
 }
 
-// createSubscription moves the tenant to another plan: a downgrade is refused
-// while the tenant's members or API keys (counted by the gateway) exceed the
-// target plan; the charge is recorded, then the plan switched.
+// createSubscription moves the tenant to another plan (billing.Service.
+// ChangePlan): a downgrade is refused while the tenant's members or API keys
+// (counted by the gateway) exceed the target plan; the charge is recorded,
+// then the plan switched.
 func (a *API) createSubscription(c echo.Context) error {
 	var req struct {
 		PlanID string `json:"plan_id"`
@@ -61,82 +60,26 @@ func (a *API) createSubscription(c echo.Context) error {
 		return apperr.InvalidField("plan_id", "plan_id is required")
 	}
 	ctx := c.Request().Context()
-	target, err := a.store.PlanByID(ctx, req.PlanID)
-	if errors.Is(err, store.ErrNotFound) {
-		return apperr.InvalidField("plan_id", "unknown plan_id; see GET /platform/api/service/catalog/plans")
-	}
-	if err != nil {
-		return err
-	}
 	p := caller(c)
-	cur, err := a.store.PlanByID(ctx, p.Tenant.PlanID)
-	if err != nil {
-		return err
-	}
-	if cur.ID == target.ID {
-		return errAlreadyOnPlan(target.ID)
-	}
-	if err := a.checkPlanFits(ctx, p.Tenant.ID, cur, target); err != nil {
-		return err
-	}
-
-	now := a.now().UTC()
-	receipt, err := a.out.Payments.Charge(ctx, billing.Charge{TenantID: p.Tenant.ID, PlanID: target.ID, AmountUSD: target.PriceUSDMonth,
-		PeriodStart: now, PeriodEnd: now.AddDate(0, 1, 0)})
-	if err != nil {
-		return fmt.Errorf("charge plan %s: %w", target.ID, err)
-	}
-	sub, err := a.store.ChangePlan(ctx, store.PlanChange{TenantID: p.Tenant.ID, FromPlanID: cur.ID, To: target,
-		InvoiceID: receipt.InvoiceID, Actor: actorOf(p), Now: now})
-	if err != nil {
-		if verr := a.out.Payments.Void(context.WithoutCancel(ctx), receipt); verr != nil {
-			a.log.ErrorContext(ctx, "void charge of a failed plan change", "invoice_id", receipt.InvoiceID, "err", verr)
-		}
-		switch {
-		case errors.Is(err, store.ErrAlreadyOnPlan):
-			return errAlreadyOnPlan(target.ID)
-		case errors.Is(err, store.ErrPlanChanged):
-			return apperr.New(apperr.Conflict, "plan_changed", "the plan changed while this request ran; try again")
-		}
-		return storeError(err, apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant"))
+	ch, err := a.billing.ChangePlan(ctx, p.Tenant.ID, p.Tenant.PlanID, req.PlanID, actorOf(p))
+	switch {
+	case errors.Is(err, billing.ErrUnknownPlan):
+		return apperr.InvalidField("plan_id", "unknown plan_id; see GET /platform/api/service/catalog/plans")
+	case errors.Is(err, billing.ErrAlreadyOnPlan):
+		return errAlreadyOnPlan(req.PlanID)
+	case errors.Is(err, billing.ErrPlanChanged):
+		return apperr.New(apperr.Conflict, "plan_changed", "the plan changed while this request ran; try again")
+	case err != nil:
+		return domainError(err, errTenantNotFound)
 	}
 	a.pub.TenantChanged(ctx, events.TenantChangedEvent{TenantID: p.Tenant.ID, Reason: "plan"})
-	a.log.InfoContext(ctx, "plan changed", "from", cur.ID, "to", target.ID, "subscription_id", sub.ID)
+	sub := ch.Subscription
 	return c.JSON(http.StatusCreated, map[string]any{"id": sub.ID, "plan_id": sub.PlanID, "status": sub.Status, "started_at": sub.StartedAt.UTC()})
 }
 
 func errAlreadyOnPlan(planID string) error {
 	return apperr.New(apperr.Conflict, "already_on_plan", "the organisation is already on the "+planID+" plan").
 		WithDetails(map[string]any{"plan_id": planID})
-}
-
-// checkPlanFits refuses (409) a plan whose limits the tenant's current usage
-// exceeds. Members are counted here; API keys only the gateway knows, so when
-// the target allows fewer keys than the current plan the gateway is asked,
-// and its being unreachable is a 503, never a pass.
-func (a *API) checkPlanFits(ctx context.Context, tenantID string, cur, target store.Plan) error {
-	le := &store.LimitError{PlanID: target.ID}
-	members, err := a.store.MemberCount(ctx, tenantID)
-	if err != nil {
-		return err
-	}
-	if members > target.MaxMembers {
-		le.Exceeded = append(le.Exceeded, store.LimitExceeded{Limit: "max_members", Max: target.MaxMembers, Current: members})
-	}
-	if target.MaxAPIKeys < cur.MaxAPIKeys {
-		keys, err := a.out.Gateway.CountKeys(ctx, tenantID)
-		if err != nil {
-			a.log.WarnContext(ctx, "plan change: gateway key count failed", "err", err)
-			return err
-		}
-		if keys > target.MaxAPIKeys {
-			le.Exceeded = append(le.Exceeded, store.LimitExceeded{Limit: "max_api_keys", Max: target.MaxAPIKeys, Current: keys})
-		}
-	}
-	if len(le.Exceeded) > 0 {
-		return limitError(le, "the tenant has")
-	}
-	return nil
 }
 
 func (a *API) listSubscriptions(c echo.Context) error {
@@ -155,7 +98,7 @@ func (a *API) listSubscriptions(c echo.Context) error {
 	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
 }
 
-func storageJSON(st store.Storage) map[string]any {
+func storageJSON(st configs.Storage) map[string]any {
 	return map[string]any{
 		"log_request_bodies": st.LogRequestBodies, "log_response_bodies": st.LogResponseBodies,
 		"redact_logged_bodies": st.RedactLoggedBodies, "retention_days": st.RetentionDays,
@@ -163,7 +106,7 @@ func storageJSON(st store.Storage) map[string]any {
 }
 
 // putStorage updates the storage settings; fields left out keep their value.
-// retention_days is 1 to the plan's retention_days.
+// retention_days is 1 to the plan's retention_days (configs.ApplyStorage).
 func (a *API) putStorage(c echo.Context) error {
 	var req struct {
 		LogRequestBodies   *bool  `json:"log_request_bodies"`
@@ -176,31 +119,17 @@ func (a *API) putStorage(c echo.Context) error {
 	}
 	p := caller(c)
 	ctx := c.Request().Context()
-	st, err := a.store.UpdateStorage(ctx, p.Tenant.ID, actorOf(p), func(cur store.Storage, plan store.Plan) (store.Storage, error) {
-		next := cur
-		for _, f := range []struct {
-			src *bool
-			dst *bool
-		}{{req.LogRequestBodies, &next.LogRequestBodies}, {req.LogResponseBodies, &next.LogResponseBodies}, {req.RedactLoggedBodies, &next.RedactLoggedBodies}} {
-			if f.src != nil {
-				*f.dst = *f.src
-			}
-		}
-		if req.RetentionDays != nil {
-			next.RetentionDays = *req.RetentionDays
-		}
-		if next.RetentionDays < 1 {
-			return next, apperr.InvalidField("retention_days", "retention_days must be at least 1")
-		}
-		if next.RetentionDays > plan.RetentionDays {
-			return next, apperr.New(apperr.Invalid, "invalid_retention_days",
-				fmt.Sprintf("retention_days %d is above the %s plan's limit of %d days", next.RetentionDays, plan.ID, plan.RetentionDays)).
-				WithDetails(map[string]any{"field": "retention_days", "max": plan.RetentionDays, "plan_id": plan.ID})
-		}
-		return next, nil
-	})
-	if err != nil {
-		return storeError(err, apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant"))
+	st, err := a.configs.UpdateStorage(ctx, p.Tenant.ID, actorOf(p), configs.StoragePatch{LogRequestBodies: req.LogRequestBodies,
+		LogResponseBodies: req.LogResponseBodies, RedactLoggedBodies: req.RedactLoggedBodies, RetentionDays: req.RetentionDays})
+	var rl *configs.RetentionLimitError
+	switch {
+	case errors.Is(err, configs.ErrRetentionTooShort):
+		return apperr.InvalidField("retention_days", "retention_days must be at least 1")
+	case errors.As(err, &rl):
+		return apperr.New(apperr.Invalid, "invalid_retention_days", rl.Error()).
+			WithDetails(map[string]any{"field": "retention_days", "max": rl.Max, "plan_id": rl.PlanID})
+	case err != nil:
+		return domainError(err, errTenantNotFound)
 	}
 	a.pub.TenantChanged(ctx, events.TenantChangedEvent{TenantID: p.Tenant.ID, Reason: "storage"})
 	return c.JSON(http.StatusOK, storageJSON(st))

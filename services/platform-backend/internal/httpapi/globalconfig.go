@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"trueportai/services/internal/events"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,7 +14,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/globalreg"
 	"trueportai/services/platform-backend/internal/store"
 )
@@ -115,18 +115,17 @@ func (a *API) globalValue(ctx context.Context, key string, dst any) error {
 
 // defaultPlan is the plan new tenants start on (global config default_plan;
 // "free" when that plan no longer exists).
-func (a *API) defaultPlan(ctx context.Context) (string, error) {
+func (a *API) defaultPlan(ctx context.Context) (billing.Plan, error) {
 	var id string
 	if err := a.globalValue(ctx, globalreg.DefaultPlan, &id); err != nil {
-		return "", err
+		return billing.Plan{}, err
 	}
-	if _, err := a.store.PlanByID(ctx, id); errors.Is(err, store.ErrNotFound) {
+	p, err := a.store.PlanByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		a.log.WarnContext(ctx, "default_plan names an unknown plan; using free", "plan_id", id)
-		return "free", nil
-	} else if err != nil {
-		return "", err
+		return a.store.PlanByID(ctx, "free")
 	}
-	return id, nil
+	return p, err
 }
 
 // signupOpen guards register: while signup.enabled is false only addresses

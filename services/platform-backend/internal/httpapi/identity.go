@@ -30,7 +30,7 @@ type userResp struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
-func toUserResp(u store.User) userResp {
+func toUserResp(u identity.User) userResp {
 	return userResp{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, CreatedAt: u.CreatedAt.UTC()}
 }
 
@@ -140,7 +140,7 @@ func (a *API) login(c echo.Context) error {
 	return a.issueGlobal(c, u)
 }
 
-func (a *API) issueGlobal(c echo.Context, u store.User) error {
+func (a *API) issueGlobal(c echo.Context, u identity.User) error {
 	tok, claims, err := a.tokens.Issue(token.Claims{Subject: u.ID, Type: token.TypeGlobal, Version: u.TokenVersion}, a.cfg.GlobalTokenTTL)
 	if err != nil {
 		return err
@@ -162,18 +162,6 @@ func (a *API) jwks(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/jwk-set+json", b)
 }
 
-// identityDeps are the identity routes' dependencies (WithIdentity).
-type identityDeps struct {
-	svc     *identity.Service
-	limiter RateLimiter
-}
-
-// WithIdentity enables the OTP, password reset and password change routes
-// and the rate limits (login, OTP, reset, management).
-func WithIdentity(svc *identity.Service, limiter RateLimiter) Option {
-	return func(a *API) { a.ident = identityDeps{svc: svc, limiter: limiter} }
-}
-
 type statusResp struct {
 	Status string `json:"status"`
 }
@@ -182,7 +170,7 @@ type statusResp struct {
 // every well-formed email, known or not, and takes the same time: the lookup
 // and the mail happen in a background job.
 func (a *API) requestOTP(c echo.Context) error {
-	return a.mailByEmail(c, ruleOTPRequest, a.ident.svc.RequestOTP)
+	return a.mailByEmail(c, ruleOTPRequest, a.ident.RequestOTP)
 }
 
 // mailByEmail is the shared shape of the mail-sending routes: validate the
@@ -225,7 +213,7 @@ func (a *API) verifyOTP(c echo.Context) error {
 	if err := a.limit(c, ruleOTPVerify, emailKey(req.Email)); err != nil {
 		return err
 	}
-	u, err := a.ident.svc.VerifyOTP(c.Request().Context(), strings.TrimSpace(req.Email), req.Code)
+	u, err := a.ident.VerifyOTP(c.Request().Context(), strings.TrimSpace(req.Email), req.Code)
 	if err != nil {
 		return err
 	}
@@ -235,7 +223,7 @@ func (a *API) verifyOTP(c echo.Context) error {
 // forgotPassword mails a reset link; like requestOTP it answers 202 the same
 // way for every well-formed email.
 func (a *API) forgotPassword(c echo.Context) error {
-	return a.mailByEmail(c, ruleForgotPassword, a.ident.svc.ForgotPassword)
+	return a.mailByEmail(c, ruleForgotPassword, a.ident.ForgotPassword)
 }
 
 // resetPassword spends a reset token; every session of the user ends.
@@ -256,7 +244,7 @@ func (a *API) resetPassword(c echo.Context) error {
 	if err := a.limit(c, ruleResetIP, a.clientIP(c)); err != nil {
 		return err
 	}
-	if err := a.ident.svc.ResetPassword(c.Request().Context(), strings.TrimSpace(req.Token), req.NewPassword); err != nil {
+	if err := a.ident.ResetPassword(c.Request().Context(), strings.TrimSpace(req.Token), req.NewPassword); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, statusResp{Status: "ok"})
@@ -282,7 +270,7 @@ func (a *API) changePassword(c echo.Context) error {
 	if err := a.limit(c, rulePasswordChange, p.User.ID); err != nil {
 		return err
 	}
-	if err := a.ident.svc.ChangePassword(c.Request().Context(), p.User, req.CurrentPassword, req.NewPassword); err != nil {
+	if err := a.ident.ChangePassword(c.Request().Context(), p.User, req.CurrentPassword, req.NewPassword); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, statusResp{Status: "ok"})

@@ -21,8 +21,8 @@ type RateLimiter interface {
 	Allow(ctx context.Context, rule ratelimit.Rule, key string) (ratelimit.Decision, error)
 }
 
-// The platform's limits (overview table and spec "Rate-limit keys"; the
-// OTP, reset and password-change numbers are ours, see docs/decisions.md).
+// The platform's limits: the table under "Rate limits" in docs/decisions.md
+// lists each one with its key and why.
 var (
 	ruleLoginEmail     = ratelimit.Rule{Name: "login_per_email", Limit: 10, Window: 15 * time.Minute}
 	ruleLoginIP        = ratelimit.Rule{Name: "login_per_ip", Limit: 10, Window: 15 * time.Minute}
@@ -39,7 +39,7 @@ var (
 // admits the request (logged): availability over strictness.
 func (a *API) limit(c echo.Context, rule ratelimit.Rule, key string) error {
 	ctx := c.Request().Context()
-	d, err := a.ident.limiter.Allow(ctx, rule, key)
+	d, err := a.limiter.Allow(ctx, rule, key)
 	if err != nil {
 		a.log.WarnContext(ctx, "rate limiter failed; request admitted", "limit", rule.Name, "err", err)
 		return nil

@@ -1,10 +1,6 @@
 package httpapi
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,59 +12,38 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/role"
 	"trueportai/services/platform-backend/internal/mail"
-	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 )
 
-// inviteTTL is how long an invite can be accepted.
-const inviteTTL = 7 * 24 * time.Hour
+func errMemberNotFound() error {
+	return apperr.New(apperr.NotFound, "member_not_found", "no such member in this organisation")
+}
 
-var (
-	errMemberNotFound = apperr.New(apperr.NotFound, "member_not_found", "no such member in this organisation")
-	errInviteNotFound = apperr.New(apperr.NotFound, "invite_not_found", "no such pending invite")
-)
-
-func validRole(r string) bool {
-	switch r {
-	case "viewer", "member", "admin", "owner":
-		return true
-	}
-	return false
+func errInviteNotFound() error {
+	return apperr.New(apperr.NotFound, "invite_not_found", "no such pending invite")
 }
 
 func errBadRole() error {
 	return apperr.InvalidField("role", "role must be one of viewer, member, admin, owner")
 }
 
-// newInviteToken returns a random 256-bit token (URL-safe) and the hex
-// SHA-256 under which it is stored.
-func newInviteToken() (string, string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", fmt.Errorf("invite token: %w", err)
-	}
-	tok := base64.RawURLEncoding.EncodeToString(b[:])
-	return tok, hashInviteToken(tok), nil
-}
-
-func hashInviteToken(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:])
-}
-
 // removeMember removes a member (admin or owner), or the caller themself
-// (leaving, any role). Owners are removed only by owners; the last owner stays.
+// (leaving, any role). Owners are removed only by owners; the last owner
+// stays (team.CheckRemove).
 func (a *API) removeMember(c echo.Context) error {
 	p := caller(c)
 	ctx := c.Request().Context()
-	m, err := a.store.RemoveMember(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"))
+	m, err := a.team.RemoveMember(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"))
 	if err != nil {
-		return storeError(err, errMemberNotFound)
+		return domainError(err, errMemberNotFound)
 	}
 	a.pub.TokensRevoked(ctx, events.TokensRevokedEvent{UserID: m.UserID, TenantID: p.Tenant.ID, Reason: "member_removed"})
 	return c.NoContent(http.StatusNoContent)
 }
 
+// changeMemberRole sets a member's role (team.CheckRoleChange).
 func (a *API) changeMemberRole(c echo.Context) error {
 	var req struct {
 		Role string `json:"role"`
@@ -76,14 +51,11 @@ func (a *API) changeMemberRole(c echo.Context) error {
 	if err := bind(c, &req); err != nil {
 		return err
 	}
-	if !validRole(req.Role) {
-		return errBadRole()
-	}
 	p := caller(c)
 	ctx := c.Request().Context()
-	m, old, err := a.store.ChangeRole(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"), req.Role)
+	m, old, err := a.team.ChangeRole(ctx, p.Tenant.ID, actorOf(p), c.Param("user_id"), role.Role(req.Role))
 	if err != nil {
-		return storeError(err, errMemberNotFound)
+		return domainError(err, errMemberNotFound)
 	}
 	if old != m.Role {
 		a.pub.TokensRevoked(ctx, events.TokensRevokedEvent{UserID: m.UserID, TenantID: p.Tenant.ID, Reason: "role_changed"})
@@ -94,13 +66,13 @@ func (a *API) changeMemberRole(c echo.Context) error {
 type inviteResp struct {
 	ID        string     `json:"id"`
 	Email     string     `json:"email"`
-	Role      string     `json:"role"`
+	Role      role.Role  `json:"role"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	CreatedAt *time.Time `json:"created_at,omitempty"`
 	InvitedBy *string    `json:"invited_by,omitempty"`
 }
 
-func toInviteResp(i store.Invite, full bool) inviteResp {
+func toInviteResp(i team.Invite, full bool) inviteResp {
 	r := inviteResp{ID: i.ID, Email: i.Email, Role: i.Role, ExpiresAt: i.ExpiresAt.UTC()}
 	if full {
 		created := i.CreatedAt.UTC()
@@ -109,6 +81,8 @@ func toInviteResp(i store.Invite, full bool) inviteResp {
 	return r
 }
 
+// createInvite invites an address (team.Service.CreateInvite); the mail goes
+// out before the invite is committed, so a failed mail keeps nothing.
 func (a *API) createInvite(c echo.Context) error {
 	var req struct {
 		Email string `json:"email"`
@@ -121,26 +95,18 @@ func (a *API) createInvite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !validRole(req.Role) {
-		return errBadRole()
-	}
-	tok, hash, err := newInviteToken()
-	if err != nil {
-		return err
-	}
 	p := caller(c)
 	ctx := c.Request().Context()
-	now := a.now().UTC()
-	inv, err := a.store.CreateInvite(ctx, store.NewInvite{TenantID: p.Tenant.ID, Email: email, Role: req.Role, TokenHash: hash, ExpiresAt: now.Add(inviteTTL)},
-		actorOf(p), now, func(inv store.Invite) error {
+	inv, err := a.team.CreateInvite(ctx, team.InviteRequest{TenantID: p.Tenant.ID, Email: email, Role: role.Role(req.Role)}, actorOf(p),
+		func(inv team.Invite, tok string) error {
 			subject, text := a.inviteMail(p, inv, tok)
-			if err := a.out.Mailer.Send(ctx, mail.Message{To: inv.Email, Subject: subject, Text: text}); err != nil {
+			if err := a.mailer.Send(ctx, mail.Message{To: inv.Email, Subject: subject, Text: text}); err != nil {
 				return apperr.Wrap(apperr.Unavailable, "mail_unavailable", "the invite mail could not be sent; nothing was saved, try again", err)
 			}
 			return nil
 		})
 	if err != nil {
-		return storeError(err, apperr.New(apperr.NotFound, "tenant_not_found", "no such tenant"))
+		return domainError(err, errTenantNotFound)
 	}
 	a.log.InfoContext(ctx, "invite created", "invite_id", inv.ID, "role", inv.Role)
 	return c.JSON(http.StatusCreated, toInviteResp(inv, false))
@@ -148,7 +114,7 @@ func (a *API) createInvite(c echo.Context) error {
 
 // inviteMail is the subject and body of an invite; the body carries the token
 // and a link under the configured public base URL (never the Host header).
-func (a *API) inviteMail(p *principal, inv store.Invite, tok string) (string, string) {
+func (a *API) inviteMail(p *principal, inv team.Invite, tok string) (string, string) {
 	subject := fmt.Sprintf("You are invited to join %s on TruePortAI", p.Tenant.Name)
 	link := a.cfg.PublicBaseURL + "/invites/accept?token=" + url.QueryEscape(tok)
 	text := fmt.Sprintf(`%s invited you to join the organisation %q on TruePortAI as %s.
@@ -182,8 +148,8 @@ func (a *API) listInvites(c echo.Context) error {
 
 func (a *API) revokeInvite(c echo.Context) error {
 	p := caller(c)
-	if _, err := a.store.RevokeInvite(c.Request().Context(), p.Tenant.ID, c.Param("id"), actorOf(p), a.now()); err != nil {
-		return storeError(err, errInviteNotFound)
+	if _, err := a.team.RevokeInvite(c.Request().Context(), p.Tenant.ID, c.Param("id"), actorOf(p)); err != nil {
+		return domainError(err, errInviteNotFound)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
@@ -201,20 +167,20 @@ func (a *API) acceptInvite(c echo.Context) error {
 		return apperr.InvalidField("token", "token is required")
 	}
 	p := caller(c)
-	tr, _, err := a.store.AcceptInvite(c.Request().Context(), hashInviteToken(req.Token), p.User, a.now())
+	ms, err := a.team.AcceptInvite(c.Request().Context(), req.Token, actorOf(p))
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, team.ErrNotFound):
 		return apperr.New(apperr.NotFound, "invite_not_found", "no invite with this token")
-	case errors.Is(err, store.ErrInviteEmailMismatch):
+	case errors.Is(err, team.ErrInviteEmailMismatch):
 		return apperr.New(apperr.Forbidden, "invite_email_mismatch", "this invite is addressed to another email; sign in with the invited address")
-	case errors.Is(err, store.ErrInviteUsed):
+	case errors.Is(err, team.ErrInviteUsed):
 		return apperr.New(apperr.Invalid, "invite_used", "this invite has already been accepted").WithDetails(map[string]any{"field": "token"})
-	case errors.Is(err, store.ErrInviteRevoked):
+	case errors.Is(err, team.ErrInviteRevoked):
 		return apperr.New(apperr.Invalid, "invite_revoked", "this invite has been revoked").WithDetails(map[string]any{"field": "token"})
-	case errors.Is(err, store.ErrInviteExpired):
+	case errors.Is(err, team.ErrInviteExpired):
 		return apperr.New(apperr.Invalid, "invite_expired", "this invite has expired; ask for a new one").WithDetails(map[string]any{"field": "token"})
 	case err != nil:
-		return storeError(err, errInviteNotFound)
+		return domainError(err, errInviteNotFound)
 	}
-	return c.JSON(http.StatusOK, map[string]any{"tenant": toTenantResp(tr.Tenant, tr.Role), "role": tr.Role})
+	return c.JSON(http.StatusOK, map[string]any{"tenant": toTenantResp(ms.Tenant, ms.Role), "role": ms.Role})
 }

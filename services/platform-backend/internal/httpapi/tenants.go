@@ -3,37 +3,18 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/store"
+	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
 )
-
-var slugRE = regexp.MustCompile(`^[a-z0-9](-?[a-z0-9]){2,39}$`)
-
-// reservedSlugs cannot be used by tenants (routes, brand, infrastructure).
-var reservedSlugs = map[string]bool{
-	"admin": true, "api": true, "app": true, "www": true, "platform": true, "gateway": true, "trueport": true,
-	"trueportai": true, "support": true, "help": true, "status": true, "billing": true, "login": true,
-	"signup": true, "auth": true, "root": true, "system": true, "internal": true, "health": true, "metrics": true,
-	"static": true, "docs": true, "mail": true, "security": true, "null": true, "undefined": true,
-}
-
-// slugProblem returns why slug cannot be used ("" if it can, ignoring uniqueness).
-func slugProblem(slug string) string {
-	switch {
-	case !slugRE.MatchString(slug):
-		return "invalid"
-	case reservedSlugs[slug]:
-		return "reserved"
-	}
-	return ""
-}
 
 type tenantResp struct {
 	ID        string    `json:"id"`
@@ -41,12 +22,12 @@ type tenantResp struct {
 	Slug      string    `json:"slug"`
 	Status    string    `json:"status"`
 	Plan      string    `json:"plan"`
-	Role      string    `json:"role,omitempty"`
+	Role      role.Role `json:"role,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
-func toTenantResp(t store.Tenant, role string) tenantResp {
-	return tenantResp{ID: t.ID, Name: t.Name, Slug: t.Slug, Status: t.Status, Plan: t.PlanID, Role: role, CreatedAt: t.CreatedAt.UTC()}
+func toTenantResp(t team.Tenant, r role.Role) tenantResp {
+	return tenantResp{ID: t.ID, Name: t.Name, Slug: t.Slug, Status: t.Status, Plan: t.PlanID, Role: r, CreatedAt: t.CreatedAt.UTC()}
 }
 
 func (a *API) createTenant(c echo.Context) error {
@@ -61,10 +42,10 @@ func (a *API) createTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	switch slugProblem(req.Slug) {
-	case "invalid":
+	switch team.SlugProblem(req.Slug) {
+	case team.SlugInvalid:
 		return apperr.InvalidField("slug", "slug must be 3-40 lowercase letters, digits or single hyphens, starting and ending with a letter or digit")
-	case "reserved":
+	case team.SlugReserved:
 		return apperr.InvalidField("slug", "slug is reserved")
 	}
 	p := caller(c)
@@ -72,14 +53,14 @@ func (a *API) createTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, plan, p.User.ID)
+	t, err := a.store.CreateTenant(c.Request().Context(), name, req.Slug, plan.ID, p.User.ID, configs.DefaultStorage(plan))
 	if errors.Is(err, store.ErrSlugTaken) {
 		return apperr.New(apperr.Conflict, "slug_taken", "slug is already in use").WithDetails(map[string]any{"field": "slug"})
 	}
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, toTenantResp(t, "owner"))
+	return c.JSON(http.StatusCreated, toTenantResp(t, role.Owner))
 }
 
 func (a *API) listTenants(c echo.Context) error {
@@ -104,7 +85,7 @@ func (a *API) checkAvailability(c echo.Context) error {
 		return apperr.InvalidField("slug", "slug query parameter is required")
 	}
 	resp := map[string]any{"slug": slug, "available": false}
-	if r := slugProblem(slug); r != "" {
+	if r := team.SlugProblem(slug); r != "" {
 		resp["reason"] = r
 		return c.JSON(http.StatusOK, resp)
 	}
@@ -130,7 +111,7 @@ func (a *API) selectTenant(c echo.Context) error {
 	}
 	p := caller(c)
 	ctx := c.Request().Context()
-	var m store.TenantRole
+	var m team.Membership
 	var err error
 	switch {
 	case req.TenantID != "":
@@ -146,15 +127,15 @@ func (a *API) selectTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.Status != "active" {
+	if m.Status != team.StatusActive {
 		return apperr.New(apperr.Forbidden, "tenant_suspended", "this organisation is suspended")
 	}
 	return a.issueScoped(c, p, m, "production")
 }
 
-func (a *API) issueScoped(c echo.Context, p *principal, m store.TenantRole, env string) error {
+func (a *API) issueScoped(c echo.Context, p *principal, m team.Membership, env string) error {
 	tok, claims, err := a.tokens.Issue(token.Claims{
-		Subject: p.User.ID, Type: token.TypeScoped, TenantID: m.ID, Role: m.Role, Env: env, Version: p.User.TokenVersion,
+		Subject: p.User.ID, Type: token.TypeScoped, TenantID: m.ID, Role: string(m.Role), Env: env, Version: p.User.TokenVersion,
 	}, a.cfg.ScopedTokenTTL)
 	if err != nil {
 		return err
@@ -188,14 +169,14 @@ func (a *API) switchEnvironment(c echo.Context) error {
 		return apperr.InvalidField("env", "env must be one of production, staging, development")
 	}
 	p := caller(c)
-	return a.issueScoped(c, p, store.TenantRole{Tenant: p.Tenant, Role: p.Role}, req.Env)
+	return a.issueScoped(c, p, team.Membership{Tenant: p.Tenant, Role: p.Role}, req.Env)
 }
 
 type memberResp struct {
 	UserID   string    `json:"user_id"`
 	Email    string    `json:"email"`
 	Name     string    `json:"name"`
-	Role     string    `json:"role"`
+	Role     role.Role `json:"role"`
 	JoinedAt time.Time `json:"joined_at"`
 }
 

@@ -1,5 +1,11 @@
-// Package identity holds the account flows around passwords: email sign-in
-// codes (OTP), forgotten-password reset tokens and password changes.
+// Package identity owns platform accounts (User) and the flows around
+// passwords: email sign-in codes (OTP), forgotten-password reset tokens and
+// password changes.
+//
+// The rule of a sign-in try (judgeCode: single use, a bounded number of wrong
+// tries, expiry) is decided here and applied by the store in the transaction
+// that locks the code's row (Store.ConsumeOTP), so concurrent tries cannot
+// both spend one code or exceed the tries.
 //
 // Codes and tokens are random, stored only as HMAC-SHA256 under a server-side
 // pepper, expire, and are single use. The two flows that mail something
@@ -13,6 +19,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -25,21 +32,76 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/platform-backend/internal/mail"
 	"trueportai/services/platform-backend/internal/password"
-	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/worker"
 )
 
-// Store is the data the flows need (implemented by *store.Store).
-type Store interface {
-	UserByEmail(ctx context.Context, email string) (store.User, error)
-	PutOTP(ctx context.Context, userID string, codeHash []byte, expiresAt, now time.Time) error
-	ConsumeOTP(ctx context.Context, userID string, codeHash []byte, now time.Time, maxTries int) (bool, error)
-	PutPasswordReset(ctx context.Context, userID string, tokenHash []byte, expiresAt, now time.Time) error
-	ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time) (store.User, error)
-	ChangePassword(ctx context.Context, userID, oldHash, newHash string) (store.User, error)
+// User is a platform account.
+type User struct {
+	ID            string
+	Email         string
+	Name          string
+	PasswordHash  string
+	PlatformAdmin bool
+	TokenVersion  int
+	CreatedAt     time.Time
 }
 
-var _ Store = (*store.Store)(nil)
+// ErrNotFound: no such user (or live reset token, or the password changed
+// concurrently).
+var ErrNotFound = errors.New("not found")
+
+// Store is the data the flows need (implemented by *store.Store).
+type Store interface {
+	UserByEmail(ctx context.Context, email string) (User, error)
+	PutOTP(ctx context.Context, userID string, codeHash []byte, expiresAt, now time.Time) error
+	// ConsumeOTP locks the user's live sign-in code, asks judge what
+	// becomes of it and applies the answer in the same transaction
+	// (concurrent tries are serialised on the code). Without a code judge
+	// is not called.
+	ConsumeOTP(ctx context.Context, userID string, judge func(StoredCode) CodeFate) error
+	PutPasswordReset(ctx context.Context, userID string, tokenHash []byte, expiresAt, now time.Time) error
+	// ResetPassword spends the live, unexpired reset token with tokenHash:
+	// the token is deleted, the password replaced, the token version bumped
+	// and the user's other codes and tokens deleted (ErrNotFound for an
+	// unknown, used or expired token).
+	ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time) (User, error)
+	// ChangePassword replaces the password of userID if it still is oldHash
+	// (ErrNotFound otherwise), like ResetPassword.
+	ChangePassword(ctx context.Context, userID, oldHash, newHash string) (User, error)
+}
+
+// StoredCode is a user's live sign-in code as stored.
+type StoredCode struct {
+	Hash      []byte
+	Tries     int // wrong tries so far
+	ExpiresAt time.Time
+}
+
+// CodeFate is what becomes of a stored code after a try.
+type CodeFate int
+
+// Fates of a code.
+const (
+	// CodeCountTry keeps the code and counts one more wrong try.
+	CodeCountTry CodeFate = iota
+	// CodeDelete deletes the code.
+	CodeDelete
+)
+
+// judgeCode decides a try of hash against c at now. It succeeds when hash
+// matches a live code (unexpired, fewer than maxTries wrong tries). The code
+// is deleted when it is spent (single use), dead (expired or out of tries) or
+// this was its last allowed wrong try, so afterwards even the right code
+// fails; any other wrong try is counted.
+func judgeCode(c StoredCode, hash []byte, now time.Time, maxTries int) (ok bool, fate CodeFate) {
+	match := subtle.ConstantTimeCompare(c.Hash, hash) == 1
+	live := now.Before(c.ExpiresAt) && c.Tries < maxTries
+	ok = match && live
+	if ok || !live || c.Tries+1 >= maxTries {
+		return ok, CodeDelete
+	}
+	return false, CodeCountTry
+}
 
 // Revoker announces that a user's tokens were revoked (NATS TokensRevoked;
 // the gateway drops its cached introspections of them).
@@ -87,13 +149,23 @@ func New(log *slog.Logger, st Store, sender mail.Sender, jobs *worker.Pool, rev 
 	return &Service{log: log, st: st, mail: sender, jobs: jobs, rev: rev, cfg: cfg, now: now}, nil
 }
 
-// Client-visible errors.
-var (
-	errInvalidCode  = apperr.New(apperr.Unauthenticated, "invalid_code", "the code is wrong, expired or already used; request a new one")
-	errInvalidReset = apperr.InvalidField("token", "the reset token is invalid, expired or already used; request a new one")
-	errBusy         = apperr.New(apperr.Unavailable, "mail_busy", "too many mails are waiting to be sent; try again in a minute")
-	errWrongCurrent = apperr.InvalidField("current_password", "current_password is incorrect")
-)
+// Client-visible errors, built fresh for each use (an *apperr.Error is
+// mutable; a shared one would be shared by concurrent requests).
+func errInvalidCode() error {
+	return apperr.New(apperr.Unauthenticated, "invalid_code", "the code is wrong, expired or already used; request a new one")
+}
+
+func errInvalidReset() error {
+	return apperr.InvalidField("token", "the reset token is invalid, expired or already used; request a new one")
+}
+
+func errBusy() error {
+	return apperr.New(apperr.Unavailable, "mail_busy", "too many mails are waiting to be sent; try again in a minute")
+}
+
+func errWrongCurrent() error {
+	return apperr.InvalidField("current_password", "current_password is incorrect")
+}
 
 // mac is HMAC-SHA256(pepper, purpose ‖ 0 ‖ parts joined by 0).
 func (s *Service) mac(purpose string, parts ...string) []byte {
@@ -119,7 +191,7 @@ func (s *Service) submit(ctx context.Context, email string, fn func(ctx context.
 		fn(c)
 	})
 	if errors.Is(err, worker.ErrFull) || errors.Is(err, worker.ErrStopped) {
-		return errBusy
+		return errBusy()
 	}
 	return err
 }
@@ -160,24 +232,30 @@ func (s *Service) sendOTP(ctx context.Context, email string) {
 
 // VerifyOTP spends a sign-in code and returns its user. A wrong, expired,
 // used or superseded code, or an unknown email, is 401 invalid_code.
-func (s *Service) VerifyOTP(ctx context.Context, email, code string) (store.User, error) {
+func (s *Service) VerifyOTP(ctx context.Context, email, code string) (User, error) {
 	code = strings.NewReplacer(" ", "", "-", "").Replace(code)
 	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
-		return store.User{}, errInvalidCode
+		return User{}, errInvalidCode()
 	}
 	u, err := s.st.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, errInvalidCode
+	if errors.Is(err, ErrNotFound) {
+		return User{}, errInvalidCode()
 	}
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
-	ok, err := s.st.ConsumeOTP(ctx, u.ID, s.mac("otp", u.ID, code), s.now(), s.cfg.OTPMaxTries)
+	hash, now := s.mac("otp", u.ID, code), s.now()
+	ok := false
+	err = s.st.ConsumeOTP(ctx, u.ID, func(c StoredCode) CodeFate {
+		var fate CodeFate
+		ok, fate = judgeCode(c, hash, now, s.cfg.OTPMaxTries)
+		return fate
+	})
 	if err != nil {
-		return store.User{}, err
+		return User{}, err
 	}
 	if !ok {
-		return store.User{}, errInvalidCode
+		return User{}, errInvalidCode()
 	}
 	return u, nil
 }
@@ -225,18 +303,18 @@ func (s *Service) sendReset(ctx context.Context, email string) {
 // the caller). Every token of the user is revoked.
 func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) error {
 	if len(token) != resetTokenLen {
-		return errInvalidReset
+		return errInvalidReset()
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(token); err != nil {
-		return errInvalidReset
+		return errInvalidReset()
 	}
 	hash, err := password.Hash(newPassword)
 	if err != nil {
 		return err
 	}
 	u, err := s.st.ResetPassword(ctx, s.mac("reset", token), hash, s.now())
-	if errors.Is(err, store.ErrNotFound) {
-		return errInvalidReset
+	if errors.Is(err, ErrNotFound) {
+		return errInvalidReset()
 	}
 	if err != nil {
 		return err
@@ -251,22 +329,22 @@ func (s *Service) ResetPassword(ctx context.Context, token, newPassword string) 
 // ChangePassword checks u's current password and sets the new one
 // (validated by the caller). Every token of the user — the caller's
 // included — is revoked.
-func (s *Service) ChangePassword(ctx context.Context, u store.User, current, newPassword string) error {
+func (s *Service) ChangePassword(ctx context.Context, u User, current, newPassword string) error {
 	if len(current) > password.MaxLength {
-		return errWrongCurrent
+		return errWrongCurrent()
 	}
 	if ok, err := password.Verify(u.PasswordHash, current); err != nil || !ok {
-		return errWrongCurrent
+		return errWrongCurrent()
 	}
 	hash, err := password.Hash(newPassword)
 	if err != nil {
 		return err
 	}
 	u, err = s.st.ChangePassword(ctx, u.ID, u.PasswordHash, hash)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		// Changed (or deleted) concurrently: the current password we
 		// checked is no longer current.
-		return errWrongCurrent
+		return errWrongCurrent()
 	}
 	if err != nil {
 		return err
@@ -280,9 +358,9 @@ func (s *Service) ChangePassword(ctx context.Context, u store.User, current, new
 
 // lookup finds the account of email inside a job; false ends the job (an
 // unknown email gets no mail and no trace beyond a debug line).
-func (s *Service) lookup(ctx context.Context, email, what string) (store.User, bool) {
+func (s *Service) lookup(ctx context.Context, email, what string) (User, bool) {
 	u, err := s.st.UserByEmail(ctx, email)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		s.log.DebugContext(ctx, what+" requested for an unknown email")
 		return u, false
 	}
@@ -293,7 +371,7 @@ func (s *Service) lookup(ctx context.Context, email, what string) (store.User, b
 	return u, true
 }
 
-func (s *Service) deliver(ctx context.Context, u store.User, m mail.Message) {
+func (s *Service) deliver(ctx context.Context, u User, m mail.Message) {
 	if err := s.mail.Send(ctx, m); err != nil {
 		s.log.ErrorContext(ctx, "mail not sent", "user_id", u.ID, "subject", m.Subject, "err", err)
 		return

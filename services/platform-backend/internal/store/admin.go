@@ -9,11 +9,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"trueportai/services/platform-backend/internal/audit"
+	"trueportai/services/platform-backend/internal/billing"
+	"trueportai/services/platform-backend/internal/identity"
+	"trueportai/services/platform-backend/internal/team"
 )
 
 // TenantSummary is a tenant with its member count (platform admin views).
 type TenantSummary struct {
-	Tenant
+	team.Tenant
 	MemberCount int64
 }
 
@@ -57,16 +62,16 @@ func (s *Store) AllTenants(ctx context.Context, f TenantFilter, limit, offset in
 }
 
 // TenantOwners lists a tenant's owners, oldest membership first.
-func (s *Store) TenantOwners(ctx context.Context, tenantID string) ([]Member, error) {
+func (s *Store) TenantOwners(ctx context.Context, tenantID string) ([]team.Member, error) {
 	rows, err := s.pool.Query(ctx, `SELECT u.id::text, u.email, u.name, m.role, m.joined_at FROM memberships m JOIN users u ON u.id = m.user_id
 		WHERE m.tenant_id = $1 AND m.role = 'owner' ORDER BY m.joined_at, u.id`, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Member
+	var out []team.Member
 	for rows.Next() {
-		var m Member
+		var m team.Member
 		if err := rows.Scan(&m.UserID, &m.Email, &m.Name, &m.Role, &m.JoinedAt); err != nil {
 			return nil, err
 		}
@@ -76,8 +81,8 @@ func (s *Store) TenantOwners(ctx context.Context, tenantID string) ([]Member, er
 }
 
 // ActiveSubscription returns the tenant's active subscription.
-func (s *Store) ActiveSubscription(ctx context.Context, tenantID string) (Subscription, error) {
-	var sub Subscription
+func (s *Store) ActiveSubscription(ctx context.Context, tenantID string) (billing.Subscription, error) {
+	var sub billing.Subscription
 	err := s.pool.QueryRow(ctx, `SELECT id::text, tenant_id::text, plan_id, status, started_at, ended_at FROM subscriptions
 		WHERE tenant_id = $1 AND status = 'active'`, tenantID).Scan(&sub.ID, &sub.TenantID, &sub.PlanID, &sub.Status, &sub.StartedAt, &sub.EndedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -88,18 +93,16 @@ func (s *Store) ActiveSubscription(ctx context.Context, tenantID string) (Subscr
 
 // SetTenantStatus sets a tenant's status (active | suspended) and returns the
 // tenant and its previous status.
-func (s *Store) SetTenantStatus(ctx context.Context, tenantID, status string, actor Actor) (Tenant, string, error) {
-	var t Tenant
+func (s *Store) SetTenantStatus(ctx context.Context, tenantID, status string, actor audit.Actor) (team.Tenant, string, error) {
+	var t team.Tenant
 	var prev string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.withTenantLocked(ctx, tenantID, func(l lockedTx) error {
+		prev = l.tenant.Status
 		var err error
-		if prev, _, err = lockTenant(ctx, tx, tenantID); err != nil {
+		if t, err = scanTenant(l.tx.QueryRow(ctx, `UPDATE tenants AS t SET status = $2 WHERE t.id = $1 RETURNING `+tenantCols, tenantID, status)); err != nil {
 			return err
 		}
-		if t, err = scanTenant(tx.QueryRow(ctx, `UPDATE tenants AS t SET status = $2 WHERE t.id = $1 RETURNING `+tenantCols, tenantID, status)); err != nil {
-			return err
-		}
-		return insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: AuditTenantStatus, TargetType: "tenant", TargetID: tenantID, TenantID: tenantID,
+		return l.Audit(ctx, audit.Entry{Actor: actor, Action: audit.TenantStatus, TargetType: "tenant", TargetID: tenantID, TenantID: tenantID,
 			Details: map[string]any{"from": prev, "to": status, "slug": t.Slug}})
 	})
 	return t, prev, err
@@ -107,7 +110,7 @@ func (s *Store) SetTenantStatus(ctx context.Context, tenantID, status string, ac
 
 // UserSummary is a user with the number of tenants they belong to.
 type UserSummary struct {
-	User
+	identity.User
 	TenantCount int64
 }
 
@@ -211,7 +214,7 @@ func (s *Store) GlobalConfig(ctx context.Context, key string) (GlobalConfigRow, 
 }
 
 // PutGlobalConfig upserts a global config value (canonical JSON text).
-func (s *Store) PutGlobalConfig(ctx context.Context, key, value string, actor Actor) (GlobalConfigRow, error) {
+func (s *Store) PutGlobalConfig(ctx context.Context, key, value string, actor audit.Actor) (GlobalConfigRow, error) {
 	r := GlobalConfigRow{Key: key, Value: value, UpdatedBy: actor.UserID}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var prev *string
@@ -227,7 +230,7 @@ func (s *Store) PutGlobalConfig(ctx context.Context, key, value string, actor Ac
 		if prev != nil {
 			details["previous"] = json.RawMessage(*prev)
 		}
-		return insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: AuditGlobalConfigUpdate, TargetType: "global_config", TargetID: key, Details: details})
+		return insertAudit(ctx, tx, audit.Entry{Actor: actor, Action: audit.GlobalConfigUpdate, TargetType: "global_config", TargetID: key, Details: details})
 	})
 	return r, err
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"trueportai/services/platform-backend/internal/audit"
 )
 
 // dbtx is what both the pool and a transaction offer, so helpers run on either.
@@ -19,42 +21,12 @@ type dbtx interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Actor is who performs a change (recorded in the audit log).
-type Actor struct {
-	UserID string
-	Email  string
-}
-
-// AuditEntry is one audit log row to write.
-type AuditEntry struct {
-	Actor      Actor
-	Action     string
-	TargetType string
-	TargetID   string
-	TenantID   string // "" when the action is not about one tenant
-	Details    map[string]any
-}
-
 // AuditRow is a stored audit entry.
 type AuditRow struct {
 	ID string
 	At time.Time
-	AuditEntry
+	audit.Entry
 }
-
-// Audit actions (stable strings: clients filter on them).
-const (
-	AuditMemberRemove       = "member.remove"
-	AuditMemberLeave        = "member.leave"
-	AuditMemberRoleChange   = "member.role_change"
-	AuditInviteCreate       = "invite.create"
-	AuditInviteRevoke       = "invite.revoke"
-	AuditInviteAccept       = "invite.accept"
-	AuditSubscriptionChange = "subscription.activate"
-	AuditStorageUpdate      = "storage.update"
-	AuditTenantStatus       = "tenant.status_change"
-	AuditGlobalConfigUpdate = "global_config.update"
-)
 
 func nullIfEmpty(s string) any {
 	if s == "" {
@@ -64,7 +36,7 @@ func nullIfEmpty(s string) any {
 }
 
 // insertAudit writes e on q (the pool or the transaction making the change).
-func insertAudit(ctx context.Context, q dbtx, e AuditEntry) error {
+func insertAudit(ctx context.Context, q dbtx, e audit.Entry) error {
 	details := e.Details
 	if details == nil {
 		details = map[string]any{}

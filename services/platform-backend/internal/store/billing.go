@@ -2,35 +2,15 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"trueportai/services/platform-backend/internal/billing"
 )
-
-// Plan change outcomes.
-var (
-	ErrAlreadyOnPlan = errors.New("the tenant is already on this plan")
-	ErrPlanChanged   = errors.New("the tenant's plan changed concurrently")
-)
-
-// Invoice is an invoice-style payment record (no card data).
-type Invoice struct {
-	ID          string
-	TenantID    string
-	PlanID      string
-	AmountUSD   float64
-	Currency    string
-	Status      string // issued | void
-	PeriodStart time.Time
-	PeriodEnd   time.Time
-	CreatedAt   time.Time
-}
 
 // CreateInvoice records an issued invoice and returns it.
-func (s *Store) CreateInvoice(ctx context.Context, tenantID, planID string, amountUSD float64, start, end time.Time) (Invoice, error) {
-	inv := Invoice{TenantID: tenantID, PlanID: planID, AmountUSD: amountUSD, Currency: "USD", Status: "issued", PeriodStart: start, PeriodEnd: end}
+func (s *Store) CreateInvoice(ctx context.Context, tenantID, planID string, amountUSD float64, start, end time.Time) (billing.Invoice, error) {
+	inv := billing.Invoice{TenantID: tenantID, PlanID: planID, AmountUSD: amountUSD, Currency: "USD", Status: "issued", PeriodStart: start, PeriodEnd: end}
 	err := s.pool.QueryRow(ctx, `INSERT INTO invoices (tenant_id, plan_id, amount_usd, status, period_start, period_end)
 		VALUES ($1, $2, $3, 'issued', $4, $5) RETURNING id::text, created_at`, tenantID, planID, amountUSD, start, end).Scan(&inv.ID, &inv.CreatedAt)
 	if err != nil {
@@ -54,19 +34,10 @@ func (s *Store) VoidInvoice(ctx context.Context, id string) error {
 	return nil
 }
 
-// Subscription is one period of a tenant on a plan.
-type Subscription struct {
-	ID        string
-	TenantID  string
-	PlanID    string
-	Status    string // active | ended
-	StartedAt time.Time
-	EndedAt   *time.Time
-	Invoice   *Invoice // nil for the subscription created with the tenant
-}
+var _ billing.InvoiceStore = (*Store)(nil)
 
 // Subscriptions lists a tenant's subscription history, newest first.
-func (s *Store) Subscriptions(ctx context.Context, tenantID string, limit, offset int) ([]Subscription, int, error) {
+func (s *Store) Subscriptions(ctx context.Context, tenantID string, limit, offset int) ([]billing.Subscription, int, error) {
 	var total int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM subscriptions WHERE tenant_id = $1`, tenantID).Scan(&total); err != nil {
 		return nil, 0, err
@@ -79,9 +50,9 @@ func (s *Store) Subscriptions(ctx context.Context, tenantID string, limit, offse
 		return nil, 0, err
 	}
 	defer rows.Close()
-	var out []Subscription
+	var out []billing.Subscription
 	for rows.Next() {
-		var sub Subscription
+		var sub billing.Subscription
 		var invID, invPlan, invCur, invStatus *string
 		var invAmount *float64
 		var invStart, invEnd, invCreated *time.Time
@@ -90,7 +61,7 @@ func (s *Store) Subscriptions(ctx context.Context, tenantID string, limit, offse
 			return nil, 0, err
 		}
 		if invID != nil {
-			sub.Invoice = &Invoice{ID: *invID, TenantID: sub.TenantID, PlanID: *invPlan, AmountUSD: *invAmount, Currency: *invCur,
+			sub.Invoice = &billing.Invoice{ID: *invID, TenantID: sub.TenantID, PlanID: *invPlan, AmountUSD: *invAmount, Currency: *invCur,
 				Status: *invStatus, PeriodStart: *invStart, PeriodEnd: *invEnd, CreatedAt: *invCreated}
 		}
 		out = append(out, sub)
@@ -98,100 +69,62 @@ func (s *Store) Subscriptions(ctx context.Context, tenantID string, limit, offse
 	return out, total, rows.Err()
 }
 
-// PlanChange describes a plan activation.
-type PlanChange struct {
-	TenantID   string
-	FromPlanID string // the plan the caller's checks were made against
-	To         Plan
-	InvoiceID  string // "" when no invoice was recorded
-	Actor      Actor
-	Now        time.Time
+// BillingStore persists plan changes for package billing.
+type BillingStore struct{ s *Store }
+
+// BillingStore returns the billing domain's store.
+func (s *Store) BillingStore() BillingStore { return BillingStore{s: s} }
+
+var _ billing.Store = BillingStore{}
+
+// PlanByID reads one plan.
+func (bs BillingStore) PlanByID(ctx context.Context, id string) (billing.Plan, error) {
+	return bs.s.PlanByID(ctx, id)
 }
 
-// ChangePlan ends the active subscription and starts one on c.To, moves the
-// tenant to the plan and caps its log retention at the plan's. It refuses when
-// the plan changed since the caller's checks (ErrPlanChanged), when the tenant
-// is on c.To already, or when members exceed c.To's max_members.
-func (s *Store) ChangePlan(ctx context.Context, c PlanChange) (Subscription, error) {
-	sub := Subscription{TenantID: c.TenantID, PlanID: c.To.ID, Status: "active"}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, cur, err := lockTenant(ctx, tx, c.TenantID)
-		if err != nil {
-			return err
-		}
-		if cur.ID == c.To.ID {
-			return ErrAlreadyOnPlan
-		}
-		if cur.ID != c.FromPlanID {
-			return ErrPlanChanged
-		}
-		members, err := countMembers(ctx, tx, c.TenantID)
-		if err != nil {
-			return err
-		}
-		if members > c.To.MaxMembers {
-			return &LimitError{PlanID: c.To.ID, Exceeded: []LimitExceeded{{Limit: "max_members", Max: c.To.MaxMembers, Current: members}}}
-		}
-		if _, err := tx.Exec(ctx, `UPDATE subscriptions SET status = 'ended', ended_at = $2 WHERE tenant_id = $1 AND status = 'active'`,
-			c.TenantID, c.Now); err != nil {
-			return fmt.Errorf("end subscription: %w", err)
-		}
-		if err := tx.QueryRow(ctx, `INSERT INTO subscriptions (tenant_id, plan_id, status, started_at, invoice_id, created_by)
-			VALUES ($1, $2, 'active', $3, $4, $5) RETURNING id::text, started_at`,
-			c.TenantID, c.To.ID, c.Now, nullIfEmpty(c.InvoiceID), nullIfEmpty(c.Actor.UserID)).Scan(&sub.ID, &sub.StartedAt); err != nil {
-			return fmt.Errorf("insert subscription: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE tenants SET plan_id = $2 WHERE id = $1`, c.TenantID, c.To.ID); err != nil {
-			return fmt.Errorf("update tenant plan: %w", err)
-		}
-		tag, err := tx.Exec(ctx, `UPDATE storage_settings SET retention_days = $2, updated_at = now() WHERE tenant_id = $1 AND retention_days > $2`,
-			c.TenantID, c.To.RetentionDays)
-		if err != nil {
-			return fmt.Errorf("cap retention: %w", err)
-		}
-		details := map[string]any{"from": cur.ID, "to": c.To.ID, "subscription_id": sub.ID, "retention_capped": tag.RowsAffected() > 0}
-		if c.InvoiceID != "" {
-			details["invoice_id"] = c.InvoiceID
-		}
-		return insertAudit(ctx, tx, AuditEntry{Actor: c.Actor, Action: AuditSubscriptionChange, TargetType: "tenant", TargetID: c.TenantID,
-			TenantID: c.TenantID, Details: details})
-	})
-	return sub, err
+// MemberCount counts a tenant's members.
+func (bs BillingStore) MemberCount(ctx context.Context, tenantID string) (int64, error) {
+	return bs.s.MemberCount(ctx, tenantID)
 }
 
-// UpdateStorage replaces a tenant's storage settings with update's result;
-// update sees the current settings and plan under the tenant lock and may
-// refuse with an error, which is returned as is.
-func (s *Store) UpdateStorage(ctx context.Context, tenantID string, actor Actor, update func(cur Storage, plan Plan) (Storage, error)) (Storage, error) {
-	var next Storage
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, plan, err := lockTenant(ctx, tx, tenantID)
-		if err != nil {
-			return err
-		}
-		var cur Storage
-		err = tx.QueryRow(ctx, `SELECT log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days
-			FROM storage_settings WHERE tenant_id = $1`, tenantID).Scan(&cur.LogRequestBodies, &cur.LogResponseBodies, &cur.RedactLoggedBodies, &cur.RetentionDays)
-		if errors.Is(err, pgx.ErrNoRows) {
-			cur = Storage{RedactLoggedBodies: true, RetentionDays: min(7, plan.RetentionDays)}
-		} else if err != nil {
-			return err
-		}
-		if next, err = update(cur, plan); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days)
-			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO UPDATE SET log_request_bodies = EXCLUDED.log_request_bodies,
-			log_response_bodies = EXCLUDED.log_response_bodies, redact_logged_bodies = EXCLUDED.redact_logged_bodies,
-			retention_days = EXCLUDED.retention_days, updated_at = now()`,
-			tenantID, next.LogRequestBodies, next.LogResponseBodies, next.RedactLoggedBodies, next.RetentionDays); err != nil {
-			return fmt.Errorf("upsert storage settings: %w", err)
-		}
-		return insertAudit(ctx, tx, AuditEntry{Actor: actor, Action: AuditStorageUpdate, TargetType: "tenant", TargetID: tenantID, TenantID: tenantID,
-			Details: map[string]any{
-				"log_request_bodies": next.LogRequestBodies, "log_response_bodies": next.LogResponseBodies,
-				"redact_logged_bodies": next.RedactLoggedBodies, "retention_days": next.RetentionDays,
-			}})
-	})
-	return next, err
+// WithTenantLocked runs fn with the tenant locked (billing.Store).
+func (bs BillingStore) WithTenantLocked(ctx context.Context, tenantID string, fn func(billing.Tx) error) error {
+	return bs.s.withTenantLocked(ctx, tenantID, func(l lockedTx) error { return fn(billingTx{l}) })
+}
+
+// billingTx is billing.Tx on a locked tenant.
+type billingTx struct{ lockedTx }
+
+var _ billing.Tx = billingTx{}
+
+func (b billingTx) Plan() billing.Plan { return b.tenant.Plan }
+
+func (b billingTx) CountMembers(ctx context.Context) (int64, error) {
+	return countMembers(ctx, b.tx, b.tenant.ID)
+}
+
+func (b billingTx) StartSubscription(ctx context.Context, ns billing.NewSubscription) (billing.Subscription, error) {
+	sub := billing.Subscription{TenantID: b.tenant.ID, PlanID: ns.PlanID, Status: "active"}
+	if _, err := b.tx.Exec(ctx, `UPDATE subscriptions SET status = 'ended', ended_at = $2 WHERE tenant_id = $1 AND status = 'active'`,
+		b.tenant.ID, ns.Now); err != nil {
+		return sub, fmt.Errorf("end subscription: %w", err)
+	}
+	if err := b.tx.QueryRow(ctx, `INSERT INTO subscriptions (tenant_id, plan_id, status, started_at, invoice_id, created_by)
+		VALUES ($1, $2, 'active', $3, $4, $5) RETURNING id::text, started_at`,
+		b.tenant.ID, ns.PlanID, ns.Now, nullIfEmpty(ns.InvoiceID), nullIfEmpty(ns.CreatedBy)).Scan(&sub.ID, &sub.StartedAt); err != nil {
+		return sub, fmt.Errorf("insert subscription: %w", err)
+	}
+	if _, err := b.tx.Exec(ctx, `UPDATE tenants SET plan_id = $2 WHERE id = $1`, b.tenant.ID, ns.PlanID); err != nil {
+		return sub, fmt.Errorf("update tenant plan: %w", err)
+	}
+	return sub, nil
+}
+
+func (b billingTx) CapRetention(ctx context.Context, days int64) (bool, error) {
+	tag, err := b.tx.Exec(ctx, `UPDATE storage_settings SET retention_days = $2, updated_at = now() WHERE tenant_id = $1 AND retention_days > $2`,
+		b.tenant.ID, days)
+	if err != nil {
+		return false, fmt.Errorf("cap retention: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }

@@ -2,13 +2,16 @@ package store
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"trueportai/services/platform-backend/internal/identity"
 )
+
+var _ identity.Store = (*Store)(nil)
 
 // PutOTP makes codeHash the user's one live sign-in code (any older code
 // stops working) and purges other users' expired codes.
@@ -20,38 +23,31 @@ func (s *Store) PutOTP(ctx context.Context, userID string, codeHash []byte, expi
 	return err
 }
 
-// ConsumeOTP checks codeHash against the user's live code. A match deletes
-// the code (single use) and reports true. A miss counts a wrong try; the
-// code is deleted at maxTries wrong tries, so afterwards even the right code
-// fails. An expired code is deleted and fails. Concurrent calls are
-// serialised on the row.
-func (s *Store) ConsumeOTP(ctx context.Context, userID string, codeHash []byte, now time.Time, maxTries int) (bool, error) {
+// ConsumeOTP locks the user's live sign-in code, asks judge what becomes of
+// it and deletes it or counts a wrong try accordingly, in one transaction
+// (concurrent tries are serialised on the row). Without a live code judge is
+// not called.
+func (s *Store) ConsumeOTP(ctx context.Context, userID string, judge func(identity.StoredCode) identity.CodeFate) error {
 	if !validUUID(userID) {
-		return false, nil
+		return nil
 	}
-	ok := false
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var stored []byte
-		var tries int
-		var expiresAt time.Time
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var c identity.StoredCode
 		err := tx.QueryRow(ctx, `SELECT code_hash, attempts, expires_at FROM otp_codes WHERE user_id = $1 FOR UPDATE`, userID).
-			Scan(&stored, &tries, &expiresAt)
+			Scan(&c.Hash, &c.Tries, &c.ExpiresAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("read otp: %w", err)
 		}
-		match := subtle.ConstantTimeCompare(stored, codeHash) == 1
-		live := now.Before(expiresAt) && tries < maxTries
-		if ok = match && live; ok || !live || tries+1 >= maxTries {
+		if judge(c) == identity.CodeDelete {
 			_, err = tx.Exec(ctx, `DELETE FROM otp_codes WHERE user_id = $1`, userID)
 		} else {
 			_, err = tx.Exec(ctx, `UPDATE otp_codes SET attempts = attempts + 1 WHERE user_id = $1`, userID)
 		}
 		return err
 	})
-	return ok && err == nil, err
 }
 
 // PutPasswordReset makes tokenHash the user's one live reset token (an older
@@ -68,8 +64,8 @@ func (s *Store) PutPasswordReset(ctx context.Context, userID string, tokenHash [
 // one transaction the token is deleted, the password replaced, the token
 // version bumped (every issued JWT stops working) and the user's other codes
 // and tokens deleted. An unknown, used or expired token is ErrNotFound.
-func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time) (User, error) {
-	var u User
+func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time) (identity.User, error) {
+	var u identity.User
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var userID string
 		err := tx.QueryRow(ctx, `DELETE FROM password_resets WHERE token_hash = $1 AND expires_at > $2 RETURNING user_id::text`, tokenHash, now).Scan(&userID)
@@ -88,8 +84,8 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash str
 // ChangePassword replaces the password of userID if it still is oldHash (a
 // concurrent change in between is ErrNotFound), bumps the token version and
 // deletes the user's pending codes and reset tokens, in one transaction.
-func (s *Store) ChangePassword(ctx context.Context, userID, oldHash, newHash string) (User, error) {
-	var u User
+func (s *Store) ChangePassword(ctx context.Context, userID, oldHash, newHash string) (identity.User, error) {
+	var u identity.User
 	if !validUUID(userID) {
 		return u, ErrNotFound
 	}
@@ -108,7 +104,7 @@ func (s *Store) ChangePassword(ctx context.Context, userID, oldHash, newHash str
 	return u, err
 }
 
-func setPassword(ctx context.Context, tx pgx.Tx, userID, newHash string) (User, error) {
+func setPassword(ctx context.Context, tx pgx.Tx, userID, newHash string) (identity.User, error) {
 	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET password_hash = $2, token_version = token_version + 1 WHERE id = $1 RETURNING `+userCols, userID, newHash))
 	if err != nil {
 		return u, fmt.Errorf("set password: %w", err)

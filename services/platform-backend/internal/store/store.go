@@ -1,5 +1,14 @@
 // Package store is the platform's Postgres data layer. SQL stays next to the
 // method that runs it; driver errors are translated here and go no further.
+//
+// It persists and takes locks; it decides nothing. The rules live in the
+// domain packages (identity, team, billing, configs), which declare the store
+// interfaces they need; the types here implement them (TeamStore,
+// BillingStore, ConfigStore, and *Store itself for identity). Changes guarded
+// by a rule run in a unit of work: WithTenantLocked opens a transaction, locks
+// the tenant row (FOR UPDATE) and hands the domain a Tx whose reads see the
+// locked state, so the rule is evaluated and the change written in the same
+// transaction.
 package store
 
 import (
@@ -7,21 +16,40 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/platform-backend/internal/billing"
+	"trueportai/services/platform-backend/internal/configs"
+	"trueportai/services/platform-backend/internal/identity"
+	"trueportai/services/platform-backend/internal/team"
 )
 
 // Sentinel errors callers branch on.
 var (
-	ErrNotFound   = errors.New("not found")
-	ErrEmailTaken = errors.New("email taken")
-	ErrSlugTaken  = errors.New("slug taken")
+	// ErrNotFound is what every lookup returns for a missing row. It also
+	// matches the not-found sentinel of each domain package (errors.Is(err,
+	// team.ErrNotFound) holds), so a domain service branches on its own
+	// sentinel without importing store.
+	ErrNotFound   error = notFound{}
+	ErrEmailTaken       = errors.New("email taken")
+	ErrSlugTaken        = errors.New("slug taken")
 )
+
+type notFound struct{}
+
+func (notFound) Error() string { return "not found" }
+
+func (notFound) Is(target error) bool {
+	switch target {
+	case identity.ErrNotFound, team.ErrNotFound, billing.ErrNotFound, configs.ErrNotFound:
+		return true
+	}
+	return false
+}
 
 // Store wraps the pool.
 type Store struct{ pool *pgxpool.Pool }
@@ -59,21 +87,10 @@ func validUUID(s string) bool {
 // NUL); anything else cannot match a stored value.
 func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
-// User is a platform account.
-type User struct {
-	ID            string
-	Email         string
-	Name          string
-	PasswordHash  string
-	PlatformAdmin bool
-	TokenVersion  int
-	CreatedAt     time.Time
-}
-
 const userCols = `id::text, email, name, password_hash, platform_admin, token_version, created_at`
 
-func scanUser(row pgx.Row) (User, error) {
-	var u User
+func scanUser(row pgx.Row) (identity.User, error) {
+	var u identity.User
 	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.TokenVersion, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, ErrNotFound
@@ -82,7 +99,7 @@ func scanUser(row pgx.Row) (User, error) {
 }
 
 // CreateUser inserts a user; a taken email (case-insensitive) is ErrEmailTaken.
-func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin bool) (User, error) {
+func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin bool) (identity.User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
 		`INSERT INTO users (email, name, password_hash, platform_admin) VALUES ($1, $2, $3, $4) RETURNING `+userCols,
 		email, name, hash, admin))
@@ -93,17 +110,17 @@ func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin 
 }
 
 // UserByEmail finds a user case-insensitively.
-func (s *Store) UserByEmail(ctx context.Context, email string) (User, error) {
+func (s *Store) UserByEmail(ctx context.Context, email string) (identity.User, error) {
 	if !validText(email) {
-		return User{}, ErrNotFound
+		return identity.User{}, ErrNotFound
 	}
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE lower(email) = lower($1)`, email))
 }
 
 // UserByID finds a user.
-func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) {
 	if !validUUID(id) {
-		return User{}, ErrNotFound
+		return identity.User{}, ErrNotFound
 	}
 	return scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1`, id))
 }
@@ -124,22 +141,10 @@ func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string) (int64,
 	return tag.RowsAffected(), err
 }
 
-// Plan is a catalog entry.
-type Plan struct {
-	ID              string
-	Name            string
-	PriceUSDMonth   float64
-	MonthlyRequests int64
-	MaxAPIKeys      int64
-	MaxMembers      int64
-	MaxRPMPerKey    int64
-	RetentionDays   int64
-}
-
 const planCols = `id, name, price_usd_month::float8, monthly_requests, max_api_keys, max_members, max_rpm_per_key, retention_days`
 
-func scanPlan(row pgx.Row) (Plan, error) {
-	var p Plan
+func scanPlan(row pgx.Row) (billing.Plan, error) {
+	var p billing.Plan
 	err := row.Scan(&p.ID, &p.Name, &p.PriceUSDMonth, &p.MonthlyRequests, &p.MaxAPIKeys, &p.MaxMembers, &p.MaxRPMPerKey, &p.RetentionDays)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
@@ -148,18 +153,18 @@ func scanPlan(row pgx.Row) (Plan, error) {
 }
 
 // PlanByID reads one plan.
-func (s *Store) PlanByID(ctx context.Context, id string) (Plan, error) {
+func (s *Store) PlanByID(ctx context.Context, id string) (billing.Plan, error) {
 	return scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans WHERE id = $1`, id))
 }
 
 // Plans lists the catalog.
-func (s *Store) Plans(ctx context.Context) ([]Plan, error) {
+func (s *Store) Plans(ctx context.Context) ([]billing.Plan, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans ORDER BY sort_order`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []Plan
+	var out []billing.Plan
 	for rows.Next() {
 		p, err := scanPlan(rows)
 		if err != nil {
@@ -170,20 +175,10 @@ func (s *Store) Plans(ctx context.Context) ([]Plan, error) {
 	return out, rows.Err()
 }
 
-// Tenant is an organisation.
-type Tenant struct {
-	ID        string
-	Name      string
-	Slug      string
-	Status    string
-	PlanID    string
-	CreatedAt time.Time
-}
-
 const tenantCols = `t.id::text, t.name, t.slug, t.status, t.plan_id, t.created_at`
 
-func scanTenant(row pgx.Row, extra ...any) (Tenant, error) {
-	var t Tenant
+func scanTenant(row pgx.Row, extra ...any) (team.Tenant, error) {
+	var t team.Tenant
 	dst := append([]any{&t.ID, &t.Name, &t.Slug, &t.Status, &t.PlanID, &t.CreatedAt}, extra...)
 	err := row.Scan(dst...)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -193,9 +188,10 @@ func scanTenant(row pgx.Row, extra ...any) (Tenant, error) {
 }
 
 // CreateTenant creates a tenant on planID with owner as its owner, an active
-// subscription and default storage settings, in one transaction.
-func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID string) (Tenant, error) {
-	var t Tenant
+// subscription and the given storage settings (configs.DefaultStorage), in
+// one transaction.
+func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID string, st configs.Storage) (team.Tenant, error) {
+	var t team.Tenant
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
 		t, err = scanTenant(tx.QueryRow(ctx,
@@ -212,8 +208,8 @@ func (s *Store) CreateTenant(ctx context.Context, name, slug, planID, ownerID st
 		if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (tenant_id, plan_id, status) VALUES ($1, $2, 'active')`, t.ID, planID); err != nil {
 			return fmt.Errorf("insert subscription: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, retention_days)
-			SELECT $1, LEAST(7, retention_days) FROM plans WHERE id = $2`, t.ID, planID); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO storage_settings (tenant_id, log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days)
+			VALUES ($1, $2, $3, $4, $5)`, t.ID, st.LogRequestBodies, st.LogResponseBodies, st.RedactLoggedBodies, st.RetentionDays); err != nil {
 			return fmt.Errorf("insert storage settings: %w", err)
 		}
 		return nil
@@ -228,14 +224,8 @@ func (s *Store) SlugTaken(ctx context.Context, slug string) (bool, error) {
 	return taken, err
 }
 
-// TenantRole is a tenant with the caller's role in it.
-type TenantRole struct {
-	Tenant
-	Role string
-}
-
 // TenantsForUser lists the tenants a user belongs to, newest first.
-func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset int) ([]TenantRole, int, error) {
+func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset int) ([]team.Membership, int, error) {
 	var total int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE user_id = $1`, userID).Scan(&total); err != nil {
 		return nil, 0, err
@@ -246,9 +236,9 @@ func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset
 		return nil, 0, err
 	}
 	defer rows.Close()
-	var out []TenantRole
+	var out []team.Membership
 	for rows.Next() {
-		var tr TenantRole
+		var tr team.Membership
 		tr.Tenant, err = scanTenant(rows, &tr.Role)
 		if err != nil {
 			return nil, 0, err
@@ -260,8 +250,8 @@ func (s *Store) TenantsForUser(ctx context.Context, userID string, limit, offset
 
 // Membership returns the tenant and the user's role in it; ErrNotFound when
 // the tenant does not exist or the user is not a member (indistinguishable).
-func (s *Store) Membership(ctx context.Context, tenantID, userID string) (TenantRole, error) {
-	var tr TenantRole
+func (s *Store) Membership(ctx context.Context, tenantID, userID string) (team.Membership, error) {
+	var tr team.Membership
 	if !validUUID(tenantID) || !validUUID(userID) {
 		return tr, ErrNotFound
 	}
@@ -272,8 +262,8 @@ func (s *Store) Membership(ctx context.Context, tenantID, userID string) (Tenant
 }
 
 // MembershipBySlug is Membership keyed by tenant slug.
-func (s *Store) MembershipBySlug(ctx context.Context, slug, userID string) (TenantRole, error) {
-	var tr TenantRole
+func (s *Store) MembershipBySlug(ctx context.Context, slug, userID string) (team.Membership, error) {
+	var tr team.Membership
 	if !validText(slug) || !validUUID(userID) {
 		return tr, ErrNotFound
 	}
@@ -284,24 +274,15 @@ func (s *Store) MembershipBySlug(ctx context.Context, slug, userID string) (Tena
 }
 
 // TenantByID reads one tenant.
-func (s *Store) TenantByID(ctx context.Context, id string) (Tenant, error) {
+func (s *Store) TenantByID(ctx context.Context, id string) (team.Tenant, error) {
 	if !validUUID(id) {
-		return Tenant{}, ErrNotFound
+		return team.Tenant{}, ErrNotFound
 	}
 	return scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants t WHERE t.id = $1`, id))
 }
 
-// Member is a user's membership in a tenant.
-type Member struct {
-	UserID   string
-	Email    string
-	Name     string
-	Role     string
-	JoinedAt time.Time
-}
-
 // Members lists a tenant's members, oldest first.
-func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int) ([]Member, int, error) {
+func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int) ([]team.Member, int, error) {
 	var total int
 	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM memberships WHERE tenant_id = $1`, tenantID).Scan(&total); err != nil {
 		return nil, 0, err
@@ -312,9 +293,9 @@ func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int)
 		return nil, 0, err
 	}
 	defer rows.Close()
-	var out []Member
+	var out []team.Member
 	for rows.Next() {
-		var m Member
+		var m team.Member
 		if err := rows.Scan(&m.UserID, &m.Email, &m.Name, &m.Role, &m.JoinedAt); err != nil {
 			return nil, 0, err
 		}
@@ -323,24 +304,16 @@ func (s *Store) Members(ctx context.Context, tenantID string, limit, offset int)
 	return out, total, rows.Err()
 }
 
-// ConfigRow is a stored tenant config value (JSON text, or ciphertext when secret).
-type ConfigRow struct {
-	Key       string
-	Value     string
-	Secret    bool
-	UpdatedAt time.Time
-}
-
 // Configs lists a tenant's stored configs.
-func (s *Store) Configs(ctx context.Context, tenantID string) ([]ConfigRow, error) {
+func (s *Store) Configs(ctx context.Context, tenantID string) ([]configs.Entry, error) {
 	rows, err := s.pool.Query(ctx, `SELECT key, value, secret, updated_at FROM tenant_configs WHERE tenant_id = $1 ORDER BY key`, tenantID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []ConfigRow
+	var out []configs.Entry
 	for rows.Next() {
-		var c ConfigRow
+		var c configs.Entry
 		if err := rows.Scan(&c.Key, &c.Value, &c.Secret, &c.UpdatedAt); err != nil {
 			return nil, err
 		}
@@ -350,24 +323,16 @@ func (s *Store) Configs(ctx context.Context, tenantID string) ([]ConfigRow, erro
 }
 
 // PutConfig upserts one config value.
-func (s *Store) PutConfig(ctx context.Context, tenantID, userID string, c ConfigRow) (ConfigRow, error) {
+func (s *Store) PutConfig(ctx context.Context, tenantID, userID string, c configs.Entry) (configs.Entry, error) {
 	err := s.pool.QueryRow(ctx, `INSERT INTO tenant_configs (tenant_id, key, value, secret, updated_by) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, secret = EXCLUDED.secret, updated_by = EXCLUDED.updated_by, updated_at = now()
 		RETURNING updated_at`, tenantID, c.Key, c.Value, c.Secret, userID).Scan(&c.UpdatedAt)
 	return c, err
 }
 
-// Storage is a tenant's log storage settings.
-type Storage struct {
-	LogRequestBodies   bool
-	LogResponseBodies  bool
-	RedactLoggedBodies bool
-	RetentionDays      int64
-}
-
 // StorageSettings reads a tenant's storage settings.
-func (s *Store) StorageSettings(ctx context.Context, tenantID string) (Storage, error) {
-	var st Storage
+func (s *Store) StorageSettings(ctx context.Context, tenantID string) (configs.Storage, error) {
+	var st configs.Storage
 	err := s.pool.QueryRow(ctx, `SELECT log_request_bodies, log_response_bodies, redact_logged_bodies, retention_days
 		FROM storage_settings WHERE tenant_id = $1`, tenantID).Scan(&st.LogRequestBodies, &st.LogResponseBodies, &st.RedactLoggedBodies, &st.RetentionDays)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -1,6 +1,8 @@
-// Package configreg is the registry of tenant config keys: each known key has a
-// type, a default, validation and a secret flag (PRODUCT §8).
-package configreg
+package configs
+
+// The registry of tenant config keys: each known key has a type, a default,
+// validation and a secret flag. The key list is the gateway's contract (it
+// reads these keys from the tenant context, see grpcapi).
 
 import (
 	"encoding/json"
