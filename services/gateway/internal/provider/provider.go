@@ -254,3 +254,10 @@ type Framer interface {
 	// Release returns the framer's buffers.
 	Release()
 }
+
+// HeaderMeter is implemented by providers that may report usage in
+// response headers rather than in the body (Bedrock's InvokeModel).
+type HeaderMeter interface {
+	// MeterHeaders returns the usage the headers report, else u.
+	MeterHeaders(h http.Header, u metering.Usage) metering.Usage
+}

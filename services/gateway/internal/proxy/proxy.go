@@ -432,12 +432,22 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		buffered, err := io.ReadAll(io.LimitReader(resp.Body, captureLimit+1))
 		if err == nil && len(buffered) <= captureLimit {
 			p.respondEvaluated(w, c, resp.StatusCode, buffered)
+			c.meterHeaders(resp.Header)
 			return
 		}
 		upBody = io.MultiReader(bytes.NewReader(buffered), resp.Body) // too large to evaluate: relayed as is
 	}
 	w.WriteHeader(resp.StatusCode)
 	p.relayBody(w, upBody, c)
+	c.meterHeaders(resp.Header)
+}
+
+// meterHeaders falls back to usage reported in response headers, for
+// providers that report it there (provider.HeaderMeter).
+func (c *call) meterHeaders(h http.Header) {
+	if hm, ok := c.prov.(provider.HeaderMeter); ok && !c.usage.Known {
+		c.usage = hm.MeterHeaders(h, c.usage)
+	}
 }
 
 // respondEvaluated applies response-direction rules to a complete JSON

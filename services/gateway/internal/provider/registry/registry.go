@@ -8,6 +8,8 @@ import (
 	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/provider/anthropic"
 	"trueportai/services/gateway/internal/provider/azure"
+	"trueportai/services/gateway/internal/provider/bedrock"
+	"trueportai/services/gateway/internal/provider/compat"
 	"trueportai/services/gateway/internal/provider/google"
 	"trueportai/services/gateway/internal/provider/openai"
 )
@@ -18,6 +20,8 @@ var constructors = []func(getenv func(string) string) (provider.Provider, error)
 	anthropic.FromEnv,
 	google.FromEnv,
 	azure.FromEnv,
+	bedrock.FromEnv,
+	compat.FromEnv,
 }
 
 // New builds every provider from the environment (upstream URL variables).

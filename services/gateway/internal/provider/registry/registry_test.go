@@ -12,7 +12,7 @@ func TestNewDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"openai", "anthropic", "google", "azure"}
+	want := []string{"openai", "anthropic", "google", "azure", "bedrock", "compat"}
 	if got := r.Names(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("names %v", got)
 	}

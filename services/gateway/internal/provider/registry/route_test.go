@@ -9,10 +9,11 @@ import (
 )
 
 var testUpstreams = map[string]string{
-	"UPSTREAM_OPENAI_URL":         "https://api.openai.test/v1",
-	"UPSTREAM_ANTHROPIC_URL":      "https://api.anthropic.test/v1",
-	"UPSTREAM_GOOGLE_URL":         "https://generativelanguage.test/v1beta",
-	"UPSTREAM_AZURE_URL_TEMPLATE": "https://{resource}.openai.azure.test/openai/deployments/{deployment}",
+	"UPSTREAM_OPENAI_URL":           "https://api.openai.test/v1",
+	"UPSTREAM_ANTHROPIC_URL":        "https://api.anthropic.test/v1",
+	"UPSTREAM_GOOGLE_URL":           "https://generativelanguage.test/v1beta",
+	"UPSTREAM_AZURE_URL_TEMPLATE":   "https://{resource}.openai.azure.test/openai/deployments/{deployment}",
+	"UPSTREAM_BEDROCK_URL_TEMPLATE": "https://bedrock-runtime.{region}.amazonaws.test",
 }
 
 // route resolves a request path the way the proxy does.
@@ -29,19 +30,22 @@ func route(t testing.TB, path, query string) (provider.Provider, provider.Target
 	if err != nil {
 		return p, tg, "", err
 	}
-	out, err := p.URL(&tg, provider.Credential{}, query)
+	out, err := p.URL(&tg, provider.Credential{Region: "eu-west-1"}, query)
 	return p, tg, out, err
 }
 
 func TestParseTarget(t *testing.T) {
 	ok := map[string]string{
-		"/trueportai-services/openai/v1/chat/completions":                               "https://api.openai.test/v1/chat/completions",
-		"/trueportai-services/openai/v1/models/gpt-4o":                                  "https://api.openai.test/v1/models/gpt-4o",
-		"/trueportai-services/anthropic/v1/messages":                                    "https://api.anthropic.test/v1/messages",
-		"/trueportai-services/google/v1beta/models/gemini-2.5-flash:generateContent":    "https://generativelanguage.test/v1beta/models/gemini-2.5-flash:generateContent",
-		"/trueportai-services/azure/myres/gpt4o/chat/completions":                       "https://myres.openai.azure.test/openai/deployments/gpt4o/chat/completions",
-		"/trueportai-services/azure/myres/openai/deployments/gpt-4o.1/chat/completions": "https://myres.openai.azure.test/openai/deployments/gpt-4o.1/chat/completions",
-		"/trueportai-services/openai/v1/files/file-abc%20def/content":                   "https://api.openai.test/v1/files/file-abc%20def/content",
+		"/trueportai-services/openai/v1/chat/completions":                                                                               "https://api.openai.test/v1/chat/completions",
+		"/trueportai-services/openai/v1/models/gpt-4o":                                                                                  "https://api.openai.test/v1/models/gpt-4o",
+		"/trueportai-services/anthropic/v1/messages":                                                                                    "https://api.anthropic.test/v1/messages",
+		"/trueportai-services/google/v1beta/models/gemini-2.5-flash:generateContent":                                                    "https://generativelanguage.test/v1beta/models/gemini-2.5-flash:generateContent",
+		"/trueportai-services/azure/myres/gpt4o/chat/completions":                                                                       "https://myres.openai.azure.test/openai/deployments/gpt4o/chat/completions",
+		"/trueportai-services/azure/myres/openai/deployments/gpt-4o.1/chat/completions":                                                 "https://myres.openai.azure.test/openai/deployments/gpt-4o.1/chat/completions",
+		"/trueportai-services/openai/v1/files/file-abc%20def/content":                                                                   "https://api.openai.test/v1/files/file-abc%20def/content",
+		"/trueportai-services/bedrock/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse":                                       "https://bedrock-runtime.eu-west-1.amazonaws.test/model/anthropic.claude-3-5-sonnet-20240620-v1:0/converse",
+		"/trueportai-services/bedrock/model/anthropic.claude-v2:1/invoke-with-response-stream":                                          "https://bedrock-runtime.eu-west-1.amazonaws.test/model/anthropic.claude-v2:1/invoke-with-response-stream",
+		"/trueportai-services/bedrock/model/arn%3Aaws%3Abedrock%3Aeu-west-1%3A123%3Ainference-profile%2Feu.meta.llama3/converse-stream": "https://bedrock-runtime.eu-west-1.amazonaws.test/model/arn:aws:bedrock:eu-west-1:123:inference-profile%2Feu.meta.llama3/converse-stream",
 	}
 	for in, want := range ok {
 		_, _, got, err := route(t, in, "")
@@ -71,6 +75,14 @@ func TestParseTarget(t *testing.T) {
 		"/trueportai-services/azure/-res/dep/chat",
 		"/trueportai-services/azure/res@evil/dep/chat",
 		"/trueportai-services/other/v1/x",
+		"/trueportai-services/bedrock/model/m/delete",
+		"/trueportai-services/bedrock/model//converse",
+		"/trueportai-services/bedrock/model/../converse",
+		"/trueportai-services/bedrock/model/a%2F..%2Fb/converse",
+		"/trueportai-services/bedrock/model/a%2F%2Fb/converse",
+		"/trueportai-services/bedrock/guardrail/g/version/1/apply",
+		"/trueportai-services/bedrock/model/m%3Fx/converse",
+		"/trueportai-services/bedrock/model/m%00/converse",
 	}
 	for _, in := range bad {
 		if _, _, _, err := route(t, in, ""); err == nil {
@@ -85,6 +97,7 @@ func FuzzUpstreamURL(f *testing.F) {
 	for _, s := range []string{"chat/completions", "../x", "%2e%2e/x", "a/%252e/b", "models/g:generateContent", "a//b", "x?y#z", "%c0%ae%c0%ae/"} {
 		f.Add("openai", s, "res", "dep", "a=b")
 		f.Add("azure", s, "res", "dep", "api-version=1")
+		f.Add("bedrock", s, "anthropic.claude%3A0", "dep", "")
 	}
 	f.Fuzz(func(t *testing.T, prov, rest, res, dep, query string) {
 		path := "/trueportai-services/" + prov + "/v1/" + rest
@@ -93,6 +106,8 @@ func FuzzUpstreamURL(f *testing.F) {
 			path = "/trueportai-services/google/v1beta/" + rest
 		case "azure":
 			path = "/trueportai-services/azure/" + res + "/" + dep + "/" + rest
+		case "bedrock":
+			path = "/trueportai-services/bedrock/model/" + res + "/" + rest
 		}
 		p, tg, out, err := route(t, path, query)
 		if err != nil {
@@ -110,6 +125,8 @@ func FuzzUpstreamURL(f *testing.F) {
 			base, _ = url.Parse(testUpstreams["UPSTREAM_ANTHROPIC_URL"])
 		case "google":
 			base, _ = url.Parse(testUpstreams["UPSTREAM_GOOGLE_URL"])
+		case "bedrock":
+			base, _ = url.Parse("https://bedrock-runtime.eu-west-1.amazonaws.test")
 		case "azure":
 			base, _ = url.Parse(strings.NewReplacer("{resource}", tg.Resource, "{deployment}", tg.Deployment).Replace(testUpstreams["UPSTREAM_AZURE_URL_TEMPLATE"]))
 			if !strings.HasSuffix(u.Host, ".openai.azure.test") || strings.Count(u.Host, ".") != 3 {
