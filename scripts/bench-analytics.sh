@@ -2,9 +2,9 @@
 # Analytics and ingestion benchmarks of the gateway (docs/benchmarks.md,
 # section "Analytics and ingestion"):
 #
-# 1. Ingestion: BenchmarkIngest (services/gateway/internal/usage/
+# 1. Ingestion: BenchmarkIngest (services/gateway/internal/ingest/
 #    ingest_bench_test.go) publishes N realistic usage events to a fresh
-#    JetStream stream and times one usage.Ingester draining them into a fresh
+#    JetStream stream and times one ingest.Ingester draining them into a fresh
 #    database, for a few ingester batch sizes, with the stream pre-filled and
 #    with publishing running concurrently (and two ingesters sharing the
 #    durable consumer, as a what-if). Target: ≥ 20 000 events/s.
@@ -61,7 +61,7 @@ PGURL=${BENCH_ANALYTICS_PGURL:-postgres://postgres@127.0.0.1:5432}
 DO_INGEST=${BENCH_ANALYTICS_INGEST:-1}
 INGEST_EVENTS=${INGEST_BENCH_EVENTS:-200000}
 # The batch size the gateway's ingester uses (NewIngester's default).
-DEF_BATCH=$(sed -n 's/.*&Ingester{.*[ {]batch: \([0-9]*\).*/\1/p' services/gateway/internal/usage/ingester.go | head -1)
+DEF_BATCH=$(sed -n 's/.*&Ingester{.*[ {]batch: \([0-9]*\).*/\1/p' services/gateway/internal/ingest/ingester.go | head -1)
 DEF_BATCH=${DEF_BATCH:-1000}
 with_def() { printf '%s\n' $1 "$DEF_BATCH" | sort -nu | tr '\n' ' ' | sed 's/ $//'; }
 INGEST_BATCHES=${INGEST_BENCH_BATCHES-$(with_def "1000 4000 8000")}
@@ -116,7 +116,7 @@ if [ "$DO_INGEST" != 0 ]; then
 		[ -n "$2" ] || return 0
 		say "ingestion: $INGEST_EVENTS events per run, $1, batch sizes: $2, ingesters: $3${4:+, into $DB}"
 		(cd services/gateway && INGEST_BENCH_EVENTS=$INGEST_EVENTS INGEST_BENCH_MODES=$1 INGEST_BENCH_BATCHES=$2 INGEST_BENCH_INGESTERS=$3 \
-			INGEST_BENCH_DATABASE_URL=${4:-} INGEST_BENCH_PG_PARAMS=none go test ./internal/usage -run '^$' -bench '^BenchmarkIngest$' -benchtime=1x -timeout 60m -v) >>"$tmp/ingest.txt" 2>&1 \
+			INGEST_BENCH_DATABASE_URL=${4:-} INGEST_BENCH_PG_PARAMS=none go test ./internal/ingest -run '^$' -bench '^BenchmarkIngest$' -benchtime=1x -timeout 60m -v) >>"$tmp/ingest.txt" 2>&1 \
 			|| { tail -30 "$tmp/ingest.txt" >&2; die "BenchmarkIngest failed"; }
 	}
 	runbench prefilled "$INGEST_BATCHES" 1
@@ -186,7 +186,7 @@ T_END=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 T_START=$(date -u -d "$T_END - $DAYS days" +%Y-%m-%dT%H:%M:%SZ)
 # The month partitions of the generated range (the migration made the previous,
 # current and next two months'; the gateway's retention cycle keeps that window
-# with the same SQL function, usage.EnsurePartitions).
+# with the same SQL function, analytics.EnsurePartitions).
 q -c "SET TimeZone = 'UTC'; SELECT gateway_ensure_month_partition(t, m) FROM unnest('{usage_logs,violations}'::regclass[]) t,
 	generate_series(date_trunc('month', timestamptz '$T_START'), timestamptz '$T_END', interval '1 month') m" >/dev/null
 # Rows are generated in created_at order (as the ingester writes them) over
@@ -269,8 +269,8 @@ idx_ms=$(ms_since "$t0")
 	|| die "the recreated usage_logs indexes differ from the migrations'"
 
 say "  indexes rebuilt in $((idx_ms / 1000)) s; building usage_rollups_hourly and usage_rollups_daily in bulk"
-bounds=$(sed -n 's/^var LatencyBounds = \[\]float64{\(.*\)}$/\1/p' services/gateway/internal/usage/rollup.go | tr -d ' ')
-[ -n "$bounds" ] || die "cannot read LatencyBounds from internal/usage/rollup.go"
+bounds=$(sed -n 's/^var LatencyBounds = \[\]float64{\(.*\)}$/\1/p' services/gateway/internal/analytics/rollup.go | tr -d ' ')
+[ -n "$bounds" ] || die "cannot read LatencyBounds from internal/analytics/rollup.go"
 IFS=, read -r -a B <<<"$bounds"
 hist="count(*) FILTER (WHERE latency_ms <= ${B[0]})"
 for ((i = 1; i < ${#B[@]}; i++)); do hist+=", count(*) FILTER (WHERE latency_ms > ${B[i - 1]} AND latency_ms <= ${B[i]})"; done
@@ -278,7 +278,7 @@ hist+=", count(*) FILTER (WHERE latency_ms > ${B[${#B[@]} - 1]})"
 dhist="sum(latency_hist[1])"
 for ((i = 2; i <= ${#B[@]} + 1; i++)); do dhist+=", sum(latency_hist[$i])"; done
 t0=$(date +%s%N)
-# Same arithmetic as usage.aggregate: errors = status >= 400 or outcome error,
+# Same arithmetic as analytics.aggregate: errors = status >= 400 or outcome error,
 # unknown usage = total_tokens NULL, hourly UTC buckets, NULL key -> zero uuid.
 # Rows go in hour order, as the ingester appends each hour's new rows (the
 # in-place updates of the current hour, and their dead tuples, are not modelled).

@@ -20,6 +20,7 @@ COPY proto/go.mod proto/go.sum proto/
 COPY services/internal/go.mod services/internal/go.sum services/internal/
 COPY services/platform-backend/go.mod services/platform-backend/go.sum services/platform-backend/
 COPY services/gateway/go.mod services/gateway/go.sum services/gateway/
+COPY services/gateway/e2e/go.mod services/gateway/e2e/go.sum services/gateway/e2e/
 RUN go mod download
 COPY proto/ proto/
 COPY services/ services/

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,16 +23,13 @@ type embeddedNATS struct {
 	srv  *server.Server
 }
 
+// startNATS starts the server on a port it picks itself; restarts reuse
+// that port (the clients reconnect to it).
 func startNATS(t *testing.T) *embeddedNATS {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	n := &embeddedNATS{t: t, opts: &server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}}
+	n := &embeddedNATS{t: t, opts: &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}}
 	n.start()
+	n.opts.Port = n.srv.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.stop)
 	return n
 }
@@ -116,13 +114,32 @@ func (tr *traffic) halt() {
 // checks there are no duplicates.
 func (s *stack) assertExactlyOnce(token string, served int) {
 	s.t.Helper()
-	page := s.waitLogs(token, served)
-	_ = page
-	// No duplicates is guaranteed by the unique request_id; total == served
-	// proves nothing was lost. Check once more after a pause for stragglers.
-	time.Sleep(1500 * time.Millisecond)
+	s.waitLogs(token, served)
+	// total == served proves nothing was lost. Stragglers (a spooled batch
+	// replayed, a message redelivered) could still add rows: wait until the
+	// gateway's spool is empty and the usage consumer has nothing pending or
+	// unacknowledged, then count again.
+	eventually(s.t, 30*time.Second, func() error {
+		if files, _ := filepath.Glob(filepath.Join(s.envValue("GATEWAY_SPOOL_DIR"), "*.jsonl")); len(files) > 0 {
+			return fmt.Errorf("spool holds %v", files)
+		}
+		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
+		if err != nil {
+			return err
+		}
+		if ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("usage consumer: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
 	var again logPage
-	call(s.t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=1", token, nil, &again)
+	eventually(s.t, 30*time.Second, func() error { // past the analytics rate limit the polls above may have reached
+		again = logPage{}
+		if c := call(s.t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=1", token, nil, &again); c != 200 {
+			return fmt.Errorf("logs status %d", c)
+		}
+		return nil
+	})
 	if again.Total != served {
 		s.t.Fatalf("after settling: %d rows, want %d", again.Total, served)
 	}

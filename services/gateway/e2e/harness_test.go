@@ -1,7 +1,13 @@
 // Package e2e starts the real platform-backend and gateway binaries against
-// the local Postgres and NATS (each test run with its own databases, NATS
-// subject prefix and ports) and drives them as a user would: REST for setup,
-// official provider SDKs for proxied calls.
+// the local Postgres and NATS (each test run with its own databases and NATS
+// subject prefix) and drives them as a user would: REST for setup, official
+// provider SDKs for proxied calls.
+//
+// No port is guessed: the test binds every listener on 127.0.0.1:0 itself
+// and hands it to the child process as an inherited descriptor (LISTEN_FDS,
+// package listenfd); the addresses go in the environment only for the
+// services to find each other. A restarted gateway gets the same listeners,
+// so clients queue in the backlog meanwhile instead of being refused.
 package e2e
 
 import (
@@ -12,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,12 +26,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"trueportai/services/gateway/internal/fakeprovider"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/listenfd"
 )
 
 // binDir holds the binaries built once by TestMain.
@@ -39,11 +44,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	for name, pkg := range map[string]string{
-		"platform-backend": "trueportai/services/platform-backend/cmd/platform-backend",
-		"gateway":          "trueportai/services/gateway/cmd/gateway",
+	// Each binary is built in its own module (this module does not depend
+	// on the platform), with or without go.work.
+	for name, src := range map[string][2]string{
+		"platform-backend": {"../../platform-backend", "./cmd/platform-backend"},
+		"gateway":          {"..", "./cmd/gateway"},
 	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), src[1])
+		cmd.Dir = src[0]
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", name, err)
@@ -61,34 +69,27 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// nextPort hands out the ports freeAddr tries. They lie below the kernel's
-// ephemeral range (32768 and up here): a port found free and handed to a
-// child process cannot be taken in the meantime by some outgoing connection
-// (to Postgres, NATS, ...), which is what ports from "127.0.0.1:0" suffered.
-// The start is random so that consecutive runs do not reuse ports in
-// TIME_WAIT; the counter keeps parallel tests apart.
-var nextPort atomic.Int32
-
-func freeAddr(t *testing.T) string {
+// listen binds a listener on a free loopback port, closed when the test
+// ends (after the processes it was handed to have stopped).
+func listen(t *testing.T) net.Listener {
 	t.Helper()
-	nextPort.CompareAndSwap(0, 20000+int32(mrand.IntN(8000)))
-	for range 2000 {
-		p := nextPort.Add(1)
-		if p >= 32000 {
-			nextPort.CompareAndSwap(p, 20000)
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", p)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue // in use
-		}
-		_ = l.Close()
-		return addr
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port in 20000-32000")
-	return ""
+	t.Cleanup(func() { _ = l.Close() })
+	return l
 }
+
+// serviceListeners are the HTTP and gRPC listeners of one process.
+type serviceListeners struct{ http, grpc net.Listener }
+
+func newServiceListeners(t *testing.T) serviceListeners {
+	return serviceListeners{http: listen(t), grpc: listen(t)}
+}
+
+func (l serviceListeners) httpAddr() string { return l.http.Addr().String() }
+func (l serviceListeners) grpcAddr() string { return l.grpc.Addr().String() }
 
 // proc is a running service binary.
 type proc struct {
@@ -110,14 +111,20 @@ func (w syncWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func startProc(t *testing.T, name string, env []string) *proc {
+// startProc starts a service binary serving on ls (inherited descriptors).
+func startProc(t *testing.T, name string, env []string, ls serviceListeners) *proc {
 	t.Helper()
 	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name))
 	p.cmd.Env = append(os.Environ(), env...)
+	if err := listenfd.Pass(p.cmd, listenfd.Named{Name: "http", Listener: ls.http}, listenfd.Named{Name: "grpc", Listener: ls.grpc}); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
 	w := syncWriter{p.mu, p.log}
 	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
+	err := p.cmd.Start()
+	listenfd.CloseFiles(p.cmd) // the child has its own copies
+	if err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
@@ -162,6 +169,7 @@ type stack struct {
 	env          []string
 	platform     *proc
 	gateway      *proc
+	gatewayLis   serviceListeners
 	upstream     *recordingUpstream
 }
 
@@ -197,8 +205,9 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	t.Cleanup(up.srv.Close)
 
 	s := &stack{t: t, upstream: up}
-	pHTTP, pGRPC, gHTTP, gGRPC := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
-	s.platformURL, s.gatewayURL, s.platformGRPC = "http://"+pHTTP, "http://"+gHTTP, pGRPC
+	platformLis, gatewayLis := newServiceListeners(t), newServiceListeners(t)
+	pHTTP, pGRPC, gHTTP, gGRPC := platformLis.httpAddr(), platformLis.grpcAddr(), gatewayLis.httpAddr(), gatewayLis.grpcAddr()
+	s.platformURL, s.gatewayURL, s.platformGRPC, s.gatewayLis = "http://"+pHTTP, "http://"+gHTTP, pGRPC, gatewayLis
 	prefix := "e2e" + randHex(4)
 	s.env = []string{
 		"APP_ENV=dev", "LOG_LEVEL=info",
@@ -217,17 +226,33 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	}
 	s.env = append(s.env, extraEnv...)
 	t.Cleanup(func() { deleteStream(prefix) })
-	s.platform = startProc(t, "platform-backend", s.env)
+	s.platform = startProc(t, "platform-backend", s.env, platformLis)
 	s.waitHealthy(s.platformURL + "/health")
-	s.gateway = startProc(t, "gateway", s.env)
+	s.gateway = startProc(t, "gateway", s.env, gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
 	return s
 }
 
+// restartGateway stops the gateway (SIGTERM, graceful) and starts it again
+// on the same listeners.
 func (s *stack) restartGateway() {
 	s.gateway.stop(s.t)
-	s.gateway = startProc(s.t, "gateway", s.env)
+	s.gateway = startProc(s.t, "gateway", s.env, s.gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
+}
+
+// startGateway starts another gateway process (a replica or another role)
+// of this stack on listeners of its own, with env added to the stack's,
+// and waits until it is healthy; it returns its base URL.
+func (s *stack) startGateway(env ...string) string {
+	s.t.Helper()
+	ls := newServiceListeners(s.t)
+	env = append(append([]string(nil), s.env...), env...)
+	env = append(env, "GATEWAY_HTTP_ADDR="+ls.httpAddr(), "GATEWAY_GRPC_ADDR="+ls.grpcAddr())
+	startProc(s.t, "gateway", env, ls)
+	url := "http://" + ls.httpAddr()
+	s.waitHealthy(url + "/trueportai-services/health")
+	return url
 }
 
 func (s *stack) waitHealthy(url string) {

@@ -26,6 +26,31 @@ func deleteStream(prefix string) {
 	_ = js.DeleteStream(ctx, strings.ToUpper(prefix)+"_USAGE")
 }
 
+// usageConsumer returns the info of the ingester's durable consumer on the
+// usage stream of a test's NATS prefix, on the server at url (empty: the
+// shared one).
+func usageConsumer(prefix, url string) (*jetstream.ConsumerInfo, error) {
+	if url == "" {
+		url = natsURL()
+	}
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, strings.ToUpper(prefix)+"_USAGE", "usage-ingester")
+	if err != nil {
+		return nil, err
+	}
+	return cons.Info(ctx)
+}
+
 func natsURL() string {
 	if u := os.Getenv("NATS_URL"); u != "" {
 		return u

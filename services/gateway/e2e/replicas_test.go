@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestKeyChangesReachOtherReplicas: a key created, disabled and deleted on
@@ -17,12 +20,8 @@ func TestKeyChangesReachOtherReplicas(t *testing.T) {
 	s := newStack(t)
 	ts := s.setupTenant("replicas-" + randHex(3))
 
-	// Second replica: same databases and NATS prefix, its own ports.
-	addr := freeAddr(t)
-	env := append(append([]string(nil), s.env...), "GATEWAY_HTTP_ADDR="+addr, "GATEWAY_GRPC_ADDR="+freeAddr(t), "GATEWAY_SPOOL_DIR="+t.TempDir())
-	startProc(t, "gateway", env)
-	other := "http://" + addr
-	s.waitHealthy(other + "/trueportai-services/health")
+	// Second replica: same databases and NATS prefix, its own listeners.
+	other := s.startGateway("GATEWAY_SPOOL_DIR=" + t.TempDir())
 	url := other + "/trueportai-services/openai/v1/chat/completions"
 
 	// A key created after the replica started is learnt from the event.
@@ -82,35 +81,43 @@ func TestSplitProxyAndIngesterRoles(t *testing.T) {
 			t.Fatalf("proxied call: %v", err)
 		}
 	}
-	// Nothing consumes the usage stream yet.
-	time.Sleep(time.Second)
+	// Every event is in the stream, and nothing consumes it: the proxy
+	// replica created no consumer.
+	eventually(t, 10*time.Second, func() error {
+		return s.metricIs(s.gatewayURL, "trueport_usage_events_published_total", n)
+	})
+	if _, err := usageConsumer(s.envValue("NATS_PREFIX"), ""); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("usage consumer on a proxy-only stack: %v, want none", err)
+	}
 	var page logPage
 	if c := call(t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs", ts.scopedToken, nil, &page); c != 200 || page.Total != 0 {
 		t.Fatalf("proxy role ingested: status %d, %d rows", c, page.Total)
 	}
 
-	addr := freeAddr(t)
-	env := append(append([]string(nil), s.env...), "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+addr, "GATEWAY_GRPC_ADDR="+freeAddr(t))
-	startProc(t, "gateway", env)
-	s.waitHealthy("http://" + addr + "/trueportai-services/health")
-	if c := rawStatus(t, "http://"+addr+"/trueportai-services/openai/v1/chat/completions", ts.apiKey); c != 404 {
+	ingester := s.startGateway("GATEWAY_ROLE=ingester")
+	if c := rawStatus(t, ingester+"/trueportai-services/openai/v1/chat/completions", ts.apiKey); c != 404 {
 		t.Fatalf("ingester role served a proxy route: %d", c)
 	}
-	if c := call(t, "GET", "http://"+addr+"/metrics", "", nil, nil); c != 200 {
+	if c := call(t, "GET", ingester+"/metrics", "", nil, nil); c != 200 {
 		t.Fatalf("ingester /metrics: %d", c)
 	}
 	s.waitLogs(ts.scopedToken, n)
 	// The ingester's metrics count what it stored.
 	eventually(t, 5*time.Second, func() error {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if want := fmt.Sprintf(`trueport_usage_ingested_events_total{result="inserted"} %d`, n); !strings.Contains(string(body), want) {
-			return fmt.Errorf("ingester /metrics lacks %q", want)
-		}
-		return nil
+		return s.metricIs(ingester, `trueport_usage_ingested_events_total{result="inserted"}`, n)
 	})
+}
+
+// metricIs checks that the process at base reports series = want on /metrics.
+func (s *stack) metricIs(base, series string, want int) error {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if line := fmt.Sprintf("\n%s %d\n", series, want); !strings.Contains(string(body), line) {
+		return fmt.Errorf("%s/metrics lacks %q", base, strings.TrimSpace(line))
+	}
+	return nil
 }

@@ -9,6 +9,9 @@
 //	FAKE_PROVIDER_CHUNK_DELAY_MS  delay between stream chunks (default 0)
 //	FAKE_PROVIDER_LOG_LEVEL       debug, info, warn or error (default info;
 //	                              debug logs every request)
+//	LISTEN_FDS, LISTEN_FDNAMES    a listener handed down by the parent process,
+//	                              named "http" (package listenfd); it replaces
+//	                              FAKE_PROVIDER_ADDR
 //
 // Point the gateway at it with:
 //
@@ -33,6 +36,7 @@ import (
 	"time"
 
 	"trueportai/services/gateway/internal/fakeprovider"
+	"trueportai/services/internal/listenfd"
 )
 
 const (
@@ -68,9 +72,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: st.logLevel}))
 
-	ln, err := net.Listen("tcp", st.addr)
+	ln, err := listener(getenv, st.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", st.addr, err)
+		return err
 	}
 	srv := newServer(fakeprovider.NewHandler(st.cfg, log))
 	log.Info("fake-provider started", "addr", ln.Addr().String(), "delay", st.cfg.Delay,
@@ -159,4 +163,27 @@ func envInt(getenv func(string) string, name string) (int, error) {
 func envMillis(getenv func(string) string, name string) (time.Duration, error) {
 	v, err := envInt(getenv, name)
 	return time.Duration(v) * time.Millisecond, err
+}
+
+// listener returns the "http" listener the parent process handed down, or
+// a new one on addr.
+func listener(getenv func(string) string, addr string) (net.Listener, error) {
+	ls, err := listenfd.Listeners(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if l, ok := ls["http"]; ok && len(ls) == 1 {
+		return l, nil
+	}
+	if len(ls) > 0 {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+		return nil, fmt.Errorf("inherited listeners: the fake provider takes one, named http (LISTEN_FDNAMES=%s)", getenv("LISTEN_FDNAMES"))
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }

@@ -1,4 +1,10 @@
-// Package app wires the gateway together and runs it until its context ends.
+// Package app is the gateway's composition root: it builds every part from
+// the configuration and runs them until its context ends. The parts do the
+// work in their own packages (proxy, httpapi, grpcapi, ingest, cachesync,
+// changefeed, pricesync, analytics, usage); app only wires them and owns
+// the shutdown order. app.go wires roles all and proxy, ingester.go role
+// ingester, listeners.go the listeners handed in by tests or a parent
+// process (RunWithListeners, LISTEN_FDS).
 package app
 
 import (
@@ -8,10 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/pprof"
-	"os"
 	"sync"
 	"time"
 
@@ -28,16 +31,19 @@ import (
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	"trueportai/services/gateway/internal/analytics"
+	"trueportai/services/gateway/internal/cachesync"
+	"trueportai/services/gateway/internal/changefeed"
 	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
+	"trueportai/services/gateway/internal/ingest"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
-	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/policystore"
+	"trueportai/services/gateway/internal/pricesync"
 	"trueportai/services/gateway/internal/pricing"
-	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
@@ -53,8 +59,20 @@ import (
 	"trueportai/services/internal/rpcauth"
 )
 
-// Run starts the gateway.
+// Run starts the gateway on the listeners its parent process handed down
+// (LISTEN_FDS, named "http" and "grpc": package listenfd), or on
+// GATEWAY_HTTP_ADDR / GATEWAY_GRPC_ADDR when there are none.
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	ls, err := inheritedListeners(getenv)
+	if err != nil {
+		return err
+	}
+	return RunWithListeners(ctx, getenv, stderr, ls)
+}
+
+// RunWithListeners is Run serving on the given listeners (closed on return).
+func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io.Writer, ls Listeners) error {
+	defer closeListeners(ls)
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -86,16 +104,19 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants)
+		return runIngester(ctx, cfg, log, pool, tenants, ls.HTTP)
 	}
 
 	keyStore := keys.NewStore(pool)
 	keyCache := keys.NewCache()
-	all, err := keyStore.All(ctx)
+	policyStore := policystore.NewStore(pool)
+	policySnap := policystore.NewSnapshot(log)
+	limiter := ratelimit.New()
+	reloader := cachesync.New(keyStore, keyCache, policyStore, policySnap, limiter, log)
+	nkeys, err := reloader.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("load keys: %w", err)
+		return err
 	}
-	keyCache.Replace(all)
 	warmCtx, cancelWarm := context.WithTimeout(ctx, 5*time.Second)
 	tenants.Warm(warmCtx, keyCache.TenantIDs())
 	cancelWarm()
@@ -132,46 +153,29 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 		}, func() float64 { return float64(pick(pub.Stats())) }))
 	}
 	ev := &eventBus{nc: nc, subj: subj, log: log}
-	policyStore := policystore.NewStore(pool)
-	policySnap := policystore.NewSnapshot(log)
-	allRules, err := policyStore.All(ctx)
-	if err != nil {
-		return fmt.Errorf("load policies: %w", err)
-	}
-	policySnap.ReplaceAll(allRules)
-	subs, err := subscribe(nc, subj, log, intro, tenants, keyCache, keyStore, policySnap, policyStore)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, s := range subs {
-			_ = s.Unsubscribe()
-		}
-	}()
 
-	prices, err := loadPrices(cfg.PricingFile)
+	prices, err := pricesync.LoadTable(cfg.PricingFile)
 	if err != nil {
 		return err
 	}
 	livePrices := pricing.NewLive(prices)
-	cfgClient := platformv1.NewConfigServiceClient(conn)
-	refreshPrices := func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		resp, err := cfgClient.GetGatewayConfig(ctx, &platformv1.GetGatewayConfigRequest{})
-		if err == nil {
-			err = livePrices.SetOverrides(resp.GetPricingOverridesJson())
-			log.Debug("pricing overrides refreshed", "overrides", resp.GetPricingOverridesJson())
-		}
-		if err != nil {
-			log.Warn("pricing overrides not refreshed", "err", err)
-		}
+	priceSync := pricesync.New(livePrices, platformv1.NewConfigServiceClient(conn), log)
+	priceSync.Refresh(ctx)
+	feed, err := changefeed.Subscribe(nc, subj, changefeed.Handlers{
+		TenantChanged: func(id string) { tenants.Prefetch(id); intro.Revoke("", id) },
+		TokensRevoked: intro.Revoke,
+		KeyChanged:    func(ctx context.Context, id string) error { return keyCache.Refresh(ctx, keyStore, id) },
+		PoliciesChanged: func(ctx context.Context, tenantID string) error {
+			return policySnap.Reload(ctx, policyStore, tenantID)
+		},
+		GlobalConfigChanged: priceSync.Trigger,
+	}, log)
+	if err != nil {
+		return err
 	}
-	refreshPrices(ctx)
-	if globalSub, err := nc.Subscribe(subj.GlobalConfigChanged(), func(*nats.Msg) { go refreshPrices(context.Background()) }); err == nil {
-		subs = append(subs, globalSub)
-	}
-	quotas := quota.New(usage.NewCounts(pool))
+	defer feed.Close()
+	usageStore := analytics.New(pool)
+	quotas := quota.New(usageStore)
 	if err := quotas.Sync(ctx, time.Now()); err != nil {
 		return fmt.Errorf("load monthly usage: %w", err)
 	}
@@ -183,7 +187,6 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	limiter := ratelimit.New()
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
 		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
 		Providers: providers, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
@@ -193,7 +196,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
-	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, pool, policyStore, policySnap, providers.Names())
+	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
 	api.Routes(e, healthHandler(pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -207,15 +210,20 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	})
 	// No read/write timeout: long healthy streams must not be cut; the
 	// upstream header and idle timeouts bound a stuck call instead.
-	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
+	if err != nil {
+		return err
+	}
+	defer httpLis.Close()
+	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 
 	grpcSrv := grpc.NewServer(rpcauth.ServerOptions(cfg.InternalGRPCToken)...)
-	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(pool, keyStore, log))
+	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	lis, err := listen(ls.GRPC, cfg.GRPCAddr, "grpc")
 	if err != nil {
-		return fmt.Errorf("grpc listen %s: %w", cfg.GRPCAddr, err)
+		return err
 	}
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -223,37 +231,20 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	var bg sync.WaitGroup
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.Run(bgCtx) }()
-	bg.Add(3)
-	go func() { defer bg.Done(); tenants.Run(bgCtx, keyCache.TenantIDs) }()
-	go func() {
-		defer bg.Done()
+	bg.Go(func() { tenants.Run(bgCtx, keyCache.TenantIDs) })
+	bg.Go(func() {
 		quotas.Run(bgCtx, cfg.CacheTTL, func(err error) { log.Warn("quota resync failed", "err", err) })
-	}()
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		t := time.NewTicker(cfg.CacheTTL)
-		defer t.Stop()
-		for {
-			select {
-			case <-bgCtx.Done():
-				return
-			case <-t.C:
-				refreshPrices(bgCtx)
-			}
-		}
-	}()
-	go func() {
-		defer bg.Done()
-		reloadCaches(bgCtx, keyStore, keyCache, policyStore, policySnap, limiter, cfg.CacheTTL, log)
-	}()
-	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants, reg)
+	})
+	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
+	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
+	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	bg.Go(func() { ingester.Run(bgCtx) })
 	startDebug(bgCtx, &bg, cfg, log)
-	log.Info("gateway starting", "http_addr", cfg.HTTPAddr, "grpc_addr", cfg.GRPCAddr, "keys", len(all))
+	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "keys", nkeys)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
-		return httpserver.Serve(gctx, httpSrv, cfg.ShutdownGrace, log)
+		return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log)
 	})
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
 	err = g.Wait()
@@ -270,140 +261,6 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 	_ = nc.Drain()
 	p, s, l := pub.Stats()
 	log.Info("gateway stopped", "usage_published", p, "usage_spooled", s, "usage_lost", l)
-	if ctx.Err() != nil && err == nil {
-		return nil
-	}
-	return err
-}
-
-// startIngestion starts, as cfg's role asks, the retention job (with the
-// monthly partition upkeep) and the JetStream → Postgres ingester loops; they
-// stop when ctx ends (bg joins them).
-func startIngestion(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger, js jetstream.JetStream, subj events.Subjects,
-	tenants *platform.Tenants, reg prometheus.Registerer) {
-	if !cfg.RunsRetention() && !cfg.RunsIngester() {
-		return
-	}
-	var im *usage.IngestMetrics
-	if cfg.RunsIngester() {
-		im = usage.NewIngestMetrics(reg)
-	}
-	// Background writers get their own pool with the default plan cache
-	// (their batch statements gain nothing from per-execution planning).
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		var pool *pgxpool.Pool
-		for {
-			var err error
-			if pool, err = pgdb.Open(ctx, cfg.DatabaseURL, log); err == nil {
-				break
-			}
-			log.Warn("ingestion pool not opened, retrying", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Second):
-			}
-		}
-		defer pool.Close()
-		var wg sync.WaitGroup
-		if cfg.RunsRetention() {
-			retention := usage.NewRetention(pool, func(id string) (int64, bool) {
-				t, ok := tenants.Get(id)
-				if !ok {
-					tenants.Prefetch(id) // known by the next cycle
-					return 0, false
-				}
-				return t.RetentionDays, true
-			}, log)
-			wg.Add(1)
-			go func() { defer wg.Done(); retention.Run(ctx, cfg.RetentionInterval) }()
-		}
-		if cfg.RunsIngester() {
-			// Several fetch loops share the durable consumer: while one
-			// batch commits, the next is being fetched.
-			ing := usage.NewIngester(pool, js, subj.UsageStream(), keys.NewStore(pool), log)
-			ing.SetFetchBytes(cfg.IngesterFetchBytes)
-			ing.SetMetrics(im)
-			for range cfg.IngesterWorkers {
-				wg.Add(1)
-				go func() { defer wg.Done(); _ = ing.Run(ctx) }()
-			}
-		}
-		wg.Wait()
-	}()
-}
-
-// startDebug serves pprof on DEBUG_ADDR when set.
-func startDebug(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger) {
-	if cfg.DebugAddr == "" {
-		return
-	}
-	dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		if err := httpserver.Serve(ctx, dbg, time.Second, log); err != nil {
-			log.Warn("debug server", "err", err)
-		}
-	}()
-}
-
-// runIngester is GATEWAY_ROLE=ingester: the usage consumer and the retention
-// job, with health and /metrics on GATEWAY_HTTP_ADDR, and neither the proxy
-// nor the APIs. Proxy replicas then run GATEWAY_ROLE=proxy and hold no
-// ingestion batches in memory.
-func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants) error {
-	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	subj := events.Subjects{Prefix: cfg.NATSPrefix}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
-		return err
-	}
-	// Retention days change with the plan: drop the cached context on
-	// TenantChanged so the next cycle fetches it again.
-	sub, err := nc.Subscribe(subj.TenantChanged(), func(m *nats.Msg) {
-		var ev events.TenantChangedEvent
-		if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
-			tenants.Prefetch(ev.TenantID)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-
-	reg := metrics.New("gateway")
-	e := httpserver.New(log, reg.Middleware())
-	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
-	draining := make(chan struct{})
-	httpapi.HealthRoutes(e, healthHandler(pool, nc, draining))
-
-	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopBG()
-	var bg sync.WaitGroup
-	bg.Add(1)
-	go func() { defer bg.Done(); tenants.Run(bgCtx, nil) }()
-	startIngestion(bgCtx, &bg, cfg, log, js, subj, tenants, reg)
-	startDebug(bgCtx, &bg, cfg, log)
-	log.Info("gateway ingester starting", "http_addr", cfg.HTTPAddr, "workers", cfg.IngesterWorkers)
-	httpSrv := &http.Server{Addr: cfg.HTTPAddr, Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	go func() { <-ctx.Done(); close(draining) }()
-	err = httpserver.Serve(ctx, httpSrv, 5*time.Second, log)
-	// A batch in progress commits and acks (its context outlives ctx);
-	// the loops stop at their next fetch.
-	stopBG()
-	bg.Wait()
-	_ = nc.Drain()
-	log.Info("gateway ingester stopped")
 	if ctx.Err() != nil && err == nil {
 		return nil
 	}
@@ -432,28 +289,6 @@ func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) 
 	)
 }
 
-func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) error {
-	for i := 0; ; i++ {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := usage.EnsureStream(cctx, js, subj.UsageStream(), subj.Usage())
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if i >= 2 {
-			// Keep serving: events spool until NATS is back; the ingester
-			// and publisher retry on their own.
-			log.Warn("usage stream not ensured; continuing, events will spool", "err", err)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
-}
-
 // eventBus publishes the gateway's own change events.
 type eventBus struct {
 	nc   *nats.Conn
@@ -474,132 +309,4 @@ func (b *eventBus) publish(ctx context.Context, subject string, v any) {
 	if err := b.nc.Publish(subject, data); err != nil {
 		b.log.WarnContext(ctx, "publish change event failed", "subject", subject, "err", err)
 	}
-}
-
-func subscribe(nc *nats.Conn, subj events.Subjects, log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, cache *keys.Cache, store *keys.Store,
-	snap *policystore.Snapshot, rules *policystore.Store) ([]*nats.Subscription, error) {
-	var subs []*nats.Subscription
-	add := func(subject string, h nats.MsgHandler) error {
-		s, err := nc.Subscribe(subject, h)
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", subject, err)
-		}
-		subs = append(subs, s)
-		return nil
-	}
-	err := errors.Join(
-		add(subj.TenantChanged(), func(m *nats.Msg) {
-			var ev events.TenantChangedEvent
-			if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
-				tenants.Prefetch(ev.TenantID)
-				intro.Revoke("", ev.TenantID)
-			}
-		}),
-		add(subj.TokensRevoked(), func(m *nats.Msg) {
-			var ev events.TokensRevokedEvent
-			if json.Unmarshal(m.Data, &ev) == nil {
-				intro.Revoke(ev.UserID, ev.TenantID)
-			}
-		}),
-		add(subj.PoliciesChanged(), func(m *nats.Msg) {
-			var ev events.PoliciesChangedEvent
-			if json.Unmarshal(m.Data, &ev) == nil && ev.TenantID != "" {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := snap.Reload(ctx, rules, ev.TenantID); err != nil {
-					log.Warn("policy refresh failed", "tenant_id", ev.TenantID, "err", err)
-				}
-			}
-		}),
-		add(subj.KeysChanged(), func(m *nats.Msg) {
-			var ev events.KeysChangedEvent
-			if json.Unmarshal(m.Data, &ev) == nil && ev.KeyID != "" {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				if err := cache.Refresh(ctx, store, ev.KeyID); err != nil {
-					log.Warn("key refresh failed", "key_id", ev.KeyID, "err", err)
-				}
-			}
-		}),
-	)
-	return subs, err
-}
-
-// reloadCaches fully reloads the key cache and the policy snapshot every ttl
-// (the safety net behind change events) and sweeps idle rate-limit state.
-func reloadCaches(ctx context.Context, store *keys.Store, cache *keys.Cache, rules *policystore.Store, snap *policystore.Snapshot,
-	limiter *ratelimit.Limiter, ttl time.Duration, log *slog.Logger) {
-	tick := time.NewTicker(ttl)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			all, err := store.All(ctx)
-			if err != nil {
-				log.Warn("key reload failed", "err", err)
-				continue
-			}
-			cache.Replace(all)
-			limiter.Sweep(now)
-			if rows, err := rules.All(ctx); err != nil {
-				log.Warn("policy reload failed", "err", err)
-			} else {
-				snap.ReplaceAll(rows)
-			}
-		}
-	}
-}
-
-// loadPrices returns the shipped price table, extended by PRICING_FILE.
-func loadPrices(path string) (*pricing.Table, error) {
-	t, err := pricing.Default()
-	if err != nil || path == "" {
-		return t, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("PRICING_FILE: %w", err)
-	}
-	over, err := pricing.Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("PRICING_FILE: %w", err)
-	}
-	return t.WithOverrides(over.Models()), nil
-}
-
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
-	}
-}
-
-// newBodyRedactor masks every PII and secret kind in logged bodies (tenants
-// with redact_logged_bodies), using the policy engine's detectors.
-func newBodyRedactor() (func(provider.Provider, string, []byte) []byte, error) {
-	set, err := policy.Compile([]policy.Rule{
-		{ID: "logged-bodies-pii", Name: "logged bodies: PII", Type: policy.TypePII, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
-		{ID: "logged-bodies-secrets", Name: "logged bodies: secrets", Type: policy.TypeSecrets, Config: []byte(`{}`), Action: policy.ActionRedact, Enabled: true, Direction: policy.DirectionBoth},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("body redactor: %w", err)
-	}
-	return func(p provider.Provider, direction string, body []byte) []byte {
-		return set.Evaluate(policy.Input{Provider: p, Body: body, Direction: direction}).Body
-	}, nil
-}
-
-// debugMux serves the runtime profiles (DEBUG_ADDR only).
-func debugMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }

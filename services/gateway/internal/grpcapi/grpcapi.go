@@ -8,25 +8,25 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
 )
 
 // Server implements UsageService.
 type Server struct {
 	gatewayv1.UnimplementedUsageServiceServer
-	pool *pgxpool.Pool
-	keys *keys.Store
-	log  *slog.Logger
+	usage *analytics.Store
+	keys  *keys.Store
+	log   *slog.Logger
 }
 
 // New builds the server.
-func New(pool *pgxpool.Pool, ks *keys.Store, log *slog.Logger) *Server {
-	return &Server{pool: pool, keys: ks, log: log}
+func New(usage *analytics.Store, ks *keys.Store, log *slog.Logger) *Server {
+	return &Server{usage: usage, keys: ks, log: log}
 }
 
 // GetUsageSummary totals usage of one tenant (or all) in [from, to).
@@ -43,15 +43,12 @@ func (s *Server) GetUsageSummary(ctx context.Context, req *gatewayv1.GetUsageSum
 	if req.GetTo() != nil {
 		to = req.GetTo().AsTime()
 	}
-	var out gatewayv1.GetUsageSummaryResponse
-	err := s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status_code >= 400), COALESCE(sum(total_tokens), 0), COALESCE(sum(cost_usd), 0)
-		FROM usage_logs WHERE ($1 = '' OR tenant_id::text = $1) AND created_at >= $2 AND created_at < $3`,
-		req.GetTenantId(), from, to).Scan(&out.Requests, &out.Errors, &out.TotalTokens, &out.CostUsd)
+	sum, err := s.usage.Summary(ctx, req.GetTenantId(), from, to)
 	if err != nil {
 		s.log.ErrorContext(ctx, "usage summary", "err", err)
 		return nil, status.Error(codes.Unavailable, "gateway database unavailable")
 	}
-	return &out, nil
+	return &gatewayv1.GetUsageSummaryResponse{Requests: sum.Requests, Errors: sum.Errors, TotalTokens: sum.TotalTokens, CostUsd: sum.CostUSD}, nil
 }
 
 // CountKeys counts a tenant's live API keys.

@@ -1,5 +1,5 @@
 // Package httpapi serves the gateway management API (/trueportai-services/api/v1/*):
-// API keys and analytics, authenticated by platform-scoped JWTs.
+// API keys, policies and analytics (read through package analytics), authenticated by platform-scoped JWTs.
 package httpapi
 
 import (
@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policystore"
@@ -37,8 +37,9 @@ type API struct {
 	keys    *keys.Store
 	cache   *keys.Cache
 	ev      ChangeEvents
-	pool    *pgxpool.Pool
-	limiter *ratelimit.Limiter
+	// analytics answers the /analytics routes.
+	analytics *analytics.Store
+	limiter   *ratelimit.Limiter
 	// Policies.
 	policies *policystore.Store
 	snapshot *policystore.Snapshot
@@ -47,9 +48,9 @@ type API struct {
 }
 
 // New builds the API.
-func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev ChangeEvents, pool *pgxpool.Pool,
+func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev ChangeEvents, store *analytics.Store,
 	policies *policystore.Store, snapshot *policystore.Snapshot, providers []string) *API {
-	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, pool: pool, limiter: ratelimit.New(), policies: policies, snapshot: snapshot, providers: providers}
+	return &API{log: log, intro: intro, tenants: tenants, keys: ks, cache: cache, ev: ev, analytics: store, limiter: ratelimit.New(), policies: policies, snapshot: snapshot, providers: providers}
 }
 
 const bodyLimit = 1 << 20

@@ -4,14 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/httpserver"
 )
@@ -34,14 +32,10 @@ type violationResp struct {
 	CreatedAt  time.Time       `json:"created_at"`
 }
 
-const violationCols = `id::text, request_id, key_id::text, env, policy_id::text, policy_name, type, action, severity, shadow, direction, matches, provider, model, created_at`
-
-func scanViolation(row pgx.Row) (violationResp, error) {
-	var v violationResp
-	err := row.Scan(&v.ID, &v.RequestID, &v.KeyID, &v.Env, &v.PolicyID, &v.PolicyName, &v.Type, &v.Action, &v.Severity, &v.Shadow, &v.Direction,
-		&v.Matches, &v.Provider, &v.Model, &v.CreatedAt)
-	v.CreatedAt = v.CreatedAt.UTC()
-	return v, err
+func toViolationResp(v analytics.Violation) violationResp {
+	return violationResp{ID: v.ID, RequestID: v.RequestID, KeyID: v.KeyID, Env: v.Env, PolicyID: v.PolicyID, PolicyName: v.PolicyName, Type: v.Type,
+		Action: v.Action, Severity: v.Severity, Shadow: v.Shadow, Direction: v.Direction, Matches: v.Matches, Provider: v.Provider, Model: v.Model,
+		CreatedAt: v.CreatedAt}
 }
 
 func (a *API) listViolations(c echo.Context) error {
@@ -50,64 +44,37 @@ func (a *API) listViolations(c echo.Context) error {
 		return err
 	}
 	p := caller(c)
-	f := &logFilter{}
-	f.add("tenant_id = ?::uuid", p.TenantID)
-	f.add("env = ?", p.Env)
-	for _, name := range []string{"from", "to"} {
-		if s := c.QueryParam(name); s != "" {
-			t, err := time.Parse(time.RFC3339, s)
-			if err != nil {
-				return apperr.InvalidField(name, name+" must be an RFC 3339 time")
-			}
-			if name == "from" {
-				f.add("created_at >= ?", t)
-			} else {
-				f.add("created_at < ?", t)
-			}
-		}
+	f := analytics.ViolationFilter{TenantID: p.TenantID, Env: p.Env}
+	if f.From, f.To, err = parseRange(c); err != nil {
+		return err
 	}
-	for _, name := range []string{"policy_id", "key_id"} {
-		if s := c.QueryParam(name); s != "" {
+	for _, q := range []struct {
+		name string
+		dst  *string
+	}{{"policy_id", &f.PolicyID}, {"key_id", &f.KeyID}} {
+		if s := c.QueryParam(q.name); s != "" {
 			if _, err := uuid.Parse(s); err != nil {
-				return apperr.InvalidField(name, name+" must be a UUID")
+				return apperr.InvalidField(q.name, q.name+" must be a UUID")
 			}
-			f.add(name+" = ?::uuid", s)
+			*q.dst = s
 		}
 	}
-	if s := c.QueryParam("type"); s != "" {
-		f.add("type = ?", s)
-	}
+	f.Type = c.QueryParam("type")
 	if s := c.QueryParam("action"); s != "" {
 		switch s {
 		case "block", "redact", "flag":
-			f.add("action = ?", s)
+			f.Action = s
 		default:
 			return apperr.InvalidField("action", "action must be block, redact or flag")
 		}
 	}
-	where := strings.Join(f.where, " AND ")
-	ctx := c.Request().Context()
-	var total int
-	if err := a.pool.QueryRow(ctx, `SELECT count(*) FROM violations WHERE `+where, f.args...).Scan(&total); err != nil {
-		return err
-	}
-	args := append(f.args, page.Limit, page.Offset)
-	rows, err := a.pool.Query(ctx, `SELECT `+violationCols+` FROM violations WHERE `+where+` ORDER BY created_at DESC, id DESC LIMIT $`+
-		strconv.Itoa(len(args)-1)+` OFFSET $`+strconv.Itoa(len(args)), args...)
+	found, total, err := a.analytics.Violations(c.Request().Context(), f, page.Limit, page.Offset)
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	items := []violationResp{}
-	for rows.Next() {
-		v, err := scanViolation(rows)
-		if err != nil {
-			return err
-		}
-		items = append(items, v)
-	}
-	if err := rows.Err(); err != nil {
-		return err
+	items := make([]violationResp, len(found))
+	for i, v := range found {
+		items[i] = toViolationResp(v)
 	}
 	return c.JSON(http.StatusOK, httpserver.NewList(items, total, page))
 }
@@ -119,13 +86,12 @@ func (a *API) getViolation(c echo.Context) error {
 		return notFound
 	}
 	p := caller(c)
-	v, err := scanViolation(a.pool.QueryRow(c.Request().Context(), `SELECT `+violationCols+` FROM violations WHERE id = $1::uuid AND tenant_id = $2::uuid AND env = $3`,
-		id, p.TenantID, p.Env))
-	if errors.Is(err, pgx.ErrNoRows) {
+	v, err := a.analytics.Violation(c.Request().Context(), p.TenantID, p.Env, id)
+	if errors.Is(err, analytics.ErrNotFound) {
 		return notFound
 	}
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, v)
+	return c.JSON(http.StatusOK, toViolationResp(v))
 }

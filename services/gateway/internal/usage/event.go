@@ -1,6 +1,8 @@
-// Package usage carries usage events from the proxy to the database: an
-// asynchronous JetStream publisher with an on-disk spool for NATS outages,
-// and an ingester that batch-inserts idempotently and acks after commit.
+// Package usage is the hot-path side of usage metering: the event types the
+// proxy fills (Event, Violation, Match, the Outcome* values) and the
+// asynchronous JetStream publisher with its on-disk spool for NATS outages.
+// Events go from here through the usage stream to package ingest, which
+// stores them with package analytics (the owner of the usage tables).
 package usage
 
 import "time"

@@ -60,9 +60,15 @@ type Listeners struct {
 
 // Run starts the service (or runs a CLI subcommand given in args:
 // "grant-admin EMAIL", or "migrate", which applies the migrations whatever
-// MIGRATE_ON_START says).
+// MIGRATE_ON_START says) on the listeners its parent process handed down
+// (LISTEN_FDS), or on PLATFORM_HTTP_ADDR / PLATFORM_GRPC_ADDR when there
+// are none.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return RunWithListeners(ctx, args, getenv, stderr, Listeners{})
+	ls, err := inheritedListeners(getenv)
+	if err != nil {
+		return err
+	}
+	return RunWithListeners(ctx, args, getenv, stderr, ls)
 }
 
 // RunWithListeners is Run serving on the given listeners (closed on return).

@@ -1,4 +1,4 @@
-package usage
+package analytics
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
 	"trueportai/services/internal/pgdb"
 )
@@ -87,13 +88,13 @@ func TestEnsurePartitions(t *testing.T) {
 
 	// Rows six months ahead land in the default partition until their month exists.
 	later := monthStart(now, 6).Add(3*24*time.Hour + 5*time.Minute)
-	in := NewIngester(pool, nil, "", noTouch{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	evs := []Event{
+	in := New(pool)
+	evs := []usage.Event{
 		testEvent("ahead-1", later, tenantA, 120),
 		testEvent("ahead-2", later.Add(time.Hour), tenantA, 700),
 	}
-	evs[0].Violations = []Violation{{ID: "0e4b7b8e-2c53-4a8e-9a57-5b7f9f000001", PolicyName: "p", Type: "pii", Action: "flag", Severity: "low", Direction: "request"}}
-	if err := in.insert(ctx, evs); err != nil {
+	evs[0].Violations = []usage.Violation{{ID: "0e4b7b8e-2c53-4a8e-9a57-5b7f9f000001", PolicyName: "p", Type: "pii", Action: "flag", Severity: "low", Direction: "request"}}
+	if err := insertErr(in.Insert(ctx, evs)); err != nil {
 		t.Fatal(err)
 	}
 	if n := queryInt(t, pool, `SELECT count(*) FROM usage_logs_default`); n != 2 {
@@ -132,7 +133,7 @@ func TestEnsurePartitions(t *testing.T) {
 		t.Fatalf("the violation did not move: %d", n)
 	}
 	// A redelivery of the moved events inserts nothing and counts nothing.
-	if err := in.insert(ctx, evs); err != nil {
+	if err := insertErr(in.Insert(ctx, evs)); err != nil {
 		t.Fatal(err)
 	}
 	if n := queryInt(t, pool, `SELECT count(*) FROM usage_logs`); n != 2 {
@@ -158,9 +159,9 @@ const (
 	tenantD = "dddddddd-0000-4000-8000-000000000004" // retention 1 day
 )
 
-func testEvent(id string, at time.Time, tenant string, latency float64) Event {
-	return Event{RequestID: id, CreatedAt: at, TenantID: tenant, Env: "production", Provider: "openai", Model: "gpt-4o",
-		Path: "/chat/completions", StatusCode: 200, Outcome: OutcomeOK, LatencyMS: latency}
+func testEvent(id string, at time.Time, tenant string, latency float64) usage.Event {
+	return usage.Event{RequestID: id, CreatedAt: at, TenantID: tenant, Env: "production", Provider: "openai", Model: "gpt-4o",
+		Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK, LatencyMS: latency}
 }
 
 // TestRetentionDropsPartitionsOnlyWhenSafe: a month partition is dropped
@@ -181,12 +182,12 @@ func TestRetentionDropsPartitionsOnlyWhenSafe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var evs []Event
+	var evs []usage.Event
 	add := func(k int, tenant string, n int) {
 		for i := range n {
 			at := monthStart(now, k).Add(time.Duration(i+1) * 36 * time.Hour)
 			ev := testEvent(fmt.Sprintf("%s-%d-%d", tenant[:4], k, i), at, tenant, 50)
-			ev.Violations = []Violation{{ID: fmt.Sprintf("%s-%04d-4000-8000-%012d", tenant[:8], k+100, i), PolicyName: "p", Type: "pii",
+			ev.Violations = []usage.Violation{{ID: fmt.Sprintf("%s-%04d-4000-8000-%012d", tenant[:8], k+100, i), PolicyName: "p", Type: "pii",
 				Action: "flag", Severity: "low", Direction: "request"}}
 			evs = append(evs, ev)
 		}
@@ -199,8 +200,8 @@ func TestRetentionDropsPartitionsOnlyWhenSafe(t *testing.T) {
 	add(-1, tenantD, 2) // previous month: expired for D, but the partition stays
 	recent := testEvent("a-recent", now.Add(-time.Hour), tenantA, 50)
 	evs = append(evs, recent)
-	in := NewIngester(pool, nil, "", noTouch{}, log)
-	if err := in.insert(ctx, evs); err != nil {
+	in := New(pool)
+	if err := insertErr(in.Insert(ctx, evs)); err != nil {
 		t.Fatal(err)
 	}
 	days := map[string]int64{tenantA: 30, tenantB: 400, tenantD: 1}
@@ -270,16 +271,16 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := migratedPool(t, "rollups")
-	in := NewIngester(pool, nil, "", noTouch{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in := New(pool)
 	rng := rand.New(rand.NewPCG(7, 11))
 	base := time.Now().UTC().Truncate(time.Hour).Add(-30 * time.Hour)
 	tenants := []string{tenantA, tenantB}
 	keys := []string{"", "11111111-2222-4333-8444-555555555555"}
 	statuses := []int{200, 429, 500}
-	var all []Event
-	var batches [][]Event
+	var all []usage.Event
+	var batches [][]usage.Event
 	for b := range 8 {
-		var batch []Event
+		var batch []usage.Event
 		for i := range 300 {
 			ev := testEvent(fmt.Sprintf("b%d-%d", b, i), base.Add(time.Duration(rng.IntN(30*3600))*time.Second), tenants[rng.IntN(2)],
 				math.Exp(rng.Float64()*11))
@@ -290,7 +291,7 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 				tot, cost := p+c, float64(p+c)/1e6
 				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostUSD = &p, &c, &tot, &cost
 			} else {
-				ev.Outcome = OutcomeError
+				ev.Outcome = usage.OutcomeError
 			}
 			batch = append(batch, ev)
 		}
@@ -299,7 +300,7 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 	}
 	// Two batches alone, then three pairs concurrently.
 	for _, b := range batches[:2] {
-		if err := in.insert(ctx, b); err != nil {
+		if err := insertErr(in.Insert(ctx, b)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -307,7 +308,7 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 	errs := make(chan error, len(batches))
 	for _, b := range batches[2:] {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs <- in.insert(ctx, b) }()
+		go func() { defer wg.Done(); errs <- insertErr(in.Insert(ctx, b)) }()
 	}
 	wg.Wait()
 	close(errs)
@@ -316,10 +317,10 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := in.insert(ctx, batches[3]); err != nil { // a redelivery
+	if err := insertErr(in.Insert(ctx, batches[3])); err != nil { // a redelivery
 		t.Fatal(err)
 	}
-	ptrs := make([]*Event, len(all))
+	ptrs := make([]*usage.Event, len(all))
 	for i := range all {
 		ptrs[i] = &all[i]
 	}
@@ -366,3 +367,6 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 		}
 	}
 }
+
+// insertErr drops Insert's count of new rows.
+func insertErr(_ int, err error) error { return err }

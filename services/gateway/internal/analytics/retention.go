@@ -1,4 +1,4 @@
-package usage
+package analytics
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 type RetentionPolicy func(tenantID string) (days int64, ok bool)
 
 // Retention enforces each tenant's retention_days on usage logs and
-// violations. Rollups (aggregates, no content) are kept. One replica runs a
+// violations; package ingest runs its Cycle every RETENTION_INTERVAL. Rollups (aggregates, no content) are kept. One replica runs a
 // cycle at a time (advisory lock). A cycle:
 //
 //  1. creates the monthly partitions of the previous, current and next two
@@ -50,24 +50,6 @@ const dropMargin = 24 * time.Hour
 
 // deleteBatch bounds the rows one DELETE statement removes.
 const deleteBatch = 5000
-
-// Run runs a cycle every interval until ctx ends.
-func (r *Retention) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if n, err := r.Cycle(ctx); err != nil {
-			r.log.Warn("retention cycle failed", "err", err)
-		} else if n > 0 {
-			r.log.Info("retention deleted expired rows", "rows", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
 
 // Cycle maintains the partitions and deletes expired rows; it returns the
 // rows deleted by row deletes (dropped partitions are logged, not counted).

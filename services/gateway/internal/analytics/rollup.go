@@ -1,6 +1,8 @@
-package usage
+package analytics
 
 import (
+	"trueportai/services/gateway/internal/usage"
+
 	"sort"
 	"time"
 )
@@ -41,7 +43,7 @@ const zeroUUID = "00000000-0000-0000-0000-000000000000"
 
 // aggregate folds events into rollup rows of the given span (an hour or a
 // UTC day), sorted by key (a stable lock order for concurrent ingesters).
-func aggregate(evs []*Event, span time.Duration) []*rollup {
+func aggregate(evs []*usage.Event, span time.Duration) []*rollup {
 	m := map[rollupKey]*rollup{}
 	for _, e := range evs {
 		k := rollupKey{e.TenantID, e.Env, e.CreatedAt.UTC().Truncate(span), e.Provider, e.Model, e.KeyID, e.StatusCode}
@@ -54,7 +56,7 @@ func aggregate(evs []*Event, span time.Duration) []*rollup {
 			m[k] = r
 		}
 		r.requests++
-		if e.StatusCode >= 400 || e.Outcome == OutcomeError {
+		if e.StatusCode >= 400 || e.Outcome == usage.OutcomeError {
 			r.errors++
 		}
 		if e.TotalTokens == nil {

@@ -1,4 +1,4 @@
-package usage
+package ingest
 
 import (
 	"context"
@@ -20,7 +20,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
 	"trueportai/services/internal/pgdb"
 )
@@ -42,7 +44,7 @@ import (
 //
 // Run it with -benchtime=1x (one drain per sub-benchmark is the measurement):
 //
-//	go test ./internal/usage -run '^$' -bench BenchmarkIngest -benchtime=1x
+//	go test ./internal/ingest -run '^$' -bench BenchmarkIngest -benchtime=1x
 //
 // Environment (defaults in brackets):
 //
@@ -177,7 +179,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	}
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
 	stream, subject := "BENCH_INGEST_"+suffix, "bench.ingest."+suffix
-	if err := EnsureStream(ctx, js, stream, subject); err != nil {
+	if err := usage.EnsureStream(ctx, js, stream, subject); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
@@ -195,7 +197,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		if ijs, err = jetstream.New(inc); err != nil {
 			b.Fatal(err)
 		}
-		in := NewIngester(pool, ijs, stream, noTouch{}, log)
+		in := NewIngester(analytics.New(pool), ijs, stream, noTouch{}, log)
 		in.batch = batch
 		ins = append(ins, in)
 	}
@@ -547,32 +549,32 @@ func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
 		for j := range rid {
 			rid[j] = byte(rng.Uint32())
 		}
-		ev := Event{
+		ev := usage.Event{
 			RequestID: fmt.Sprintf("%x", rid), CreatedAt: start.Add(time.Duration(i) * step), TenantID: t.id, Env: key.env,
 			KeyID: key.id, KeyName: key.name, Provider: m.provider, Model: m.model, Path: m.path,
-			StatusCode: 200, Stream: m.path != "/embeddings" && rng.IntN(10) < 3, Outcome: OutcomeOK,
+			StatusCode: 200, Stream: m.path != "/embeddings" && rng.IntN(10) < 3, Outcome: usage.OutcomeOK,
 		}
 		ev.LatencyMS = math.Round(math.Exp(math.Log(700)+0.8*rng.NormFloat64())*1000) / 1000
 		r := rng.Float64()
 		switch {
 		case r < 0.01: // blocked by a policy before the upstream
-			ev.StatusCode, ev.Outcome, ev.Error = 400, OutcomeBlocked, "request blocked by policy"
+			ev.StatusCode, ev.Outcome, ev.Error = 400, usage.OutcomeBlocked, "request blocked by policy"
 			ev.LatencyMS = 0.2 + rng.Float64()
 			ev.Violations = f.violations(t, "block")
 		case r < 0.02: // redacted or flagged, forwarded
-			ev.Outcome = OutcomeFlagged
+			ev.Outcome = usage.OutcomeFlagged
 			action := "flag"
 			if rng.IntN(2) == 0 {
-				ev.Outcome, action = OutcomeRedacted, "redact"
+				ev.Outcome, action = usage.OutcomeRedacted, "redact"
 			}
 			ev.Violations = f.violations(t, action)
 		case r < 0.04:
-			ev.StatusCode, ev.Outcome, ev.Error = 429, OutcomeError, "upstream rate limit exceeded"
+			ev.StatusCode, ev.Outcome, ev.Error = 429, usage.OutcomeError, "upstream rate limit exceeded"
 			ev.LatencyMS /= 10
 		case r < 0.05:
-			ev.StatusCode, ev.Outcome, ev.Error = []int{500, 502, 503, 504}[rng.IntN(4)], OutcomeError, "upstream error"
+			ev.StatusCode, ev.Outcome, ev.Error = []int{500, 502, 503, 504}[rng.IntN(4)], usage.OutcomeError, "upstream error"
 		case r < 0.055:
-			ev.StatusCode, ev.Outcome = 499, OutcomeClientClosed
+			ev.StatusCode, ev.Outcome = 499, usage.OutcomeClientClosed
 		}
 		for _, v := range ev.Violations {
 			ev.ViolationIDs = append(ev.ViolationIDs, v.ID)
@@ -619,16 +621,16 @@ func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
 	return payloads, ids, violations
 }
 
-func (f *benchFleet) violations(t *benchTenant, action string) []Violation {
+func (f *benchFleet) violations(t *benchTenant, action string) []usage.Violation {
 	rng := f.rng
-	var out []Violation
+	var out []usage.Violation
 	for j := range 1 + rng.IntN(2) {
 		k := rng.IntN(4)
 		typ := []string{"pii", "secrets", "keyword", "prompt_injection"}[k]
-		out = append(out, Violation{
+		out = append(out, usage.Violation{
 			ID: benchUUID(rng), PolicyID: t.policies[j%len(t.policies)], PolicyName: typ + " policy", Type: typ,
 			Action: action, Severity: []string{"low", "medium", "high"}[rng.IntN(3)], Direction: "request",
-			Matches: []Match{{Kind: []string{"email", "aws_access_key", "keyword", "ignore_instructions"}[k],
+			Matches: []usage.Match{{Kind: []string{"email", "aws_access_key", "keyword", "ignore_instructions"}[k],
 				Snippet: []string{"j***@e***.com", "AKIA************", "m*****", "ignore all previous ***"}[k], Offset: rng.IntN(400)}},
 		})
 	}

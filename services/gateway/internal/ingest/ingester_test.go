@@ -1,4 +1,4 @@
-package usage
+package ingest
 
 import (
 	"context"
@@ -17,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/migrations"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
 	"trueportai/services/internal/pgdb"
 )
@@ -45,8 +47,8 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 
 	const n = 50
 	for i := 0; i < n; i++ {
-		ev := Event{RequestID: fmt.Sprintf("req-%d", i), CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11", Env: "production",
-			Provider: "openai", Path: "/chat/completions", StatusCode: 200, Outcome: OutcomeOK}
+		ev := usage.Event{RequestID: fmt.Sprintf("req-%d", i), CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11", Env: "production",
+			Provider: "openai", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK}
 		b, _ := json.Marshal(ev)
 		msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
 		msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
@@ -55,7 +57,7 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 		}
 	}
 	// A duplicate publish (same msg id) is dropped by the stream.
-	dup, _ := json.Marshal(Event{RequestID: "req-0", TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11"})
+	dup, _ := json.Marshal(usage.Event{RequestID: "req-0", TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11"})
 	dmsg := &nats.Msg{Subject: subject, Data: dup, Header: nats.Header{}}
 	dmsg.Header.Set(jetstream.MsgIDHeader, "req-0")
 	if ack, err := js.PublishMsg(ctx, dmsg); err != nil || !ack.Duplicate {
@@ -70,7 +72,7 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	firstReg, secondReg := prometheus.NewRegistry(), prometheus.NewRegistry()
 	firstMetrics, secondMetrics := NewIngestMetrics(firstReg), NewIngestMetrics(secondReg)
-	first := NewIngester(pool, js, stream, noTouch{}, log)
+	first := NewIngester(analytics.New(pool), js, stream, noTouch{}, log)
 	first.SetMetrics(firstMetrics)
 	first.ackWait = time.Second
 	first.crashAfterCommit = func() bool {
@@ -88,31 +90,13 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 		t.Fatal("the crashed ingester committed nothing")
 	}
 
-	second := NewIngester(pool, js, stream, noTouch{}, log)
+	second := NewIngester(analytics.New(pool), js, stream, noTouch{}, log)
 	second.SetMetrics(secondMetrics)
 	second.ackWait = time.Second
 	ctx2, stop2 := context.WithCancel(ctx)
 	defer stop2()
 	go func() { _ = second.Run(ctx2) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := js.Stream(ctx, stream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cons, err := info.Consumer(ctx, "usage-ingester")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ci, err := cons.Info(ctx)
-		if err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer did not drain: %+v", ci)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitDrained(t, js, stream)
 	if got := countRows(t, pool, ctx); got != n {
 		t.Fatalf("rows = %d, want exactly %d", got, n)
 	}
@@ -158,7 +142,7 @@ func testStream(t *testing.T, name string) (nc *nats.Conn, js jetstream.JetStrea
 	}
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
 	stream, subject = "TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix
-	if err := EnsureStream(context.Background(), js, stream, subject); err != nil {
+	if err := usage.EnsureStream(context.Background(), js, stream, subject); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
@@ -174,11 +158,11 @@ func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {
 	return n
 }
 
-func TestRetentionDeletesOnlyExpiredRowsOfKnownTenants(t *testing.T) {
-	t.Parallel()
+func migratedPool(t *testing.T, prefix string) *pgxpool.Pool {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, dbtest.NewURL(t, "retention"), log)
+	pool, err := pgdb.Open(ctx, dbtest.NewURL(t, prefix), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,29 +170,88 @@ func TestRetentionDeletesOnlyExpiredRowsOfKnownTenants(t *testing.T) {
 	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
 		t.Fatal(err)
 	}
-	in := NewIngester(pool, nil, "", noTouch{}, log)
-	known, unknown := "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
-	now := time.Now().UTC()
-	var evs []Event
-	for i, age := range []time.Duration{time.Hour, 10 * 24 * time.Hour} {
-		for j, tenant := range []string{known, unknown} {
-			evs = append(evs, Event{RequestID: fmt.Sprintf("r%d%d", i, j), CreatedAt: now.Add(-age), TenantID: tenant, Env: "production",
-				Provider: "openai", Path: "/x", StatusCode: 200, Outcome: OutcomeOK,
-				Violations: []Violation{{ID: fmt.Sprintf("0000000%d-0000-0000-0000-00000000000%d", i, j), PolicyName: "p", Type: "pii", Action: "flag", Severity: "medium", Direction: "request"}}})
+	return pool
+}
+
+// waitDrained polls until the ingester's consumer has nothing pending or
+// unacknowledged: every message was stored (or dropped) and acked.
+func waitDrained(t *testing.T, js jetstream.JetStream, stream string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var ci *jetstream.ConsumerInfo
+		cons, err := js.Consumer(ctx, stream, "usage-ingester") // not found until the ingester creates it
+		if err == nil {
+			ci, err = cons.Info(ctx)
 		}
+		if err == nil && ci.NumAckPending == 0 && ci.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer did not drain: %+v (%v)", ci, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if err := in.insert(ctx, evs); err != nil {
+}
+
+// TestIngesterSplitsBatchedMessages: messages the publisher batched under
+// load become one row per event; a message with a bad line keeps its good
+// events.
+func TestIngesterSplitsBatchedMessages(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := migratedPool(t, "split")
+	nc, js, stream, subject := testStream(t, "split")
+	spool, err := usage.OpenSpool(t.TempDir(), 1<<20)
+	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRetention(pool, func(id string) (int64, bool) { return 7, id == known }, log)
-	n, err := r.Cycle(ctx)
-	if err != nil || n != 2 {
-		t.Fatalf("deleted %d rows (%v), want 2 (one log, one violation)", n, err)
+	pub, err := usage.NewPublisher(nc, subject, spool, log)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var logs, vios int
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM usage_logs`).Scan(&logs)
-	_ = pool.QueryRow(ctx, `SELECT count(*) FROM violations`).Scan(&vios)
-	if logs != 3 || vios != 3 {
-		t.Fatalf("left %d logs and %d violations, want 3 and 3", logs, vios)
+	const n = 2000
+	for i := range n {
+		pub.Publish(&usage.Event{RequestID: fmt.Sprintf("req-%d", i), CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11",
+			Env: "production", Provider: "openai", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK})
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); pub.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if p, _, _ := pub.Stats(); p == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			p, s, l := pub.Stats()
+			t.Fatalf("published %d spooled %d lost %d, want %d published", p, s, l, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	<-done
+	info, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs := info.CachedInfo().State.Msgs; msgs >= n {
+		t.Fatalf("%d events went as %d messages: want batches", n, msgs)
+	}
+	// A batch whose second line is not an event: the first still lands.
+	bad := `{"request_id":"req-extra","created_at":"2026-11-28T10:00:00Z","tenant_id":"6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11","env":"production","provider":"openai","path":"/x","status_code":200,"outcome":"ok"}` + "\nnot json"
+	if _, err := js.Publish(ctx, subject, []byte(bad)); err != nil {
+		t.Fatal(err)
+	}
+
+	in := NewIngester(analytics.New(pool), js, stream, noTouch{}, log)
+	ictx, istop := context.WithCancel(ctx)
+	defer istop()
+	go func() { _ = in.Run(ictx) }()
+	waitDrained(t, js, stream)
+	if got := countRows(t, pool, ctx); got != n+1 {
+		t.Fatalf("rows = %d, want exactly %d", got, n+1)
 	}
 }

@@ -1,0 +1,123 @@
+package analytics
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// LogFilter selects the usage log rows of one tenant environment. Zero
+// fields do not filter.
+type LogFilter struct {
+	TenantID, Env string
+	From, To      time.Time // [From, To)
+	KeyID         string
+	Provider      string
+	Model         string
+	StatusCode    int // exact status
+	StatusClass   int // 2 for 2xx … 5 for 5xx
+	Stream        *bool
+}
+
+func (f LogFilter) where() *where {
+	w := &where{}
+	w.add("tenant_id = ?::uuid", f.TenantID)
+	w.add("env = ?", f.Env)
+	if !f.From.IsZero() {
+		w.add("created_at >= ?", f.From)
+	}
+	if !f.To.IsZero() {
+		w.add("created_at < ?", f.To)
+	}
+	if f.KeyID != "" {
+		w.add("key_id = ?::uuid", f.KeyID)
+	}
+	if f.Provider != "" {
+		w.add("provider = ?", f.Provider)
+	}
+	if f.Model != "" {
+		w.add("model = ?", f.Model)
+	}
+	if f.StatusClass != 0 {
+		w.add("status_code >= ?", f.StatusClass*100)
+		w.add("status_code < ?", f.StatusClass*100+100)
+	}
+	if f.StatusCode != 0 {
+		w.add("status_code = ?", f.StatusCode)
+	}
+	if f.Stream != nil {
+		w.add("stream = ?", *f.Stream)
+	}
+	return w
+}
+
+// Log is one stored usage log row.
+type Log struct {
+	ID               string
+	RequestID        string
+	CreatedAt        time.Time // UTC
+	KeyID            *string
+	KeyName          string
+	Env              string
+	Provider         string
+	Model            string
+	Path             string
+	StatusCode       int
+	Stream           bool
+	LatencyMS        float64
+	TTFBMS           *float64
+	PromptTokens     *int64
+	CompletionTokens *int64
+	TotalTokens      *int64
+	CachedTokens     *int64
+	CostUSD          *float64
+	Outcome          string
+	Error            string
+	ViolationIDs     []string
+	RequestBody      *string
+	ResponseBody     *string
+}
+
+// LogTotalCap bounds the exact count behind a logs page's total: an exact
+// count of millions of rows would cost seconds per page (stats give exact
+// volumes).
+const LogTotalCap = 10000
+
+// LogPage is one page of logs, newest first.
+type LogPage struct {
+	Items  []Log
+	Total  int  // matching rows, at most LogTotalCap
+	Capped bool // more than LogTotalCap rows match
+}
+
+// Logs returns a page of the rows f selects, newest first.
+func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPage, error) {
+	w := f.where()
+	var page LogPage
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+w.String()+` LIMIT `+strconv.Itoa(LogTotalCap+1)+`) x`,
+		w.args...).Scan(&page.Total); err != nil {
+		return LogPage{}, err
+	}
+	page.Capped = page.Total > LogTotalCap
+	page.Total = min(page.Total, LogTotalCap)
+	limitOffset, args := w.page(limit, offset)
+	rows, err := s.pool.Query(ctx, `SELECT id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
+		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd, outcome, error, violation_ids, request_body, response_body
+		FROM usage_logs WHERE `+w.String()+` ORDER BY created_at DESC, id DESC `+limitOffset, args...)
+	if err != nil {
+		return LogPage{}, err
+	}
+	defer rows.Close()
+	page.Items = []Log{}
+	for rows.Next() {
+		var l Log
+		if err := rows.Scan(&l.ID, &l.RequestID, &l.CreatedAt, &l.KeyID, &l.KeyName, &l.Env, &l.Provider, &l.Model, &l.Path, &l.StatusCode, &l.Stream,
+			&l.LatencyMS, &l.TTFBMS, &l.PromptTokens, &l.CompletionTokens, &l.TotalTokens, &l.CachedTokens, &l.CostUSD, &l.Outcome, &l.Error,
+			&l.ViolationIDs, &l.RequestBody, &l.ResponseBody); err != nil {
+			return LogPage{}, err
+		}
+		l.CreatedAt = l.CreatedAt.UTC()
+		page.Items = append(page.Items, l)
+	}
+	return page, rows.Err()
+}

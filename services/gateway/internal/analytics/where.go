@@ -1,0 +1,27 @@
+package analytics
+
+import (
+	"strconv"
+	"strings"
+)
+
+// where builds a WHERE clause with $n parameters from conditions written
+// with one '?' for their value.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, v any) {
+	w.args = append(w.args, v)
+	w.conds = append(w.conds, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(w.args))))
+}
+
+func (w *where) String() string { return strings.Join(w.conds, " AND ") }
+
+// page appends limit and offset and returns "LIMIT $n OFFSET $m" and the
+// arguments of the whole statement.
+func (w *where) page(limit, offset int) (string, []any) {
+	args := append(append([]any(nil), w.args...), limit, offset)
+	return `LIMIT $` + strconv.Itoa(len(args)-1) + ` OFFSET $` + strconv.Itoa(len(args)), args
+}

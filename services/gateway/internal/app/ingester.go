@@ -1,0 +1,95 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"trueportai/services/gateway/internal/changefeed"
+	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/httpapi"
+	"trueportai/services/gateway/internal/ingest"
+	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/internal/events"
+	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/metrics"
+	"trueportai/services/internal/natsconn"
+)
+
+// ingestConfig is the part of the ingester role cfg's GATEWAY_ROLE and
+// INGESTER_* settings enable.
+func ingestConfig(cfg config.Config, subj events.Subjects) ingest.Config {
+	return ingest.Config{
+		DatabaseURL: cfg.DatabaseURL, Stream: subj.UsageStream(),
+		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
+		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
+	}
+}
+
+// runIngester is GATEWAY_ROLE=ingester: the usage consumer and the retention
+// job, with health and /metrics on GATEWAY_HTTP_ADDR, and neither the proxy
+// nor the APIs. Proxy replicas then run GATEWAY_ROLE=proxy and hold no
+// ingestion batches in memory.
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, httpLis net.Listener) error {
+	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	subj := events.Subjects{Prefix: cfg.NATSPrefix}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+		return err
+	}
+	// Retention days change with the plan: drop the cached context on
+	// TenantChanged so the next cycle fetches it again.
+	feed, err := changefeed.Subscribe(nc, subj, changefeed.Handlers{TenantChanged: tenants.Prefetch}, log)
+	if err != nil {
+		return err
+	}
+	defer feed.Close()
+
+	reg := metrics.New("gateway")
+	e := httpserver.New(log, reg.Middleware())
+	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
+	draining := make(chan struct{})
+	httpapi.HealthRoutes(e, healthHandler(pool, nc, draining))
+
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBG()
+	httpLis, err = listen(httpLis, cfg.HTTPAddr, "http")
+	if err != nil {
+		return err
+	}
+	defer httpLis.Close()
+	var bg sync.WaitGroup
+	bg.Go(func() { tenants.Run(bgCtx, nil) })
+	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	bg.Go(func() { ingester.Run(bgCtx) })
+	startDebug(bgCtx, &bg, cfg, log)
+	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "workers", cfg.IngesterWorkers)
+	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); close(draining) }()
+	err = httpserver.ServeListener(ctx, httpSrv, httpLis, 5*time.Second, log)
+	// A batch in progress commits and acks (its context outlives ctx);
+	// the loops stop at their next fetch.
+	stopBG()
+	bg.Wait()
+	_ = nc.Drain()
+	log.Info("gateway ingester stopped")
+	if ctx.Err() != nil && err == nil {
+		return nil
+	}
+	return err
+}

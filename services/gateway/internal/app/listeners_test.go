@@ -1,0 +1,118 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"trueportai/services/internal/dbtest"
+)
+
+// deleteStream removes the usage stream a test created on the shared NATS.
+func deleteStream(url, name string) {
+	nc, err := natsgo.Connect(url, natsgo.Timeout(2*time.Second))
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	if js, err := jetstream.New(nc); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(ctx, name)
+	}
+}
+
+// syncBuffer is the process log, written by the gateway while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRunWithListeners: each role serves health on the HTTP listener it
+// is handed (bound here on port 0, the configured address unused) and
+// stops cleanly with its context.
+func TestRunWithListeners(t *testing.T) {
+	for _, role := range []string{"all", "ingester"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			httpLis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			nats := os.Getenv("NATS_URL")
+			if nats == "" {
+				nats = "nats://127.0.0.1:4222"
+			}
+			prefix := fmt.Sprintf("apptest%d", time.Now().UnixNano())
+			t.Cleanup(func() { deleteStream(nats, strings.ToUpper(prefix)+"_USAGE") })
+			env := map[string]string{
+				"APP_ENV": "dev", "GATEWAY_ROLE": role, "LOG_FORMAT": "text",
+				"GATEWAY_DATABASE_URL": dbtest.NewURL(t, "app_"+role), "NATS_URL": nats,
+				"NATS_PREFIX": prefix, "GATEWAY_SPOOL_DIR": t.TempDir(),
+				// Never bound: the listeners above are used.
+				"GATEWAY_HTTP_ADDR": "192.0.2.1:1", "GATEWAY_GRPC_ADDR": "192.0.2.1:2",
+				"PLATFORM_GRPC_ADDR": "127.0.0.1:1",
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() {
+				done <- RunWithListeners(ctx, func(k string) string { return env[k] }, logs, Listeners{HTTP: httpLis, GRPC: grpcLis})
+			}()
+			url := "http://" + httpLis.Addr().String() + "/trueportai-services/health"
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				resp, err := http.Get(url)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						break
+					}
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("gateway returned %v before serving\n%s", err, logs)
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("health on the handed listener: %v\n%s", err, logs)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("RunWithListeners = %v\n%s", err, logs)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("gateway did not stop\n%s", logs)
+			}
+			if _, err := net.DialTimeout("tcp", httpLis.Addr().String(), time.Second); err == nil {
+				t.Error("the handed HTTP listener is still open after return")
+			}
+		})
+	}
+}
