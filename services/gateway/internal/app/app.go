@@ -40,7 +40,6 @@ import (
 	"trueportai/services/gateway/internal/pricing"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
@@ -49,6 +48,7 @@ import (
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/rpcauth"
 )
 

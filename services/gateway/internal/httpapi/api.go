@@ -16,11 +16,11 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policystore"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/role"
 )
 

@@ -17,8 +17,8 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/ratelimit"
 )
 
 // Allocation budgets of one proxied request through (*Proxy).ServeHTTP with

@@ -36,6 +36,7 @@ import (
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/events"
 	"trueportai/services/platform-backend/internal/grpcapi"
@@ -43,7 +44,6 @@ import (
 	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/mail"
 	"trueportai/services/platform-backend/internal/migrations"
-	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/token"
@@ -143,7 +143,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	}
 	defer closeOut()
 
-	api := httpapi.New(log, cfg, st, tokens, box, pub, httpapi.WithIdentity(ident, ratelimit.NewMemory(time.Now)), httpapi.WithOutbound(out))
+	api := httpapi.New(log, cfg, st, tokens, box, pub, httpapi.WithIdentity(ident, ratelimit.New()), httpapi.WithOutbound(out))
 	api.Routes(e, httpserver.HealthHandler(
 		httpserver.Check{Name: "postgres", Probe: st.Ping},
 		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
