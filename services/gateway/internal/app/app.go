@@ -130,7 +130,7 @@ func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) erro
 			Name: "trueport_usage_events_" + name + "_total", Help: "Usage events " + name + " by this replica.",
 		}, func() float64 { return float64(pick(pub.Stats())) }))
 	}
-	ev := &eventBus{nc: nc, subj: subj, log: log}
+	ev := events.NewPublisher(nc, subj, log)
 	policyStore := policystore.NewStore(pool)
 	policySnap := policystore.NewSnapshot(log)
 	allRules, err := policyStore.All(ctx)
@@ -446,28 +446,6 @@ func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-	}
-}
-
-// eventBus publishes the gateway's own change events.
-type eventBus struct {
-	nc   *nats.Conn
-	subj events.Subjects
-	log  *slog.Logger
-}
-
-func (b *eventBus) KeyChanged(ctx context.Context, ev events.KeysChangedEvent) {
-	b.publish(ctx, b.subj.KeysChanged(), ev)
-}
-
-func (b *eventBus) PoliciesChanged(ctx context.Context, ev events.PoliciesChangedEvent) {
-	b.publish(ctx, b.subj.PoliciesChanged(), ev)
-}
-
-func (b *eventBus) publish(ctx context.Context, subject string, v any) {
-	data, _ := json.Marshal(v)
-	if err := b.nc.Publish(subject, data); err != nil {
-		b.log.WarnContext(ctx, "publish change event failed", "subject", subject, "err", err)
 	}
 }
 

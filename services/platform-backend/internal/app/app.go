@@ -30,7 +30,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
-	shared "trueportai/services/internal/events"
+	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
@@ -38,7 +38,6 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/config"
-	"trueportai/services/platform-backend/internal/events"
 	"trueportai/services/platform-backend/internal/grpcapi"
 	"trueportai/services/platform-backend/internal/httpapi"
 	"trueportai/services/platform-backend/internal/identity"
@@ -119,7 +118,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	defer nc.Close()
-	pub := events.NewPublisher(nc, shared.Subjects{Prefix: cfg.NATSPrefix}, log)
+	pub := events.NewPublisher(nc, events.Subjects{Prefix: cfg.NATSPrefix}, log)
 
 	reg := metrics.New("platform-backend")
 	e := httpserver.New(log, reg.Middleware())
