@@ -409,13 +409,8 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 // is closed (shutdown began).
 func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
 	return httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: pool.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
+		httpserver.PostgresCheck(pool),
+		httpserver.NATSCheck(nc),
 		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
 			select {
 			case <-draining:

@@ -23,7 +23,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -143,15 +142,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer closeOut()
 
 	api := httpapi.New(log, cfg, st, tokens, box, pub, httpapi.WithIdentity(ident, ratelimit.New()), httpapi.WithOutbound(out))
-	api.Routes(e, httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: st.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
-	))
+	api.Routes(e, httpserver.HealthHandler(httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
 	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
