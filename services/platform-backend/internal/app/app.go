@@ -125,7 +125,11 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
-	ident, err := newIdentity(ctx, cfg, st, jobs, pub, log)
+	mailer, err := newMailer(cfg, log)
+	if err != nil {
+		return err
+	}
+	ident, err := newIdentity(ctx, cfg, st, jobs, pub, mailer, log)
 	if err != nil {
 		return err
 	}
@@ -135,7 +139,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC, invite mail, payments (outbound.go).
-	out, closeOut, err := newOutbound(cfg, st, log)
+	out, closeOut, err := newOutbound(cfg, st, mailer, log)
 	if err != nil {
 		return err
 	}
@@ -280,21 +284,28 @@ func loadPreviousJWTKeys(files []string) ([]crypto.PublicKey, error) {
 	return out, nil
 }
 
-// newIdentity builds the OTP / password-reset service: the SMTP mailer when
-// SMTP_ADDR is set (else the logging one) and the HMAC pepper for stored
-// codes — derived from SECRETS_ENCRYPTION_KEY, or in dev generated once and
-// kept in dev_keys.
-func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *worker.Pool, pub *events.Publisher, log *slog.Logger) (*identity.Service, error) {
-	var sender mail.Sender = mail.NewLogSender(log)
-	if cfg.SMTPAddr != "" {
-		s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
-		if err != nil {
-			return nil, err
+// newMailer returns the platform's one mail sender (sign-in codes, reset
+// links, invites): SMTP when SMTP_ADDR is set, else the log (with a warning
+// outside dev).
+func newMailer(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
+	if cfg.SMTPAddr == "" {
+		if !cfg.Dev() {
+			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
 		}
-		sender = s
-	} else if !cfg.Dev() {
-		log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
+		return mail.NewLogSender(log), nil
 	}
+	s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newIdentity builds the OTP / password-reset service sending with sender,
+// and the HMAC pepper for stored codes — derived from
+// SECRETS_ENCRYPTION_KEY, or in dev generated once and kept in dev_keys.
+func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *worker.Pool, pub *events.Publisher, sender mail.Sender,
+	log *slog.Logger) (*identity.Service, error) {
 	var pepper []byte
 	if cfg.SecretsEncryptionKey != "" {
 		key, err := secretbox.ParseKey(cfg.SecretsEncryptionKey)

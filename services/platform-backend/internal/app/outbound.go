@@ -16,21 +16,12 @@ import (
 // newOutbound builds the team, billing and admin routes' outbound
 // dependencies: a lazily connecting client of the gateway's gRPC
 // (GATEWAY_GRPC_ADDR; a gateway that is down is not a start-up error), the
-// invite mailer (SMTP when SMTP_ADDR is set, else the log) and the
+// invite mailer (the platform's one sender, newMailer) and the
 // invoice-recording payment implementation. close releases the client.
-func newOutbound(cfg config.Config, st *store.Store, log *slog.Logger) (httpapi.Outbound, func(), error) {
+func newOutbound(cfg config.Config, st *store.Store, sender mail.Sender, log *slog.Logger) (httpapi.Outbound, func(), error) {
 	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, rpcauth.DialOptions(cfg.InternalGRPCToken)...)
 	if err != nil {
 		return httpapi.Outbound{}, nil, err
-	}
-	var sender mail.Sender = mail.NewLogSender(log)
-	if cfg.SMTPAddr != "" {
-		s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
-		if err != nil {
-			_ = gw.Close()
-			return httpapi.Outbound{}, nil, err
-		}
-		sender = s
 	}
 	closeFn := func() {
 		if err := gw.Close(); err != nil {
