@@ -53,12 +53,13 @@ const (
 	maxKeyLen = 256
 )
 
-// stateKey is a key within its rule ("" for Allow's per-minute limits).
-type stateKey struct{ rule, key string }
-
+// shard holds theoretical arrival times by key: Allow's in tat, each rule's
+// in its own map (plain string keys: a struct key of rule and key hashes
+// slower on the proxy path).
 type shard struct {
 	mu        sync.Mutex
-	tat       map[stateKey]time.Time
+	tat       map[string]time.Time
+	rules     map[string]map[string]time.Time
 	lastSweep time.Time
 }
 
@@ -75,7 +76,8 @@ type Limiter struct {
 func New() *Limiter {
 	l := &Limiter{seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].tat = map[stateKey]time.Time{}
+		l.shards[i].tat = map[string]time.Time{}
+		l.shards[i].rules = map[string]map[string]time.Time{}
 	}
 	return l
 }
@@ -83,30 +85,38 @@ func New() *Limiter {
 // Allow admits one request for key under a limit of rpm per minute (the
 // proxy's per-key RPM). It does not allocate.
 func (l *Limiter) Allow(key string, rpm int, now time.Time) Result {
-	return l.allow(stateKey{key: key}, rpm, time.Minute, now)
+	return l.allow("", key, rpm, time.Minute, now)
 }
 
-// AllowRule admits one request for key under rule. The in-memory limiter
-// never fails; the context and error are there for shared-store backends.
+// AllowRule admits one request for key under rule; each rule name has its
+// own keys (a rule named "" shares Allow's). The in-memory limiter never
+// fails; the context and error are there for shared-store backends.
 func (l *Limiter) AllowRule(_ context.Context, rule Rule, key string, now time.Time) (Result, error) {
-	return l.allow(stateKey{rule: rule.Name, key: key}, rule.Limit, rule.Window, now), nil
+	return l.allow(rule.Name, key, rule.Limit, rule.Window, now), nil
 }
 
-func (l *Limiter) allow(k stateKey, limit int, window time.Duration, now time.Time) Result {
+func (l *Limiter) allow(rule, key string, limit int, window time.Duration, now time.Time) Result {
 	if limit <= 0 || window <= 0 {
 		return Result{Allowed: true}
 	}
-	if len(k.key) > maxKeyLen {
-		sum := sha256.Sum256([]byte(k.key))
-		k.key = "sha256:" + hex.EncodeToString(sum[:])
+	if len(key) > maxKeyLen {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	interval := window / time.Duration(limit)
-	sh := &l.shards[maphash.String(l.seed, k.key)%uint64(len(l.shards))]
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 	sh.mu.Lock()
 	if now.Sub(sh.lastSweep) >= sweepEvery {
 		sh.sweep(now)
 	}
-	tat, ok := sh.tat[k]
+	m := sh.tat
+	if rule != "" {
+		if m = sh.rules[rule]; m == nil {
+			m = map[string]time.Time{}
+			sh.rules[rule] = m
+		}
+	}
+	tat, ok := m[key]
 	if !ok || tat.Before(now) {
 		tat = now
 	}
@@ -116,7 +126,7 @@ func (l *Limiter) allow(k stateKey, limit int, window time.Duration, now time.Ti
 		sh.mu.Unlock()
 		return Result{Allowed: false, Limit: limit, Remaining: 0, Reset: tat.Sub(now), RetryAfter: allowAt.Sub(now)}
 	}
-	sh.tat[k] = newTat
+	m[key] = newTat
 	sh.mu.Unlock()
 	remaining := int((window - newTat.Sub(now)) / interval)
 	return Result{Allowed: true, Limit: limit, Remaining: max(remaining, 0), Reset: newTat.Sub(now)}
@@ -134,12 +144,21 @@ func (l *Limiter) Sweep(now time.Time) {
 
 // sweep forgets the shard's keys restored by now (caller holds mu).
 func (sh *shard) sweep(now time.Time) {
-	for k, t := range sh.tat {
-		if t.Before(now) {
-			delete(sh.tat, k)
+	sweepMap(sh.tat, now)
+	for name, m := range sh.rules {
+		if sweepMap(m, now); len(m) == 0 {
+			delete(sh.rules, name)
 		}
 	}
 	sh.lastSweep = now
+}
+
+func sweepMap(m map[string]time.Time, now time.Time) {
+	for k, t := range m {
+		if t.Before(now) {
+			delete(m, k)
+		}
+	}
 }
 
 // Len reports how many keys are tracked (tests, metrics).
@@ -149,6 +168,9 @@ func (l *Limiter) Len() int {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		n += len(sh.tat)
+		for _, m := range sh.rules {
+			n += len(m)
+		}
 		sh.mu.Unlock()
 	}
 	return n

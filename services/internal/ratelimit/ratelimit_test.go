@@ -205,9 +205,9 @@ func TestLongKeysAreHashed(t *testing.T) {
 		t.Fatal("distinct long keys collide")
 	}
 	for i := range l.shards {
-		for k := range l.shards[i].tat {
-			if len(k.key) > maxKeyLen {
-				t.Errorf("key of %d bytes kept", len(k.key))
+		for k := range l.shards[i].rules[rule.Name] {
+			if len(k) > maxKeyLen {
+				t.Errorf("key of %d bytes kept", len(k))
 			}
 		}
 	}
