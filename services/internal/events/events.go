@@ -1,7 +1,8 @@
 // Package events names the NATS subjects and JSON payloads the two services
-// exchange. Change events are plain NATS (caches refetch on receipt and also
-// expire by TTL, so a lost event only delays an update); usage events go
-// through JetStream (see the gateway's usage package).
+// exchange, and publishes the change events (Publisher). Change events are
+// plain NATS (caches refetch on receipt and also expire by TTL, so a lost
+// event only delays an update); usage events go through JetStream (see the
+// gateway's usage package, which has its own publisher).
 package events
 
 import "strings"

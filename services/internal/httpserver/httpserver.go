@@ -1,6 +1,7 @@
 // Package httpserver configures echo for the REST APIs of both services:
 // request ids, panic recovery, access logs, body limits, JSON binding rules,
-// pagination and the error envelope of the spec (§9).
+// pagination, the error envelope of the spec (§9), and the health endpoint
+// with its dependency probes (HealthHandler, PostgresCheck, NATSCheck).
 package httpserver
 
 import (
@@ -231,32 +232,6 @@ func NewList[T any](items []T, total int, p Page) List[T] {
 		items = []T{}
 	}
 	return List[T]{Items: items, Total: total, Limit: p.Limit, Offset: p.Offset}
-}
-
-// Check is one dependency probe of a health endpoint.
-type Check struct {
-	Name  string
-	Probe func(ctx context.Context) error
-}
-
-// HealthHandler answers 200 {"status":"ok","checks":{…}} when every check
-// passes and 503 naming the failing ones otherwise.
-func HealthHandler(checks ...Check) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		res := make(map[string]string, len(checks))
-		status, code := "ok", http.StatusOK
-		for _, ch := range checks {
-			if err := ch.Probe(ctx); err != nil {
-				res[ch.Name] = "error: " + err.Error()
-				status, code = "unavailable", http.StatusServiceUnavailable
-				continue
-			}
-			res[ch.Name] = "ok"
-		}
-		return c.JSON(code, map[string]any{"status": status, "checks": res})
-	}
 }
 
 // Serve listens on srv.Addr and runs srv until ctx ends (see ServeListener).

@@ -9,11 +9,9 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -47,7 +45,6 @@ import (
 	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
@@ -56,6 +53,7 @@ import (
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/rpcauth"
 )
 
@@ -152,7 +150,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 			Name: "trueport_usage_events_" + name + "_total", Help: "Usage events " + name + " by this replica.",
 		}, func() float64 { return float64(pick(pub.Stats())) }))
 	}
-	ev := &eventBus{nc: nc, subj: subj, log: log}
+	ev := events.NewPublisher(nc, subj, log)
 
 	prices, err := pricesync.LoadTable(cfg.PricingFile)
 	if err != nil {
@@ -271,13 +269,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 // is closed (shutdown began).
 func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
 	return httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: pool.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
+		httpserver.PostgresCheck(pool),
+		httpserver.NATSCheck(nc),
 		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
 			select {
 			case <-draining:
@@ -287,26 +280,4 @@ func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) 
 			}
 		}},
 	)
-}
-
-// eventBus publishes the gateway's own change events.
-type eventBus struct {
-	nc   *nats.Conn
-	subj events.Subjects
-	log  *slog.Logger
-}
-
-func (b *eventBus) KeyChanged(ctx context.Context, ev events.KeysChangedEvent) {
-	b.publish(ctx, b.subj.KeysChanged(), ev)
-}
-
-func (b *eventBus) PoliciesChanged(ctx context.Context, ev events.PoliciesChangedEvent) {
-	b.publish(ctx, b.subj.PoliciesChanged(), ev)
-}
-
-func (b *eventBus) publish(ctx context.Context, subject string, v any) {
-	data, _ := json.Marshal(v)
-	if err := b.nc.Publish(subject, data); err != nil {
-		b.log.WarnContext(ctx, "publish change event failed", "subject", subject, "err", err)
-	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"trueportai/services/gateway/internal/config"
-	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/policy"
+	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"

@@ -16,11 +16,12 @@ import (
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policystore"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/ratelimit"
+	"trueportai/services/internal/role"
 )
 
 // ChangeEvents announces key and policy changes to other replicas.
@@ -74,8 +75,6 @@ func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	g.GET("/analytics/violations/:id", a.getViolation, a.requireRole("member"), a.limit("analytics", 60))
 }
 
-var roleRank = map[string]int{"viewer": 1, "member": 2, "admin": 3, "owner": 4}
-
 const principalKey = "principal"
 
 func caller(c echo.Context) platform.Principal {
@@ -101,7 +100,7 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 			case p.TokenType != "scoped":
 				return apperr.New(apperr.Unauthenticated, "scoped_token_required", "this route takes a scoped token (from select-tenant)")
 			}
-			if roleRank[p.Role] < roleRank[min] {
+			if !role.AtLeast(p.Role, min) {
 				return apperr.New(apperr.Forbidden, "insufficient_role", "this action needs the "+min+" role or higher").
 					WithDetails(map[string]any{"required_role": min, "role": p.Role})
 			}

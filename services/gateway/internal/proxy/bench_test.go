@@ -18,8 +18,8 @@ import (
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/provider/registry"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/ratelimit"
 )
 
 // Allocation budgets of one proxied request through (*Proxy).ServeHTTP with

@@ -25,9 +25,9 @@ import (
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/provider"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/ratelimit"
 )
 
 // KeyLookup finds keys by hash (the keys cache).

@@ -21,8 +21,8 @@ import (
 	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
-	"trueportai/services/gateway/internal/ratelimit"
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/ratelimit"
 )
 
 const callerKey = "sk-TESTCALLERKEY0123456789abcdefghijklmnopq"

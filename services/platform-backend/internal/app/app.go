@@ -19,31 +19,29 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/nats-io/nats.go"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
-	shared "trueportai/services/internal/events"
+	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/rpcauth"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
-	"trueportai/services/platform-backend/internal/events"
 	"trueportai/services/platform-backend/internal/grpcapi"
 	"trueportai/services/platform-backend/internal/httpapi"
 	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/mail"
 	"trueportai/services/platform-backend/internal/migrations"
-	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/secretbox"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/team"
@@ -128,7 +126,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	defer nc.Close()
-	pub := events.NewPublisher(nc, shared.Subjects{Prefix: cfg.NATSPrefix}, log)
+	pub := events.NewPublisher(nc, events.Subjects{Prefix: cfg.NATSPrefix}, log)
 
 	reg := metrics.New("platform-backend")
 	e := httpserver.New(log, reg.Middleware())
@@ -136,7 +134,11 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
-	ident, err := newIdentity(ctx, cfg, st, jobs, pub, log)
+	mailer, err := newMailer(cfg, log)
+	if err != nil {
+		return err
+	}
+	ident, err := newIdentity(ctx, cfg, st, jobs, pub, mailer, log)
 	if err != nil {
 		return err
 	}
@@ -146,7 +148,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
-	out, closeOut, err := newOutbound(cfg, log)
+	out, closeOut, err := newOutbound(cfg, mailer, log)
 	if err != nil {
 		return err
 	}
@@ -158,7 +160,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		Tokens:    tokens,
 		Publisher: pub,
 		Identity:  ident,
-		Limiter:   ratelimit.NewMemory(time.Now),
+		Limiter:   ratelimit.New(),
 		Team:      team.NewService(st.TeamStore(), time.Now),
 		Billing:   billing.NewService(log, st.BillingStore(), out.gateway, billing.NewInvoicer(st), time.Now),
 		Configs:   configs.NewService(log, st.ConfigStore(), box),
@@ -168,15 +170,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	api.Routes(e, httpserver.HealthHandler(
-		httpserver.Check{Name: "postgres", Probe: st.Ping},
-		httpserver.Check{Name: "nats", Probe: func(context.Context) error {
-			if nc.Status() != nats.CONNECTED {
-				return errors.New(nc.Status().String())
-			}
-			return nil
-		}},
-	))
+	api.Routes(e, httpserver.HealthHandler(httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
 	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
@@ -315,21 +309,28 @@ func loadPreviousJWTKeys(files []string) ([]crypto.PublicKey, error) {
 	return out, nil
 }
 
-// newIdentity builds the OTP / password-reset service: the SMTP mailer when
-// SMTP_ADDR is set (else the logging one) and the HMAC pepper for stored
-// codes — derived from SECRETS_ENCRYPTION_KEY, or in dev generated once and
-// kept in dev_keys.
-func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *worker.Pool, pub *events.Publisher, log *slog.Logger) (*identity.Service, error) {
-	var sender mail.Sender = mail.NewLogSender(log)
-	if cfg.SMTPAddr != "" {
-		s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
-		if err != nil {
-			return nil, err
+// newMailer returns the platform's one mail sender (sign-in codes, reset
+// links, invites): SMTP when SMTP_ADDR is set, else the log (with a warning
+// outside dev).
+func newMailer(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
+	if cfg.SMTPAddr == "" {
+		if !cfg.Dev() {
+			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
 		}
-		sender = s
-	} else if !cfg.Dev() {
-		log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
+		return mail.NewLogSender(log), nil
 	}
+	s, err := mail.NewSMTPSender(mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newIdentity builds the OTP / password-reset service sending with sender,
+// and the HMAC pepper for stored codes — derived from
+// SECRETS_ENCRYPTION_KEY, or in dev generated once and kept in dev_keys.
+func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *worker.Pool, pub *events.Publisher, sender mail.Sender,
+	log *slog.Logger) (*identity.Service, error) {
 	var pepper []byte
 	if cfg.SecretsEncryptionKey != "" {
 		key, err := secretbox.ParseKey(cfg.SecretsEncryptionKey)

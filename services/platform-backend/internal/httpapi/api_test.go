@@ -16,13 +16,13 @@ import (
 
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/mail"
-	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/team"
 	"trueportai/services/platform-backend/internal/token"
@@ -66,7 +66,7 @@ func fullDeps(t *testing.T, log *slog.Logger) Deps {
 		t.Fatal(err)
 	}
 	return Deps{
-		Store: st, Tokens: tokens, Publisher: nopPublisher{}, Identity: ident, Limiter: ratelimit.NewMemory(time.Now),
+		Store: st, Tokens: tokens, Publisher: nopPublisher{}, Identity: ident, Limiter: ratelimit.New(),
 		Team:    team.NewService(st.TeamStore(), time.Now),
 		Billing: billing.NewService(log, st.BillingStore(), downGateway{}, billing.NewInvoicer(st), time.Now),
 		Configs: configs.NewService(log, st.ConfigStore(), nil),

@@ -15,9 +15,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/password"
-	"trueportai/services/platform-backend/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/token"
 )

@@ -10,15 +10,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"trueportai/services/internal/apperr"
-	"trueportai/services/platform-backend/internal/ratelimit"
+	"trueportai/services/internal/ratelimit"
 	"trueportai/services/platform-backend/internal/token"
 )
 
 // RateLimiter admits or refuses one request for key under rule
-// (ratelimit.Memory in one replica; a shared store behind the same method
+// (ratelimit.Limiter in one replica; a shared store behind the same method
 // for several).
 type RateLimiter interface {
-	Allow(ctx context.Context, rule ratelimit.Rule, key string) (ratelimit.Decision, error)
+	AllowRule(ctx context.Context, rule ratelimit.Rule, key string, now time.Time) (ratelimit.Result, error)
 }
 
 // The platform's limits: the table under "Rate limits" in docs/decisions.md
@@ -39,7 +39,7 @@ var (
 // admits the request (logged): availability over strictness.
 func (a *API) limit(c echo.Context, rule ratelimit.Rule, key string) error {
 	ctx := c.Request().Context()
-	d, err := a.limiter.Allow(ctx, rule, key)
+	d, err := a.limiter.AllowRule(ctx, rule, key, a.now())
 	if err != nil {
 		a.log.WarnContext(ctx, "rate limiter failed; request admitted", "limit", rule.Name, "err", err)
 		return nil

@@ -1,0 +1,133 @@
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"trueportai/services/internal/dbtest"
+)
+
+type pingFunc func(context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+func TestHealthHandler(t *testing.T) {
+	t.Parallel()
+	ok := Check{Name: "up", Probe: func(context.Context) error { return nil }}
+	down := Check{Name: "down", Probe: func(context.Context) error { return errors.New("refused") }}
+	tests := []struct {
+		name   string
+		checks []Check
+		code   int
+		want   map[string]any
+	}{
+		{"all pass", []Check{ok}, 200, map[string]any{"status": "ok", "checks": map[string]any{"up": "ok"}}},
+		{"one fails", []Check{ok, down}, 503, map[string]any{"status": "unavailable",
+			"checks": map[string]any{"up": "ok", "down": "error: refused"}}},
+		{"no checks", nil, 200, map[string]any{"status": "ok", "checks": map[string]any{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := New(slog.New(slog.DiscardHandler))
+			e.GET("/health", HealthHandler(tt.checks...))
+			rec := httptest.NewRecorder()
+			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+			var got map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if rec.Code != tt.code || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %d %v, want %d %v", rec.Code, got, tt.code, tt.want)
+			}
+		})
+	}
+}
+
+func TestHealthHandlerBoundsProbes(t *testing.T) {
+	t.Parallel()
+	slow := Check{Name: "slow", Probe: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
+	e := New(slog.New(slog.DiscardHandler))
+	e.GET("/health", HealthHandler(slow))
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	if rec.Code != 503 || time.Since(start) > 10*time.Second {
+		t.Errorf("a hung probe: %d after %v", rec.Code, time.Since(start))
+	}
+}
+
+func TestPostgresCheck(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbtest.BaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	c := PostgresCheck(pool)
+	if c.Name != "postgres" {
+		t.Errorf("name %q", c.Name)
+	}
+	if err := c.Probe(ctx); err != nil {
+		t.Fatalf("local Postgres: %v", err)
+	}
+	pool.Close()
+	if err := c.Probe(ctx); err == nil {
+		t.Error("a closed pool passes")
+	}
+	failing := PostgresCheck(pingFunc(func(context.Context) error { return errors.New("no route") }))
+	if err := failing.Probe(ctx); err == nil || err.Error() != "no route" {
+		t.Errorf("probe error = %v", err)
+	}
+}
+
+func TestNATSCheck(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		url = nats.DefaultURL
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to NATS at %s: %v", url, err)
+	}
+	c := NATSCheck(nc)
+	if c.Name != "nats" {
+		t.Errorf("name %q", c.Name)
+	}
+	if err := c.Probe(context.Background()); err != nil {
+		t.Fatalf("connected: %v", err)
+	}
+	nc.Close()
+	if err := c.Probe(context.Background()); err == nil || err.Error() != "CLOSED" {
+		t.Errorf("closed connection: %v, want CLOSED", err)
+	}
+
+	// A connection still trying to reach a server that is not there.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	retrying, err := nats.Connect("nats://"+addr, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer retrying.Close()
+	if err := NATSCheck(retrying).Probe(context.Background()); err == nil {
+		t.Error("a connection that never connected passes")
+	}
+}
