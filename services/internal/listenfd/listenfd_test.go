@@ -37,16 +37,27 @@ func serveChild() error {
 	if len(ls) == 0 {
 		return errors.New("no inherited listeners")
 	}
+	// Each listener is served on its own: the parent dials them in its own
+	// order (ranging over the map in turn would deadlock one time in two).
+	errs := make(chan error, len(ls))
 	for name, l := range ls {
-		c, err := l.Accept()
-		if err != nil {
-			return err
-		}
-		_, _ = io.WriteString(c, name+"\n")
-		_ = c.Close()
-		_ = l.Close()
+		go func() {
+			c, err := l.Accept()
+			if err == nil {
+				_, _ = io.WriteString(c, name+"\n")
+				_ = c.Close()
+			}
+			_ = l.Close()
+			errs <- err
+		}()
 	}
-	return nil
+	var first error
+	for range ls {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
