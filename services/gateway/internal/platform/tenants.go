@@ -49,7 +49,8 @@ func fromProto(tc *platformv1.TenantContext, now time.Time) *Tenant {
 		FetchedAt: now,
 	}
 	for name, p := range tc.GetProviders() {
-		t.Providers[name] = provider.Credential{APIKey: p.GetApiKey(), BaseURL: p.GetBaseUrl()}
+		t.Providers[name] = provider.Credential{APIKey: p.GetApiKey(), BaseURL: p.GetBaseUrl(), Region: p.GetRegion(),
+			AccessKeyID: p.GetAccessKeyId(), SecretAccessKey: p.GetSecretAccessKey()}
 	}
 	return t
 }

@@ -144,11 +144,17 @@ func TestGRPCTenantContext(t *testing.T) {
 	tok := s.scoped(t, owner, tn.ID)
 	const openaiKey, anthropicKey = "sk-proj-TenantContextOpenAIKey0001", "sk-ant-TenantContextAnthropicKey02"
 	for key, val := range map[string]any{
-		"providers.openai.api_key":    openaiKey,
-		"providers.anthropic.api_key": anthropicKey,
-		"providers.openai.base_url":   "http://127.0.0.1:1/v1/",
-		"gateway.default_rpm":         90,
-		"gateway.allowed_models":      []string{"gpt-4o-mini"},
+		"providers.openai.api_key":            openaiKey,
+		"providers.anthropic.api_key":         anthropicKey,
+		"providers.openai.base_url":           "http://127.0.0.1:1/v1/",
+		"gateway.default_rpm":                 90,
+		"gateway.allowed_models":              []string{"gpt-4o-mini"},
+		"providers.bedrock.region":            "eu-west-3",
+		"providers.bedrock.access_key_id":     "AKIATENANTCONTEXT001",
+		"providers.bedrock.secret_access_key": "tenant-context-aws-secret-0001",
+		"providers.compat.groq.base_url":      "https://api.groq.test/openai/v1",
+		"providers.compat.groq.api_key":       "gsk_TenantContextGroqKey0001",
+		"providers.compat.local.base_url":     "http://127.0.0.1:11434/v1",
 	} {
 		decode[obj](t, s.put(t, "/platform/api/service/configs/"+key, tok, obj{"value": val}), http.StatusOK)
 	}
@@ -168,6 +174,15 @@ func TestGRPCTenantContext(t *testing.T) {
 	if p["openai"].GetBaseUrl() != "http://127.0.0.1:1/v1" {
 		t.Errorf("openai base_url = %q", p["openai"].GetBaseUrl())
 	}
+	if b := p["bedrock"]; b.GetRegion() != "eu-west-3" || b.GetAccessKeyId() != "AKIATENANTCONTEXT001" || b.GetSecretAccessKey() != "tenant-context-aws-secret-0001" {
+		t.Errorf("bedrock = %v", b)
+	}
+	if g := p["compat.groq"]; g.GetBaseUrl() != "https://api.groq.test/openai/v1" || g.GetApiKey() != "gsk_TenantContextGroqKey0001" {
+		t.Errorf("compat.groq = %v", g)
+	}
+	if l := p["compat.local"]; l.GetBaseUrl() != "http://127.0.0.1:11434/v1" || l.GetApiKey() != "" {
+		t.Errorf("compat.local = %v", l)
+	}
 	if tc.GetDefaultRpm() != 90 || len(tc.GetAllowedModels()) != 1 || tc.GetAllowedModels()[0] != "gpt-4o-mini" {
 		t.Errorf("default_rpm = %d, allowed_models = %v", tc.GetDefaultRpm(), tc.GetAllowedModels())
 	}
@@ -183,7 +198,7 @@ func TestGRPCTenantContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.GetTenant().GetProviders()["openai"].GetApiKey() != "" || r.GetTenant().GetDefaultRpm() != 60 {
+	if r.GetTenant().GetProviders()["openai"].GetApiKey() != "" || r.GetTenant().GetDefaultRpm() != 60 || r.GetTenant().GetProviders()["compat.groq"] != nil {
 		t.Errorf("other tenant context = %v", r.GetTenant())
 	}
 

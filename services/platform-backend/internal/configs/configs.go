@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	"trueportai/services/platform-backend/internal/audit"
@@ -173,7 +174,15 @@ func (s *Service) List(ctx context.Context, tenantID string) ([]View, error) {
 		}
 		out = append(out, View{Key: d.Key, Value: d.Default, Secret: d.Secret})
 	}
-	return out, nil
+	// The tenant's OpenAI-compatible upstreams, in key order.
+	var compat []View
+	for _, r := range rows {
+		if IsCompat(r.Key) {
+			compat = append(compat, s.view(tenantID, r))
+		}
+	}
+	sort.Slice(compat, func(i, j int) bool { return compat[i].Key < compat[j].Key })
+	return append(out, compat...), nil
 }
 
 // Put validates raw against def (*ValueError), seals it when secret and

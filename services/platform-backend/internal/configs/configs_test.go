@@ -19,13 +19,19 @@ func TestLookup(t *testing.T) {
 	for key, want := range map[string]bool{
 		"providers.openai.api_key": true, "providers.azure.base_url": true, "gateway.default_rpm": true, "gateway.allowed_models": true,
 		"providers.mistral.api_key": false, "gateway.DEFAULT_RPM": false, "": false, "providers.openai": false,
+		"providers.bedrock.region": true, "providers.bedrock.access_key_id": true, "providers.bedrock.secret_access_key": true,
+		"providers.compat.groq.base_url": true, "providers.compat.vllm-1.api_key": true, "providers.compat.groq.region": false,
+		"providers.compat.Groq.base_url": false, "providers.compat..base_url": false, "providers.compat.a.b.base_url": false,
+		"providers.compat.-x.api_key": false, "providers.compat.groq": false,
 	} {
 		if _, ok := Lookup(key); ok != want {
 			t.Errorf("Lookup(%q) ok = %v, want %v", key, ok, want)
 		}
 	}
-	if d, _ := Lookup("providers.openai.api_key"); !d.Secret {
-		t.Error("provider api keys must be secret")
+	for _, k := range []string{"providers.openai.api_key", "providers.compat.groq.api_key", "providers.bedrock.secret_access_key", "providers.bedrock.access_key_id"} {
+		if d, _ := Lookup(k); !d.Secret {
+			t.Errorf("%s must be secret", k)
+		}
 	}
 }
 
@@ -45,6 +51,12 @@ func TestNormalize(t *testing.T) {
 		{"providers.openai.base_url", `"https://user:pw@proxy.example"`, "", "without credentials"},
 		{"providers.openai.base_url", `"https://proxy.example/?a=1"`, "", "query"},
 		{"providers.openai.base_url", `"/relative"`, "", "http(s) URL"},
+		{"providers.bedrock.region", `"eu-central-1"`, `"eu-central-1"`, ""},
+		{"providers.bedrock.region", `"us-gov-west-1"`, `"us-gov-west-1"`, ""},
+		{"providers.bedrock.region", `"evil.example/x"`, "", "AWS region"},
+		{"providers.bedrock.region", `"us-east-1.attacker.test"`, "", "AWS region"},
+		{"providers.compat.groq.base_url", `"https://api.groq.com/openai/v1/"`, `"https://api.groq.com/openai/v1"`, ""},
+		{"providers.compat.groq.base_url", `"file:///etc/passwd"`, "", "http(s) URL"},
 		{"gateway.default_rpm", `77`, "77", ""},
 		{"gateway.default_rpm", `0`, "", "between 1 and 100000"},
 		{"gateway.default_rpm", `100001`, "", "between 1 and 100000"},
@@ -256,6 +268,14 @@ func TestPutAndList(t *testing.T) {
 	}
 	if len(views) != len(Defs()) {
 		t.Errorf("List has %d keys, want every known key (%d)", len(views), len(Defs()))
+	}
+	// An OpenAI-compatible upstream's keys are listed once stored.
+	compat, _ := Lookup("providers.compat.groq.base_url")
+	if _, err := s.Put(ctx, "t1", audit.Actor{UserID: "u1"}, compat, json.RawMessage(`"https://api.groq.com/openai/v1"`)); err != nil {
+		t.Fatal(err)
+	}
+	if views, _ = s.List(ctx, "t1"); len(views) != len(Defs())+1 || views[len(views)-1].Key != compat.Key || views[len(views)-1].Value != "https://api.groq.com/openai/v1" {
+		t.Errorf("compat key not listed: %+v", views[len(views)-1])
 	}
 	if got["gateway.default_rpm"].Value != 77.0 || got["providers.openai.api_key"].Value != "sk-…1234" || got["providers.google.api_key"].Value != "…" {
 		t.Errorf("views = %+v", got)

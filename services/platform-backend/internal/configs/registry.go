@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -31,12 +32,31 @@ type Def struct {
 	Default     any
 	Min, Max    int64
 	Description string
+	// Check, when set, validates a string value further.
+	Check func(string) error
 }
 
-// Providers the gateway proxies, in a stable order.
-func Providers() []string { return []string{"openai", "anthropic", "google", "azure"} }
+// Providers the gateway proxies, in a stable order. OpenAI-compatible
+// upstreams ("compat") are named by the tenant: see CompatPrefix.
+func Providers() []string { return []string{"openai", "anthropic", "google", "azure", "bedrock"} }
 
-// Defs returns every known key, sorted.
+// CompatPrefix starts the keys of a tenant's OpenAI-compatible upstreams:
+// providers.compat.{name}.base_url and providers.compat.{name}.api_key.
+const CompatPrefix = "providers.compat."
+
+var (
+	compatNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	awsRegionRE  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+)
+
+func checkRegion(s string) error {
+	if !awsRegionRE.MatchString(s) {
+		return fmt.Errorf("value must be an AWS region such as us-east-1")
+	}
+	return nil
+}
+
+// Defs returns every fixed key, sorted (compat keys are matched by Lookup).
 func Defs() []Def {
 	var defs []Def
 	for _, p := range Providers() {
@@ -46,6 +66,11 @@ func Defs() []Def {
 		)
 	}
 	defs = append(defs,
+		Def{Key: "providers.bedrock.region", Type: String, Check: checkRegion, Description: "AWS region of the Bedrock endpoint, e.g. us-east-1"},
+		Def{Key: "providers.bedrock.access_key_id", Type: String, Secret: true, Description: "AWS access key id the gateway signs Bedrock requests with (SigV4)"},
+		Def{Key: "providers.bedrock.secret_access_key", Type: String, Secret: true, Description: "AWS secret access key of that key id"},
+	)
+	defs = append(defs,
 		Def{Key: "gateway.default_rpm", Type: Int, Default: int64(60), Min: 1, Max: 100000, Description: "requests per minute for new API keys"},
 		Def{Key: "gateway.allowed_models", Type: StringList, Default: []string{}, Description: "models any key may call (empty: all)"},
 	)
@@ -53,14 +78,33 @@ func Defs() []Def {
 	return defs
 }
 
-// Lookup finds a key's definition.
+// Lookup finds a key's definition: a fixed key, or a key of an
+// OpenAI-compatible upstream (providers.compat.{name}.base_url|api_key).
 func Lookup(key string) (Def, bool) {
 	for _, d := range Defs() {
 		if d.Key == key {
 			return d, true
 		}
 	}
+	if rest, ok := strings.CutPrefix(key, CompatPrefix); ok {
+		name, field, _ := strings.Cut(rest, ".")
+		if !compatNameRE.MatchString(name) {
+			return Def{}, false
+		}
+		switch field {
+		case "base_url":
+			return Def{Key: key, Type: URL, Description: "base URL of the OpenAI-compatible upstream " + name + " (where its /v1 API lives)"}, true
+		case "api_key":
+			return Def{Key: key, Type: String, Secret: true, Description: "credential the gateway sends to the OpenAI-compatible upstream " + name}, true
+		}
+	}
 	return Def{}, false
+}
+
+// IsCompat reports whether key belongs to an OpenAI-compatible upstream.
+func IsCompat(key string) bool {
+	_, ok := Lookup(key)
+	return ok && strings.HasPrefix(key, CompatPrefix)
 }
 
 // Normalize validates a raw JSON value against d and returns its canonical
@@ -78,6 +122,11 @@ func (d Def) Normalize(raw json.RawMessage) (string, error) {
 		s = strings.TrimSpace(s)
 		if s == "" || len(s) > 4096 {
 			return "", fmt.Errorf("value must be a non-empty string of at most 4096 characters")
+		}
+		if d.Check != nil {
+			if err := d.Check(s); err != nil {
+				return "", err
+			}
 		}
 		if d.Type == URL {
 			u, err := url.Parse(s)

@@ -145,20 +145,42 @@ func (s *Server) GetTenantContext(ctx context.Context, req *platformv1.GetTenant
 
 func (s *Server) applyConfig(tc *platformv1.TenantContext, r configs.Entry) error {
 	if rest, ok := strings.CutPrefix(r.Key, "providers."); ok {
-		prov, field, _ := strings.Cut(rest, ".")
-		pc, ok := tc.Providers[prov]
-		if !ok {
+		// providers.{provider}.{field}, or providers.compat.{name}.{field}
+		// for the provider "compat.{name}".
+		dot := strings.LastIndexByte(rest, '.')
+		if dot < 0 {
 			return nil
 		}
-		switch field {
-		case "api_key":
+		prov, field := rest[:dot], rest[dot+1:]
+		pc, ok := tc.Providers[prov]
+		if !ok && configs.IsCompat(r.Key) {
+			pc = &platformv1.ProviderConfig{}
+			tc.Providers[prov] = pc
+		} else if !ok {
+			return nil
+		}
+		def, _ := configs.Lookup(r.Key)
+		var val string
+		if def.Secret {
 			plain, err := s.box.Open(r.Value, configs.AAD(tc.TenantId, r.Key))
 			if err != nil {
 				return err
 			}
-			pc.ApiKey = plain
+			val = plain
+		} else if err := json.Unmarshal([]byte(r.Value), &val); err != nil {
+			return err
+		}
+		switch field {
+		case "api_key":
+			pc.ApiKey = val
 		case "base_url":
-			return json.Unmarshal([]byte(r.Value), &pc.BaseUrl)
+			pc.BaseUrl = val
+		case "region":
+			pc.Region = val
+		case "access_key_id":
+			pc.AccessKeyId = val
+		case "secret_access_key":
+			pc.SecretAccessKey = val
 		}
 		return nil
 	}

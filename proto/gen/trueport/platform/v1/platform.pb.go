@@ -501,9 +501,14 @@ type ProviderConfig struct {
 	// Decrypted credential; empty when the tenant has not set one.
 	ApiKey string `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// Tenant override of the upstream base URL; empty means the gateway default.
-	BaseUrl       string `protobuf:"bytes,2,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BaseUrl string `protobuf:"bytes,2,opt,name=base_url,json=baseUrl,proto3" json:"base_url,omitempty"`
+	// AWS settings (Bedrock): the region, and the decrypted access key pair
+	// the gateway signs requests with (empty when the tenant uses an API key).
+	Region          string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
+	AccessKeyId     string `protobuf:"bytes,4,opt,name=access_key_id,json=accessKeyId,proto3" json:"access_key_id,omitempty"`
+	SecretAccessKey string `protobuf:"bytes,5,opt,name=secret_access_key,json=secretAccessKey,proto3" json:"secret_access_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ProviderConfig) Reset() {
@@ -546,6 +551,27 @@ func (x *ProviderConfig) GetApiKey() string {
 func (x *ProviderConfig) GetBaseUrl() string {
 	if x != nil {
 		return x.BaseUrl
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetAccessKeyId() string {
+	if x != nil {
+		return x.AccessKeyId
+	}
+	return ""
+}
+
+func (x *ProviderConfig) GetSecretAccessKey() string {
+	if x != nil {
+		return x.SecretAccessKey
 	}
 	return ""
 }
@@ -791,10 +817,13 @@ const file_trueport_platform_v1_platform_proto_rawDesc = "" +
 	"\x12log_request_bodies\x18\x01 \x01(\bR\x10logRequestBodies\x12.\n" +
 	"\x13log_response_bodies\x18\x02 \x01(\bR\x11logResponseBodies\x120\n" +
 	"\x14redact_logged_bodies\x18\x03 \x01(\bR\x12redactLoggedBodies\x12%\n" +
-	"\x0eretention_days\x18\x04 \x01(\x03R\rretentionDays\"D\n" +
+	"\x0eretention_days\x18\x04 \x01(\x03R\rretentionDays\"\xac\x01\n" +
 	"\x0eProviderConfig\x12\x17\n" +
 	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\x12\x19\n" +
-	"\bbase_url\x18\x02 \x01(\tR\abaseUrl\"\xa5\x04\n" +
+	"\bbase_url\x18\x02 \x01(\tR\abaseUrl\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\x12\"\n" +
+	"\raccess_key_id\x18\x04 \x01(\tR\vaccessKeyId\x12*\n" +
+	"\x11secret_access_key\x18\x05 \x01(\tR\x0fsecretAccessKey\"\xa5\x04\n" +
 	"\rTenantContext\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x16\n" +
