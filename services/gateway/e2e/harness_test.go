@@ -380,6 +380,7 @@ type logRow struct {
 	KeyID            string  `json:"key_id"`
 	Provider         string  `json:"provider"`
 	Model            string  `json:"model"`
+	Path             string  `json:"path"`
 	StatusCode       int     `json:"status_code"`
 	Stream           bool    `json:"stream"`
 	PromptTokens     *int64  `json:"prompt_tokens"`
