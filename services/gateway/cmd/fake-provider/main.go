@@ -1,5 +1,6 @@
-// Command fake-provider serves fake OpenAI, Azure OpenAI, Anthropic and
-// Google Gemini APIs for development, tests and benchmarks of the gateway.
+// Command fake-provider serves fake OpenAI, Azure OpenAI, Anthropic, Google
+// Gemini and AWS Bedrock Runtime APIs for development, tests and benchmarks
+// of the gateway.
 //
 // Environment:
 //
@@ -12,6 +13,10 @@
 //	LISTEN_FDS, LISTEN_FDNAMES    a listener handed down by the parent process,
 //	                              named "http" (package listenfd); it replaces
 //	                              FAKE_PROVIDER_ADDR
+//	FAKE_PROVIDER_AWS_CREDENTIALS AWS keys whose SigV4 signatures Bedrock
+//	                              requests must carry, as
+//	                              "AKID:secret,AKID2:secret2" (default none:
+//	                              any well-formed signature is accepted)
 //
 // Point the gateway at it with:
 //
@@ -19,6 +24,9 @@
 //	UPSTREAM_ANTHROPIC_URL=http://HOST/anthropic/v1
 //	UPSTREAM_GOOGLE_URL=http://HOST/google/v1beta
 //	UPSTREAM_AZURE_URL_TEMPLATE=http://HOST/azure/{resource}/openai/deployments/{deployment}
+//
+// and an AWS Bedrock Runtime client at http://HOST/bedrock/{region} (the
+// stand-in for https://bedrock-runtime.{region}.amazonaws.com).
 package main
 
 import (
@@ -32,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,7 +87,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	srv := newServer(fakeprovider.NewHandler(st.cfg, log))
 	log.Info("fake-provider started", "addr", ln.Addr().String(), "delay", st.cfg.Delay,
-		"chunks", st.cfg.Chunks, "chunk_delay", st.cfg.ChunkDelay)
+		"chunks", st.cfg.Chunks, "chunk_delay", st.cfg.ChunkDelay, "aws_access_keys", len(st.cfg.AWSCredentials))
 	fmt.Fprintf(stdout, "fake-provider listening on %s\n", ln.Addr())
 
 	return serve(ctx, srv, ln, log)
@@ -138,6 +147,9 @@ func loadSettings(getenv func(string) string) (settings, error) {
 	if st.cfg.Chunks, err = envInt(getenv, "FAKE_PROVIDER_CHUNKS"); err != nil {
 		return settings{}, err
 	}
+	if st.cfg.AWSCredentials, err = envAWSCredentials(getenv, "FAKE_PROVIDER_AWS_CREDENTIALS"); err != nil {
+		return settings{}, err
+	}
 	if lvl := getenv("FAKE_PROVIDER_LOG_LEVEL"); lvl != "" {
 		if err := st.logLevel.UnmarshalText([]byte(lvl)); err != nil {
 			return settings{}, fmt.Errorf("FAKE_PROVIDER_LOG_LEVEL: %w", err)
@@ -186,4 +198,26 @@ func listener(getenv func(string) string, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// envAWSCredentials parses "AKID:secret,AKID2:secret2" into access key ids and
+// their secrets; unset means none. Errors never quote a secret.
+func envAWSCredentials(getenv func(string) string, name string) (map[string]string, error) {
+	raw := getenv(name)
+	if strings.TrimSpace(raw) == "" {
+		return nil, nil
+	}
+	creds := make(map[string]string)
+	for i, entry := range strings.Split(raw, ",") {
+		id, secret, ok := strings.Cut(strings.TrimSpace(entry), ":")
+		id, secret = strings.TrimSpace(id), strings.TrimSpace(secret)
+		switch {
+		case !ok || id == "" || secret == "":
+			return nil, fmt.Errorf("%s: entry %d: want ACCESS_KEY_ID:SECRET", name, i+1)
+		case creds[id] != "":
+			return nil, fmt.Errorf("%s: access key id %q given twice", name, id)
+		}
+		creds[id] = secret
+	}
+	return creds, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,7 +22,9 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- run(ctx, envMap(map[string]string{"FAKE_PROVIDER_ADDR": "127.0.0.1:0", "FAKE_PROVIDER_CHUNKS": "2"}), pw)
+		errc <- run(ctx, envMap(map[string]string{
+			"FAKE_PROVIDER_ADDR": "127.0.0.1:0", "FAKE_PROVIDER_CHUNKS": "2", "FAKE_PROVIDER_AWS_CREDENTIALS": "AKIDKNOWN:secret",
+		}), pw)
 		pw.Close()
 	}()
 
@@ -42,6 +45,24 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("health status = %d", resp.StatusCode)
+	}
+
+	// With AWS credentials configured, a SigV4 request from another key is refused.
+	now := time.Now().UTC()
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/bedrock/us-east-1/model/m/converse", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Date", now.Format("20060102T150405Z"))
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDOTHER/"+now.Format("20060102")+
+		"/us-east-1/bedrock/aws4_request, SignedHeaders=host;x-amz-date, Signature=00")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST converse: %v", err)
+	}
+	resp.Body.Close()
+	if typ := resp.Header.Get("X-Amzn-Errortype"); resp.StatusCode != http.StatusForbidden || !strings.HasPrefix(typ, "UnrecognizedClientException:") {
+		t.Fatalf("unknown access key: status %d, error type %q", resp.StatusCode, typ)
 	}
 
 	cancel()
@@ -98,6 +119,22 @@ func TestRunShutdownEndsOpenStream(t *testing.T) {
 	}
 }
 
+func TestLoadAWSCredentials(t *testing.T) {
+	st, err := loadSettings(envMap(map[string]string{
+		"FAKE_PROVIDER_AWS_CREDENTIALS": " AKID1:sec/ret+1 , AKID2:s2",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"AKID1": "sec/ret+1", "AKID2": "s2"}; !maps.Equal(st.cfg.AWSCredentials, want) {
+		t.Fatalf("credentials = %v, want %v", st.cfg.AWSCredentials, want)
+	}
+	if _, err := loadSettings(envMap(map[string]string{"FAKE_PROVIDER_AWS_CREDENTIALS": "AKID:top-secret,broken"})); err == nil ||
+		strings.Contains(err.Error(), "top-secret") {
+		t.Fatalf("malformed credentials: error %v must exist and not quote a secret", err)
+	}
+}
+
 func TestLoadSettings(t *testing.T) {
 	st, err := loadSettings(envMap(nil))
 	if err != nil || st.addr != defaultAddr || st.cfg.Chunks != 0 || st.cfg.Delay != 0 {
@@ -118,6 +155,9 @@ func TestLoadSettings(t *testing.T) {
 		{"FAKE_PROVIDER_DELAY_MS": "soon"},
 		{"FAKE_PROVIDER_CHUNKS": "-1"},
 		{"FAKE_PROVIDER_LOG_LEVEL": "loud"},
+		{"FAKE_PROVIDER_AWS_CREDENTIALS": "AKID"},
+		{"FAKE_PROVIDER_AWS_CREDENTIALS": "AKID:"},
+		{"FAKE_PROVIDER_AWS_CREDENTIALS": "A:s1,A:s2"},
 	} {
 		if _, err := loadSettings(envMap(bad)); err == nil {
 			t.Fatalf("%v: want an error", bad)

@@ -65,7 +65,7 @@ type anthropicUsage struct {
 	CacheCreationInputTokens int    `json:"cache_creation_input_tokens"`
 	CacheReadInputTokens     int    `json:"cache_read_input_tokens"`
 	OutputTokens             int    `json:"output_tokens"`
-	ServiceTier              string `json:"service_tier"`
+	ServiceTier              string `json:"service_tier,omitempty"` // not reported by Bedrock
 }
 
 // messages serves POST /messages, JSON or SSE.
@@ -116,6 +116,8 @@ type anthropicEvent struct {
 	ContentBlock *anthropicBlock   `json:"content_block,omitempty"`
 	Delta        any               `json:"delta,omitempty"`
 	Usage        *deltaUsage       `json:"usage,omitempty"`
+	// InvocationMetrics is added by Bedrock to the last event of a stream.
+	InvocationMetrics *bedrockInvocationMetrics `json:"amazon-bedrock-invocationMetrics,omitempty"`
 }
 
 // textDelta is the delta of a content_block_delta event.
@@ -135,11 +137,17 @@ type deltaUsage struct {
 	OutputTokens int `json:"output_tokens"`
 }
 
-// streamMessage sends msg as Messages API events: message_start,
-// content_block_start, ping, content_block_delta per piece,
-// content_block_stop, message_delta and message_stop.
+// streamMessage sends msg as Messages API server-sent events.
 func streamMessage(st *streamer, msg anthropicMessage, rep reply) {
-	send := func(e anthropicEvent) { st.event(e.Type, e) }
+	sendMessageEvents(st, msg, rep, true, func(e anthropicEvent) { st.event(e.Type, e) })
+}
+
+// sendMessageEvents passes msg to send as Messages API events:
+// message_start, content_block_start, ping (when ping is set),
+// content_block_delta per piece with the stream's chunk delay in between,
+// content_block_stop, message_delta and message_stop. It stops early once st
+// has failed.
+func sendMessageEvents(st *streamer, msg anthropicMessage, rep reply, ping bool, send func(anthropicEvent)) {
 	block := 0
 	start := msg
 	start.Content = []anthropicBlock{}
@@ -147,7 +155,9 @@ func streamMessage(st *streamer, msg anthropicMessage, rep reply) {
 	start.Usage.OutputTokens = 1
 	send(anthropicEvent{Type: "message_start", Message: &start})
 	send(anthropicEvent{Type: "content_block_start", Index: &block, ContentBlock: &anthropicBlock{Type: "text"}})
-	send(anthropicEvent{Type: "ping"})
+	if ping {
+		send(anthropicEvent{Type: "ping"})
+	}
 	for i, piece := range rep.pieces {
 		if i > 0 {
 			st.pause()

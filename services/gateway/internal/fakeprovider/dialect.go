@@ -25,8 +25,12 @@ func injectedError(status int) apiError {
 
 // dialect describes how one provider authenticates requests and reports errors.
 type dialect struct {
-	// check validates credentials and required headers; nil means accepted.
+	// check validates credentials and required headers before the body is
+	// read; a nil result means accepted. It may be nil.
 	check func(r *http.Request) *apiError
+	// checkSigned validates credentials that cover the body (request
+	// signatures) once it has been read. It may be nil.
+	checkSigned func(r *http.Request, body []byte) *apiError
 	// writeError renders an error in the provider's own JSON shape.
 	writeError func(w http.ResponseWriter, e apiError)
 	// requestIDHeader names the response header carrying a request id.

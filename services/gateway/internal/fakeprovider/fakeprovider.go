@@ -1,12 +1,23 @@
 // Package fakeprovider implements a fake LLM provider for development, tests
 // and benchmarks of the AI gateway.
 //
-// One handler serves four provider dialects, each under its own prefix:
+// One handler serves five provider dialects, each under its own prefix:
 //
 //	/openai/v1/...                                          OpenAI (chat, embeddings, models, responses)
 //	/azure/{resource}/openai/deployments/{deployment}/...   Azure OpenAI (chat, embeddings)
 //	/anthropic/v1/...                                       Anthropic (messages, count_tokens, models)
 //	/google/v1beta/...                                      Google Gemini (generate, stream, embed, count, models)
+//	/bedrock/{region}/model/{modelId}/...                   AWS Bedrock Runtime (converse, converse-stream,
+//	                                                        invoke, invoke-with-response-stream)
+//
+// The Bedrock prefix stands for https://bedrock-runtime.{region}.amazonaws.com:
+// the AWS SDK's bedrockruntime client works against it unchanged when its
+// BaseEndpoint is http://HOST/bedrock/{region}. Bedrock requests are
+// authenticated with AWS Signature Version 4, verified when
+// Config.AWSCredentials holds the secret of the access key, or with a Bedrock
+// API key (Authorization: Bearer; the SDK sends one over HTTPS only). Every
+// model id exists, and InvokeModel speaks the Anthropic Claude body format
+// whatever the model id.
 //
 // Responses are deterministic: the generated text is a fixed lorem-ipsum
 // sentence split into chunks, prompt tokens are ceil(chars/4) of the request
@@ -23,6 +34,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"time"
 )
@@ -33,6 +45,12 @@ type Config struct {
 	Delay      time.Duration // before the first byte (default 0)
 	Chunks     int           // number of content chunks in a stream (default 5)
 	ChunkDelay time.Duration // between stream chunks (default 0)
+
+	// AWSCredentials maps AWS access key ids to their secret access keys.
+	// When it is not empty, Bedrock requests signed with SigV4 must use one
+	// of these keys and carry a valid signature; when it is empty, any
+	// well-formed SigV4 Authorization header is accepted.
+	AWSCredentials map[string]string
 }
 
 const (
@@ -53,6 +71,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.Chunks = defaultChunks
 	}
 	cfg.Chunks = min(cfg.Chunks, maxChunks)
+	cfg.AWSCredentials = maps.Clone(cfg.AWSCredentials)
 	return cfg
 }
 
@@ -80,6 +99,7 @@ func (s *server) routes() *http.ServeMux {
 	s.mountAzure(mux)
 	s.mountAnthropic(mux)
 	s.mountGemini(mux)
+	s.mountBedrock(mux)
 	mux.HandleFunc("/", notFound)
 	return mux
 }
@@ -93,6 +113,7 @@ type call struct {
 	opts    options
 	dialect *dialect
 	body    []byte
+	start   time.Time // when the request arrived
 	// model, when set, replaces the model named in the request body (Azure
 	// takes it from the deployment in the path).
 	model string
@@ -126,16 +147,20 @@ func (c *call) modelOr(requested string) string {
 }
 
 // handle wraps ep with the steps shared by every provider route: request id,
-// authentication, reading the body, initial delay and x-fake-status fault
+// authentication (before reading the body, or after it for signatures over
+// the payload), reading the body, initial delay and x-fake-status fault
 // injection.
 func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		if d.requestIDHeader != "" {
 			w.Header().Set(d.requestIDHeader, newID("req_"))
 		}
-		if e := d.check(r); e != nil {
-			d.writeError(w, *e)
-			return
+		if d.check != nil {
+			if e := d.check(r); e != nil {
+				d.writeError(w, *e)
+				return
+			}
 		}
 		// Reading the whole body first lets net/http watch the connection,
 		// so the request context is cancelled as soon as the client leaves.
@@ -143,6 +168,12 @@ func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 		if err != nil {
 			d.writeError(w, bodyError(err))
 			return
+		}
+		if d.checkSigned != nil {
+			if e := d.checkSigned(r, body); e != nil {
+				d.writeError(w, *e)
+				return
+			}
 		}
 		opts := s.requestOptions(r.Header)
 		if err := sleep(r.Context(), opts.delay); err != nil {
@@ -152,7 +183,7 @@ func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 			d.writeError(w, injectedError(opts.status))
 			return
 		}
-		ep(w, r, &call{opts: opts, dialect: d, body: body})
+		ep(w, r, &call{opts: opts, dialect: d, body: body, start: start})
 	}
 }
 
