@@ -1,7 +1,7 @@
 # TruePortAI — build, run, test. See README.md.
 SHELL := /bin/bash
 GO ?= go
-MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... ./services/gateway/...
+MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... ./services/gateway/... ./deploy/... ./tools/...
 
 .PHONY: all build run stop test test-short bench proto vet fmt tidy clean
 
@@ -45,6 +45,8 @@ tidy:
 	cd services/internal && GOWORK=off $(GO) mod tidy
 	cd services/platform-backend && GOWORK=off $(GO) mod tidy
 	cd services/gateway && GOWORK=off $(GO) mod tidy
+	cd deploy && GOWORK=off $(GO) mod tidy
+	cd tools && GOWORK=off $(GO) mod tidy
 
 clean:
 	rm -rf bin data

@@ -8,7 +8,8 @@
 #
 # All three service images (platform-backend, gateway, fake-provider) share
 # this pattern; only the go build target, ports and defaults differ.
-# scripts/check-deploy.sh validates these files without a Docker engine.
+# The tests of deploy/ (go test ./deploy, part of make test) check these
+# files without a Docker engine, builder stage replayed.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
@@ -20,6 +21,8 @@ COPY proto/go.mod proto/go.sum proto/
 COPY services/internal/go.mod services/internal/go.sum services/internal/
 COPY services/platform-backend/go.mod services/platform-backend/go.sum services/platform-backend/
 COPY services/gateway/go.mod services/gateway/go.sum services/gateway/
+COPY deploy/go.mod deploy/go.sum deploy/
+COPY tools/go.mod tools/go.sum tools/
 RUN go mod download
 COPY proto/ proto/
 COPY services/ services/
