@@ -147,7 +147,9 @@ func readGoWork(repo Repo) (goWork, error) {
 // ------------------------------------------------------------ .dockerignore
 
 // ignoreMatcher says whether a context path is excluded by .dockerignore.
-type ignoreMatcher struct{ pm *patternmatcher.PatternMatcher }
+type ignoreMatcher struct {
+	pm *patternmatcher.PatternMatcher
+}
 
 func (m ignoreMatcher) ignored(rel string) bool {
 	if m.pm == nil {
