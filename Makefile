@@ -26,10 +26,12 @@ test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -count=1 -timeout 15m $(MODULES)
 
+# Go micro-benchmarks, the proxy load test and the analytics benchmark
+# (tools/cmd/bench; knobs and figures in docs/benchmarks.md).
 bench: build
 	@scripts/ensure-deps.sh
-	@scripts/bench-go.sh
-	@scripts/bench.sh
+	$(GO) build -o bin/bench ./tools/cmd/bench
+	bin/bench all
 
 proto:
 	scripts/gen-proto.sh
