@@ -48,7 +48,6 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "dockerfile.copy-gowork", edits: []edit{{gwDF, "COPY go.work go.work.sum* ./", "COPY go.work.sum* ./"}}},
 		{want: "dockerfile.copy-gowork", edits: []edit{{gwDF, "COPY go.work go.work.sum* ./", "COPY go.work ./"}}},
 		{want: "dockerfile.copy-modules", edits: []edit{{gwDF, "COPY proto/go.mod proto/go.sum proto/\n", ""}}},
-		{want: "dockerfile.copy-modules", edits: []edit{{gwDF, "COPY tools/go.mod tools/go.sum tools/\n", ""}}},
 
 		{want: "compose.valid", edits: []edit{{compose, "\nservices:", "\nservicez:"}}},
 		// A dependency on an unknown service: the loader's consistency check.

@@ -4,5 +4,5 @@
 # docs/benchmarks.md and tools/cmd/bench/analytics.go).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go build -o bin/bench ./tools/cmd/bench
+(cd tools && GOWORK=off go build -o ../bin/bench ./cmd/bench)
 exec bin/bench analytics

@@ -3,5 +3,5 @@
 # (BENCH_GO_COUNT [5], BENCH_GO_OUT [docs/benchmarks.md]; empty: stdout only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go build -o bin/bench ./tools/cmd/bench
+(cd tools && GOWORK=off go build -o ../bin/bench ./cmd/bench)
 exec bin/bench go

@@ -4,6 +4,6 @@
 # knobs (BENCH_*; see docs/benchmarks.md). Needs make build first (bin/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go build -o bin/bench ./tools/cmd/bench
+(cd tools && GOWORK=off go build -o ../bin/bench ./cmd/bench)
 if [ "${BENCH_ANALYTICS:-1}" = 0 ]; then exec bin/bench proxy; fi
 exec bin/bench proxy analytics

@@ -8,7 +8,7 @@
 #
 # All three service images (platform-backend, gateway, fake-provider) share
 # this pattern; only the go build target, ports and defaults differ.
-# The tests of deploy/ (go test ./deploy, part of make test) check these
+# The tests of the deploy/ module (part of make test) check these
 # files without a Docker engine, builder stage replayed.
 
 FROM golang:1.26-bookworm AS build
@@ -21,8 +21,6 @@ COPY proto/go.mod proto/go.sum proto/
 COPY services/internal/go.mod services/internal/go.sum services/internal/
 COPY services/platform-backend/go.mod services/platform-backend/go.sum services/platform-backend/
 COPY services/gateway/go.mod services/gateway/go.sum services/gateway/
-COPY deploy/go.mod deploy/go.sum deploy/
-COPY tools/go.mod tools/go.sum tools/
 RUN go mod download
 COPY proto/ proto/
 COPY services/ services/

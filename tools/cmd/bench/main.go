@@ -25,6 +25,9 @@ import (
 )
 
 func main() {
+	// This module is outside go.work (it is built with GOWORK=off); the go
+	// commands it runs build the services, which need the workspace.
+	os.Unsetenv("GOWORK")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
