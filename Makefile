@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 GO ?= go
 MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... ./services/gateway/... ./services/gateway/e2e/...
+# Modules kept out of go.work, so that their dependencies (compose-spec loader,
+# BuildKit parser, load generators) never enter the services' build list:
+# deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
+TOOL_MODULES := deploy tools
 
 .PHONY: all build run stop test test-short bench proto vet fmt tidy clean
 
@@ -25,17 +29,21 @@ stop:
 test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -count=1 -timeout 15m $(MODULES)
+	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
+# Go micro-benchmarks, the proxy load test and the analytics benchmark
+# (tools/cmd/bench; knobs and figures in docs/benchmarks.md).
 bench: build
 	@scripts/ensure-deps.sh
-	@scripts/bench-go.sh
-	@scripts/bench.sh
+	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
+	bin/bench all
 
 proto:
 	scripts/gen-proto.sh
 
 vet:
 	$(GO) vet $(MODULES)
+	@set -e; for m in $(TOOL_MODULES); do (cd $$m && GOWORK=off $(GO) vet ./...); done
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
@@ -46,6 +54,8 @@ tidy:
 	cd services/platform-backend && GOWORK=off $(GO) mod tidy
 	cd services/gateway && GOWORK=off $(GO) mod tidy
 	cd services/gateway/e2e && GOWORK=off $(GO) mod tidy
+	cd deploy && GOWORK=off $(GO) mod tidy
+	cd tools && GOWORK=off $(GO) mod tidy
 
 clean:
 	rm -rf bin data

@@ -8,7 +8,8 @@
 #
 # All three service images (platform-backend, gateway, fake-provider) share
 # this pattern; only the go build target, ports and defaults differ.
-# scripts/check-deploy.sh validates these files without a Docker engine.
+# The tests of the deploy/ module (part of make test) check these
+# files without a Docker engine, builder stage replayed.
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

@@ -1,4 +1,4 @@
-// Command benchproxy is a bare reverse proxy used by scripts/bench.sh as the
+// Command benchproxy is a bare reverse proxy used by `bench proxy` (tools/cmd/bench) as the
 // floor for "one extra Go hop": net/http/httputil.ReverseProxy with a tuned
 // keep-alive transport and no auth, rate limiting, metering or logging.
 // The gateway's overhead is measured against it.

@@ -1,0 +1,75 @@
+package deploy
+
+// What the deployment files must agree with: the run contract and, per Go
+// service, its Dockerfile, build target and variables.
+
+// contract holds the only variables compose (and the images' ENV) may set on
+// the Go services: the product's run contract, plus GATEWAY_ROLE, which the
+// README documents.
+var contract = map[string]bool{
+	"APP_ENV": true, "PLATFORM_HTTP_ADDR": true, "PLATFORM_GRPC_ADDR": true, "GATEWAY_HTTP_ADDR": true,
+	"GATEWAY_GRPC_ADDR": true, "PLATFORM_DATABASE_URL": true, "GATEWAY_DATABASE_URL": true,
+	"NATS_URL": true, "GATEWAY_SPOOL_DIR": true, "UPSTREAM_OPENAI_URL": true,
+	"UPSTREAM_ANTHROPIC_URL": true, "UPSTREAM_GOOGLE_URL": true,
+	"UPSTREAM_AZURE_URL_TEMPLATE": true, "FAKE_PROVIDER_ADDR": true,
+	"GATEWAY_ROLE": true,
+}
+
+// goService is one compose service running a Go binary of this repository.
+type goService struct {
+	name       string
+	image      string   // the service whose image it runs (itself, or another for a role service)
+	dockerfile string   // relative to the repository root
+	target     string   // the go build target the Dockerfile must build
+	required   []string // variables compose must set
+	listen     []string // variables that are listen addresses
+	publish    []string // listen addresses whose port compose must publish
+}
+
+var goServices = []goService{
+	{
+		name: "platform-backend", image: "platform-backend",
+		dockerfile: "deploy/docker/platform-backend.Dockerfile",
+		target:     "./services/platform-backend/cmd/platform-backend",
+		required:   []string{"APP_ENV", "PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "PLATFORM_DATABASE_URL", "NATS_URL"},
+		listen:     []string{"PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR"},
+		publish:    []string{"PLATFORM_HTTP_ADDR"},
+	},
+	{
+		name: "gateway", image: "gateway",
+		dockerfile: "deploy/docker/gateway.Dockerfile",
+		target:     "./services/gateway/cmd/gateway",
+		required: []string{"APP_ENV", "GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR", "PLATFORM_GRPC_ADDR",
+			"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR",
+			"UPSTREAM_OPENAI_URL", "UPSTREAM_ANTHROPIC_URL", "UPSTREAM_GOOGLE_URL",
+			"UPSTREAM_AZURE_URL_TEMPLATE"},
+		listen:  []string{"GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR"},
+		publish: []string{"GATEWAY_HTTP_ADDR"},
+	},
+	{
+		name: "fake-provider", image: "fake-provider",
+		dockerfile: "deploy/docker/fake-provider.Dockerfile",
+		target:     "./services/gateway/cmd/fake-provider",
+		required:   []string{"FAKE_PROVIDER_ADDR"},
+		listen:     []string{"FAKE_PROVIDER_ADDR"},
+	},
+	// The gateway image in another role: checked like the gateway (env,
+	// dials, dependencies) with its own required variables; the image itself
+	// is checked once, above.
+	{
+		name: "gateway-ingester", image: "gateway",
+		dockerfile: "deploy/docker/gateway.Dockerfile",
+		target:     "./services/gateway/cmd/gateway",
+		required:   []string{"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "GATEWAY_DATABASE_URL", "NATS_URL"},
+		listen:     []string{"GATEWAY_HTTP_ADDR"},
+	},
+}
+
+// composeServices is the exact set of services docker-compose.yml defines.
+var composeServices = []string{"postgres", "nats", "fake-provider", "platform-backend", "gateway", "gateway-ingester"}
+
+// ignoredPaths must be excluded from the build context, keptPaths not.
+var (
+	ignoredPaths = []string{".git", ".tools", "bin", "data"}
+	keptPaths    = []string{"go.work", "go.mod", "proto/go.mod", "services"}
+)

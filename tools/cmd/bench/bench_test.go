@@ -1,0 +1,214 @@
+package main
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The tests run from tools/cmd/bench; the facts come from the repository.
+func chdirRoot(t *testing.T) {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(filepath.Join(wd, "..", "..", ".."))
+}
+
+func TestMedianAndNum(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median(nil) is not NaN")
+	}
+	for _, c := range []struct {
+		x    float64
+		d    int
+		want string
+	}{{0.18949, 3, "0.189"}, {500.4, 0, "500"}, {56020.2, 0, "56020"}, {39.0, 1, "39"}, {math.NaN(), 1, "–"}, {-0.0515, 3, "-0.052"}} {
+		if got := num(c.x, c.d); got != c.want {
+			t.Errorf("num(%v, %d) = %q, want %q", c.x, c.d, got, c.want)
+		}
+	}
+}
+
+func TestReplaceBlock(t *testing.T) {
+	text := "# T\n\nbefore\n<!-- bench:begin (old) -->\nold 1\nold 2\n<!-- bench:end -->\nafter\n<!-- bench-go:begin -->\nx\n<!-- bench-go:end -->\n"
+	got, ok := replaceBlock(text, "bench", "<!-- bench:begin (new) -->", "new\n")
+	want := "# T\n\nbefore\n<!-- bench:begin (new) -->\nnew\n<!-- bench:end -->\nafter\n<!-- bench-go:begin -->\nx\n<!-- bench-go:end -->\n"
+	if !ok || got != want {
+		t.Errorf("replaceBlock = %v\n%s\nwant\n%s", ok, got, want)
+	}
+	if _, ok := replaceBlock(text, "bench-analytics", "b", "r"); ok {
+		t.Error("replaced a missing block")
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "b.md")
+	if err := writeBlock("test", f, "bench", "report", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBlock("test", f, "bench", "report 2", true); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(f)
+	if strings.Count(string(b), "bench:begin") != 1 || !strings.Contains(string(b), "report 2\n<!-- bench:end -->") {
+		t.Errorf("writeBlock twice:\n%s", b)
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	out := "Running 7s test\n  2 threads\nBENCHJSON {\"requests\":1000,\"duration_us\":2000000,\"p50_us\":1500,\"p99_us\":9000,\"errors\":5,\"non2xx\":5}\n"
+	r, err := parseWrk([]byte(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.n != 1000 || r.rps != 500 || r.p50ms != 1.5 || r.p99ms != 9 || r.ok != 0.99 {
+		t.Errorf("parseWrk = %+v", r)
+	}
+	if _, err := parseWrk([]byte("no summary")); err == nil {
+		t.Error("no error without a BENCHJSON line")
+	}
+}
+
+func TestReadBench(t *testing.T) {
+	out := `goos: linux
+BenchmarkProxyJSON-2   	  200000	      4746 ns/op	    3212 B/op	      34 allocs/op
+BenchmarkFromJSON/openai/chat.json-2 	 1000000	      1241 ns/op	     136 B/op	       2 allocs/op
+    ingest_bench_test.go:84: events: 200000, 525 bytes on average, 5964 violations (2.0% of events have some)
+BenchmarkIngest/concurrent/batch=4000/ingesters=2-2         	       1	5600000000 ns/op	     35982 events/s	     97503 publish_events/s
+PASS
+`
+	ls, err := readBench(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 {
+		t.Fatalf("%d results, want 3: %+v", len(ls), ls)
+	}
+	if ls[0].name != "BenchmarkProxyJSON" || ls[0].values["ns/op"] != 4746 || ls[0].values["B/op"] != 3212 || ls[0].values["allocs/op"] != 34 {
+		t.Errorf("%+v", ls[0])
+	}
+	if ls[1].name != "BenchmarkFromJSON/openai/chat.json" {
+		t.Errorf("%+v", ls[1])
+	}
+	if ls[2].name != "BenchmarkIngest/concurrent/batch=4000/ingesters=2" || ls[2].values["events/s"] != 35982 || ls[2].values["ns/op"] != 5.6e9 {
+		t.Errorf("%+v", ls[2])
+	}
+	rep := goReport(ls[:2], 5, timeZero)
+	if !strings.Contains(rep, "| BenchmarkProxyJSON | 4746 | 3212 | 34 |") {
+		t.Errorf("goReport:\n%s", rep)
+	}
+}
+
+func TestSummaryAndTargets(t *testing.T) {
+	nan := math.NaN()
+	var rs []measurement
+	for rep, f := range []float64{1, 2, 3} {
+		rs = append(rs,
+			measurement{rep: rep, mode: "json", load: "max", target: "bare", rps: 1000 * f, p50: 1, p99: 2, ok: 1, cpuUs: 50, boxUs: 100, rssMB: 18},
+			measurement{rep: rep, mode: "json", load: "max", target: "gateway", rps: 950 * f, p50: 1, p99: 2, ok: 1, cpuUs: 60, boxUs: 120, rssMB: 38 + f},
+			measurement{rep: rep, mode: "json", load: "500", target: "bare", rps: 500, p50: 0.40, p99: 1, ok: 1, cpuUs: 280, rssMB: 17},
+			measurement{rep: rep, mode: "json", load: "500", target: "gateway", rps: 500, p50: 0.45, p99: 1.5, ok: 1, cpuUs: 400, rssMB: 37},
+			measurement{rep: rep, mode: "json", load: "500", target: "direct", rps: 500, p50: 0.2, p99: 0.5, ok: 1, cpuUs: nan},
+		)
+	}
+	sum := summarize(rs)
+	if sum[0].target != "direct" || sum[0].load != "500" || sum[len(sum)-1].load != "max" {
+		t.Errorf("order: %+v", sum)
+	}
+	table := resultTable(sum)
+	for _, w := range []string{"| json | 500 req/s | direct (fake provider) | 500 | 0.2 | 0.5 | 100 | – | – | – |",
+		"| json | closed loop | gateway | 1900 | 1 | 2 | 100 | 60 | 120 | 41 |",
+		"not measured (BENCH_POLICY_LOADS is empty)"} {
+		if !strings.Contains(table, w) {
+			t.Errorf("table lacks %q:\n%s", w, table)
+		}
+	}
+	targets := targetRows(sum, "500", 70*1024)
+	for _, w := range []string{"| json: gateway / bare proxy closed-loop throughput | ≥ 0.90 | 0.95 | **met** |",
+		"| json: added p50 at 500 req/s vs bare proxy | ≤ 0.100 ms | 0.05 ms | **met** |",
+		"| ≤ 60 MB | 70 MB | **missed**, over by 10 MB |"} {
+		if !strings.Contains(targets, w) {
+			t.Errorf("targets lack %q:\n%s", w, targets)
+		}
+	}
+}
+
+func TestAnalyticsHelpers(t *testing.T) {
+	if got := withDefault("1000 4000 8000", 4000); got != "1000 4000 8000" {
+		t.Errorf("withDefault = %q", got)
+	}
+	if got := withDefault("1000", 4000); got != "1000 4000" {
+		t.Errorf("withDefault = %q", got)
+	}
+	up := upSection("-- +goose Up\nCREATE TABLE a ();\n-- +goose StatementBegin\nDO $$ BEGIN END $$;\n-- +goose StatementEnd\n-- +goose Down\nDROP TABLE a;\n")
+	if strings.Contains(up, "DROP TABLE") || !strings.Contains(up, "DO $$") {
+		t.Errorf("upSection:\n%s", up)
+	}
+	iters := [][]float64{{10, 4, 6}, {9, 4, 5}, {8, 3, 5}, {7, 3, 4}, {6, 3, 3}, {5, 2, 3}, {4, 2, 2}, {3, 1, 2}}
+	row, steady := tableRow("x", iters, 0)
+	if row != "| x | 8 | 8.0 | 4.0 | 10.0 |" || steady != "4.0" {
+		t.Errorf("tableRow = %q, %q", row, steady)
+	}
+	if _, steady := tableRow("x", iters[:3], 0); steady != "9.0" {
+		t.Errorf("steady without runs 6+ = %q, want the p50 of runs 1-5", steady)
+	}
+	if got := streamName("bench1a2b.x-y"); got != "BENCH1A2B_X_Y_USAGE" {
+		t.Errorf("streamName = %q", got)
+	}
+	if met(25000) != ", **met**" || met(10000) != ", **missed** (50 % of the target)" || met(0) != "" {
+		t.Error("met")
+	}
+	if verdictMs("232.0", 200) != "**missed** by 32 ms (1.2×)" || verdictMs("50.0", 50) != "**met**" {
+		t.Error("verdictMs")
+	}
+	f := filepath.Join(t.TempDir(), "stat.csv")
+	csv := "# started on Sun Dec  6 06:00:00 2026\n\n1500,,syscalls:sys_enter_write,3500000000,100.00,,\n3000,,syscalls:sys_enter_read,3500000000,100.00,,\n0,,syscalls:sys_enter_fsync,3500000000,100.00,,\n"
+	if err := os.WriteFile(f, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := perfStatCounts(f)
+	if err != nil || c["write"] != 1500 || c["read"] != 3000 || c["fsync"] != 0 {
+		t.Errorf("perfStatCounts = %v, %v", c, err)
+	}
+}
+
+// TestGatewayFacts reads what the benchmarks take from the gateway's source:
+// a failure here means the gateway changed under the benchmark, which must
+// follow.
+func TestGatewayFacts(t *testing.T) {
+	chdirRoot(t)
+	for _, fn := range []string{"BenchmarkProxyJSON", "BenchmarkEvaluate10Rules4KB", "BenchmarkFromJSON", "BenchmarkIngest"} {
+		if _, err := benchDir(fn); err != nil {
+			t.Error(err)
+		}
+	}
+	if b, err := latencyBounds(); err != nil || len(b) < 5 {
+		t.Errorf("latencyBounds = %v, %v", b, err)
+	}
+	if n, err := ingesterBatch(); err != nil || n <= 0 {
+		t.Errorf("ingesterBatch = %v, %v", n, err)
+	}
+	if p, err := runtimeParams(); err != nil || len(p) == 0 {
+		t.Errorf("runtimeParams = %v, %v", p, err)
+	}
+	if _, err := migrationsDir(); err != nil {
+		t.Error(err)
+	}
+	if fp := handlerFingerprint(); fp != sqlFingerprint {
+		t.Errorf("the SQL of internal/httpapi/stats.go or logs.go changed (fingerprint %s, bench copy %s): update the copied SQL "+
+			"in tools/cmd/bench/analytics_queries.go to the handlers' and set sqlFingerprint to %s", fp, sqlFingerprint, fp)
+	}
+}
+
+var timeZero = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
