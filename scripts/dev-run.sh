@@ -35,6 +35,7 @@ export UPSTREAM_OPENAI_URL=${UPSTREAM_OPENAI_URL:-$fake/openai/v1}
 export UPSTREAM_ANTHROPIC_URL=${UPSTREAM_ANTHROPIC_URL:-$fake/anthropic/v1}
 export UPSTREAM_GOOGLE_URL=${UPSTREAM_GOOGLE_URL:-$fake/google/v1beta}
 export UPSTREAM_AZURE_URL_TEMPLATE=${UPSTREAM_AZURE_URL_TEMPLATE:-$fake/azure/{resource}/openai/deployments/{deployment}}
+export UPSTREAM_BEDROCK_URL_TEMPLATE=${UPSTREAM_BEDROCK_URL_TEMPLATE:-$fake/bedrock/{region}}
 
 start() {
 	local name=$1; shift

@@ -16,7 +16,7 @@ package main
 //     usage_rollups_daily from those in bulk (INSERT … SELECT … GROUP BY; in
 //     production the ingester maintains both incrementally), rebuilds the
 //     indexes dropped for the load, VACUUM ANALYZE, then times the exact SQL
-//     the handlers run (internal/httpapi/stats.go and logs.go) as prepared
+//     the handlers run (internal/analytics/stats.go and logs.go) as prepared
 //     statements in one session (pgx prepares and caches its statements per
 //     connection the same way), each scenario up to BENCH_ANALYTICS_RUNS (20)
 //     times, at least 8, within BENCH_ANALYTICS_BUDGET seconds: p50 of runs
@@ -760,15 +760,15 @@ FROM (
 ) c;`
 
 // sqlFingerprint hashes the SQL-bearing lines of the handlers whose SQL the
-// timed scenarios copy (internal/httpapi/stats.go and logs.go); expected is
+// timed scenarios copy (internal/analytics/stats.go and logs.go); expected is
 // the hash when it was copied.
-const sqlFingerprint = "41041d38"
+const sqlFingerprint = "c8d2429c"
 
-var sqlLineRE = regexp.MustCompile(`SELECT|FROM|WHERE|GROUP BY|ORDER BY|LIMIT|UNION|bucket|f\.add\(|totalCap =|Truncate|firstDay|lastDay`)
+var sqlLineRE = regexp.MustCompile(`SELECT|FROM|WHERE|GROUP BY|ORDER BY|LIMIT|UNION|bucket|[fw]\.add\(|[tT]otalCap =|Truncate|firstDay|lastDay`)
 
 func handlerFingerprint() string {
 	h := sha256.New()
-	for _, f := range []string{"internal/httpapi/stats.go", "internal/httpapi/logs.go"} {
+	for _, f := range []string{"internal/analytics/stats.go", "internal/analytics/logs.go"} {
 		b, err := os.ReadFile(filepath.Join(gatewayDir, f))
 		if err != nil {
 			return "missing " + f

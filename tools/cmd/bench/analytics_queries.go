@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// The SQL of internal/httpapi/stats.go (rollupSource and its one grouped
+// The SQL of internal/analytics/stats.go (rollupSource and its one grouped
 // query) and logs.go (listLogs), copied; sqlFingerprint says when.
 const (
 	logCols = `id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
@@ -174,7 +174,7 @@ func verdictMs(v string, target float64) string {
 func (a *analytics) timeQueries(ctx context.Context, g generated) (queryResults, error) {
 	var q queryResults
 	if fp := handlerFingerprint(); fp != sqlFingerprint {
-		q.sqlNote = fmt.Sprintf("**Warning:** internal/httpapi/stats.go or logs.go changed since tools/cmd/bench copied their SQL (fingerprint %s,\nexpected %s): the timings below may not be those of the current handlers.", fp, sqlFingerprint)
+		q.sqlNote = fmt.Sprintf("**Warning:** internal/analytics/stats.go or logs.go changed since tools/cmd/bench copied their SQL (fingerprint %s,\nexpected %s): the timings below may not be those of the current handlers.", fp, sqlFingerprint)
 		say("analytics", "warning: the handlers' SQL changed since tools/cmd/bench copied it (fingerprint %s, expected %s)", fp, sqlFingerprint)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
@@ -233,7 +233,7 @@ func (a *analytics) timeQueries(ctx context.Context, g generated) (queryResults,
 		return q, err
 	}
 
-	// Logs scenarios (internal/httpapi/logs.go), limit 50 offset 0.
+	// Logs scenarios (internal/analytics/logs.go), limit 50 offset 0.
 	scenarios := []struct{ name, desc, cond, args string }{
 		{"none", "no filter (the default page)", "", ""},
 		{"model", "model=gpt-4o", "model = $3", "'gpt-4o'"},

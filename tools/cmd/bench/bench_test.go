@@ -188,7 +188,7 @@ func TestAnalyticsHelpers(t *testing.T) {
 // follow.
 func TestGatewayFacts(t *testing.T) {
 	chdirRoot(t)
-	for _, fn := range []string{"BenchmarkProxyJSON", "BenchmarkEvaluate10Rules4KB", "BenchmarkFromJSON", "BenchmarkIngest"} {
+	for _, fn := range []string{"BenchmarkProxyJSON", "BenchmarkEvaluate10Rules4KB", "BenchmarkMeterJSON", "BenchmarkIngest"} {
 		if _, err := benchDir(fn); err != nil {
 			t.Error(err)
 		}
@@ -206,7 +206,7 @@ func TestGatewayFacts(t *testing.T) {
 		t.Error(err)
 	}
 	if fp := handlerFingerprint(); fp != sqlFingerprint {
-		t.Errorf("the SQL of internal/httpapi/stats.go or logs.go changed (fingerprint %s, bench copy %s): update the copied SQL "+
+		t.Errorf("the SQL of internal/analytics/stats.go or logs.go changed (fingerprint %s, bench copy %s): update the copied SQL "+
 			"in tools/cmd/bench/analytics_queries.go to the handlers' and set sqlFingerprint to %s", fp, sqlFingerprint, fp)
 	}
 }

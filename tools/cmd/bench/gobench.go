@@ -23,7 +23,7 @@ import (
 var goBenchmarks = []struct{ fn, expr string }{
 	{"BenchmarkProxyJSON", "^BenchmarkProxy(JSON|Stream|JSONPolicies)$"},
 	{"BenchmarkEvaluate10Rules4KB", "^BenchmarkEvaluate10Rules4KB$"},
-	{"BenchmarkFromJSON", "^BenchmarkFromJSON$/^(openai|anthropic|google)$/^(chat.json|message.json|generate.json|long_100KB)$"},
+	{"BenchmarkMeterJSON", "^BenchmarkMeterJSON$/^(chat.json|long_100KB)$"},
 }
 
 func benchGo(ctx context.Context) error {

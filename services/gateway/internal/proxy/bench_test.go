@@ -264,7 +264,7 @@ type benchPolicies struct{ set *policy.Set }
 
 func (b benchPolicies) Get(string, string) *policy.Set { return b.set }
 
-// benchPolicyRules are the 10 rules of scripts/bench.sh's policy tenant
+// benchPolicyRules are the 10 rules of make bench's policy tenant (tools/cmd/bench)
 // (none matches the benchmark body).
 func benchPolicyRules(tb testing.TB) *policy.Set {
 	tb.Helper()
