@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +63,7 @@ func parseRange(c echo.Context) (from, to time.Time, err error) {
 	return from, to, nil
 }
 
-func parseLogFilter(c echo.Context, tenantID, env string) (analytics.LogFilter, error) {
+func parseLogFilter(c echo.Context, tenantID, env string, providers []string) (analytics.LogFilter, error) {
 	f := analytics.LogFilter{TenantID: tenantID, Env: env}
 	var err error
 	if f.From, f.To, err = parseRange(c); err != nil {
@@ -74,12 +76,10 @@ func parseLogFilter(c echo.Context, tenantID, env string) (analytics.LogFilter, 
 		f.KeyID = s
 	}
 	if s := c.QueryParam("provider"); s != "" {
-		switch s {
-		case "openai", "anthropic", "google", "azure":
-			f.Provider = s
-		default:
-			return f, apperr.InvalidField("provider", "provider must be openai, anthropic, google or azure")
+		if !slices.Contains(providers, s) {
+			return f, apperr.InvalidField("provider", "provider must be one of "+strings.Join(providers, ", "))
 		}
+		f.Provider = s
 	}
 	f.Model = c.QueryParam("model")
 	if s := c.QueryParam("status"); s != "" {
@@ -113,7 +113,7 @@ func (a *API) listLogs(c echo.Context) error {
 		return err
 	}
 	p := caller(c)
-	f, err := parseLogFilter(c, p.TenantID, p.Env)
+	f, err := parseLogFilter(c, p.TenantID, p.Env, a.providers)
 	if err != nil {
 		return err
 	}
