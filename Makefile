@@ -25,10 +25,12 @@ run: build
 stop:
 	@scripts/dev-run.sh stop
 
-# Unit + integration + end-to-end tests against the local Postgres and NATS.
+# Unit + integration + end-to-end tests against the local Postgres and NATS,
+# under the race detector; allocation budgets are checked without it.
 test: build
 	@scripts/ensure-deps.sh
-	REQUIRE_DB=1 $(GO) test -count=1 -timeout 15m $(MODULES)
+	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
+	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
 # Go micro-benchmarks, the proxy load test and the analytics benchmark

@@ -1,6 +1,6 @@
 // Package httpserver configures echo for the REST APIs of both services:
 // request ids, panic recovery, access logs, body limits, JSON binding rules,
-// pagination, the error envelope of the spec (§9), and the health endpoint
+// pagination, the error envelope of the REST API, and the health endpoint
 // with its dependency probes (HealthHandler, PostgresCheck, NATSCheck).
 package httpserver
 

@@ -167,3 +167,45 @@ func Listeners(getenv func(string) string) (map[string]net.Listener, error) {
 	}
 	return out, nil
 }
+
+// Take returns the inherited listeners named in want (a name not handed
+// down maps to nil). Any other inherited listener is closed and reported as
+// an error naming service, as are the wanted ones then, so that a parent
+// cannot hand over a socket nobody serves.
+func Take(getenv func(string) string, service string, want ...string) (map[string]net.Listener, error) {
+	named, err := Listeners(getenv)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]net.Listener, len(want))
+	for _, w := range want {
+		out[w] = named[w]
+		delete(named, w)
+	}
+	for name, l := range named {
+		_ = l.Close()
+		err = errors.Join(err, fmt.Errorf("inherited listener %q: %s takes %s", name, service, strings.Join(want, " and ")))
+	}
+	if err != nil {
+		for _, l := range out {
+			if l != nil {
+				_ = l.Close()
+			}
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// Or returns l, or a new TCP listener on addr when l is nil; what names the
+// listener in errors.
+func Or(l net.Listener, addr, what string) (net.Listener, error) {
+	if l != nil {
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
+	}
+	return l, nil
+}

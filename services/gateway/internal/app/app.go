@@ -49,6 +49,7 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/listenfd"
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
@@ -208,7 +209,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	})
 	// No read/write timeout: long healthy streams must not be cut; the
 	// upstream header and idle timeouts bound a stuck call instead.
-	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
+	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}
@@ -219,7 +220,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := listen(ls.GRPC, cfg.GRPCAddr, "grpc")
+	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"trueportai/services/gateway/internal/platform"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/listenfd"
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
 )
@@ -68,7 +69,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	httpLis, err = listen(httpLis, cfg.HTTPAddr, "http")
+	httpLis, err = listenfd.Or(httpLis, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,6 @@
 package app
 
 import (
-	"errors"
-	"fmt"
 	"net"
 
 	"trueportai/services/internal/listenfd"
@@ -16,24 +14,14 @@ type Listeners struct {
 	GRPC net.Listener
 }
 
-// inheritedListeners returns the listeners passed by the parent process.
+// inheritedListeners returns the listeners the parent process handed down
+// (LISTEN_FDS, named "http" and "grpc": package listenfd).
 func inheritedListeners(getenv func(string) string) (Listeners, error) {
-	named, err := listenfd.Listeners(getenv)
+	ls, err := listenfd.Take(getenv, "the gateway", "http", "grpc")
 	if err != nil {
 		return Listeners{}, err
 	}
-	ls := Listeners{HTTP: named["http"], GRPC: named["grpc"]}
-	delete(named, "http")
-	delete(named, "grpc")
-	for name, l := range named {
-		_ = l.Close()
-		err = errors.Join(err, fmt.Errorf("inherited listener %q: the gateway takes http and grpc", name))
-	}
-	if err != nil {
-		closeListeners(ls)
-		return Listeners{}, err
-	}
-	return ls, nil
+	return Listeners{HTTP: ls["http"], GRPC: ls["grpc"]}, nil
 }
 
 func closeListeners(ls Listeners) {
@@ -42,16 +30,4 @@ func closeListeners(ls Listeners) {
 			_ = l.Close()
 		}
 	}
-}
-
-// listen returns l, or a new listener on addr when l is nil.
-func listen(l net.Listener, addr, what string) (net.Listener, error) {
-	if l != nil {
-		return l, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
-	}
-	return l, nil
 }

@@ -1,5 +1,5 @@
 // Package config loads the gateway configuration from the environment
-// (PRODUCT §10 names).
+// (the run contract: README.md, "Configuration").
 package config
 
 import (

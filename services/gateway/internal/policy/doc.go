@@ -1,5 +1,5 @@
 // Package policy is the gateway's policy engine: a pure, allocation-light
-// evaluator of tenant policy rules (PRODUCT §6, §11) over LLM request and
+// evaluator of tenant policy rules (docs/decisions.md, "Policies") over LLM request and
 // response bodies. No I/O: the proxy compiles a tenant's rules into an
 // immutable *Set (Compile) from its in-memory snapshot and calls
 // Set.Evaluate on the hot path, concurrently.
@@ -45,7 +45,7 @@
 // inside the JSON strings they came from. Overlapping matches merge into
 // one replacement labelled by the highest-priority rule involved. The
 // proxy forwards Result.Body, so what was checked is what is sent. For
-// streamed responses (flag only per PRODUCT §6) the caller ignores Blocked
+// streamed responses (flag only: the events are already sent) the caller ignores Blocked
 // and Body.
 //
 // # Text extraction

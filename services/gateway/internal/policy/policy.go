@@ -58,7 +58,7 @@ type Scope struct {
 	KeyIDs    []string `json:"key_ids,omitempty"`
 }
 
-// Rule is a policy rule as stored (PRODUCT §6/§11).
+// Rule is a policy rule as stored (docs/decisions.md, "Policies").
 type Rule struct {
 	ID          string          `json:"id"`
 	Name        string          `json:"name"`

@@ -261,3 +261,31 @@ type HeaderMeter interface {
 	// MeterHeaders returns the usage the headers report, else u.
 	MeterHeaders(h http.Header, u metering.Usage) metering.Usage
 }
+
+// Paths are a provider's compiled text paths; embedded, they implement
+// TextPaths.
+type Paths struct{ Request, Response *textpath.Trie }
+
+// TextPaths implements Provider.
+func (p Paths) TextPaths(response bool) *textpath.Trie {
+	if response {
+		return p.Response
+	}
+	return p.Request
+}
+
+// Upstream is an operator's base URL that a tenant's providers.<name>.base_url
+// overrides; embedded, it implements URL.
+type Upstream struct{ Base string }
+
+// URL implements Provider: the tenant's base URL or the operator's, then
+// the checked path and the query.
+func (u Upstream) URL(t *Target, c Credential, rawQuery string) (string, error) {
+	return JoinURL(BaseURL(c, u.Base), t.Rest, rawQuery)
+}
+
+// AsIs sends request bodies unchanged; embedded, it implements Prepare.
+type AsIs struct{}
+
+// Prepare implements Provider.
+func (AsIs) Prepare(_ *Target, _ Request, body []byte) ([]byte, bool) { return body, false }

@@ -485,3 +485,27 @@ func testProviders(t testing.TB, env map[string]string) *provider.Registry {
 	}
 	return r
 }
+
+// TestUnlistedHeadersNotForwarded: only the headers the provider lists reach
+// the upstream; anything else a client sends stays at the gateway.
+func TestUnlistedHeadersNotForwarded(t *testing.T) {
+	var seen http.Header
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, chatJSON)
+	}), nil)
+	resp := post(t, f.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{
+		"X-Api-Key": callerKey, "OpenAI-Beta": "assistants=v2", "X-Amz-Date": "20261206T000000Z", "X-Internal-Route": "admin",
+		"X-Stainless-Arch": "x64", "Anthropic-Version": "2023-06-01",
+	}, `{"model":"gpt-4o-mini","messages":[]}`)
+	resp.Body.Close()
+	if seen.Get("Openai-Beta") != "assistants=v2" || seen.Get("Content-Type") == "" {
+		t.Fatalf("listed headers not forwarded: %v", seen)
+	}
+	for _, h := range []string{"X-Amz-Date", "X-Internal-Route", "X-Stainless-Arch", "Anthropic-Version"} {
+		if seen.Get(h) != "" {
+			t.Errorf("upstream received %s", h)
+		}
+	}
+}

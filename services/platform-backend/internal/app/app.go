@@ -28,6 +28,7 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/listenfd"
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
@@ -171,7 +172,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	api.Routes(e, httpserver.HealthHandler(httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
-	httpLis, err := listen(ls.HTTP, cfg.HTTPAddr, "http")
+	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}
@@ -185,7 +186,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	platformv1.RegisterConfigServiceServer(grpcSrv, gs)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := listen(ls.GRPC, cfg.GRPCAddr, "grpc")
+	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
 	if err != nil {
 		return err
 	}
@@ -203,18 +204,6 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return nil
 	}
 	return err
-}
-
-// listen returns l, or a new listener on addr when l is nil.
-func listen(l net.Listener, addr, what string) (net.Listener, error) {
-	if l != nil {
-		return l, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s listen %s: %w", what, addr, err)
-	}
-	return l, nil
 }
 
 func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writer) error {

@@ -18,10 +18,16 @@ import (
 const EnvUpstream = "UPSTREAM_ANTHROPIC_URL"
 
 // Provider is the Anthropic API.
-type Provider struct{ base string }
+type Provider struct {
+	provider.Upstream
+	provider.Paths
+	provider.AsIs
+}
 
 // New returns the provider with the operator's default base URL.
-func New(base string) *Provider { return &Provider{base: strings.TrimRight(base, "/")} }
+func New(base string) *Provider {
+	return &Provider{Upstream: provider.Upstream{Base: strings.TrimRight(base, "/")}, Paths: provider.Paths{Request: requestPaths, Response: responsePaths}}
+}
 
 // FromEnv reads UPSTREAM_ANTHROPIC_URL (default https://api.anthropic.com/v1).
 func FromEnv(getenv func(string) string) (provider.Provider, error) {
@@ -77,24 +83,6 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 // Inspect reads "model" and "stream" from the body.
 func (*Provider) Inspect(_ *provider.Target, body []byte) provider.Request {
 	return provider.BodyModelAndStream(body)
-}
-
-// TextPaths implements provider.Provider.
-func (*Provider) TextPaths(response bool) *textpath.Trie {
-	if response {
-		return responsePaths
-	}
-	return requestPaths
-}
-
-// Prepare sends the body as is: Anthropic streams always report usage.
-func (*Provider) Prepare(_ *provider.Target, _ provider.Request, body []byte) ([]byte, bool) {
-	return body, false
-}
-
-// URL implements provider.Provider.
-func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, error) {
-	return provider.JoinURL(provider.BaseURL(c, p.base), t.Rest, rawQuery)
 }
 
 // ForwardHeader allows the common headers and anthropic-version/-beta.

@@ -47,6 +47,8 @@ var (
 
 // Provider is Amazon Bedrock Runtime.
 type Provider struct {
+	provider.Paths
+	provider.AsIs
 	template string
 	signer   *v4.Signer
 	now      func() time.Time
@@ -62,7 +64,8 @@ func New(template string) (*Provider, error) {
 	if _, err := provider.JoinURL(strings.ReplaceAll(template, "{region}", "us-east-1"), "x", ""); err != nil {
 		return nil, fmt.Errorf("%s must be an absolute http(s) URL template, got %q", EnvTemplate, template)
 	}
-	return &Provider{template: template, signer: v4.NewSigner(), now: time.Now}, nil
+	return &Provider{Paths: provider.Paths{Request: requestPaths, Response: responsePaths},
+		template: template, signer: v4.NewSigner(), now: time.Now}, nil
 }
 
 // FromEnv reads UPSTREAM_BEDROCK_URL_TEMPLATE.
@@ -159,19 +162,6 @@ var (
 	})
 	headers = provider.NewHeaderSet(provider.CommonHeaders, []string{"X-Amzn-Bedrock-*"})
 )
-
-// TextPaths implements provider.Provider.
-func (*Provider) TextPaths(response bool) *textpath.Trie {
-	if response {
-		return responsePaths
-	}
-	return requestPaths
-}
-
-// Prepare sends the body as is: Bedrock reports usage on every call.
-func (*Provider) Prepare(_ *provider.Target, _ provider.Request, body []byte) ([]byte, bool) {
-	return body, false
-}
 
 // URL fills the operator's template with the tenant's region (a tenant base
 // URL, e.g. a VPC endpoint, replaces it).

@@ -21,10 +21,16 @@ import (
 const EnvUpstream = "UPSTREAM_GOOGLE_URL"
 
 // Provider is the Gemini API.
-type Provider struct{ base string }
+type Provider struct {
+	provider.Upstream
+	provider.Paths
+	provider.AsIs
+}
 
 // New returns the provider with the operator's default base URL.
-func New(base string) *Provider { return &Provider{base: strings.TrimRight(base, "/")} }
+func New(base string) *Provider {
+	return &Provider{Upstream: provider.Upstream{Base: strings.TrimRight(base, "/")}, Paths: provider.Paths{Request: requestPaths, Response: responsePaths}}
+}
 
 // FromEnv reads UPSTREAM_GOOGLE_URL (default
 // https://generativelanguage.googleapis.com/v1beta).
@@ -87,24 +93,6 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 // nor streaming.
 func (*Provider) Inspect(t *provider.Target, _ []byte) provider.Request {
 	return provider.Request{Model: t.Model, Stream: t.Stream}
-}
-
-// TextPaths implements provider.Provider.
-func (*Provider) TextPaths(response bool) *textpath.Trie {
-	if response {
-		return responsePaths
-	}
-	return requestPaths
-}
-
-// Prepare sends the body as is: Gemini reports usage on stream chunks.
-func (*Provider) Prepare(_ *provider.Target, _ provider.Request, body []byte) ([]byte, bool) {
-	return body, false
-}
-
-// URL implements provider.Provider.
-func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, error) {
-	return provider.JoinURL(provider.BaseURL(c, p.base), t.Rest, rawQuery)
 }
 
 // ForwardHeader allows the common headers and x-goog-api-client.

@@ -20,6 +20,9 @@ import (
 // headers it understands. Providers speaking it embed it.
 type Format struct{}
 
+// paths are the OpenAI format's text paths.
+var paths = provider.Paths{Request: requestPaths, Response: responsePaths}
+
 var (
 	requestPaths = textpath.Compile([]textpath.Spec{
 		// Chat Completions (also Azure): string content or content parts,
@@ -62,12 +65,7 @@ func (Format) Inspect(_ *provider.Target, body []byte) provider.Request {
 }
 
 // TextPaths are the chat, completions, embeddings and Responses paths.
-func (Format) TextPaths(response bool) *textpath.Trie {
-	if response {
-		return responsePaths
-	}
-	return requestPaths
-}
+func (Format) TextPaths(response bool) *textpath.Trie { return paths.TextPaths(response) }
 
 // Prepare asks streamed chat/completions requests to report usage
 // (stream_options.include_usage); the usage chunk is hidden again when the
@@ -115,14 +113,16 @@ func (Format) ErrorBody(status int, code, message string) []byte {
 // Provider is the OpenAI API.
 type Provider struct {
 	Format
-	base string
+	provider.Upstream
 }
 
 // EnvUpstream names the operator's OpenAI base URL variable.
 const EnvUpstream = "UPSTREAM_OPENAI_URL"
 
 // New returns the provider with the operator's default base URL.
-func New(base string) *Provider { return &Provider{base: strings.TrimRight(base, "/")} }
+func New(base string) *Provider {
+	return &Provider{Upstream: provider.Upstream{Base: strings.TrimRight(base, "/")}}
+}
 
 // FromEnv reads UPSTREAM_OPENAI_URL (default https://api.openai.com/v1).
 func FromEnv(getenv func(string) string) (provider.Provider, error) {
@@ -150,11 +150,6 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 		return "providers.openai.api_key"
 	}
 	return ""
-}
-
-// URL implements provider.Provider: the tenant's base URL or the operator's.
-func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, error) {
-	return provider.JoinURL(provider.BaseURL(c, p.base), t.Rest, rawQuery)
 }
 
 // Authorize sends the key as a bearer token.
