@@ -3,6 +3,8 @@
 package config
 
 import (
+	"trueportai/services/internal/egress"
+
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,7 +14,9 @@ import (
 
 // Config is the whole gateway configuration.
 type Config struct {
-	AppEnv       string
+	AppEnv string
+	// Egress is the policy for destinations tenants choose.
+	Egress       egress.Policy
 	HTTPAddr     string
 	GRPCAddr     string
 	PlatformGRPC string
@@ -132,6 +136,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	// Tenant base URLs are dialled under the egress policy: dev allows
+	// loopback, prod requires https; EGRESS_ALLOW opens networks and hosts.
+	c.Egress = egress.Policy{AllowLoopback: c.AppEnv == "dev", RequireHTTPS: c.AppEnv == "prod"}
+	if allow, hosts, err := egress.Parse(get("EGRESS_ALLOW", "")); err != nil {
+		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
+	} else {
+		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
 	}
 	switch c.Role {
 	case RoleAll, RoleProxy, RoleIngester:

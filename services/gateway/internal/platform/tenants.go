@@ -50,7 +50,8 @@ func fromProto(tc *platformv1.TenantContext, now time.Time) *Tenant {
 	}
 	for name, p := range tc.GetProviders() {
 		t.Providers[name] = provider.Credential{APIKey: p.GetApiKey(), BaseURL: p.GetBaseUrl(), Region: p.GetRegion(),
-			AccessKeyID: p.GetAccessKeyId(), SecretAccessKey: p.GetSecretAccessKey()}
+			AccessKeyID: p.GetAccessKeyId(), SecretAccessKey: p.GetSecretAccessKey(),
+			Resources: p.GetResources(), Deployments: p.GetDeployments()}
 	}
 	return t
 }

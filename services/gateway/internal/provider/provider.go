@@ -41,9 +41,14 @@ type Provider interface {
 	// cred can be used for t, or returns "" when cred is usable.
 	MissingCredential(t *Target, cred Credential) string
 	// Inspect reads what the request asks for: its model and whether it
-	// streams (from the target's path or the body). Invalid bodies yield
-	// the zero Request (the upstream will reject them).
-	Inspect(t *Target, body []byte) Request
+	// streams (from the target's path, the tenant's settings or the body).
+	// A model that cannot be determined is "" (the proxy then refuses the
+	// request for keys and tenants with model allowlists, unless ModelFree).
+	Inspect(t *Target, cred Credential, body []byte) Request
+	// ModelFree reports whether a request with this method to t runs no
+	// model and only reads (listing models): it may pass model allowlists
+	// without naming a model.
+	ModelFree(t *Target, method string) bool
 	// TextPaths are the JSON paths whose strings policies inspect and may
 	// redact, for request bodies or (response=true) response bodies.
 	TextPaths(response bool) *textpath.Trie
@@ -52,8 +57,10 @@ type Provider interface {
 	// true when what was added must be hidden from the client again.
 	Prepare(t *Target, req Request, body []byte) (out []byte, hideUsage bool)
 	// URL is the upstream URL for the target; rawQuery is the client's query
-	// without the gateway's own key parameter.
-	URL(t *Target, cred Credential, rawQuery string) (string, error)
+	// without the gateway's own key parameter. tenant is true when the
+	// tenant chose the destination (its base URL): the proxy then dials it
+	// under the egress policy. A *Refusal error is answered as it says.
+	URL(t *Target, cred Credential, rawQuery string) (dest string, tenant bool, err error)
 	// ForwardHeader reports whether a client request header (canonical
 	// name) may be forwarded upstream. Credentials, hop-by-hop and
 	// forwarding headers never are, whatever this says.
@@ -111,7 +118,21 @@ type Credential struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// Azure: the resources the tenant's key may be sent to (empty: any),
+	// and what model each deployment runs (absent: the deployment name).
+	Resources   []string
+	Deployments map[string]string
 }
+
+// Refusal is an error a provider returns when a request must not be sent:
+// the proxy answers Status with Code and Message in the provider's shape.
+type Refusal struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (r *Refusal) Error() string { return r.Message }
 
 // ErrBadPath is returned for a path that is not allowed.
 var ErrBadPath = errors.New("path is not allowed")
@@ -280,8 +301,15 @@ type Upstream struct{ Base string }
 
 // URL implements Provider: the tenant's base URL or the operator's, then
 // the checked path and the query.
-func (u Upstream) URL(t *Target, c Credential, rawQuery string) (string, error) {
-	return JoinURL(BaseURL(c, u.Base), t.Rest, rawQuery)
+func (u Upstream) URL(t *Target, c Credential, rawQuery string) (string, bool, error) {
+	dest, err := JoinURL(BaseURL(c, u.Base), t.Rest, rawQuery)
+	return dest, c.BaseURL != "", err
+}
+
+// ListsModels is ModelFree for APIs whose only model-independent read is
+// GET models (the model list).
+func ListsModels(t *Target, method string) bool {
+	return (method == http.MethodGet || method == http.MethodHead) && t.Rest == "models"
 }
 
 // AsIs sends request bodies unchanged; embedded, it implements Prepare.

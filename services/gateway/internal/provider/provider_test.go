@@ -75,10 +75,11 @@ func (f fake) Prefix() string                                      { return f.pr
 func (f fake) Route(rest string) (Target, error)                   { return SimpleRoute(f.name, rest) }
 func (fake) MissingCredential(*Target, Credential) string          { return "" }
 func (fake) Framing(string) Framing                                { return nil }
-func (fake) Inspect(*Target, []byte) Request                       { return Request{} }
+func (fake) ModelFree(*Target, string) bool                        { return false }
+func (fake) Inspect(*Target, Credential, []byte) Request           { return Request{} }
 func (fake) TextPaths(bool) *textpath.Trie                         { return nil }
 func (fake) Prepare(_ *Target, _ Request, b []byte) ([]byte, bool) { return b, false }
-func (fake) URL(*Target, Credential, string) (string, error)       { return "", nil }
+func (fake) URL(*Target, Credential, string) (string, bool, error) { return "", false, nil }
 func (fake) ForwardHeader(string) bool                             { return false }
 func (fake) Authorize(*http.Request, Credential, []byte) error     { return nil }
 func (fake) MeterJSON([]byte) metering.Usage                       { return metering.Usage{} }

@@ -26,6 +26,7 @@ import (
 	"trueportai/services/gateway/internal/policy"
 	"trueportai/services/gateway/internal/provider"
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/egress"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/ratelimit"
 )
@@ -81,6 +82,12 @@ type Options struct {
 	IdleTimeout   time.Duration
 	// Transport overrides the upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
+	// Egress is the policy for destinations tenants chose (their base
+	// URLs); nil refuses every internal address.
+	Egress *egress.Policy
+	// TenantTransport overrides the transport to those destinations
+	// (tests); by default it dials under Egress.
+	TenantTransport http.RoundTripper
 }
 
 // Proxy is the http.Handler of the proxy routes.
@@ -94,8 +101,11 @@ type Proxy struct {
 	// rt sends upstream requests directly (no http.Client: redirects are
 	// returned to the caller, never followed, and the client's per-request
 	// header copying and URL cloning are avoided).
-	rt  http.RoundTripper
-	now func() time.Time
+	rt http.RoundTripper
+	// tenantRT sends requests to tenant-chosen destinations: its dialer
+	// refuses what the egress policy refuses.
+	tenantRT http.RoundTripper
+	now      func() time.Time
 
 	// Pools keep per-request buffers off the garbage collector's back.
 	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
@@ -124,9 +134,18 @@ func New(log *slog.Logger, k KeyLookup, t TenantLookup, l *ratelimit.Limiter, pu
 	if rt == nil {
 		rt = NewTransport(opts.HeaderTimeout)
 	}
+	if opts.Egress == nil {
+		opts.Egress = &egress.Policy{}
+	}
+	trt := opts.TenantTransport
+	if trt == nil {
+		tr := NewTransport(opts.HeaderTimeout)
+		tr.DialContext = opts.Egress.DialContext(10*time.Second, 30*time.Second)
+		trt = tr
+	}
 	return &Proxy{
 		log: log, keys: k, tenants: t, limiter: l, pub: pub, opts: opts, now: time.Now,
-		rt: rt,
+		rt: rt, tenantRT: trt,
 	}
 }
 
@@ -242,7 +261,15 @@ func callerKey(r *http.Request) string {
 	if v := h.Get("Api-Key"); v != "" {
 		return v
 	}
-	return r.URL.Query().Get("key")
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	// The key parameter counts only when it is there once, by its decoded
+	// name (the same decoding stripKeyParam applies before forwarding).
+	if vals := r.URL.Query()["key"]; len(vals) == 1 {
+		return vals[0]
+	}
+	return ""
 }
 
 // admit runs the gateway's own checks. It returns ok=false with the refusal
@@ -355,10 +382,18 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		return
 	}
-	req := prov.Inspect(&c.target, body)
+	req := prov.Inspect(&c.target, cred, body)
 	c.model, c.stream = req.Model, req.Stream
 	if c.model != "" && (!c.key.AllowsModel(c.model) || !allowed(c.tenant.AllowedModels, c.model)) {
 		p.refuse(w, c, refusal{http.StatusForbidden, "model_not_allowed", "model " + c.model + " is not allowed for this API key"})
+		return
+	}
+	// With a model allowlist, a request whose model cannot be determined
+	// (multipart, batches, files, non-JSON bodies) could run any model: it
+	// is refused unless it runs none (the model list).
+	if c.model == "" && (len(c.key.AllowedModels) > 0 || len(c.tenant.AllowedModels) > 0) && !prov.ModelFree(&c.target, r.Method) {
+		p.refuse(w, c, refusal{http.StatusForbidden, "model_undetermined",
+			"this API key only allows listed models, and the model of this request cannot be determined"})
 		return
 	}
 	if p.opts.Policies != nil {
@@ -379,10 +414,25 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	if c.tenant.LogRequestBodies {
 		c.reqBody = bytes.Clone(body) // the pooled buffer is recycled once sent
 	}
-	dest, err := prov.URL(&c.target, cred, stripKeyParam(r.URL.RawQuery))
-	if err != nil {
+	dest, tenantDest, err := prov.URL(&c.target, cred, stripKeyParam(r.URL.RawQuery))
+	var ref *provider.Refusal
+	switch {
+	case errors.As(err, &ref):
+		p.refuse(w, c, refusal{ref.Status, ref.Code, ref.Message})
+		return
+	case err != nil:
 		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
 		return
+	}
+	rt := p.rt
+	if tenantDest {
+		// The tenant chose this destination: its scheme is checked now, the
+		// address it resolves to when dialled (egress.Policy.DialContext).
+		if err := p.opts.Egress.CheckScheme(dest); err != nil {
+			p.refuse(w, c, egressRefusal(prov, err))
+			return
+		}
+		rt = p.tenantRT
 	}
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -409,7 +459,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	}
 
 	c.sentAt = p.now()
-	resp, err := p.rt.RoundTrip(up)
+	resp, err := rt.RoundTrip(up)
 	if err != nil {
 		p.upstreamFailed(w, r, c, err)
 		return
@@ -417,6 +467,13 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	defer resp.Body.Close()
 	c.headersAt = p.now()
 	c.status = resp.StatusCode
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.StatusCode != http.StatusNotModified {
+		// Redirects are neither followed nor passed on: a Location could
+		// send the client (with its key) anywhere.
+		p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_redirect",
+			"the provider answered with a redirect (" + strconv.Itoa(resp.StatusCode) + "), which the gateway does not follow"})
+		return
+	}
 
 	copyHeaders(w.Header(), resp.Header, dropResponseHeaders)
 	c.overheadMS = ms(c.sentAt.Sub(c.start) + p.now().Sub(c.headersAt))
@@ -471,6 +528,12 @@ func (p *Proxy) respondEvaluated(w http.ResponseWriter, c *call, status int, bod
 	}
 }
 
+// egressRefusal answers a tenant destination the egress policy refuses.
+func egressRefusal(prov provider.Provider, err error) refusal {
+	return refusal{http.StatusForbidden, "upstream_not_allowed", "this organisation's " + prov.Name() +
+		" base URL is not an allowed destination (" + strings.TrimPrefix(err.Error(), egress.ErrBlocked.Error()+": ") + ")"}
+}
+
 func allowed(list []string, model string) bool {
 	if len(list) == 0 {
 		return true
@@ -493,6 +556,10 @@ func (p *Proxy) refuse(w http.ResponseWriter, c *call, ref refusal) {
 func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
 	if r.Context().Err() != nil {
 		c.status, c.outcome, c.errText = 499, usage.OutcomeClientClosed, "client closed request"
+		return
+	}
+	if errors.Is(err, egress.ErrBlocked) {
+		p.refuse(w, c, egressRefusal(c.prov, err))
 		return
 	}
 	var ne net.Error

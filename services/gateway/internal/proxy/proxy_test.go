@@ -191,9 +191,12 @@ func TestRedirectsNotFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound || hit {
-		t.Fatalf("status %d, redirect target hit: %v", resp.StatusCode, hit)
+	// An upstream redirect is a 502 in the provider's shape: neither
+	// followed nor passed on with its Location.
+	if resp.StatusCode != http.StatusBadGateway || hit || resp.Header.Get("Location") != "" || !strings.Contains(string(b), `"upstream_redirect"`) {
+		t.Fatalf("status %d, Location %q, redirect target hit: %v, body %s", resp.StatusCode, resp.Header.Get("Location"), hit, b)
 	}
 }
 
@@ -497,13 +500,14 @@ func TestUnlistedHeadersNotForwarded(t *testing.T) {
 	}), nil)
 	resp := post(t, f.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{
 		"X-Api-Key": callerKey, "OpenAI-Beta": "assistants=v2", "X-Amz-Date": "20261206T000000Z", "X-Internal-Route": "admin",
-		"X-Stainless-Arch": "x64", "Anthropic-Version": "2023-06-01",
+		"X-Stainless-Arch": "x64", "Anthropic-Version": "2023-06-01", "Proxy-Connection": "keep-alive", "Via": "1.1 evil",
+		"True-Client-Ip": "10.0.0.1", "X-Client-Ip": "10.0.0.1", "Xi-Api-Key": "sk-other",
 	}, `{"model":"gpt-4o-mini","messages":[]}`)
 	resp.Body.Close()
 	if seen.Get("Openai-Beta") != "assistants=v2" || seen.Get("Content-Type") == "" {
 		t.Fatalf("listed headers not forwarded: %v", seen)
 	}
-	for _, h := range []string{"X-Amz-Date", "X-Internal-Route", "X-Stainless-Arch", "Anthropic-Version"} {
+	for _, h := range []string{"X-Amz-Date", "X-Internal-Route", "X-Stainless-Arch", "Anthropic-Version", "Proxy-Connection", "Via", "True-Client-Ip", "X-Client-Ip", "Xi-Api-Key"} {
 		if seen.Get(h) != "" {
 			t.Errorf("upstream received %s", h)
 		}

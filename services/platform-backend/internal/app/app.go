@@ -164,7 +164,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		Limiter:   ratelimit.New(),
 		Team:      team.NewService(st.TeamStore(), time.Now),
 		Billing:   billing.NewService(log, st.BillingStore(), out.gateway, billing.NewInvoicer(st), time.Now),
-		Configs:   configs.NewService(log, st.ConfigStore(), box),
+		Configs:   configs.NewService(log, st.ConfigStore(), box, cfg.Egress.CheckURL),
 		Gateway:   out.gateway,
 		Mailer:    out.mailer,
 	})

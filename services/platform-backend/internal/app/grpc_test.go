@@ -155,6 +155,8 @@ func TestGRPCTenantContext(t *testing.T) {
 		"providers.compat.groq.base_url":      "https://api.groq.test/openai/v1",
 		"providers.compat.groq.api_key":       "gsk_TenantContextGroqKey0001",
 		"providers.compat.local.base_url":     "http://127.0.0.1:11434/v1",
+		"providers.azure.resources":           []string{"acme-prod"},
+		"providers.azure.deployments":         []string{"gpt4o-prod=gpt-4o"},
 	} {
 		decode[obj](t, s.put(t, "/platform/api/service/configs/"+key, tok, obj{"value": val}), http.StatusOK)
 	}
@@ -182,6 +184,9 @@ func TestGRPCTenantContext(t *testing.T) {
 	}
 	if l := p["compat.local"]; l.GetBaseUrl() != "http://127.0.0.1:11434/v1" || l.GetApiKey() != "" {
 		t.Errorf("compat.local = %v", l)
+	}
+	if az := p["azure"]; len(az.GetResources()) != 1 || az.GetResources()[0] != "acme-prod" || az.GetDeployments()["gpt4o-prod"] != "gpt-4o" {
+		t.Errorf("azure = %v", az)
 	}
 	if tc.GetDefaultRpm() != 90 || len(tc.GetAllowedModels()) != 1 || tc.GetAllowedModels()[0] != "gpt-4o-mini" {
 		t.Errorf("default_rpm = %d, allowed_models = %v", tc.GetDefaultRpm(), tc.GetAllowedModels())

@@ -3,6 +3,8 @@
 package config
 
 import (
+	"trueportai/services/internal/egress"
+
 	"errors"
 	"fmt"
 	"net/netip"
@@ -12,7 +14,9 @@ import (
 
 // Config is the whole platform-backend configuration.
 type Config struct {
-	AppEnv               string
+	AppEnv string
+	// Egress is the policy tenant base URLs must pass when saved.
+	Egress               egress.Policy
 	HTTPAddr             string
 	GRPCAddr             string
 	DatabaseURL          string
@@ -84,6 +88,14 @@ func Load(getenv func(string) string) (Config, error) {
 	var errs []error
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
+	}
+	// The tenant-URL egress policy (shared with the gateway): dev allows
+	// loopback, prod requires https; EGRESS_ALLOW opens networks and hosts.
+	c.Egress = egress.Policy{AllowLoopback: c.AppEnv == "dev", RequireHTTPS: c.AppEnv == "prod"}
+	if allow, hosts, err := egress.Parse(get("EGRESS_ALLOW", "")); err != nil {
+		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
+	} else {
+		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
 	}
 	c.PreviousEncryptionKeys = splitList(get("SECRETS_ENCRYPTION_KEYS_PREVIOUS", ""))
 	c.PreviousJWTKeyFiles = splitList(get("JWT_PREVIOUS_KEY_FILES", ""))

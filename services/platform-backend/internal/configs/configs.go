@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"trueportai/services/platform-backend/internal/audit"
@@ -147,11 +148,15 @@ type Service struct {
 	log *slog.Logger
 	st  Store
 	box Box
+	// checkURL refuses URL values the gateway could never send to
+	// (egress.Policy.CheckURL); nil accepts every http(s) URL.
+	checkURL func(string) error
 }
 
-// NewService returns the settings service.
-func NewService(log *slog.Logger, st Store, box Box) *Service {
-	return &Service{log: log, st: st, box: box}
+// NewService returns the settings service; checkURL vets URL values
+// (tenant base URLs) beyond their syntax, nil for none.
+func NewService(log *slog.Logger, st Store, box Box, checkURL func(string) error) *Service {
+	return &Service{log: log, st: st, box: box, checkURL: checkURL}
 }
 
 // List returns every known key of the tenant: the stored value, else the
@@ -191,6 +196,13 @@ func (s *Service) Put(ctx context.Context, tenantID string, actor audit.Actor, d
 	val, err := def.Normalize(raw)
 	if err != nil {
 		return View{}, &ValueError{Reason: err.Error()}
+	}
+	if def.Type == URL && s.checkURL != nil {
+		var u string
+		_ = json.Unmarshal([]byte(val), &u)
+		if err := s.checkURL(u); err != nil {
+			return View{}, &ValueError{Reason: "value is not an allowed destination: " + strings.TrimPrefix(err.Error(), "egress: destination not allowed: ")}
+		}
 	}
 	e := Entry{Key: def.Key, Value: val, Secret: def.Secret}
 	if def.Secret {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"trueportai/services/internal/egress"
 
 	"trueportai/services/platform-backend/internal/audit"
 	"trueportai/services/platform-backend/internal/billing"
@@ -236,7 +237,7 @@ func newFake() *fakeStore {
 func TestPutAndList(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	s := NewService(slog.New(slog.NewTextHandler(io.Discard, nil)), f, fakeBox{})
+	s := NewService(slog.New(slog.NewTextHandler(io.Discard, nil)), f, fakeBox{}, nil)
 	key, _ := Lookup("providers.openai.api_key")
 	v, err := s.Put(ctx, "t1", audit.Actor{UserID: "u1"}, key, json.RawMessage(`"sk-proj-ABCDEFGHIJKLMNOP1234"`))
 	if err != nil {
@@ -288,7 +289,7 @@ func TestPutAndList(t *testing.T) {
 func TestUpdateStorage(t *testing.T) {
 	ctx := context.Background()
 	f := newFake()
-	s := NewService(slog.New(slog.NewTextHandler(io.Discard, nil)), f, fakeBox{})
+	s := NewService(slog.New(slog.NewTextHandler(io.Discard, nil)), f, fakeBox{}, nil)
 	yes := true
 	// No stored row: starts from DefaultStorage.
 	st, err := s.UpdateStorage(ctx, "t1", audit.Actor{UserID: "u1"}, StoragePatch{LogRequestBodies: &yes})
@@ -307,5 +308,55 @@ func TestUpdateStorage(t *testing.T) {
 	}
 	if _, err := s.UpdateStorage(ctx, "t9", audit.Actor{UserID: "u1"}, StoragePatch{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown tenant: err = %v", err)
+	}
+}
+
+// TestPutRefusesDestinationsNeverAllowed: a tenant base URL the gateway
+// could never send to (metadata, internal literal addresses, plain http in
+// prod, loopback names) is refused when saved, naming why.
+func TestPutRefusesDestinationsNeverAllowed(t *testing.T) {
+	ctx := context.Background()
+	prod := egress.Policy{RequireHTTPS: true}
+	s := NewService(slog.New(slog.NewTextHandler(io.Discard, nil)), newFake(), fakeBox{}, prod.CheckURL)
+	for _, tc := range []struct {
+		key, url string
+		ok       bool
+	}{
+		{"providers.openai.base_url", "https://proxy.example.com/v1", true},
+		{"providers.openai.base_url", "http://proxy.example.com/v1", false},
+		{"providers.openai.base_url", "https://169.254.169.254/latest", false},
+		{"providers.compat.vllm.base_url", "https://10.1.2.3/v1", false},
+		{"providers.compat.vllm.base_url", "https://localhost:8000/v1", false},
+		{"providers.bedrock.base_url", "https://[fd00:ec2::254]/", false},
+		{"providers.compat.groq.base_url", "https://api.groq.com/openai/v1", true},
+	} {
+		d, _ := Lookup(tc.key)
+		_, err := s.Put(ctx, "t1", audit.Actor{UserID: "u1"}, d, json.RawMessage(`"`+tc.url+`"`))
+		var ve *ValueError
+		if tc.ok != (err == nil) || (!tc.ok && (!errors.As(err, &ve) || !strings.Contains(ve.Reason, "not an allowed destination"))) {
+			t.Errorf("%s = %s: err %v, want ok=%v", tc.key, tc.url, err, tc.ok)
+		}
+	}
+}
+
+func TestAzureKeys(t *testing.T) {
+	for _, tc := range []struct {
+		key, raw string
+		ok       bool
+	}{
+		{"providers.azure.resources", `["acme-prod","acme-dev"]`, true},
+		{"providers.azure.resources", `["evil.example.com"]`, false},
+		{"providers.azure.resources", `["Acme"]`, false},
+		{"providers.azure.deployments", `["gpt4o-prod=gpt-4o"]`, true},
+		{"providers.azure.deployments", `["gpt4o-prod"]`, false},
+		{"providers.azure.deployments", `["a/b=gpt-4o"]`, false},
+	} {
+		d, ok := Lookup(tc.key)
+		if !ok {
+			t.Fatalf("%s unknown", tc.key)
+		}
+		if _, err := d.Normalize(json.RawMessage(tc.raw)); (err == nil) != tc.ok {
+			t.Errorf("%s = %s: err %v, want ok=%v", tc.key, tc.raw, err, tc.ok)
+		}
 	}
 }

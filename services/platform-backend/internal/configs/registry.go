@@ -49,6 +49,26 @@ var (
 	awsRegionRE  = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
 )
 
+var (
+	azureResourceRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	azureDeploymentRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+func checkAzureResource(s string) error {
+	if !azureResourceRE.MatchString(s) {
+		return fmt.Errorf("%q is not an Azure resource name", s)
+	}
+	return nil
+}
+
+func checkDeploymentMap(s string) error {
+	dep, model, ok := strings.Cut(s, "=")
+	if !ok || !azureDeploymentRE.MatchString(dep) || strings.TrimSpace(model) == "" {
+		return fmt.Errorf("%q must be deployment=model", s)
+	}
+	return nil
+}
+
 func checkRegion(s string) error {
 	if !awsRegionRE.MatchString(s) {
 		return fmt.Errorf("value must be an AWS region such as us-east-1")
@@ -69,6 +89,10 @@ func Defs() []Def {
 		Def{Key: "providers.bedrock.region", Type: String, Check: checkRegion, Description: "AWS region of the Bedrock endpoint, e.g. us-east-1"},
 		Def{Key: "providers.bedrock.access_key_id", Type: String, Secret: true, Description: "AWS access key id the gateway signs Bedrock requests with (SigV4)"},
 		Def{Key: "providers.bedrock.secret_access_key", Type: String, Secret: true, Description: "AWS secret access key of that key id"},
+		Def{Key: "providers.azure.resources", Type: StringList, Default: []string{}, Check: checkAzureResource,
+			Description: "the Azure resources the gateway may send the key to (empty: any)"},
+		Def{Key: "providers.azure.deployments", Type: StringList, Default: []string{}, Check: checkDeploymentMap,
+			Description: "deployment=model pairs: the model each Azure deployment runs, for allowlists, pricing and usage (absent: the deployment's name)"},
 	)
 	defs = append(defs,
 		Def{Key: "gateway.default_rpm", Type: Int, Default: int64(60), Min: 1, Max: 100000, Description: "requests per minute for new API keys"},
@@ -161,6 +185,11 @@ func (d Def) Normalize(raw json.RawMessage) (string, error) {
 			l[i] = strings.TrimSpace(s)
 			if l[i] == "" || len(l[i]) > 200 {
 				return "", fmt.Errorf("entry %d must be a non-empty string of at most 200 characters", i)
+			}
+			if d.Check != nil {
+				if err := d.Check(l[i]); err != nil {
+					return "", fmt.Errorf("entry %d: %w", i, err)
+				}
 			}
 		}
 		b, _ := json.Marshal(l)

@@ -160,6 +160,24 @@ func (s *Server) applyConfig(tc *platformv1.TenantContext, r configs.Entry) erro
 			return nil
 		}
 		def, _ := configs.Lookup(r.Key)
+		if def.Type == configs.StringList {
+			var list []string
+			if err := json.Unmarshal([]byte(r.Value), &list); err != nil {
+				return err
+			}
+			switch field {
+			case "resources":
+				pc.Resources = list
+			case "deployments":
+				pc.Deployments = make(map[string]string, len(list))
+				for _, e := range list {
+					if dep, model, ok := strings.Cut(e, "="); ok {
+						pc.Deployments[dep] = strings.TrimSpace(model)
+					}
+				}
+			}
+			return nil
+		}
 		var val string
 		if def.Secret {
 			plain, err := s.box.Open(r.Value, configs.AAD(tc.TenantId, r.Key))

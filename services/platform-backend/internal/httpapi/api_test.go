@@ -69,7 +69,7 @@ func fullDeps(t *testing.T, log *slog.Logger) Deps {
 		Store: st, Tokens: tokens, Publisher: nopPublisher{}, Identity: ident, Limiter: ratelimit.New(),
 		Team:    team.NewService(st.TeamStore(), time.Now),
 		Billing: billing.NewService(log, st.BillingStore(), downGateway{}, billing.NewInvoicer(st), time.Now),
-		Configs: configs.NewService(log, st.ConfigStore(), nil),
+		Configs: configs.NewService(log, st.ConfigStore(), nil, nil),
 		Gateway: downGateway{}, Mailer: mail.NewLogSender(log),
 	}
 }

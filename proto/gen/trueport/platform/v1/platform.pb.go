@@ -507,8 +507,12 @@ type ProviderConfig struct {
 	Region          string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
 	AccessKeyId     string `protobuf:"bytes,4,opt,name=access_key_id,json=accessKeyId,proto3" json:"access_key_id,omitempty"`
 	SecretAccessKey string `protobuf:"bytes,5,opt,name=secret_access_key,json=secretAccessKey,proto3" json:"secret_access_key,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Azure: the resources the tenant's key may be sent to (empty: any), and
+	// the model each deployment runs (absent: the deployment's name).
+	Resources     []string          `protobuf:"bytes,6,rep,name=resources,proto3" json:"resources,omitempty"`
+	Deployments   map[string]string `protobuf:"bytes,7,rep,name=deployments,proto3" json:"deployments,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProviderConfig) Reset() {
@@ -574,6 +578,20 @@ func (x *ProviderConfig) GetSecretAccessKey() string {
 		return x.SecretAccessKey
 	}
 	return ""
+}
+
+func (x *ProviderConfig) GetResources() []string {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
+func (x *ProviderConfig) GetDeployments() map[string]string {
+	if x != nil {
+		return x.Deployments
+	}
+	return nil
 }
 
 type TenantContext struct {
@@ -817,13 +835,18 @@ const file_trueport_platform_v1_platform_proto_rawDesc = "" +
 	"\x12log_request_bodies\x18\x01 \x01(\bR\x10logRequestBodies\x12.\n" +
 	"\x13log_response_bodies\x18\x02 \x01(\bR\x11logResponseBodies\x120\n" +
 	"\x14redact_logged_bodies\x18\x03 \x01(\bR\x12redactLoggedBodies\x12%\n" +
-	"\x0eretention_days\x18\x04 \x01(\x03R\rretentionDays\"\xac\x01\n" +
+	"\x0eretention_days\x18\x04 \x01(\x03R\rretentionDays\"\xe3\x02\n" +
 	"\x0eProviderConfig\x12\x17\n" +
 	"\aapi_key\x18\x01 \x01(\tR\x06apiKey\x12\x19\n" +
 	"\bbase_url\x18\x02 \x01(\tR\abaseUrl\x12\x16\n" +
 	"\x06region\x18\x03 \x01(\tR\x06region\x12\"\n" +
 	"\raccess_key_id\x18\x04 \x01(\tR\vaccessKeyId\x12*\n" +
-	"\x11secret_access_key\x18\x05 \x01(\tR\x0fsecretAccessKey\"\xa5\x04\n" +
+	"\x11secret_access_key\x18\x05 \x01(\tR\x0fsecretAccessKey\x12\x1c\n" +
+	"\tresources\x18\x06 \x03(\tR\tresources\x12W\n" +
+	"\vdeployments\x18\a \x03(\v25.trueport.platform.v1.ProviderConfig.DeploymentsEntryR\vdeployments\x1a>\n" +
+	"\x10DeploymentsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa5\x04\n" +
 	"\rTenantContext\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x12\n" +
 	"\x04slug\x18\x02 \x01(\tR\x04slug\x12\x16\n" +
@@ -864,7 +887,7 @@ func file_trueport_platform_v1_platform_proto_rawDescGZIP() []byte {
 	return file_trueport_platform_v1_platform_proto_rawDescData
 }
 
-var file_trueport_platform_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_trueport_platform_v1_platform_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_trueport_platform_v1_platform_proto_goTypes = []any{
 	(*IntrospectTokenRequest)(nil),   // 0: trueport.platform.v1.IntrospectTokenRequest
 	(*IntrospectTokenResponse)(nil),  // 1: trueport.platform.v1.IntrospectTokenResponse
@@ -878,30 +901,32 @@ var file_trueport_platform_v1_platform_proto_goTypes = []any{
 	(*TenantContext)(nil),            // 9: trueport.platform.v1.TenantContext
 	(*GetGatewayConfigRequest)(nil),  // 10: trueport.platform.v1.GetGatewayConfigRequest
 	(*GetGatewayConfigResponse)(nil), // 11: trueport.platform.v1.GetGatewayConfigResponse
-	nil,                              // 12: trueport.platform.v1.TenantContext.ProvidersEntry
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
+	nil,                              // 12: trueport.platform.v1.ProviderConfig.DeploymentsEntry
+	nil,                              // 13: trueport.platform.v1.TenantContext.ProvidersEntry
+	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
 }
 var file_trueport_platform_v1_platform_proto_depIdxs = []int32{
-	13, // 0: trueport.platform.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 0: trueport.platform.v1.IntrospectTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
 	9,  // 1: trueport.platform.v1.GetTenantContextResponse.tenant:type_name -> trueport.platform.v1.TenantContext
-	6,  // 2: trueport.platform.v1.TenantContext.limits:type_name -> trueport.platform.v1.PlanLimits
-	12, // 3: trueport.platform.v1.TenantContext.providers:type_name -> trueport.platform.v1.TenantContext.ProvidersEntry
-	7,  // 4: trueport.platform.v1.TenantContext.storage:type_name -> trueport.platform.v1.StorageSettings
-	13, // 5: trueport.platform.v1.TenantContext.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 6: trueport.platform.v1.TenantContext.ProvidersEntry.value:type_name -> trueport.platform.v1.ProviderConfig
-	0,  // 7: trueport.platform.v1.AuthService.IntrospectToken:input_type -> trueport.platform.v1.IntrospectTokenRequest
-	2,  // 8: trueport.platform.v1.AuthService.GetJWKS:input_type -> trueport.platform.v1.GetJWKSRequest
-	4,  // 9: trueport.platform.v1.TenantService.GetTenantContext:input_type -> trueport.platform.v1.GetTenantContextRequest
-	10, // 10: trueport.platform.v1.ConfigService.GetGatewayConfig:input_type -> trueport.platform.v1.GetGatewayConfigRequest
-	1,  // 11: trueport.platform.v1.AuthService.IntrospectToken:output_type -> trueport.platform.v1.IntrospectTokenResponse
-	3,  // 12: trueport.platform.v1.AuthService.GetJWKS:output_type -> trueport.platform.v1.GetJWKSResponse
-	5,  // 13: trueport.platform.v1.TenantService.GetTenantContext:output_type -> trueport.platform.v1.GetTenantContextResponse
-	11, // 14: trueport.platform.v1.ConfigService.GetGatewayConfig:output_type -> trueport.platform.v1.GetGatewayConfigResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 2: trueport.platform.v1.ProviderConfig.deployments:type_name -> trueport.platform.v1.ProviderConfig.DeploymentsEntry
+	6,  // 3: trueport.platform.v1.TenantContext.limits:type_name -> trueport.platform.v1.PlanLimits
+	13, // 4: trueport.platform.v1.TenantContext.providers:type_name -> trueport.platform.v1.TenantContext.ProvidersEntry
+	7,  // 5: trueport.platform.v1.TenantContext.storage:type_name -> trueport.platform.v1.StorageSettings
+	14, // 6: trueport.platform.v1.TenantContext.updated_at:type_name -> google.protobuf.Timestamp
+	8,  // 7: trueport.platform.v1.TenantContext.ProvidersEntry.value:type_name -> trueport.platform.v1.ProviderConfig
+	0,  // 8: trueport.platform.v1.AuthService.IntrospectToken:input_type -> trueport.platform.v1.IntrospectTokenRequest
+	2,  // 9: trueport.platform.v1.AuthService.GetJWKS:input_type -> trueport.platform.v1.GetJWKSRequest
+	4,  // 10: trueport.platform.v1.TenantService.GetTenantContext:input_type -> trueport.platform.v1.GetTenantContextRequest
+	10, // 11: trueport.platform.v1.ConfigService.GetGatewayConfig:input_type -> trueport.platform.v1.GetGatewayConfigRequest
+	1,  // 12: trueport.platform.v1.AuthService.IntrospectToken:output_type -> trueport.platform.v1.IntrospectTokenResponse
+	3,  // 13: trueport.platform.v1.AuthService.GetJWKS:output_type -> trueport.platform.v1.GetJWKSResponse
+	5,  // 14: trueport.platform.v1.TenantService.GetTenantContext:output_type -> trueport.platform.v1.GetTenantContextResponse
+	11, // 15: trueport.platform.v1.ConfigService.GetGatewayConfig:output_type -> trueport.platform.v1.GetGatewayConfigResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_trueport_platform_v1_platform_proto_init() }
@@ -915,7 +940,7 @@ func file_trueport_platform_v1_platform_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_trueport_platform_v1_platform_proto_rawDesc), len(file_trueport_platform_v1_platform_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -10,6 +10,7 @@ import (
 	"trueportai/services/gateway/internal/jsonscan"
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/provider/openai"
 	"trueportai/services/gateway/internal/sse"
 	"trueportai/services/gateway/internal/textpath"
 )
@@ -80,9 +81,15 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 	return ""
 }
 
-// Inspect reads "model" and "stream" from the body.
-func (*Provider) Inspect(_ *provider.Target, body []byte) provider.Request {
-	return provider.BodyModelAndStream(body)
+// Inspect reads "model" and "stream" from the body (or the models/{id}
+// path).
+func (*Provider) Inspect(t *provider.Target, _ provider.Credential, body []byte) provider.Request {
+	return openai.InspectBody(t, body)
+}
+
+// ModelFree: only the model list.
+func (*Provider) ModelFree(t *provider.Target, method string) bool {
+	return provider.ListsModels(t, method)
 }
 
 // ForwardHeader allows the common headers and anthropic-version/-beta.

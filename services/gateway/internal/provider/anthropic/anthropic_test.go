@@ -3,6 +3,7 @@ package anthropic
 import (
 	"math"
 	"testing"
+	"trueportai/services/gateway/internal/provider"
 
 	"trueportai/services/gateway/internal/metering"
 	"trueportai/services/gateway/internal/metering/meteringtest"
@@ -67,7 +68,7 @@ func TestInspect(t *testing.T) {
 		`{"model":"claude-sonnet-4-20250514","max_tokens":1024,"stream":true,"messages":[]}`: "claude-sonnet-4-20250514/true",
 		`{"model":"claude-\u0033-haiku","max_tokens":1024,"messages":[]}`:                    "claude-3-haiku/false",
 	} {
-		r := p.Inspect(nil, []byte(body))
+		r := p.Inspect(nil, provider.Credential{}, []byte(body))
 		if got := r.Model + "/" + map[bool]string{true: "true", false: "false"}[r.Stream]; got != want {
 			t.Errorf("%s: %s, want %s", body, got, want)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 
 	"trueportai/services/gateway/internal/provider"
@@ -95,20 +96,33 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 	return ""
 }
 
-// Inspect reads the body; deployments usually omit "model", so the
-// deployment name stands in.
-func (p *Provider) Inspect(t *provider.Target, body []byte) provider.Request {
-	r := p.Format.Inspect(t, body)
-	if r.Model == "" {
-		r.Model = t.Deployment
+// Inspect: the deployment in the path is what runs, whatever the body's
+// "model" says; the tenant maps deployments to models
+// (providers.azure.deployments), else the deployment's name is the model.
+// The body says only whether the request streams.
+func (p *Provider) Inspect(t *provider.Target, c provider.Credential, body []byte) provider.Request {
+	r := p.Format.Inspect(t, c, body)
+	r.Model = t.Deployment
+	if m := c.Deployments[t.Deployment]; m != "" {
+		r.Model = m
 	}
 	return r
 }
 
+// ModelFree: every Azure path runs its deployment.
+func (*Provider) ModelFree(*provider.Target, string) bool { return false }
+
 // URL fills the operator's template; a tenant base URL does not apply (the
-// resource in the path names the endpoint).
-func (p *Provider) URL(t *provider.Target, _ provider.Credential, rawQuery string) (string, error) {
-	return provider.JoinURL(expand(p.template, t.Resource, t.Deployment), t.Rest, rawQuery)
+// resource in the path names the endpoint). A tenant that pinned its
+// resources (providers.azure.resources) gets a 403 for any other: its key
+// is never sent to a resource the caller names.
+func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, bool, error) {
+	if len(c.Resources) > 0 && !slices.Contains(c.Resources, t.Resource) {
+		return "", false, &provider.Refusal{Status: http.StatusForbidden, Code: "resource_not_allowed",
+			Message: "Azure resource " + t.Resource + " is not allowed for this organisation (config providers.azure.resources)"}
+	}
+	dest, err := provider.JoinURL(expand(p.template, t.Resource, t.Deployment), t.Rest, rawQuery)
+	return dest, false, err
 }
 
 // Authorize sends the key in api-key.

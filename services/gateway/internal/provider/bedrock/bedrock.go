@@ -127,9 +127,12 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 }
 
 // Inspect returns what the path says: the model id and streaming.
-func (*Provider) Inspect(t *provider.Target, _ []byte) provider.Request {
+func (*Provider) Inspect(t *provider.Target, _ provider.Credential, _ []byte) provider.Request {
 	return provider.Request{Model: t.Model, Stream: t.Stream}
 }
+
+// ModelFree: every Bedrock Runtime operation runs a model.
+func (*Provider) ModelFree(*provider.Target, string) bool { return false }
 
 var (
 	requestPaths = textpath.Compile([]textpath.Spec{
@@ -165,15 +168,16 @@ var (
 
 // URL fills the operator's template with the tenant's region (a tenant base
 // URL, e.g. a VPC endpoint, replaces it).
-func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, error) {
+func (p *Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, bool, error) {
 	if !regionRE.MatchString(c.Region) {
-		return "", provider.ErrBadPath
+		return "", false, provider.ErrBadPath
 	}
 	base := c.BaseURL
 	if base == "" {
 		base = strings.ReplaceAll(p.template, "{region}", c.Region)
 	}
-	return provider.JoinURL(base, t.Rest, rawQuery)
+	dest, err := provider.JoinURL(base, t.Rest, rawQuery)
+	return dest, c.BaseURL != "", err
 }
 
 // ForwardHeader allows the common headers and X-Amzn-Bedrock-* (trace,

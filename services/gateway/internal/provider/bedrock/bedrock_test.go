@@ -37,7 +37,7 @@ func TestRoute(t *testing.T) {
 		tg.Rest != "model/us.anthropic.claude-3-7-sonnet-20250219-v1:0/converse-stream" || tg.Credential != "bedrock" {
 		t.Fatalf("%+v %v", tg, err)
 	}
-	if r := p.Inspect(&tg, []byte(`{"model":"x"}`)); r.Model != tg.Model || !r.Stream {
+	if r := p.Inspect(&tg, provider.Credential{}, []byte(`{"model":"x"}`)); r.Model != tg.Model || !r.Stream {
 		t.Fatalf("inspect %+v", r)
 	}
 	tg, err = p.Route("model/meta.llama3-8b-instruct-v1:0/invoke")
@@ -67,11 +67,11 @@ func TestMissingCredential(t *testing.T) {
 func TestURLRegion(t *testing.T) {
 	p := newTest(t)
 	tg, _ := p.Route("model/m/converse")
-	if u, err := p.URL(&tg, provider.Credential{Region: "eu-central-1"}, ""); err != nil || u != "https://bedrock-runtime.eu-central-1.amazonaws.test/model/m/converse" {
+	if u, _, err := p.URL(&tg, provider.Credential{Region: "eu-central-1"}, ""); err != nil || u != "https://bedrock-runtime.eu-central-1.amazonaws.test/model/m/converse" {
 		t.Fatalf("%q %v", u, err)
 	}
 	for _, bad := range []string{"", "eu-central", "evil.example/x", "us-east-1.evil", "US-EAST-1", "us-east-1/../x"} {
-		if u, err := p.URL(&tg, provider.Credential{Region: bad}, ""); err == nil {
+		if u, _, err := p.URL(&tg, provider.Credential{Region: bad}, ""); err == nil {
 			t.Errorf("region %q accepted: %s", bad, u)
 		}
 	}

@@ -62,8 +62,9 @@ func (*Provider) MissingCredential(t *provider.Target, c provider.Credential) st
 
 // URL joins the tenant's base URL (which ends where the OpenAI API's /v1
 // does, e.g. https://api.groq.com/openai/v1) and the path.
-func (*Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, error) {
-	return provider.JoinURL(c.BaseURL, t.Rest, rawQuery)
+func (*Provider) URL(t *provider.Target, c provider.Credential, rawQuery string) (string, bool, error) {
+	dest, err := provider.JoinURL(c.BaseURL, t.Rest, rawQuery)
+	return dest, true, err
 }
 
 // Authorize sends the key as a bearer token, when there is one.

@@ -31,7 +31,7 @@ func TestCredentialAndURL(t *testing.T) {
 	if p.MissingCredential(&tg, c) != "" {
 		t.Fatal("a base URL without a key is usable (self-hosted servers)")
 	}
-	if u, err := p.URL(&tg, c, "a=1"); err != nil || u != "https://llm.internal.test/v1/chat/completions?a=1" {
+	if u, _, err := p.URL(&tg, c, "a=1"); err != nil || u != "https://llm.internal.test/v1/chat/completions?a=1" {
 		t.Fatalf("%q %v", u, err)
 	}
 	req, _ := http.NewRequest("POST", "https://x", nil)

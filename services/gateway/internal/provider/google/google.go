@@ -91,8 +91,13 @@ func (*Provider) MissingCredential(_ *provider.Target, c provider.Credential) st
 
 // Inspect returns what the path says: Gemini bodies name neither the model
 // nor streaming.
-func (*Provider) Inspect(t *provider.Target, _ []byte) provider.Request {
+func (*Provider) Inspect(t *provider.Target, _ provider.Credential, _ []byte) provider.Request {
 	return provider.Request{Model: t.Model, Stream: t.Stream}
+}
+
+// ModelFree: only the model list.
+func (*Provider) ModelFree(t *provider.Target, method string) bool {
+	return provider.ListsModels(t, method)
 }
 
 // ForwardHeader allows the common headers and x-goog-api-client.

@@ -3,6 +3,7 @@ package google
 import (
 	"encoding/json"
 	"testing"
+	"trueportai/services/gateway/internal/provider"
 
 	"trueportai/services/gateway/internal/jsonscan"
 	"trueportai/services/gateway/internal/metering"
@@ -145,7 +146,7 @@ func TestRouteReadsModelFromPath(t *testing.T) {
 	if err != nil || tg.Model != "gemini-2.5-flash" || !tg.Stream {
 		t.Fatalf("%+v %v", tg, err)
 	}
-	if r := p.Inspect(&tg, []byte(`{"model":"other","stream":false}`)); r.Model != "gemini-2.5-flash" || !r.Stream {
+	if r := p.Inspect(&tg, provider.Credential{}, []byte(`{"model":"other","stream":false}`)); r.Model != "gemini-2.5-flash" || !r.Stream {
 		t.Fatalf("the body overrode the path: %+v", r)
 	}
 }

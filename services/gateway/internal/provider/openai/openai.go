@@ -7,6 +7,7 @@ package openai
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"trueportai/services/gateway/internal/metering"
@@ -59,9 +60,30 @@ var (
 		[]string{"OpenAI-Organization", "OpenAI-Project", "OpenAI-Beta", "Idempotency-Key"})
 )
 
-// Inspect reads "model" and "stream" from the body.
-func (Format) Inspect(_ *provider.Target, body []byte) provider.Request {
+// Inspect reads "model" and "stream" from the body; a body-less request
+// for models/{id} names that model.
+func (Format) Inspect(t *provider.Target, _ provider.Credential, body []byte) provider.Request {
+	return InspectBody(t, body)
+}
+
+// InspectBody is Inspect for the OpenAI-style APIs (OpenAI, Anthropic,
+// compatible upstreams): the body's "model" and "stream", else the model a
+// models/{id} path names.
+func InspectBody(t *provider.Target, body []byte) provider.Request {
+	if len(body) == 0 {
+		if id, ok := strings.CutPrefix(t.Rest, "models/"); ok && !strings.Contains(id, "/") {
+			if m, err := url.PathUnescape(id); err == nil {
+				return provider.Request{Model: m}
+			}
+		}
+		return provider.Request{}
+	}
 	return provider.BodyModelAndStream(body)
+}
+
+// ModelFree: only the model list.
+func (Format) ModelFree(t *provider.Target, method string) bool {
+	return provider.ListsModels(t, method)
 }
 
 // TextPaths are the chat, completions, embeddings and Responses paths.

@@ -30,7 +30,7 @@ func route(t testing.TB, path, query string) (provider.Provider, provider.Target
 	if err != nil {
 		return p, tg, "", err
 	}
-	out, err := p.URL(&tg, provider.Credential{Region: "eu-west-1"}, query)
+	out, _, err := p.URL(&tg, provider.Credential{Region: "eu-west-1"}, query)
 	return p, tg, out, err
 }
 
