@@ -415,13 +415,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		c.reqBody = bytes.Clone(body) // the pooled buffer is recycled once sent
 	}
 	dest, tenantDest, err := prov.URL(&c.target, cred, stripKeyParam(r.URL.RawQuery))
-	var ref *provider.Refusal
-	switch {
-	case errors.As(err, &ref):
-		p.refuse(w, c, refusal{ref.Status, ref.Code, ref.Message})
-		return
-	case err != nil:
-		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
+	if err != nil {
+		if ref := (*provider.Refusal)(nil); errors.As(err, &ref) {
+			p.refuse(w, c, refusal{ref.Status, ref.Code, ref.Message})
+		} else {
+			p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"})
+		}
 		return
 	}
 	rt := p.rt
