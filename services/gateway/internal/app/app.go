@@ -188,7 +188,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	px := proxy.New(log, keyCache, tenants, limiter, pub, proxy.Options{
 		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
-		Providers: providers, Egress: &cfg.Egress, BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
+		Providers: providers, Egress: &cfg.Egress, MaxConcurrent: cfg.ProxyMaxConcurrent, MaxBufferedBytes: cfg.ProxyMaxBuffered,
+		BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
 	var draining sync.Once

@@ -3,6 +3,9 @@
 package config
 
 import (
+	"math"
+	"os"
+	"runtime/debug"
 	"trueportai/services/internal/egress"
 
 	"errors"
@@ -38,6 +41,10 @@ type Config struct {
 	// IngesterFetchBytes bounds one fetch of each loop (its batch memory).
 	IngesterFetchBytes int
 	ProxyBodyLimit     int64
+	// ProxyMaxConcurrent and ProxyMaxBuffered bound the proxied requests in
+	// flight and the request bytes held; above them, a fast 503.
+	ProxyMaxConcurrent int
+	ProxyMaxBuffered   int64
 	// UpstreamHeaderTimeout bounds the wait for upstream response headers.
 	UpstreamHeaderTimeout time.Duration
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
@@ -124,6 +131,8 @@ func Load(getenv func(string) string) (Config, error) {
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
 
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
+		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit()), 10))),
+		ProxyMaxBuffered:      num("PROXY_MAX_BUFFERED_BYTES", strconv.FormatInt(memoryLimit()/4, 10)),
 		UpstreamHeaderTimeout: dur("UPSTREAM_HEADER_TIMEOUT", "120s"),
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
 		CacheTTL:              dur("CACHE_TTL", "60s"),
@@ -157,4 +166,33 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// memoryLimit is the memory the process may use: GOMEMLIMIT, else the
+// cgroup's memory.max, else the machine's memory, else 1 GiB.
+func memoryLimit() int64 {
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		return l
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 1 << 30
+}
+
+// defaultMaxConcurrent allows one proxied request per 256 KiB of memory
+// (goroutine, buffers, a stream's state), between 256 and 65 536.
+func defaultMaxConcurrent(limit int64) int64 {
+	return min(max(limit/(256<<10), 256), 65536)
 }

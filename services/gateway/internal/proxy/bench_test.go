@@ -166,11 +166,14 @@ func newBenchHarness(tb testing.TB, reqBody string) *benchHarness {
 	pub := &countingPublisher{}
 	p := New(slog.New(slog.DiscardHandler), benchKeys{map[[32]byte]*keys.Key{key.Hash: key}}, benchTenants{tenant},
 		ratelimit.New(), pub, Options{
-			Providers:     benchProviders(tb),
-			BodyLimit:     32 << 20,
-			HeaderTimeout: 2 * time.Minute,
-			IdleTimeout:   5 * time.Minute,
-			Transport:     up,
+			Providers: benchProviders(tb),
+			// The production bounds are on: their counting is part of the cost.
+			MaxConcurrent:    10000,
+			MaxBufferedBytes: 1 << 30,
+			BodyLimit:        32 << 20,
+			HeaderTimeout:    2 * time.Minute,
+			IdleTimeout:      5 * time.Minute,
+			Transport:        up,
 		})
 	h := &benchHarness{p: p, pub: pub, body: []byte(reqBody), w: &discardWriter{h: http.Header{}}, up: up}
 	h.rb = rewindBody{bytes.NewReader(h.body)}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
@@ -174,5 +175,48 @@ func TestQueryKeyAnyEncoding(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("two key parameters: status %d", resp.StatusCode)
+	}
+}
+
+// TestOverloadBounds: above the replica's bounds on requests in flight and
+// buffered request bytes, requests get a fast 503 in the provider's shape
+// with Retry-After, and the bounds free up again.
+func TestOverloadBounds(t *testing.T) {
+	release := make(chan struct{})
+	var entered atomic.Int32
+	f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered.Add(1)
+		<-release
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, chatJSON)
+	}), func(o *proxy.Options, _ *keys.Key, _ *platform.Tenant) { o.MaxConcurrent, o.MaxBufferedBytes = 1, 1024 })
+	url := f.gw.URL + "/trueportai-services/openai/v1/chat/completions"
+	body := `{"model":"gpt-4o-mini","messages":[]}`
+	done := make(chan int)
+	go func() {
+		resp := post(t, url, map[string]string{"X-Api-Key": callerKey}, body)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	for entered.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	resp := post(t, url, map[string]string{"X-Api-Key": callerKey}, body)
+	if code := errorCode(t, resp); resp.StatusCode != 503 || code != "overloaded" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second request in flight: %d %q Retry-After %q", resp.StatusCode, code, resp.Header.Get("Retry-After"))
+	}
+	close(release)
+	if st := <-done; st != 200 {
+		t.Fatalf("first request: %d", st)
+	}
+	big := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 4096) + `"}]}`
+	resp = post(t, url, map[string]string{"X-Api-Key": callerKey}, big)
+	if code := errorCode(t, resp); resp.StatusCode != 503 || code != "overloaded" {
+		t.Fatalf("body over the byte bound: %d %q", resp.StatusCode, code)
+	}
+	resp = post(t, url, map[string]string{"X-Api-Key": callerKey}, body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("bounds not released: %d", resp.StatusCode)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,6 +89,11 @@ type Options struct {
 	// TenantTransport overrides the transport to those destinations
 	// (tests); by default it dials under Egress.
 	TenantTransport http.RoundTripper
+	// MaxConcurrent bounds the proxied requests in flight and
+	// MaxBufferedBytes the request bytes held in memory; above either a
+	// request gets a fast 503 with Retry-After (0: no bound).
+	MaxConcurrent    int
+	MaxBufferedBytes int64
 }
 
 // Proxy is the http.Handler of the proxy routes.
@@ -106,6 +112,10 @@ type Proxy struct {
 	// refuses what the egress policy refuses.
 	tenantRT http.RoundTripper
 	now      func() time.Time
+	// inflight and buffered count what MaxConcurrent and MaxBufferedBytes
+	// bound.
+	inflight atomic.Int64
+	buffered atomic.Int64
 
 	// Pools keep per-request buffers off the garbage collector's back.
 	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
@@ -209,6 +219,37 @@ type call struct {
 	respBody   bytes.Buffer  // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
 	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
+	gate       bodyGate   // the request body, counted against MaxBufferedBytes
+}
+
+// errOverloaded: the replica holds as many request bytes as it may.
+var errOverloaded = errors.New("request bytes bound reached")
+
+// bodyGate counts the request bytes read against the proxy's bound.
+type bodyGate struct {
+	io.ReadCloser
+	p        *Proxy
+	max      int64
+	reserved int64
+}
+
+func (g *bodyGate) Read(b []byte) (int, error) {
+	n, err := g.ReadCloser.Read(b)
+	if n > 0 {
+		if g.p.buffered.Add(int64(n)) > g.max {
+			g.p.buffered.Add(-int64(n))
+			return 0, errOverloaded
+		}
+		g.reserved += int64(n)
+	}
+	return n, err
+}
+
+// overloaded answers a request above the replica's bounds: a fast 503 in
+// the provider's shape, with Retry-After.
+func (p *Proxy) overloaded(w http.ResponseWriter, c *call) {
+	w.Header().Set("Retry-After", "1")
+	p.refuse(w, c, refusal{http.StatusServiceUnavailable, "overloaded", "the gateway is at capacity; retry shortly"})
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,6 +269,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok || err != nil {
 		refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"}.write(w, c.prov)
 		return
+	}
+	if max := p.opts.MaxConcurrent; max > 0 {
+		if p.inflight.Add(1) > int64(max) {
+			p.inflight.Add(-1)
+			p.overloaded(w, c)
+			return
+		}
+		defer p.inflight.Add(-1)
 	}
 	if ref, ok := p.admit(w, r, c); !ok {
 		ref.write(w, c.prov)
@@ -373,8 +422,19 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 	c.bodyBuf = p.getBuffer()
+	if max := p.opts.MaxBufferedBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
+		c.gate = bodyGate{ReadCloser: r.Body, p: p, max: max}
+		r.Body = &c.gate
+		defer func() { p.buffered.Add(-c.gate.reserved) }()
+	}
 	body, err := readBody(r, p.opts.BodyLimit, c.bodyBuf)
 	if err != nil {
+		if errors.Is(err, errOverloaded) {
+			c.status = http.StatusServiceUnavailable
+			p.overloaded(w, c)
+			c.outcome, c.errText = usage.OutcomeError, "overloaded"
+			return
+		}
 		if errors.Is(err, errTooLarge) {
 			p.refuse(w, c, refusal{http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds " + strconv.FormatInt(p.opts.BodyLimit, 10) + " bytes"})
 		} else {
