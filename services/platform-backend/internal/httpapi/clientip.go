@@ -10,8 +10,9 @@ import (
 )
 
 // clientIP is the caller's address: the TCP peer, or — only when the peer is
-// a trusted proxy (TRUSTED_PROXIES) — the nearest address in X-Forwarded-For
-// that is not itself a trusted proxy.
+// a trusted proxy (TRUSTED_PROXIES) — the viewer address CloudFront sends
+// (CloudFront-Viewer-Address, "ip:port"), else the nearest address in
+// X-Forwarded-For that is not itself a trusted proxy.
 func (a *API) clientIP(c echo.Context) string {
 	return clientAddr(c.Request(), a.cfg.TrustedProxies).String()
 }
@@ -20,6 +21,15 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := parseAddr(r.RemoteAddr)
 	if !peer.IsValid() || !isTrusted(peer, trusted) {
 		return peer
+	}
+	if v := r.Header.Values("CloudFront-Viewer-Address"); len(v) == 1 {
+		// CloudFront sets it once ("ip:port"; IPv6 as "2001:db8::1:443"):
+		// the address is everything before the last colon.
+		if i := strings.LastIndexByte(v[0], ':'); i > 0 {
+			if a, err := netip.ParseAddr(strings.Trim(v[0][:i], "[]")); err == nil {
+				return a.Unmap()
+			}
+		}
 	}
 	hops := r.Header.Values("X-Forwarded-For")
 	var list []string
