@@ -299,12 +299,14 @@ func loadPreviousJWTKeys(files []string) ([]crypto.PublicKey, error) {
 }
 
 // newMailer returns the platform's one mail sender (sign-in codes, reset
-// links, invites): SMTP when SMTP_ADDR is set, else the log (with a warning
-// outside dev).
+// links, address verification, invites): SMTP when SMTP_ADDR is set; else
+// the log in dev, and in prod a sender that drops every mail without logging
+// its text (codes and tokens never reach the logs), with a warning.
 func newMailer(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
 	if cfg.SMTPAddr == "" {
 		if !cfg.Dev() {
-			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
+			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, password resets, address verification, invites) are dropped, neither sent nor logged")
+			return mail.NewDropSender(log), nil
 		}
 		return mail.NewLogSender(log), nil
 	}
