@@ -57,16 +57,7 @@ func TestPlanChangesAndAdminAgainstGateway(t *testing.T) {
 		t.Fatalf("chat: %d", c)
 	}
 	s.waitLogs(ts.scopedToken, 1)
-	if c := call(t, "POST", p+"/global/auth/register", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, nil); c != http.StatusCreated {
-		t.Fatalf("register root: %d", c)
-	}
-	var login struct {
-		Token string `json:"global_access_token"`
-	}
-	if c := call(t, "POST", p+"/global/auth/login", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, &login); c != http.StatusOK {
-		t.Fatalf("login root: %d", c)
-	}
-	root := login.Token
+	root := s.platformAdmin("root@example.com")
 	eventually(t, 10*time.Second, func() error {
 		var list struct {
 			Items []struct {

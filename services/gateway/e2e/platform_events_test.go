@@ -17,13 +17,7 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 	ts := s.setupTenant("events-" + randHex(3))
 	raiseRPM(t, s, ts) // the polls below send many requests
 	p := s.platformURL + "/platform/api"
-	if c := call(t, "POST", p+"/global/auth/register", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, nil); c != 201 {
-		t.Fatalf("register admin: %d", c)
-	}
-	var login struct {
-		Token string `json:"global_access_token"`
-	}
-	call(t, "POST", p+"/global/auth/login", "", map[string]string{"email": "root@example.com", "password": "correct-horse-battery"}, &login)
+	root := s.platformAdmin("root@example.com")
 	proxyURL := s.gatewayURL + "/trueportai-services/openai/v1/chat/completions"
 	chat := func() int {
 		req, _ := http.NewRequest("POST", proxyURL, strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"log me"}]}`))
@@ -60,7 +54,7 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 	})
 
 	// Suspension: keys refused (403) and management tokens rejected within 5 s.
-	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", login.Token, map[string]string{"status": "suspended"}, nil); c != 200 {
+	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", root, map[string]string{"status": "suspended"}, nil); c != 200 {
 		t.Fatalf("suspend: %d", c)
 	}
 	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 403) })
@@ -69,13 +63,13 @@ func TestPlatformChangesReachGateway(t *testing.T) {
 	})
 
 	// Reactivation restores the keys.
-	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", login.Token, map[string]string{"status": "active"}, nil); c != 200 {
+	if c := call(t, "PUT", p+"/admin/tenants/"+ts.tenantID+"/status", root, map[string]string{"status": "active"}, nil); c != 200 {
 		t.Fatalf("activate: %d", c)
 	}
 	eventually(t, 5*time.Second, func() error { return expectStatus(chat(), 200) })
 
 	// Global pricing overrides reach the gateway's cost computation.
-	if c := call(t, "PUT", p+"/admin/configs/pricing.overrides", login.Token, map[string]any{"value": map[string]any{
+	if c := call(t, "PUT", p+"/admin/configs/pricing.overrides", root, map[string]any{"value": map[string]any{
 		"gpt-4o-mini": map[string]any{"input_per_1m": 1000000, "output_per_1m": 1000000},
 	}}, nil); c != 200 {
 		t.Fatalf("pricing overrides: %d", c)

@@ -6,7 +6,9 @@
 // (the theoretical arrival time), smooth refill. A limit of N per window W
 // admits a burst of up to N at once, then one more every W/N; over any span
 // of length d at most N + d·N/W requests pass. Refused requests are not
-// recorded, so hammering a closed limit does not prolong it.
+// recorded, so hammering a closed limit does not prolong it. Refund gives an
+// admitted request back, for limits that count only some outcomes (failed
+// logins): charge first, refund when the attempt does not count.
 //
 // Limiter keeps that state in this process's memory, sharded, without
 // allocating on the per-key path. A backend holding the state in a shared
@@ -99,10 +101,7 @@ func (l *Limiter) allow(rule, key string, limit int, window time.Duration, now t
 	if limit <= 0 || window <= 0 {
 		return Result{Allowed: true}
 	}
-	if len(key) > maxKeyLen {
-		sum := sha256.Sum256([]byte(key))
-		key = "sha256:" + hex.EncodeToString(sum[:])
-	}
+	key = storedKey(key)
 	interval := window / time.Duration(limit)
 	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 	sh.mu.Lock()
@@ -130,6 +129,50 @@ func (l *Limiter) allow(rule, key string, limit int, window time.Duration, now t
 	sh.mu.Unlock()
 	remaining := int((window - newTat.Sub(now)) / interval)
 	return Result{Allowed: true, Limit: limit, Remaining: max(remaining, 0), Reset: newTat.Sub(now)}
+}
+
+// Refund gives back one request that AllowRule admitted for key under rule:
+// the theoretical arrival time moves back one interval, never before now (a
+// refund restores at most what the charge took, and nothing once the charge
+// has already drained). With it a caller limits only some outcomes ("failed
+// logins only"): charge before the attempt, refund when the attempt turns
+// out not to count. Charging first keeps the limit exact under concurrency:
+// concurrent attempts each hold a charge, so no more than the limit can be
+// in flight and failed at once; a peek before and a charge after the attempt
+// would let every concurrent attempt through a limit with one slot left. The
+// in-memory limiter never fails.
+func (l *Limiter) Refund(_ context.Context, rule Rule, key string, now time.Time) error {
+	if rule.Limit <= 0 || rule.Window <= 0 {
+		return nil
+	}
+	key = storedKey(key)
+	interval := rule.Window / time.Duration(rule.Limit)
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	m := sh.tat
+	if rule.Name != "" {
+		m = sh.rules[rule.Name]
+	}
+	tat, ok := m[key]
+	if !ok {
+		return nil
+	}
+	if tat = tat.Add(-interval); tat.After(now) {
+		m[key] = tat
+	} else {
+		delete(m, key)
+	}
+	return nil
+}
+
+// storedKey is key as kept: itself, or its SHA-256 when longer than maxKeyLen.
+func storedKey(key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // Sweep forgets keys whose allowance is fully restored, in every shard.

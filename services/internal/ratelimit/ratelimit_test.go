@@ -262,3 +262,106 @@ func BenchmarkAllowRule(b *testing.B) {
 		_, _ = l.AllowRule(ctx, rule, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b|0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c", now)
 	}
 }
+
+func TestRefund(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := New()
+	rule := Rule{Name: "login_failures", Limit: 3, Window: 15 * time.Minute} // one every 5 min
+	allow := func(now time.Time) bool {
+		r, err := l.AllowRule(ctx, rule, "ip", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Allowed
+	}
+	refund := func(now time.Time) {
+		if err := l.Refund(ctx, rule, "ip", now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A refund of a key never charged gives no credit.
+	refund(t0)
+	refund(t0)
+	for i := range 3 {
+		if !allow(t0) {
+			t.Fatalf("request %d refused", i+1)
+		}
+	}
+	if allow(t0) {
+		t.Fatal("refunds of nothing were credited")
+	}
+	// Each refund gives back exactly one request.
+	refund(t0)
+	if !allow(t0) {
+		t.Fatal("refunded request not admitted")
+	}
+	if allow(t0) {
+		t.Fatal("one refund admitted two requests")
+	}
+	// A refund never restores more than the full allowance.
+	later := t0.Add(time.Hour)
+	refund(later)
+	refund(later)
+	n := 0
+	for allow(later) {
+		n++
+	}
+	if n != rule.Limit {
+		t.Errorf("after a quiet hour and two refunds %d requests passed, want %d", n, rule.Limit)
+	}
+	// Other rules' keys are untouched; a disabled rule is a no-op.
+	if err := l.Refund(ctx, Rule{Name: "other", Limit: 1, Window: time.Minute}, "ip", later); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Refund(ctx, Rule{Name: "off"}, "ip", later); err != nil {
+		t.Fatal(err)
+	}
+	if allow(later) {
+		t.Error("a refund under another rule credited this one")
+	}
+}
+
+// TestChargeThenRefundUnderConcurrency: attempts charge before they run and
+// the successful ones refund; however they interleave, no more failures than
+// the limit are ever admitted, and every success's charge comes back.
+func TestChargeThenRefundUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := New()
+	rule := Rule{Name: "failures", Limit: 20, Window: time.Hour}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	failed, succeeded := 0, 0
+	for i := range 200 {
+		wg.Go(func() {
+			r, _ := l.AllowRule(ctx, rule, "k", t0)
+			if !r.Allowed {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if i%4 == 0 { // a success gives its charge back
+				succeeded++
+				_ = l.Refund(ctx, rule, "k", t0)
+				return
+			}
+			failed++
+		})
+	}
+	wg.Wait()
+	if failed > rule.Limit {
+		t.Fatalf("%d failures admitted, limit %d", failed, rule.Limit)
+	}
+	// What is left is exactly the limit minus the failures.
+	left := 0
+	for {
+		if r, _ := l.AllowRule(ctx, rule, "k", t0); !r.Allowed {
+			break
+		}
+		left++
+	}
+	if left != rule.Limit-failed {
+		t.Errorf("%d failures and %d successes, then %d more admitted; want %d", failed, succeeded, left, rule.Limit-failed)
+	}
+}

@@ -12,7 +12,7 @@ import (
 func TestAdminErrorsUnderConcurrentRequests(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+deadAddr(t), "GATEWAY_RPC_TIMEOUT=1s", "PLATFORM_ADMIN_EMAILS=root@platform.example")
-	root := s.quickUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	s.newTenant(t, root, "Root Org", "root-org")
 	const unknown = "/platform/api/admin/tenants/00000000-0000-4000-8000-000000000000"
 	// Parallel subtests (not bare goroutines: the helpers may t.Fatal).

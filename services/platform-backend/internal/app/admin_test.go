@@ -24,7 +24,7 @@ func TestAdminRoleMatrix(t *testing.T) {
 		s.addMember(t, a.ID, u.ID, role)
 		tokens[role] = s.scoped(t, u, a.ID)
 	}
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	rt := s.newTenant(t, root, "Root Org", "root-org")
 	tokens["platform-admin-global"] = root.Global
 	tokens["platform-admin-scoped"] = s.scoped(t, root, rt.ID)
@@ -72,7 +72,7 @@ func TestAdminTenantsUsersStats(t *testing.T) {
 	t.Parallel()
 	gw := startFakeGateway(t)
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+gw.addr, "PLATFORM_ADMIN_EMAILS=root@platform.example")
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	ua, ub := s.newUser(t, "a@a.example"), s.newUser(t, "b@b.example")
 	ta, tb := s.newTenant(t, ua, "Alpha", "alpha"), s.newTenant(t, ub, "Beta", "beta")
 	s.addMember(t, ta.ID, ub.ID, "viewer")
@@ -136,7 +136,7 @@ func TestAdminTenantsUsersStats(t *testing.T) {
 		t.Errorf("users = %+v", users)
 	}
 	for _, u := range users.Items {
-		wantKeys(t, "admin user", u, "id", "email", "name", "platform_admin", "created_at", "tenant_count")
+		wantKeys(t, "admin user", u, "id", "email", "name", "platform_admin", "email_verified", "created_at", "tenant_count")
 		if strings.Contains(strings.ToLower(string(mustJSON(t, u))), "password") {
 			t.Errorf("user item leaks the password hash: %v", u)
 		}
@@ -183,7 +183,7 @@ func TestAdminSuspendTenant(t *testing.T) {
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+deadAddr(t), "PLATFORM_ADMIN_EMAILS=root@platform.example")
 	changed, revoked := s.events(t, "tenant.changed"), s.events(t, "tokens.revoked")
 	auth, _ := s.grpcClients(t)
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	ua, ub := s.newUser(t, "a@a.example"), s.newUser(t, "b@b.example")
 	ta, tb := s.newTenant(t, ua, "Alpha", "alpha"), s.newTenant(t, ub, "Beta", "beta")
 	aTok, bTok := s.scoped(t, ua, ta.ID), s.scoped(t, ub, tb.ID)
@@ -245,7 +245,7 @@ func TestAdminSuspendTenant(t *testing.T) {
 func TestAdminGlobalConfigs(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+deadAddr(t), "PLATFORM_ADMIN_EMAILS=root@platform.example,second@platform.example")
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	const cfgs = "/platform/api/admin/configs/"
 
 	l := wantEnvelope(t, s.get(t, "/platform/api/admin/configs", root.Global))

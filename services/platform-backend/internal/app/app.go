@@ -99,7 +99,9 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return runCommand(ctx, st, args, stderr)
 	}
 
-	if n, err := st.GrantPlatformAdmin(ctx, cfg.PlatformAdminEmails); err != nil {
+	// PLATFORM_ADMIN_EMAILS: only users who proved their address (the rest
+	// become admins when they do, in identity).
+	if n, err := st.GrantPlatformAdmin(ctx, cfg.PlatformAdminEmails, true); err != nil {
 		return fmt.Errorf("grant platform admins: %w", err)
 	} else if n > 0 {
 		log.Info("granted platform admin", "users", n)
@@ -212,7 +214,8 @@ func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writ
 		if len(args) != 2 {
 			return errors.New("usage: platform-backend grant-admin EMAIL")
 		}
-		n, err := st.GrantPlatformAdmin(ctx, []string{args[1]})
+		// The operator's explicit grant: whether or not the address is proven.
+		n, err := st.GrantPlatformAdmin(ctx, []string{args[1]}, false)
 		if err != nil {
 			return err
 		}
@@ -299,12 +302,14 @@ func loadPreviousJWTKeys(files []string) ([]crypto.PublicKey, error) {
 }
 
 // newMailer returns the platform's one mail sender (sign-in codes, reset
-// links, invites): SMTP when SMTP_ADDR is set, else the log (with a warning
-// outside dev).
+// links, address verification, invites): SMTP when SMTP_ADDR is set; else
+// the log in dev, and in prod a sender that drops every mail without logging
+// its text (codes and tokens never reach the logs), with a warning.
 func newMailer(cfg config.Config, log *slog.Logger) (mail.Sender, error) {
 	if cfg.SMTPAddr == "" {
 		if !cfg.Dev() {
-			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, reset links) are written to the log instead of sent")
+			log.Warn("SMTP_ADDR is unset: mails (sign-in codes, password resets, address verification, invites) are dropped, neither sent nor logged")
+			return mail.NewDropSender(log), nil
 		}
 		return mail.NewLogSender(log), nil
 	}
@@ -344,5 +349,5 @@ func newIdentity(ctx context.Context, cfg config.Config, st *store.Store, jobs *
 			return nil, fmt.Errorf("dev identity pepper: %w", err)
 		}
 	}
-	return identity.New(log, st, sender, jobs, pub, identity.Config{Pepper: pepper, PublicBaseURL: cfg.PublicBaseURL}, time.Now)
+	return identity.New(log, st, sender, jobs, pub, identity.Config{Pepper: pepper, PublicBaseURL: cfg.PublicBaseURL, AdminEmails: cfg.PlatformAdminEmails}, time.Now)
 }

@@ -282,9 +282,11 @@ func TestOTPTryLimitAndExpiry(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The dead code's row stays until it expires (its count must survive a
+	// resend), with the count at the limit: no more than 5 were counted.
 	var n int
-	if err := s.db.QueryRow(ctx, `SELECT count(*) FROM otp_codes WHERE user_id = $1`, c.ID).Scan(&n); err != nil || n != 0 {
-		t.Errorf("code survived 8 concurrent wrong tries (%d rows, %v)", n, err)
+	if err := s.db.QueryRow(ctx, `SELECT attempts FROM otp_codes WHERE user_id = $1`, c.ID).Scan(&n); err != nil || n != 5 {
+		t.Errorf("after 8 concurrent wrong tries attempts = %d (%v), want 5", n, err)
 	}
 	wantError(t, s.post(t, otpVerify, "", obj{"email": c.Email, "code": code}), http.StatusUnauthorized, "invalid_code")
 }
@@ -535,7 +537,7 @@ func (s *server) loginFrom(t *testing.T, email, pw, xff string) resp {
 func TestLoginRateLimitAndEnumeration(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)
-	u := s.newUser(t, "limited@example.com") // one login
+	u := s.newUser(t, "limited@example.com") // one login, successful: not counted per IP
 
 	// Same answer for a wrong password and an unknown email.
 	sameBody(t, "login", s.loginFrom(t, u.Email, "wrong-password-1", ""), s.loginFrom(t, "unknown@example.com", "wrong-password-1", ""))
@@ -543,14 +545,15 @@ func TestLoginRateLimitAndEnumeration(t *testing.T) {
 	for range 5 {
 		wantError(t, s.post(t, loginPath, "", obj{"email": u.Email}), http.StatusBadRequest, "")
 	}
-	// Attempts 4..10 from this IP (X-Forwarded-For from an untrusted peer
-	// is ignored, so each spoofed address still counts against 127.0.0.1).
-	for i := 4; i <= 10; i++ {
+	// Failed attempts 3..30 from this IP (X-Forwarded-For from an untrusted
+	// peer is ignored, so each spoofed address still counts against
+	// 127.0.0.1).
+	for i := 3; i <= 30; i++ {
 		wantError(t, s.loginFrom(t, fmt.Sprintf("user%d@example.com", i), "wrong-password-1", fmt.Sprintf("203.0.113.%d", i)), http.StatusUnauthorized, "invalid_credentials")
 	}
-	// The 11th is refused, even with the right password.
-	wantLimited(t, s.loginFrom(t, u.Email, testPassword, "198.51.100.1"), "login_per_ip", 900)
-	wantLimited(t, s.loginFrom(t, "fresh@example.com", testPassword, ""), "login_per_ip", 900)
+	// The 31st is refused, even with the right password.
+	wantLimited(t, s.loginFrom(t, u.Email, testPassword, "198.51.100.1"), "login_failures_per_ip", 900)
+	wantLimited(t, s.loginFrom(t, "fresh@example.com", testPassword, ""), "login_failures_per_ip", 900)
 	// Other routes are not affected.
 	decode[obj](t, s.get(t, "/platform/api/global/tenants", u.Global), http.StatusOK)
 }
@@ -565,17 +568,18 @@ func TestLoginRateLimitBehindTrustedProxy(t *testing.T) {
 		xff := fmt.Sprintf("192.0.2.%d", i+1)
 		wantError(t, s.loginFrom(t, fmt.Sprintf("someone%d@example.com", i), "wrong-password-1", xff), http.StatusUnauthorized, "invalid_credentials")
 	}
-	// One email from many addresses: the per-email limit (10 / 15 min;
-	// newUser's login was the first).
+	// One email from many addresses: the per-email limit (10 / 15 min, every
+	// attempt; newUser's login was the first).
 	for i := 2; i <= 10; i++ {
 		wantError(t, s.loginFrom(t, "proxied@example.com", "wrong-password-1", fmt.Sprintf("198.51.100.%d", i)), http.StatusUnauthorized, "invalid_credentials")
 	}
 	wantLimited(t, s.loginFrom(t, "PROXIED@example.com", testPassword, "198.51.100.99"), "login_per_email", 900)
-	// One client address (behind a chain of trusted proxies): per-IP limit.
-	for i := 1; i <= 10; i++ {
+	// One client address (behind a chain of trusted proxies): per-IP limit
+	// of failed attempts.
+	for i := 1; i <= 30; i++ {
 		wantError(t, s.loginFrom(t, fmt.Sprintf("spray%d@example.com", i), "wrong-password-1", "203.0.113.7, 10.9.1.1"), http.StatusUnauthorized, "invalid_credentials")
 	}
-	wantLimited(t, s.loginFrom(t, "spray-last@example.com", "wrong-password-1", "1.2.3.4, 203.0.113.7, 10.9.1.1"), "login_per_ip", 900)
+	wantLimited(t, s.loginFrom(t, "spray-last@example.com", "wrong-password-1", "1.2.3.4, 203.0.113.7, 10.9.1.1"), "login_failures_per_ip", 900)
 }
 
 func TestOTPAndResetRateLimits(t *testing.T) {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func TestNewMailer(t *testing.T) {
 		wantErr  string
 	}{
 		{"dev without SMTP_ADDR logs", config.Config{AppEnv: "dev"}, "log", false, ""},
-		{"prod without SMTP_ADDR logs and warns", config.Config{AppEnv: "prod"}, "log", true, ""},
+		{"prod without SMTP_ADDR drops and warns", config.Config{AppEnv: "prod"}, "drop", true, ""},
 		{"SMTP_ADDR set", config.Config{AppEnv: "prod", SMTPAddr: "mail.example.com:587", SMTPFrom: "TruePortAI <no-reply@example.com>"}, "smtp", false, ""},
 		{"bad SMTP_ADDR", config.Config{AppEnv: "prod", SMTPAddr: "mail.example.com", SMTPFrom: "no-reply@example.com"}, "", false, "SMTP_ADDR"},
 	}
@@ -43,6 +44,10 @@ func TestNewMailer(t *testing.T) {
 				if tt.wantType != "log" {
 					t.Errorf("got the log sender, want %s", tt.wantType)
 				}
+			case *mail.DropSender:
+				if tt.wantType != "drop" {
+					t.Errorf("got the drop sender, want %s", tt.wantType)
+				}
 			case *mail.SMTPSender:
 				if tt.wantType != "smtp" {
 					t.Errorf("got the SMTP sender, want %s", tt.wantType)
@@ -54,5 +59,25 @@ func TestNewMailer(t *testing.T) {
 				t.Errorf("warned = %v, want %v (log %q)", warned, tt.wantWarn, logs.String())
 			}
 		})
+	}
+}
+
+// TestProdMailNeverLogsTheText: in prod without SMTP_ADDR the codes and
+// tokens a mail carries never reach the log (they used to be logged whole).
+func TestProdMailNeverLogsTheText(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	s, err := newMailer(config.Config{AppEnv: "prod"}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), mail.Message{To: "admin@example.com", Subject: "Your TruePortAI sign-in code", Text: "Your code is 918273; reset token Zm9vYmFyYmF6."})
+	if err == nil {
+		t.Error("a dropped mail was reported as sent")
+	}
+	for _, secret := range []string{"918273", "Zm9vYmFyYmF6"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("prod log holds the mail text: %s", logs.String())
+		}
 	}
 }

@@ -44,7 +44,7 @@ func TestTeamBillingRoleMatrix(t *testing.T) {
 	outsider := s.quickUser(t, "outsider@b.example")
 	b := s.newTenant(t, outsider, "Tenant B", "tenant-b")
 	tokens["non-member"] = s.scoped(t, outsider, b.ID)
-	root := s.quickUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	c := s.newTenant(t, root, "Tenant C", "tenant-c")
 	tokens["platform-admin"] = s.scoped(t, root, c.ID)
 

@@ -44,6 +44,21 @@ func TestNormalize(t *testing.T) {
 	}{
 		{"providers.openai.api_key", `"  sk-abc  "`, "sk-abc", ""}, // secret: the plain string, trimmed
 		{"providers.openai.api_key", `""`, "", "non-empty string"},
+		// Control characters and invalid UTF-8 in a credential (it becomes an
+		// upstream header) are refused, naming the key; outer whitespace is
+		// trimmed as before.
+		{"providers.openai.api_key", `"sk-abc\r\nX-Injected: 1"`, "", "providers.openai.api_key must not contain control characters"},
+		{"providers.openai.api_key", `"sk-abc\ndef"`, "", "providers.openai.api_key must not contain control characters"},
+		{"providers.openai.api_key", `"sk-abc\u0000def"`, "", "control characters"},
+		{"providers.openai.api_key", `"sk-abc\tdef"`, "", "control characters"},
+		{"providers.openai.api_key", `"sk-abc\u007fdef"`, "", "control characters"},
+		{"providers.openai.api_key", `"sk-abc\u001bdef"`, "", "control characters"},
+		{"providers.openai.api_key", "\"sk-abc\xffdef\"", "", "invalid UTF-8"},
+		{"providers.openai.api_key", `"sk-abc\ud800def"`, "", "invalid UTF-8"},
+		{"providers.bedrock.secret_access_key", `"wJalr\rXUtn"`, "", "providers.bedrock.secret_access_key must not"},
+		{"providers.compat.groq.api_key", `"gsk_\u0000"`, "", "providers.compat.groq.api_key must not"},
+		{"providers.openai.api_key", `" sk-abc\r\n"`, "sk-abc", ""},
+		{"providers.openai.api_key", `"sk-ünïcode-ok"`, "sk-ünïcode-ok", ""},
 		{"providers.openai.api_key", `42`, "", "must be a string"},
 		{"providers.openai.api_key", `null`, "", "value is required"},
 		{"providers.openai.api_key", ``, "", "value is required"},

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Type is a config value type.
@@ -131,6 +132,21 @@ func IsCompat(key string) bool {
 	return ok && strings.HasPrefix(key, CompatPrefix)
 }
 
+// checkCredentialText refuses a secret (s, decoded from raw) holding a
+// control byte (below 0x20, or 0x7f) or anything that is not valid UTF-8:
+// invalid bytes in raw, or U+FFFD, which is what JSON decoding makes of them
+// and of lone surrogate escapes. The error names key.
+func checkCredentialText(key string, raw json.RawMessage, s string) error {
+	bad := !utf8.Valid(raw) || strings.ContainsRune(s, utf8.RuneError)
+	for i := 0; i < len(s) && !bad; i++ {
+		bad = s[i] < 0x20 || s[i] == 0x7f
+	}
+	if bad {
+		return fmt.Errorf("%s must not contain control characters (CR, LF, NUL, tab, DEL, ...) or invalid UTF-8", key)
+	}
+	return nil
+}
+
 // Normalize validates a raw JSON value against d and returns its canonical
 // JSON form. For secrets it returns the plain string to be encrypted.
 func (d Def) Normalize(raw json.RawMessage) (string, error) {
@@ -160,6 +176,11 @@ func (d Def) Normalize(raw json.RawMessage) (string, error) {
 			s = strings.TrimRight(u.String(), "/")
 		}
 		if d.Secret {
+			// A credential goes into an upstream header: CR/LF would split
+			// it, NUL or other controls end or corrupt it.
+			if err := checkCredentialText(d.Key, raw, s); err != nil {
+				return "", err
+			}
 			return s, nil
 		}
 		b, _ := json.Marshal(s)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/mail"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -27,11 +26,12 @@ type userResp struct {
 	Email         string    `json:"email"`
 	Name          string    `json:"name"`
 	PlatformAdmin bool      `json:"platform_admin"`
+	EmailVerified bool      `json:"email_verified"`
 	CreatedAt     time.Time `json:"created_at"`
 }
 
 func toUserResp(u identity.User) userResp {
-	return userResp{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, CreatedAt: u.CreatedAt.UTC()}
+	return userResp{ID: u.ID, Email: u.Email, Name: u.Name, PlatformAdmin: u.PlatformAdmin, EmailVerified: u.EmailVerified, CreatedAt: u.CreatedAt.UTC()}
 }
 
 // normalizeEmail validates a bare address and lower-cases it.
@@ -87,11 +87,19 @@ func (a *API) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.limit(c, ruleRegisterIP, a.clientIP(c)); err != nil {
+		return err
+	}
+	if err := a.limit(c, ruleRegisterEmail, email); err != nil {
+		return err
+	}
 	hash, err := password.Hash(req.Password)
 	if err != nil {
 		return err
 	}
-	u, err := a.store.CreateUser(c.Request().Context(), email, name, hash, slices.Contains(a.cfg.PlatformAdminEmails, email))
+	// Never a platform admin here, whatever PLATFORM_ADMIN_EMAILS says:
+	// registering an address proves nothing (see verify-email).
+	u, err := a.store.CreateUser(c.Request().Context(), email, name, hash)
 	if errors.Is(err, store.ErrEmailTaken) {
 		return apperr.New(apperr.Conflict, "email_taken", "an account with this email already exists")
 	}
@@ -115,29 +123,94 @@ func (a *API) login(c echo.Context) error {
 	if req.Password == "" {
 		return apperr.InvalidField("password", "password is required")
 	}
-	// Only well-formed attempts count; known and unknown emails alike.
-	if err := a.limit(c, ruleLoginIP, a.clientIP(c)); err != nil {
-		return err
-	}
-	if err := a.limit(c, ruleLoginEmail, emailKey(req.Email)); err != nil {
-		return err
-	}
-	invalid := apperr.New(apperr.Unauthenticated, "invalid_credentials", "email or password is incorrect")
-	if len(req.Password) > password.MaxLength {
-		return invalid
-	}
-	u, err := a.store.UserByEmail(c.Request().Context(), strings.TrimSpace(req.Email))
-	if errors.Is(err, store.ErrNotFound) {
-		_, _ = password.Verify(a.dummyHash, req.Password) // same time as a real check
-		return invalid
-	}
+	// Only well-formed attempts count; known and unknown emails alike. The
+	// client IP's limit counts failures only (an office behind one address
+	// signs in freely; a spray across emails from it is stopped).
+	keep, err := a.chargeFailure(c, ruleLoginFailuresIP, a.clientIP(c))
 	if err != nil {
 		return err
 	}
-	if ok, err := password.Verify(u.PasswordHash, req.Password); err != nil || !ok {
-		return invalid
+	u, err := a.checkLogin(c, req.Email, req.Password)
+	keep(isCode(err, "invalid_credentials"))
+	if err != nil {
+		return err
 	}
 	return a.issueGlobal(c, u)
+}
+
+// checkLogin applies the per-email limit and checks the password.
+func (a *API) checkLogin(c echo.Context, email, pw string) (identity.User, error) {
+	if err := a.limit(c, ruleLoginEmail, emailKey(email)); err != nil {
+		return identity.User{}, err
+	}
+	invalid := apperr.New(apperr.Unauthenticated, "invalid_credentials", "email or password is incorrect")
+	if len(pw) > password.MaxLength {
+		return identity.User{}, invalid
+	}
+	u, err := a.store.UserByEmail(c.Request().Context(), strings.TrimSpace(email))
+	if errors.Is(err, store.ErrNotFound) {
+		_, _ = password.Verify(a.dummyHash, pw) // same time as a real check
+		return identity.User{}, invalid
+	}
+	if err != nil {
+		return identity.User{}, err
+	}
+	ok, err := password.Verify(u.PasswordHash, pw)
+	if err != nil {
+		// No usable password (an address reclaimed by a sign-in code):
+		// spend the time of a real check.
+		_, _ = password.Verify(a.dummyHash, pw)
+	}
+	if err != nil || !ok {
+		return identity.User{}, invalid
+	}
+	return u, nil
+}
+
+// isCode reports whether err is a client error with this code.
+func isCode(err error, code string) bool {
+	ae, ok := apperr.As(err)
+	return ok && ae.Code == code
+}
+
+// me answers the caller's account (email_verified, platform_admin).
+func (a *API) me(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"user": toUserResp(caller(c).User)})
+}
+
+// requestEmailVerification mails the caller a token proving their address.
+func (a *API) requestEmailVerification(c echo.Context) error {
+	p := caller(c)
+	if err := a.limit(c, ruleVerifyRequest, p.User.ID); err != nil {
+		return err
+	}
+	if err := a.ident.RequestEmailVerification(c.Request().Context(), p.User); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, statusResp{Status: "sent"})
+}
+
+// confirmEmail spends the caller's verification token: the address is
+// proven, and a PLATFORM_ADMIN_EMAILS address becomes platform admin.
+func (a *API) confirmEmail(c echo.Context) error {
+	var req struct {
+		Token string `json:"token"`
+	}
+	if err := bind(c, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Token) == "" {
+		return apperr.InvalidField("token", "token is required")
+	}
+	p := caller(c)
+	if err := a.limit(c, ruleVerifyConfirm, p.User.ID); err != nil {
+		return err
+	}
+	u, err := a.ident.ConfirmEmail(c.Request().Context(), p.User, strings.TrimSpace(req.Token))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": toUserResp(u)})
 }
 
 func (a *API) issueGlobal(c echo.Context, u identity.User) error {
@@ -170,12 +243,13 @@ type statusResp struct {
 // every well-formed email, known or not, and takes the same time: the lookup
 // and the mail happen in a background job.
 func (a *API) requestOTP(c echo.Context) error {
-	return a.mailByEmail(c, ruleOTPRequest, a.ident.RequestOTP)
+	return a.mailByEmail(c, ruleOTPRequestIP, ruleOTPRequest, a.ident.RequestOTP)
 }
 
 // mailByEmail is the shared shape of the mail-sending routes: validate the
-// email, rate-limit it, queue the job, answer 202 whether or not it exists.
-func (a *API) mailByEmail(c echo.Context, rule ratelimit.Rule, queue func(ctx context.Context, email string) error) error {
+// email, rate-limit the client IP and the email, queue the job, answer 202
+// whether or not it exists.
+func (a *API) mailByEmail(c echo.Context, ipRule, rule ratelimit.Rule, queue func(ctx context.Context, email string) error) error {
 	var req struct {
 		Email string `json:"email"`
 	}
@@ -184,6 +258,9 @@ func (a *API) mailByEmail(c echo.Context, rule ratelimit.Rule, queue func(ctx co
 	}
 	email, err := normalizeEmail(req.Email)
 	if err != nil {
+		return err
+	}
+	if err := a.limit(c, ipRule, a.clientIP(c)); err != nil {
 		return err
 	}
 	if err := a.limit(c, rule, email); err != nil {
@@ -210,20 +287,30 @@ func (a *API) verifyOTP(c echo.Context) error {
 	if strings.TrimSpace(req.Code) == "" {
 		return apperr.InvalidField("code", "code is required")
 	}
-	if err := a.limit(c, ruleOTPVerify, emailKey(req.Email)); err != nil {
+	// Per client IP failed tries only, like login; per email every try.
+	keep, err := a.chargeFailure(c, ruleOTPVerifyFailsIP, a.clientIP(c))
+	if err != nil {
 		return err
 	}
-	u, err := a.ident.VerifyOTP(c.Request().Context(), strings.TrimSpace(req.Email), req.Code)
+	u, err := a.verifyOTPForEmail(c, req.Email, req.Code)
+	keep(isCode(err, "invalid_code"))
 	if err != nil {
 		return err
 	}
 	return a.issueGlobal(c, u)
 }
 
+func (a *API) verifyOTPForEmail(c echo.Context, email, code string) (identity.User, error) {
+	if err := a.limit(c, ruleOTPVerify, emailKey(email)); err != nil {
+		return identity.User{}, err
+	}
+	return a.ident.VerifyOTP(c.Request().Context(), strings.TrimSpace(email), code)
+}
+
 // forgotPassword mails a reset link; like requestOTP it answers 202 the same
 // way for every well-formed email.
 func (a *API) forgotPassword(c echo.Context) error {
-	return a.mailByEmail(c, ruleForgotPassword, a.ident.ForgotPassword)
+	return a.mailByEmail(c, ruleForgotIP, ruleForgotPassword, a.ident.ForgotPassword)
 }
 
 // resetPassword spends a reset token; every session of the user ends.

@@ -1,6 +1,8 @@
 // Package mail sends the platform's plain-text emails (sign-in codes,
-// password resets, invites): over SMTP when SMTP_ADDR is set, otherwise to
-// the log. Senders are synchronous; callers that must not wait (HTTP
+// password resets, address verification, invites): over SMTP when SMTP_ADDR
+// is set; otherwise, in development, to the log, and in production nowhere
+// (DropSender: the text, which carries codes and tokens, is never logged).
+// Senders are synchronous; callers that must not wait (HTTP
 // handlers) send from a background worker.
 package mail
 
@@ -51,4 +53,27 @@ func (s *LogSender) Send(ctx context.Context, m Message) error {
 	}
 	s.log.InfoContext(ctx, "mail", "sender", "log", "to", m.To, "subject", m.Subject, "text", m.Text)
 	return nil
+}
+
+// ErrNoRelay is DropSender's answer: the mail was not sent.
+var ErrNoRelay = errors.New("mail: not sent, no mail relay is configured (SMTP_ADDR is unset)")
+
+// DropSender is the mailer of APP_ENV=prod without SMTP_ADDR. It sends
+// nothing and logs only that a mail was dropped, with its recipient and
+// subject: never the text, which carries sign-in codes and reset,
+// verification and invite tokens (logs are read by more people than
+// mailboxes). Send answers ErrNoRelay, so callers report the mail as not
+// sent (an invite answers 503 mail_unavailable).
+type DropSender struct{ log *slog.Logger }
+
+// NewDropSender returns a DropSender on log.
+func NewDropSender(log *slog.Logger) *DropSender { return &DropSender{log: log} }
+
+// Send drops m.
+func (s *DropSender) Send(ctx context.Context, m Message) error {
+	if err := m.validate(); err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "mail dropped: no mail relay (SMTP_ADDR is unset)", "to", m.To, "subject", m.Subject)
+	return ErrNoRelay
 }

@@ -261,3 +261,28 @@ func TestLogSender(t *testing.T) {
 		}
 	}
 }
+
+// TestDropSender: production without a relay never writes a mail's text
+// (codes, tokens) to the log, and reports the mail as not sent.
+func TestDropSender(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	s := NewDropSender(slog.New(slog.NewJSONHandler(&buf, nil)))
+	err := s.Send(context.Background(), Message{To: "u@example.com", Subject: "Code", Text: "Your code is 654321, token tok_SECRET."})
+	if !errors.Is(err, ErrNoRelay) {
+		t.Errorf("Send = %v, want ErrNoRelay", err)
+	}
+	for _, secret := range []string{"654321", "tok_SECRET"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("the mail text reached the log: %q", buf.String())
+		}
+	}
+	for _, want := range []string{"mail dropped", `"to":"u@example.com"`, `"subject":"Code"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log %q lacks %q", buf.String(), want)
+		}
+	}
+	if err := s.Send(context.Background(), Message{To: "u@example.com", Subject: "a\r\nBcc: x@y"}); err == nil || errors.Is(err, ErrNoRelay) {
+		t.Errorf("a header injection was not refused as such: %v", err)
+	}
+}

@@ -134,7 +134,7 @@ func (s *Store) AllUsers(ctx context.Context, query string, limit, offset int) (
 	var out []UserSummary
 	for rows.Next() {
 		var u UserSummary
-		if err := rows.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.TokenVersion, &u.CreatedAt, &u.TenantCount); err != nil {
+		if err := rows.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.EmailVerified, &u.TokenVersion, &u.CreatedAt, &u.TenantCount); err != nil {
 			return nil, 0, err
 		}
 		out = append(out, u)

@@ -13,41 +13,91 @@ import (
 
 var _ identity.Store = (*Store)(nil)
 
-// PutOTP makes codeHash the user's one live sign-in code (any older code
-// stops working) and purges other users' expired codes.
-func (s *Store) PutOTP(ctx context.Context, userID string, codeHash []byte, expiresAt, now time.Time) error {
-	_, err := s.pool.Exec(ctx, `WITH purge AS (DELETE FROM otp_codes WHERE expires_at < $4 AND user_id <> $1)
-		INSERT INTO otp_codes (user_id, code_hash, expires_at) VALUES ($1, $2, $3)
-		ON CONFLICT (user_id) DO UPDATE SET code_hash = EXCLUDED.code_hash, attempts = 0, expires_at = EXCLUDED.expires_at, created_at = now()`,
-		userID, codeHash, expiresAt, now)
-	return err
+// PutCode stores the user's one code for purpose in the transaction that
+// locks its row: renew is handed the stored row (found false when there was
+// none) and returns the row to store. Other users' expired codes are purged
+// (a row's try window never outlasts its code, so nothing counted is lost).
+func (s *Store) PutCode(ctx context.Context, userID string, purpose identity.Purpose, now time.Time, renew func(old identity.StoredCode, found bool) identity.StoredCode) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM otp_codes WHERE expires_at < $2 AND user_id <> $1`, userID, now); err != nil {
+			return fmt.Errorf("purge codes: %w", err)
+		}
+		// A placeholder row (no valid hash, long expired) gives a first
+		// code a row to lock, so two concurrent puts serialise as resends.
+		var inserted bool
+		err := tx.QueryRow(ctx, `INSERT INTO otp_codes (user_id, purpose, code_hash, expires_at, tries_reset_at)
+			VALUES ($1, $2, '', 'epoch', 'epoch') ON CONFLICT (user_id, purpose) DO NOTHING RETURNING true`, userID, string(purpose)).Scan(&inserted)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("insert code row: %w", err)
+		}
+		var old identity.StoredCode
+		if !inserted {
+			err = tx.QueryRow(ctx, `SELECT code_hash, attempts, expires_at, tries_reset_at FROM otp_codes WHERE user_id = $1 AND purpose = $2 FOR UPDATE`,
+				userID, string(purpose)).Scan(&old.Hash, &old.Tries, &old.ExpiresAt, &old.TriesResetAt)
+			if err != nil {
+				return fmt.Errorf("lock code: %w", err)
+			}
+		}
+		c := renew(old, !inserted)
+		_, err = tx.Exec(ctx, `UPDATE otp_codes SET code_hash = $3, attempts = $4, expires_at = $5, tries_reset_at = $6, created_at = now()
+			WHERE user_id = $1 AND purpose = $2`, userID, string(purpose), c.Hash, c.Tries, c.ExpiresAt, c.TriesResetAt)
+		return err
+	})
 }
 
-// ConsumeOTP locks the user's live sign-in code, asks judge what becomes of
-// it and deletes it or counts a wrong try accordingly, in one transaction
-// (concurrent tries are serialised on the row). Without a live code judge is
-// not called.
-func (s *Store) ConsumeOTP(ctx context.Context, userID string, judge func(identity.StoredCode) identity.CodeFate) error {
+// ConsumeCode locks the user (first, as password changes do, so the two
+// never deadlock), then their code for purpose, asks judge what becomes of
+// the code and applies it in one transaction: concurrent tries serialise on
+// the rows. CodeSpent deletes the code and applies prove's Proof to the user
+// (proveEmail). The user is returned as it then is; a missing user is
+// ErrNotFound. Without a code judge is not called.
+func (s *Store) ConsumeCode(ctx context.Context, userID string, purpose identity.Purpose, judge func(identity.StoredCode) identity.CodeFate,
+	prove func(identity.User) identity.Proof) (identity.User, error) {
+	var u identity.User
 	if !validUUID(userID) {
-		return nil
+		return u, ErrNotFound
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		if u, err = scanUser(tx.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID)); err != nil {
+			return err
+		}
 		var c identity.StoredCode
-		err := tx.QueryRow(ctx, `SELECT code_hash, attempts, expires_at FROM otp_codes WHERE user_id = $1 FOR UPDATE`, userID).
-			Scan(&c.Hash, &c.Tries, &c.ExpiresAt)
+		err = tx.QueryRow(ctx, `SELECT code_hash, attempts, expires_at, tries_reset_at FROM otp_codes WHERE user_id = $1 AND purpose = $2 FOR UPDATE`,
+			userID, string(purpose)).Scan(&c.Hash, &c.Tries, &c.ExpiresAt, &c.TriesResetAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("read otp: %w", err)
+			return fmt.Errorf("read code: %w", err)
 		}
-		if judge(c) == identity.CodeDelete {
-			_, err = tx.Exec(ctx, `DELETE FROM otp_codes WHERE user_id = $1`, userID)
-		} else {
-			_, err = tx.Exec(ctx, `UPDATE otp_codes SET attempts = attempts + 1 WHERE user_id = $1`, userID)
+		switch judge(c) {
+		case identity.CodeCountTry:
+			_, err = tx.Exec(ctx, `UPDATE otp_codes SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2`, userID, string(purpose))
+		case identity.CodeDelete:
+			_, err = tx.Exec(ctx, `DELETE FROM otp_codes WHERE user_id = $1 AND purpose = $2`, userID, string(purpose))
+		case identity.CodeSpent:
+			if _, err = tx.Exec(ctx, `DELETE FROM otp_codes WHERE user_id = $1 AND purpose = $2`, userID, string(purpose)); err == nil {
+				u, err = proveEmail(ctx, tx, u.ID, prove(u))
+			}
 		}
 		return err
 	})
+	return u, err
+}
+
+// proveEmail marks the user's address proven and applies p: the admin flag
+// (never cleared here), and for a reclaim an unusable password and a token
+// version bump.
+func proveEmail(ctx context.Context, tx pgx.Tx, userID string, p identity.Proof) (identity.User, error) {
+	u, err := scanUser(tx.QueryRow(ctx, `UPDATE users SET email_verified = true, platform_admin = platform_admin OR $2,
+		password_hash = CASE WHEN $3 THEN '' ELSE password_hash END,
+		token_version = token_version + CASE WHEN $3 THEN 1 ELSE 0 END
+		WHERE id = $1 RETURNING `+userCols, userID, p.GrantAdmin, p.Reclaim))
+	if err != nil {
+		return u, fmt.Errorf("prove email: %w", err)
+	}
+	return u, nil
 }
 
 // PutPasswordReset makes tokenHash the user's one live reset token (an older
@@ -62,9 +112,10 @@ func (s *Store) PutPasswordReset(ctx context.Context, userID string, tokenHash [
 
 // ResetPassword spends the live, unexpired reset token with tokenHash: in
 // one transaction the token is deleted, the password replaced, the token
-// version bumped (every issued JWT stops working) and the user's other codes
-// and tokens deleted. An unknown, used or expired token is ErrNotFound.
-func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time) (identity.User, error) {
+// version bumped (every issued JWT stops working), the user's other codes
+// and tokens deleted and the address proven with prove's Proof (the token
+// was mailed to it). An unknown, used or expired token is ErrNotFound.
+func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash string, now time.Time, prove func(identity.User) identity.Proof) (identity.User, error) {
 	var u identity.User
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var userID string
@@ -75,7 +126,10 @@ func (s *Store) ResetPassword(ctx context.Context, tokenHash []byte, newHash str
 		if err != nil {
 			return fmt.Errorf("spend reset token: %w", err)
 		}
-		u, err = setPassword(ctx, tx, userID, newHash)
+		if u, err = setPassword(ctx, tx, userID, newHash); err != nil {
+			return err
+		}
+		u, err = proveEmail(ctx, tx, userID, prove(u))
 		return err
 	})
 	return u, err

@@ -87,22 +87,24 @@ func validUUID(s string) bool {
 // NUL); anything else cannot match a stored value.
 func validText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
 
-const userCols = `id::text, email, name, password_hash, platform_admin, token_version, created_at`
+const userCols = `id::text, email, name, password_hash, platform_admin, email_verified, token_version, created_at`
 
 func scanUser(row pgx.Row) (identity.User, error) {
 	var u identity.User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.TokenVersion, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.PasswordHash, &u.PlatformAdmin, &u.EmailVerified, &u.TokenVersion, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, ErrNotFound
 	}
 	return u, err
 }
 
-// CreateUser inserts a user; a taken email (case-insensitive) is ErrEmailTaken.
-func (s *Store) CreateUser(ctx context.Context, email, name, hash string, admin bool) (identity.User, error) {
+// CreateUser inserts a user, unverified and not a platform admin (only a
+// proven address makes an admin); a taken email (case-insensitive) is
+// ErrEmailTaken.
+func (s *Store) CreateUser(ctx context.Context, email, name, hash string) (identity.User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx,
-		`INSERT INTO users (email, name, password_hash, platform_admin) VALUES ($1, $2, $3, $4) RETURNING `+userCols,
-		email, name, hash, admin))
+		`INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING `+userCols,
+		email, name, hash))
 	if pgdb.IsUniqueViolation(err) {
 		return u, ErrEmailTaken
 	}
@@ -126,8 +128,10 @@ func (s *Store) UserByID(ctx context.Context, id string) (identity.User, error) 
 }
 
 // GrantPlatformAdmin flags the users with these emails (any case) as
-// platform admins.
-func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string) (int64, error) {
+// platform admins; with verifiedOnly only those whose address is proven
+// (PLATFORM_ADMIN_EMAILS at start), else whatever their address (the
+// operator's grant-admin command).
+func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string, verifiedOnly bool) (int64, error) {
 	lower := make([]string, 0, len(emails))
 	for _, e := range emails {
 		if validText(e) {
@@ -137,7 +141,8 @@ func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string) (int64,
 	if len(lower) == 0 {
 		return 0, nil
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET platform_admin = true WHERE lower(email) = ANY($1) AND NOT platform_admin`, lower)
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET platform_admin = true WHERE lower(email) = ANY($1) AND NOT platform_admin
+		AND (email_verified OR NOT $2)`, lower, verifiedOnly)
 	return tag.RowsAffected(), err
 }
 

@@ -42,7 +42,7 @@ func newStore(t *testing.T) *Store {
 
 func user(t *testing.T, s *Store, name string) audit.Actor {
 	t.Helper()
-	u, err := s.CreateUser(context.Background(), name+"@x.example", name, "hash", false)
+	u, err := s.CreateUser(context.Background(), name+"@x.example", name, "hash")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,5 +247,58 @@ func TestLockWaiterSeesThePlanChange(t *testing.T) {
 	<-done
 	if waiterErr != nil || waiterPlan != "pro" {
 		t.Errorf("waiter: plan %q, err %v; want the new plan pro", waiterPlan, waiterErr)
+	}
+}
+
+// TestCodeCountUnderConcurrentResends: resends and wrong tries racing on one
+// user's code never lose a counted try (PutCode locks the row it renews; a
+// first code locks a placeholder row, so two first puts serialise too).
+func TestCodeCountUnderConcurrentResends(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	u := user(t, s, "resender")
+	now := time.Now()
+	keep := func(old identity.StoredCode, found bool) identity.StoredCode {
+		c := identity.StoredCode{Hash: []byte("code"), ExpiresAt: now.Add(time.Hour), TriesResetAt: now.Add(time.Hour)}
+		if found && now.Before(old.TriesResetAt) {
+			c.Tries, c.TriesResetAt = old.Tries, old.TriesResetAt
+		}
+		return c
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	counted := 0
+	for i := range 16 {
+		wg.Go(func() {
+			if i%2 == 0 {
+				if err := s.PutCode(ctx, u.UserID, identity.PurposeSignIn, now, keep); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			_, err := s.ConsumeCode(ctx, u.UserID, identity.PurposeSignIn, func(identity.StoredCode) identity.CodeFate {
+				mu.Lock()
+				counted++
+				mu.Unlock()
+				return identity.CodeCountTry
+			}, func(identity.User) identity.Proof { t.Error("proof asked for a wrong try"); return identity.Proof{} })
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	var tries int
+	if err := s.pool.QueryRow(ctx, `SELECT attempts FROM otp_codes WHERE user_id = $1 AND purpose = 'sign_in'`, u.UserID).Scan(&tries); err != nil {
+		t.Fatal(err)
+	}
+	if tries != counted {
+		t.Errorf("attempts = %d, but %d wrong tries were counted", tries, counted)
+	}
+	// A spent code proves the address: verified, and the proof applied.
+	got, err := s.ConsumeCode(ctx, u.UserID, identity.PurposeSignIn, func(identity.StoredCode) identity.CodeFate { return identity.CodeSpent },
+		func(identity.User) identity.Proof { return identity.Proof{GrantAdmin: true, Reclaim: true} })
+	if err != nil || !got.EmailVerified || !got.PlatformAdmin || got.PasswordHash != "" || got.TokenVersion != 1 {
+		t.Errorf("after a spent code: %+v, %v", got, err)
 	}
 }
