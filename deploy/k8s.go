@@ -13,8 +13,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -40,9 +40,20 @@ func CheckK8s(ctx context.Context, repo Repo) *Report {
 	rep := &Report{}
 	entries, err := os.ReadDir(filepath.Join(repo.Root, k8sRoot, "overlays"))
 	if rep.check("k8s.overlays", err == nil, "%s/overlays lists (%v)", k8sRoot, err) {
+		dirs := map[string]bool{}
 		for _, e := range entries {
-			known := slices.ContainsFunc(k8sOverlays, func(o k8sOverlay) bool { return o.dir == k8sRoot+"/overlays/"+e.Name() })
-			rep.check("k8s.overlays", !e.IsDir() || known, "overlay %s is one the checks render", e.Name())
+			if e.IsDir() {
+				dirs[e.Name()] = true
+			}
+		}
+		for f := range repo.Files {
+			if rest, ok := strings.CutPrefix(f, k8sRoot+"/overlays/"); ok && strings.Contains(rest, "/") {
+				dirs[strings.SplitN(rest, "/", 2)[0]] = true
+			}
+		}
+		for _, d := range slices.Sorted(mapsKeys(dirs)) {
+			known := slices.ContainsFunc(k8sOverlays, func(o k8sOverlay) bool { return o.dir == k8sRoot+"/overlays/"+d })
+			rep.check("k8s.overlays", known, "overlay %s is one the checks render", d)
 		}
 	}
 	for _, o := range k8sOverlays {

@@ -721,4 +721,3 @@ func checkScaling(rep *Report, m *manifests) {
 			"%s: %s has one PodDisruptionBudget %v that lets a node drain (%d replicas)", o, w, mine, replicas)
 	}
 }
-

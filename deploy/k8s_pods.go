@@ -112,7 +112,7 @@ func checkEnv(rep *Report, m *manifests, c *container, b k8sBinary, reads map[st
 		case runtimeEnv[e.Name]:
 			msg = " (its Go runtime)"
 		}
-		rep.check("k8s.env-read", read || announced || runtimeEnv[e.Name], "%s: %s sets %s: read by %s%s", o, c, e.Name, b.name, msg)
+		rep.check("k8s.env-read", read || announced || runtimeEnv[e.Name], "%s: %s sets %s, a variable %s reads%s", o, c, e.Name, b.name, msg)
 	}
 	required := slices.Clone(b.required[c.role])
 	if envLiteral(c.c, "APP_ENV") == "prod" {
