@@ -318,7 +318,7 @@ func envLiteral(c *corev1.Container, name string) string {
 	return ""
 }
 
-// allSecrets are the Secrets the pods may reference: rendered and examples.
+// secret is a Secret the pods may reference: rendered, or in the examples file.
 func (m *manifests) secret(name string) (*corev1.Secret, bool) {
 	if s, ok := m.secrets[name]; ok {
 		return s, true
@@ -478,9 +478,6 @@ func checkWorkloadSet(rep *Report, m *manifests) {
 		}
 	}
 }
-
-// quoteList renders names for messages.
-func quoteList(xs []string) string { return "[" + strings.Join(xs, " ") + "]" }
 
 // fmtPort is a port for messages.
 func fmtPort(w *workload, port int32) string { return fmt.Sprintf("%s:%d", w.name, port) }

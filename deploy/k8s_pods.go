@@ -165,7 +165,11 @@ func checkProbeRoutes(rep *Report, repo Repo, o string, c *container, b k8sBinar
 			httpPort = cp.ContainerPort
 		}
 	}
-	for kind, p := range map[string]*corev1.Probe{"startup": c.c.StartupProbe, "liveness": c.c.LivenessProbe, "readiness": c.c.ReadinessProbe} {
+	for _, kp := range []struct {
+		kind string
+		p    *corev1.Probe
+	}{{"startup", c.c.StartupProbe}, {"liveness", c.c.LivenessProbe}, {"readiness", c.c.ReadinessProbe}} {
+		kind, p := kp.kind, kp.p
 		if p == nil {
 			continue
 		}
