@@ -8,7 +8,10 @@ import (
 // AppendUnquoted appends the decoded text of lit, a raw JSON string literal
 // (quotes included, as SkipValue delimits it), to dst. ok is false when lit
 // is not a well-formed string literal; dst is then returned unchanged.
-// Invalid UTF-8 and lone surrogates decode to U+FFFD, as encoding/json does.
+// Lone surrogate escapes decode to U+FFFD, as encoding/json does; raw bytes
+// that are not valid UTF-8 are kept as they are (encoding/json would
+// replace them), so that a character an upstream split across two stream
+// events is whole again once their texts are joined.
 func AppendUnquoted(dst, lit []byte) (out []byte, ok bool) {
 	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
 		return dst, false
@@ -67,12 +70,8 @@ func AppendUnquoted(dst, lit []byte) (out []byte, ok bool) {
 			dst = append(dst, s[i:j]...)
 			i = j
 		default:
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = utf8.AppendRune(dst, utf8.RuneError)
-			} else {
-				dst = append(dst, s[i:i+size]...)
-			}
+			_, size := utf8.DecodeRune(s[i:])
+			dst = append(dst, s[i:i+size]...)
 			i += size
 		}
 	}
