@@ -370,7 +370,7 @@ type wholeFormat struct {
 	paths *textpath.Trie
 }
 
-func (f wholeFormat) Name() string                   { return f.name }
+func (f wholeFormat) Name() string                  { return f.name }
 func (f wholeFormat) TextPaths(bool) *textpath.Trie { return f.paths }
 
 // wholeEvent evaluates an event repeating whole texts like a complete

@@ -314,7 +314,9 @@ func bedrockShapes(t testing.TB) []streamShape {
 	}
 }
 
-func allShapes(t testing.TB) []streamShape { return append(append([]streamShape(nil), sseShapes...), bedrockShapes(t)...) }
+func allShapes(t testing.TB) []streamShape {
+	return append(append([]streamShape(nil), sseShapes...), bedrockShapes(t)...)
+}
 
 func responseRules(t testing.TB, rules ...policy.Rule) *policy.Set {
 	t.Helper()
