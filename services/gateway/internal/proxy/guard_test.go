@@ -539,3 +539,65 @@ func TestStreamErrorEventShapes(t *testing.T) {
 		}
 	}
 }
+
+// A long answer in small pieces: text is released as it passes the window
+// and redacted exactly as the same answer in one JSON body would be.
+func TestStreamGuardLongTextMatchesWholeBody(t *testing.T) {
+	set := responseRules(t,
+		policy.Rule{Type: policy.TypePII, Action: policy.ActionRedact, Config: []byte(`{}`)},
+		policy.Rule{Type: policy.TypeSecrets, Action: policy.ActionRedact, Config: []byte(`{}`)},
+		policy.Rule{Type: policy.TypeKeyword, Action: policy.ActionRedact, Config: []byte(`{"keywords":["bluebird"],"whole_word":true}`)},
+	)
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "Line %d: write to user%d@example.com about bluebird%s, key AKIAZ7QW3RTY5UIOP2L%c, call 415-555-01%02d. ", i, i,
+			map[bool]string{true: "s"}[i%3 == 0], 'A'+rune(i%20), i)
+	}
+	text := b.String()
+	var pieces []string
+	for i, n := 0, 0; i < len(text); i += n {
+		n = min(3+i%5, len(text)-i)
+		pieces = append(pieces, text[i:i+n])
+	}
+	whole := set.Evaluate(policy.Input{Body: []byte(text), Raw: true, Direction: policy.DirectionResponse})
+	if !whole.Redacted {
+		t.Fatal("nothing to redact")
+	}
+	for _, sh := range allShapes(t) {
+		t.Run(sh.name, func(t *testing.T) {
+			out, c := relayGuarded(t, sh, set, sh.build(pieces), false)
+			got, errored := sh.read(t, out)
+			if errored || got != string(whole.Body) {
+				t.Fatalf("stream redacted to\n%q\nwhole body redacted to\n%q", got, whole.Body)
+			}
+			if c.outcome != usage.OutcomeRedacted || len(c.violations) != 3 {
+				t.Fatalf("outcome %s, %d violations", c.outcome, len(c.violations))
+			}
+		})
+	}
+}
+
+// Choices of one chunk stream are separate texts: a key split across the
+// events of one choice is found although the other choice's deltas come
+// between.
+func TestStreamGuardChannels(t *testing.T) {
+	set := responseRules(t, policy.Rule{Type: policy.TypeSecrets, Action: policy.ActionRedact, Config: []byte(`{}`)})
+	ev := func(i int, s string) string {
+		return `data: {"choices":[{"index":` + strconv.Itoa(i) + `,"delta":{"content":` + rawQuote(s) + `}}]}` + "\n\n"
+	}
+	up := ev(0, "key AKIAZ7QW") + ev(1, "other ") + ev(0, "3RTY5UIOP2LK.") + ev(1, "text") +
+		`data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":1,"delta":{},"finish_reason":"stop"}]}` + "\n\ndata: [DONE]\n\n"
+	out, _ := relayGuarded(t, sseShapes[0], set, []byte(up), false)
+	texts := map[float64]string{}
+	for _, e := range sseEvents(t, out) {
+		if e[1] == "[DONE]" {
+			continue
+		}
+		for _, ch := range decodeJSON(t, e[1])["choices"].([]any) {
+			texts[dig(ch, "index").(float64)] += str(dig(ch, "delta", "content"))
+		}
+	}
+	if texts[0] != "key [REDACTED:AWS_ACCESS_KEY]." || texts[1] != "other text" {
+		t.Fatalf("choices: %v", texts)
+	}
+}

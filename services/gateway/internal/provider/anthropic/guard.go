@@ -26,10 +26,10 @@ func (*Provider) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 
 // ParseEvent reads one Messages API stream event (its JSON, whose "type"
 // names it, as SDKs read it): content_block_delta's delta.text and
-// content_block_start's content_block.text are deltas of the block's index;
-// ping, message_start (evaluated whole) and the deltas of tool input,
-// thinking and signatures are neutral; block stops, message_delta,
-// message_stop and errors end the texts. Bedrock's InvokeModel streams carry
+// content_block_start's content_block.text are deltas of the block's index
+// (a block start ends the texts before it); ping and the deltas of tool
+// input, thinking and signatures are neutral; message_start is evaluated
+// whole; block stops, message_delta, message_stop and errors end the texts. Bedrock's InvokeModel streams carry
 // the same events.
 func ParseEvent(doc []byte, ev *provider.StreamEvent) {
 	if !jsonscan.Valid(doc) {
@@ -50,7 +50,9 @@ func ParseEvent(doc []byte, ev *provider.StreamEvent) {
 	case "content_block_delta":
 		innerKey = "delta"
 	case "content_block_start":
-		innerKey = "content_block"
+		// A new block: earlier texts end; its own text (normally "") is
+		// released at once rather than cloned later as a block start.
+		innerKey, ev.End = "content_block", true
 	case "ping":
 		ev.Kind = provider.EventNeutral
 		return
@@ -70,8 +72,11 @@ func ParseEvent(doc []byte, ev *provider.StreamEvent) {
 			})
 		}
 	})
-	if ev.Kind != provider.EventText && inner >= 0 {
+	if ev.Kind != provider.EventText && inner >= 0 && !ev.End {
 		ev.Kind = provider.EventNeutral // tool input, thinking, signatures
+	}
+	if ev.Kind != provider.EventText {
+		ev.End = false
 	}
 }
 
