@@ -71,6 +71,27 @@ func (s *Set) StreamHold(in Input) (hold int, enforce bool) {
 	return min(hold+StreamRightContext, StreamHoldCap), true
 }
 
+// RespondsTo reports whether any response rule (flag and shadow included)
+// applies to in (direction and scope; Body is ignored).
+func (s *Set) RespondsTo(in Input) bool {
+	if !s.HasResponseRules() {
+		return false
+	}
+	in.Body, in.Raw, in.Direction = nil, true, DirectionResponse
+	st := statePool.Get().(*evalState)
+	st.reset(&in, dirResponse, s.lex)
+	found := false
+	for i := range s.rules {
+		if r := &s.rules[i]; r.dirs&dirResponse != 0 && r.scope.match(st) {
+			found = true
+			break
+		}
+	}
+	st.release()
+	statePool.Put(st)
+	return found
+}
+
 func (cr *compiledRule) streamEnforced() bool {
 	return cr.dirs&dirResponse != 0 && !cr.shadow && cr.action != actFlag
 }

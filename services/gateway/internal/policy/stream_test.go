@@ -3,6 +3,8 @@ package policy
 import (
 	"strings"
 	"testing"
+
+	"trueportai/services/gateway/internal/textpath"
 )
 
 func respRule(id, typ, action string, cfg any) Rule {
@@ -40,6 +42,11 @@ func TestStreamHold(t *testing.T) {
 			}
 		})
 	}
+	scoped := respRule("f", TypePII, ActionFlag, nil)
+	scoped.Scope.Providers = []string{"anthropic"}
+	if set := mustCompile(t, scoped); set.RespondsTo(Input{}) || !set.RespondsTo(Input{Provider: namedFormat("anthropic")}) {
+		t.Fatal("RespondsTo ignores the scope")
+	}
 	if h, ok := (*Set)(nil).StreamHold(Input{}); h != 0 || ok {
 		t.Fatal("nil set holds")
 	}
@@ -68,3 +75,8 @@ func TestScanText(t *testing.T) {
 		t.Fatalf("clean text: %+v", got)
 	}
 }
+
+type namedFormat string
+
+func (n namedFormat) Name() string                { return string(n) }
+func (namedFormat) TextPaths(bool) *textpath.Trie { return nil }

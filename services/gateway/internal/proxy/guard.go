@@ -73,18 +73,22 @@ type guardChannel struct {
 	tmplRaw, tmplName, tmplData []byte // the channel's last text event
 }
 
-// newStreamGuard returns the guard of a stream, or nil when the provider's
-// streams cannot be read (response rules then only flag, on raw events).
-func newStreamGuard(c *call) *streamGuard {
+// newStreamGuard returns the guard of a stream; nil with applies=true when
+// the provider's streams cannot be read (response rules then only flag, on
+// raw events), applies=false when no response rule is in scope.
+func newStreamGuard(c *call) (g *streamGuard, applies bool) {
+	in := policy.Input{Provider: c.prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Direction: policy.DirectionResponse}
+	if !c.rules.RespondsTo(in) {
+		return nil, false
+	}
 	st, ok := c.prov.(provider.StreamText)
 	if !ok {
-		return nil
+		return nil, true
 	}
-	g := &streamGuard{st: st, set: c.rules, t: &c.target,
-		in: policy.Input{Provider: c.prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID, Direction: policy.DirectionResponse}}
+	g = &streamGuard{st: st, set: c.rules, t: &c.target, in: in}
 	g.hold, g.enforce = c.rules.StreamHold(g.in)
 	g.batch = min(max(g.hold/8, 32), 512)
-	return g
+	return g, true
 }
 
 func (g *streamGuard) channel(id int) *guardChannel {

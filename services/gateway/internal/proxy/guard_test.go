@@ -424,15 +424,20 @@ func TestStreamGuardBlocks(t *testing.T) {
 // rules see the whole text (a key split across events included).
 func TestStreamGuardPassThrough(t *testing.T) {
 	flags := responseRules(t, policy.Rule{Type: policy.TypeSecrets, Action: policy.ActionFlag, Config: []byte(`{}`)})
+	elsewhere := responseRules(t, policy.Rule{Type: policy.TypeSecrets, Action: policy.ActionBlock, Config: []byte(`{}`),
+		Scope: policy.Scope{Envs: []string{"staging"}}})
 	for _, sh := range allShapes(t) {
-		for name, set := range map[string]*policy.Set{"no rules": nil, "flag only": flags} {
+		for name, set := range map[string]*policy.Set{"no rules": nil, "flag only": flags, "out of scope": elsewhere} {
 			t.Run(sh.name+" "+name, func(t *testing.T) {
 				up := sh.build(splitPieces)
 				out, c := relayGuarded(t, sh, set, up, false)
 				if !bytes.Equal(out, up) {
 					t.Fatalf("stream altered:\n got %q\nwant %q", out, up)
 				}
-				if set != nil && (c.outcome != usage.OutcomeFlagged || len(c.violations) != 1 || c.violations[0].Action != policy.ActionFlag) {
+				if set == elsewhere && (c.outcome != usage.OutcomeOK || len(c.violations) != 0) {
+					t.Fatalf("out of scope: outcome %s, violations %+v", c.outcome, c.violations)
+				}
+				if set == flags && (c.outcome != usage.OutcomeFlagged || len(c.violations) != 1 || c.violations[0].Action != policy.ActionFlag) {
 					t.Fatalf("outcome %s, violations %+v", c.outcome, c.violations)
 				}
 			})

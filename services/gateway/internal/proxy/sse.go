@@ -38,7 +38,7 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 	var seen bytes.Buffer // raw event data, for providers the guard cannot read
 	watch := c.rules.HasResponseRules()
 	if watch {
-		g = newStreamGuard(c)
+		g, watch = newStreamGuard(c)
 	}
 	write := func(b []byte) error {
 		if c.firstByte.IsZero() {
