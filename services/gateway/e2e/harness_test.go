@@ -180,6 +180,9 @@ type recordingUpstream struct {
 	got    []http.Header
 	raw    []string
 	bodies []string
+	// answer, when set, may answer a request instead of the fake provider
+	// (it reports whether it did).
+	answer func(w http.ResponseWriter, r *http.Request, body []byte) bool
 }
 
 func (u *recordingUpstream) headers() []http.Header {
@@ -199,7 +202,11 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 		up.got = append(up.got, r.Header.Clone())
 		up.raw = append(up.raw, r.URL.RequestURI())
 		up.bodies = append(up.bodies, string(body))
+		answer := up.answer
 		up.mu.Unlock()
+		if answer != nil && answer(w, r, body) {
+			return
+		}
 		fake.ServeHTTP(w, r)
 	}))
 	t.Cleanup(up.srv.Close)

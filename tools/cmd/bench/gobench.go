@@ -2,10 +2,12 @@ package main
 
 // bench go: the Go micro-benchmarks of the hot path, the proxy handler per
 // request (ns, bytes, allocations), policy evaluation of 10 rules on a 4 KB
-// prompt (target ≤ 50 µs) and response metering. Each runs BENCH_GO_COUNT
-// [5] times; the table shows the median ns/op and the B/op and allocs/op of
-// the last run (exact). Written to stdout and into the bench-go block of
-// BENCH_GO_OUT [docs/benchmarks.md] (empty: stdout only).
+// prompt (target ≤ 50 µs), response metering and, unless
+// BENCH_GO_FIRST_CHUNK=0, the time to first chunk of a stream with one
+// response rule against none (target: ≤ 1 ms added at p50). Each runs
+// BENCH_GO_COUNT [5] times; the table shows the median ns/op and the B/op
+// and allocs/op of the last run (exact). Written to stdout and into the
+// bench-go block of BENCH_GO_OUT [docs/benchmarks.md] (empty: stdout only).
 
 import (
 	"bytes"
@@ -24,7 +26,11 @@ var goBenchmarks = []struct{ fn, expr string }{
 	{"BenchmarkProxyJSON", "^BenchmarkProxy(JSON|Stream|JSONPolicies)$"},
 	{"BenchmarkEvaluate10Rules4KB", "^BenchmarkEvaluate10Rules4KB$"},
 	{"BenchmarkMeterJSON", "^BenchmarkMeterJSON$/^(chat.json|long_100KB)$"},
+	{"BenchmarkStreamFirstChunk", "^BenchmarkStreamFirstChunk$"},
 }
+
+// firstChunkUnit is BenchmarkStreamFirstChunk's p50 metric.
+const firstChunkUnit = "ns/first-chunk-p50"
 
 func benchGo(ctx context.Context) error {
 	count, err := envInt("BENCH_GO_COUNT", 5)
@@ -32,8 +38,15 @@ func benchGo(ctx context.Context) error {
 		return err
 	}
 	out := envSet("BENCH_GO_OUT", "docs/benchmarks.md")
+	firstChunk, err := envInt("BENCH_GO_FIRST_CHUNK", 1)
+	if err != nil {
+		return err
+	}
 	var lines []benchLine
 	for _, b := range goBenchmarks {
+		if b.fn == "BenchmarkStreamFirstChunk" && firstChunk == 0 {
+			continue
+		}
 		dir, err := benchDir(b.fn)
 		if err != nil {
 			return err
@@ -93,8 +106,35 @@ func goReport(lines []benchLine, count int, now time.Time) string {
 	return fmt.Sprintf("## Go micro-benchmarks (last `make bench`)\n\n"+
 		"- command: `bench go` (tools/cmd/bench, run by `make bench`), %d runs each; date: %s; commit: %s\n"+
 		"- %s; %d cores, shared with whatever else runs (ns/op varies by ±20%%; B/op and allocs/op are exact)\n"+
-		"- policy evaluation, 10 rules, 4 KB prompt: slowest median %.1f µs, target ≤ 50 µs: %s\n"+
+		"- policy evaluation, 10 rules, 4 KB prompt: slowest median %.1f µs, target ≤ 50 µs: %s\n%s"+
 		"- allocations per proxied request are also held by `TestAllocsPerRequestBudget` in `make test`\n\n%s",
 		count, now.Format("2006-01-02 15:04 UTC"), commit("services"), goVersion(), m.cores, evalNs/1000, verdict,
-		strings.TrimRight(table.String(), "\n"))
+		firstChunkLine(lines), strings.TrimRight(table.String(), "\n"))
+}
+
+// firstChunkLine reports the time to first chunk of a stream with one
+// response rule against none (medians of BenchmarkStreamFirstChunk's p50
+// over the runs), or nothing when it did not run.
+func firstChunkLine(lines []benchLine) string {
+	var none, one []float64
+	for _, l := range lines {
+		v, ok := l.values[firstChunkUnit]
+		switch {
+		case !ok:
+		case strings.HasSuffix(l.name, "/no_response_rule"):
+			none = append(none, v)
+		case strings.HasSuffix(l.name, "/one_response_rule"):
+			one = append(one, v)
+		}
+	}
+	if len(none) == 0 || len(one) == 0 {
+		return ""
+	}
+	added := median(one) - median(none)
+	verdict := "met"
+	if added > 1e6 {
+		verdict = "**missed**"
+	}
+	return fmt.Sprintf("- stream time to first chunk (p50): %.1f µs with one response rule, %.1f µs without (added %.1f µs), target ≤ 1 ms added: %s\n",
+		median(one)/1000, median(none)/1000, added/1000, verdict)
 }

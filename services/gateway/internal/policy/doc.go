@@ -44,9 +44,11 @@
 // AWS_ACCESS_KEY, ...; KEYWORD, REGEX, PROMPT_INJECTION for those types)
 // inside the JSON strings they came from. Overlapping matches merge into
 // one replacement labelled by the highest-priority rule involved. The
-// proxy forwards Result.Body, so what was checked is what is sent. For
-// streamed responses (flag only: the events are already sent) the caller ignores Blocked
-// and Body.
+// proxy forwards Result.Body, so what was checked is what is sent.
+// Streamed responses are enforced on a sliding window of their text
+// (stream.go: StreamHold bounds the matches of the rules in force,
+// ScanText finds them in plain text, Input.Raw); the whole text is
+// evaluated once at the end for the record.
 //
 // # Text extraction
 //

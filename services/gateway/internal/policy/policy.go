@@ -86,6 +86,8 @@ type Input struct {
 	KeyID     string
 	Body      []byte
 	Direction string // request (default) | response
+	// Raw makes Body plain text (a stream's text), never parsed as JSON.
+	Raw bool
 }
 
 // Result of an evaluation.

@@ -110,7 +110,7 @@ func (st *evalState) ensureText() {
 	if len(b) == 0 {
 		return
 	}
-	if st.parseJSON(b, textPaths(st.in.Provider, st.dir)) {
+	if !st.in.Raw && st.parseJSON(b, textPaths(st.in.Provider, st.dir)) {
 		return
 	}
 	st.raw = true

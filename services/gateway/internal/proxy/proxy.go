@@ -437,6 +437,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		}
 		if errors.Is(err, errTooLarge) {
 			p.refuse(w, c, refusal{http.StatusRequestEntityTooLarge, "request_too_large", "request body exceeds " + strconv.FormatInt(p.opts.BodyLimit, 10) + " bytes"})
+		} else if errors.Is(err, errUnsupportedEncoding) || errors.Is(err, errBadEncoding) {
+			p.refuse(w, c, encodingRefusal(err, p.opts.BodyLimit))
 		} else {
 			p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_body", "could not read the request body"})
 		}
@@ -649,6 +651,10 @@ func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
+	coding, err := bodyEncoding(r.Header)
+	if err != nil {
+		return nil, err
+	}
 	if r.ContentLength > limit {
 		return nil, errTooLarge
 	}
@@ -661,6 +667,9 @@ func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	}
 	if n > limit {
 		return nil, errTooLarge
+	}
+	if coding != "" {
+		return decodeBody(coding, buf, limit) // decode.go
 	}
 	return buf.Bytes(), nil
 }

@@ -433,10 +433,15 @@ func TestResponseRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	answer := "contact ops@corp.example"
+	streamed := []string{"project blue", "bird"}
 	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(r.Header.Get("Accept"), "event-stream") {
 			w.Header().Set("Content-Type", "text/event-stream")
-			_, _ = io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"project bluebird"}}]}`+"\n\ndata: [DONE]\n\n")
+			for _, s := range streamed {
+				_, _ = io.WriteString(w, `data: {"choices":[{"index":0,"delta":{"content":"`+s+`"}}]}`+"\n\n")
+				w.(http.Flusher).Flush()
+			}
+			_, _ = io.WriteString(w, "data: [DONE]\n\n")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -466,15 +471,27 @@ func TestResponseRules(t *testing.T) {
 		t.Fatalf("event: %+v", ev)
 	}
 
-	// Streams are already on the wire: response rules flag.
+	// Streams: the block rule ends the stream before the word, with the
+	// provider's error event; the redact rule rewrites an address split
+	// across events.
 	resp = post(t, url, map[string]string{"X-Api-Key": callerKey, "Accept": "text/event-stream"}, `{"model":"gpt-4o-mini","stream":true}`)
 	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "bluebird") {
-		t.Fatalf("stream altered: %s", b)
+	if strings.Contains(string(b), "bluebird") || !strings.Contains(string(b), `"code":"policy_violation"`) {
+		t.Fatalf("stream not blocked: %s", b)
 	}
 	ev := f.evs.wait(t)
-	if ev.Outcome != usage.OutcomeFlagged || len(ev.Violations) != 1 || ev.Violations[0].Action != "flag" {
+	if ev.Outcome != usage.OutcomeBlocked || len(ev.Violations) != 1 || ev.Violations[0].Action != "block" {
+		t.Fatalf("stream event: %+v", ev)
+	}
+	streamed = []string{"write to ops@co", "rp.example today"}
+	resp = post(t, url, map[string]string{"X-Api-Key": callerKey, "Accept": "text/event-stream"}, `{"model":"gpt-4o-mini","stream":true}`)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(b), "ops@") || strings.Contains(string(b), "rp.example") || !strings.Contains(string(b), "[REDACTED:EMAIL]") {
+		t.Fatalf("stream not redacted: %s", b)
+	}
+	if ev := f.evs.wait(t); ev.Outcome != usage.OutcomeRedacted || len(ev.Violations) != 1 || ev.Violations[0].Action != "redact" {
 		t.Fatalf("stream event: %+v", ev)
 	}
 }

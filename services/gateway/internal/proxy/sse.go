@@ -13,7 +13,8 @@ import (
 	"trueportai/services/gateway/internal/usage"
 )
 
-// streamWatchLimit bounds the stream text kept for response-rule flagging.
+// streamWatchLimit bounds the raw stream data kept for response-rule
+// flagging when the provider's stream text cannot be read.
 const streamWatchLimit = 1 << 20
 
 // relayStream copies a streamed response one event at a time, in the
@@ -30,25 +31,21 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 	fr := framing.Framer(&c.idleBody)
 	defer fr.Release()
 
-	// Response rules on streams flag only: the events are already sent.
-	var seen bytes.Buffer
+	// Response rules: the guard holds back, redacts and blocks the text
+	// (block/redact rules) or only collects it (flags); without response
+	// rules events pass untouched.
+	var g *streamGuard
+	var seen bytes.Buffer // raw event data, for providers the guard cannot read
 	watch := c.rules.HasResponseRules()
-	deliver := func(raw, name, data []byte) error {
-		if len(data) > 0 || len(name) > 0 {
-			forward := meter.Event(name, data)
-			if watch && seen.Len()+len(data) < streamWatchLimit {
-				seen.Write(data)
-				seen.WriteByte('\n')
-			}
-			if !forward {
-				return nil
-			}
-		}
+	if watch {
+		g, watch = newStreamGuard(c)
+	}
+	write := func(b []byte) error {
 		if c.firstByte.IsZero() {
 			c.firstByte = p.now()
 		}
-		c.keepResponse(raw)
-		if _, err := w.Write(raw); err != nil {
+		c.keepResponse(b)
+		if _, err := w.Write(b); err != nil {
 			return err
 		}
 		// Skip the flush only when a complete next event is already buffered:
@@ -59,8 +56,52 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 		}
 		return rc.Flush()
 	}
+	// blocked ends a stream the guard stopped: the violation is recorded
+	// and the provider's error event closes what was sent.
+	blocked := func(out []byte) {
+		v := g.record(c)
+		out = g.stopEvent(out, v)
+		if g.failed {
+			c.outcome, c.errText = usage.OutcomeError, "response stream could not be re-encoded"
+		} else {
+			c.errText = "response blocked by policy"
+		}
+		c.keepResponse(out)
+		if _, err := w.Write(out); err == nil {
+			_ = rc.Flush()
+		}
+	}
+	deliver := func(raw, name, data []byte) (stop bool, err error) {
+		forward := true
+		if len(data) > 0 || len(name) > 0 {
+			forward = meter.Event(name, data)
+			if g == nil && watch && seen.Len()+len(data) < streamWatchLimit {
+				seen.Write(data)
+				seen.WriteByte('\n')
+			}
+		}
+		if g != nil {
+			out, stop := g.event(raw, name, data, forward)
+			if stop {
+				blocked(out)
+				return true, nil
+			}
+			if len(out) == 0 {
+				return false, nil
+			}
+			return false, write(out)
+		}
+		if !forward {
+			return false, nil
+		}
+		return false, write(raw)
+	}
 	defer func() {
 		c.usage = meter.Usage()
+		if g != nil {
+			g.record(c)
+			return
+		}
 		if watch && seen.Len() > 0 {
 			res := c.rules.Evaluate(policy.Input{Provider: c.prov, Env: c.key.Env, Model: c.model, KeyID: c.key.ID,
 				Body: seen.Bytes(), Direction: policy.DirectionResponse})
@@ -75,15 +116,30 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 	for {
 		raw, name, data, err := fr.Next()
 		if err == nil {
-			if werr := deliver(raw, name, data); werr != nil {
+			stop, werr := deliver(raw, name, data)
+			if stop {
+				return
+			}
+			if werr != nil {
 				c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
 				return
 			}
 			continue
 		}
-		// End of stream (clean or not): deliver a trailing partial event.
-		if len(raw) > 0 {
-			_ = deliver(raw, name, data)
+		// End of stream (clean or not): deliver a trailing partial event,
+		// then what the guard still holds.
+		if len(raw) > 0 && (g == nil || !g.enforce || len(data) > 0 || len(name) > 0) {
+			if stop, _ := deliver(raw, name, data); stop {
+				return
+			}
+		}
+		if g != nil {
+			if out, stop := g.finish(); stop {
+				blocked(out)
+				return
+			} else if len(out) > 0 {
+				_ = write(out)
+			}
 		}
 		switch {
 		case meter.Done():

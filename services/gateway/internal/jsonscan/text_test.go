@@ -1,0 +1,67 @@
+package jsonscan
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestAppendUnquotedMatchesEncodingJSON(t *testing.T) {
+	for _, lit := range []string{`""`, `"a"`, `"\u00e9\n\"\\\/"`, `"\ud83d\ude00 x"`, `"\ud83d"`, `"caf\u00E9"`, `"日本"`} {
+		var want string
+		if err := json.Unmarshal([]byte(lit), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := AppendUnquoted(nil, []byte(lit))
+		if !ok || string(got) != want {
+			t.Errorf("AppendUnquoted(%s) = %q %v, want %q", lit, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`"`, `"\"`, `"\x"`, `"\u12"`, "\"a\nb\"", `abc`, `"a"b"`} {
+		if _, ok := AppendUnquoted(nil, []byte(bad)); ok {
+			t.Errorf("AppendUnquoted(%s) accepted", bad)
+		}
+	}
+}
+
+func FuzzQuoteRoundTrip(f *testing.F) {
+	for _, s := range []string{"", "a\"b\\c\n\t\x01", "\u2028日本\xff", "sk-\u00e9"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		lit := AppendQuoted(nil, s)
+		if !Valid(lit) {
+			t.Fatalf("AppendQuoted(%q) = %s: not JSON", s, lit)
+		}
+		var std string
+		if err := json.Unmarshal(lit, &std); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := AppendUnquoted(nil, lit)
+		if !ok || string(got) != std && utf8.Valid(s) {
+			t.Fatalf("round trip of %q: %q (std %q)", s, got, std)
+		}
+		if utf8.Valid(s) && std != string(s) {
+			t.Fatalf("valid UTF-8 %q came back as %q", s, std)
+		}
+		// Any literal encoding/json accepts decodes the same way.
+		if Valid(s) && len(s) > 0 && s[0] == '"' {
+			var w string
+			if json.Unmarshal(s, &w) == nil {
+				g, ok := AppendUnquoted(nil, s)
+				if !ok || strings.ToValidUTF8(string(g), "\uFFFD") != strings.ToValidUTF8(w, "\uFFFD") && utf8.Valid(g) {
+					t.Fatalf("AppendUnquoted(%s) = %q, encoding/json %q", s, g, w)
+				}
+			}
+		}
+	})
+}
+
+func TestAppendUnquotedKeepsSplitRunes(t *testing.T) {
+	a, _ := AppendUnquoted(nil, []byte("\"x\xe6\x97\""))
+	b, _ := AppendUnquoted(a, []byte("\"\xa5y\""))
+	if string(b) != "x日y" {
+		t.Fatalf("joined %q", b)
+	}
+}

@@ -1,0 +1,82 @@
+package google
+
+import (
+	"trueportai/services/gateway/internal/jsonscan"
+	"trueportai/services/gateway/internal/provider"
+	"trueportai/services/gateway/internal/sse"
+)
+
+var _ provider.StreamText = (*Provider)(nil)
+
+// ParseStreamEvent implements provider.StreamText for streamGenerateContent
+// with alt=sse: each chunk's candidates[].content.parts[].text are deltas,
+// one channel per candidate index; a finishReason ends the candidate's
+// text. Chunks without candidates (usage, prompt feedback, errors) end the
+// texts; candidates without text (function calls) are neutral.
+func (*Provider) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
+	ev.Reset()
+	i := jsonscan.SkipWS(data, 0)
+	if i == len(data) {
+		if len(name) == 0 {
+			ev.Kind = provider.EventNeutral
+		}
+		return
+	}
+	if data[i] != '{' || !jsonscan.Valid(data) {
+		return
+	}
+	ev.Doc = data
+	candidates := false
+	provider.ObjectMembers(data, 0, func(key []byte, vs, _ int) {
+		if !jsonscan.KeyIs(key, "candidates") {
+			return
+		}
+		provider.ArrayElements(data, vs, func(n, cs, _ int) {
+			candidates = true
+			ch := n
+			provider.ObjectMembers(data, cs, func(k []byte, s, e int) {
+				if jsonscan.KeyIs(k, "index") {
+					ch = provider.IntValue(data, s, e, n)
+				}
+			})
+			provider.ObjectMembers(data, cs, func(k []byte, s, e int) {
+				switch {
+				case jsonscan.KeyIs(k, "content"):
+					provider.ObjectMembers(data, s, func(k2 []byte, s2, _ int) {
+						if !jsonscan.KeyIs(k2, "parts") {
+							return
+						}
+						provider.ArrayElements(data, s2, func(_, ps, _ int) {
+							provider.ObjectMembers(data, ps, func(k3 []byte, s3, e3 int) {
+								if jsonscan.KeyIs(k3, "text") {
+									ev.AddString(ch, data, s3, e3)
+								}
+							})
+						})
+					})
+				case jsonscan.KeyIs(k, "finishReason"), jsonscan.KeyIs(k, "finish_reason"):
+					if string(data[s:e]) != "null" {
+						ev.End = true
+					}
+				}
+			})
+		})
+	})
+	if ev.Kind == provider.EventText || ev.End || !candidates {
+		return
+	}
+	ev.Kind = provider.EventNeutral
+}
+
+// WrapStreamEvent implements provider.StreamText: the data lines carry doc.
+func (*Provider) WrapStreamEvent(dst, raw, _, _, doc []byte) ([]byte, bool) {
+	return sse.ReplaceData(dst, raw, doc), true
+}
+
+// StreamErrorEvent implements provider.StreamText: a chunk holding
+// {"error":{"code","message","status"}}, which the SDKs raise.
+func (p *Provider) StreamErrorEvent(dst []byte, _ *provider.Target, code, message string) []byte {
+	dst = append(dst, "data: "...)
+	dst = append(dst, p.ErrorBody(400, code, message)...)
+	return append(dst, "\n\n"...)
+}
