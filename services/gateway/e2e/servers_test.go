@@ -118,7 +118,7 @@ func TestHostileClients(t *testing.T) {
 			if c := call(t, "GET", s.gatewayURL+path, "", nil, nil); c != 404 {
 				t.Errorf("public %s: %d, want 404", path, c)
 			}
-			resp, err := http.Get(s.gatewayInternalURL + path)
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(s.gatewayInternalURL + path)
 			if err != nil {
 				t.Fatal(err)
 			}
