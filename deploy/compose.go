@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -158,6 +159,24 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 				}
 			}
 			rep.check("compose.published", published, "%s publishes its %s port %d", gs.name, name, port)
+		}
+		// Internal listeners (metrics, pprof): reachable inside the compose
+		// network, never from the host.
+		for _, name := range gs.internal {
+			_, port, ok := hostPort(env[name])
+			clash := slices.Contains(slices.Collect(maps.Values(listen[gs.name])), port)
+			if !rep.check("compose.internal-addr", ok && !clash, "%s %s=%s is host:port, apart from its public ports", gs.name, name, env[name]) {
+				continue
+			}
+			published := false
+			for _, pc := range s.Ports {
+				if int(pc.Target) == port {
+					published = true
+				}
+			}
+			rep.check("compose.internal-unpublished", !published, "%s does not publish its internal %s port %d", gs.name, name, port)
+			rep.check("compose.internal-not-exposed", !slices.Contains(exposed[gs.image], port),
+				"%s internal port %d is not EXPOSEd in %s (docker run -P would publish it)", gs.name, port, gs.dockerfile)
 		}
 	}
 

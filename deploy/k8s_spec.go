@@ -168,9 +168,6 @@ var internalPaths = []string{"/metrics", "/debug/pprof/", "/debug/pprof/profile"
 var announcedEnv = map[string][]string{
 	// Redis-backed shared rate limits.
 	"REDIS_URL": {"platform-backend", "gateway"},
-	// The internal listener for /metrics and pprof.
-	"PLATFORM_INTERNAL_ADDR": {"platform-backend"},
-	"GATEWAY_INTERNAL_ADDR":  {"gateway"},
 }
 
 // runtimeEnv are read by the Go runtime, not the binaries' code.

@@ -4,15 +4,15 @@ package deploy
 // service, its Dockerfile, build target and variables.
 
 // contract holds the only variables compose (and the images' ENV) may set on
-// the Go services: the product's run contract, plus GATEWAY_ROLE, which the
-// README documents.
+// the Go services: the product's run contract, plus GATEWAY_ROLE and the
+// internal listeners' addresses, which the README documents.
 var contract = map[string]bool{
 	"APP_ENV": true, "PLATFORM_HTTP_ADDR": true, "PLATFORM_GRPC_ADDR": true, "GATEWAY_HTTP_ADDR": true,
 	"GATEWAY_GRPC_ADDR": true, "PLATFORM_DATABASE_URL": true, "GATEWAY_DATABASE_URL": true,
 	"NATS_URL": true, "GATEWAY_SPOOL_DIR": true, "UPSTREAM_OPENAI_URL": true,
 	"UPSTREAM_ANTHROPIC_URL": true, "UPSTREAM_GOOGLE_URL": true,
 	"UPSTREAM_AZURE_URL_TEMPLATE": true, "FAKE_PROVIDER_ADDR": true,
-	"GATEWAY_ROLE": true,
+	"GATEWAY_ROLE": true, "PLATFORM_INTERNAL_ADDR": true, "GATEWAY_INTERNAL_ADDR": true,
 }
 
 // goService is one compose service running a Go binary of this repository.
@@ -24,6 +24,10 @@ type goService struct {
 	required   []string // variables compose must set
 	listen     []string // variables that are listen addresses
 	publish    []string // listen addresses whose port compose must publish
+	// internal are listen addresses for operators only (metrics, pprof):
+	// compose sets them, and neither compose publishes nor the Dockerfile
+	// EXPOSEs their port.
+	internal []string
 }
 
 var goServices = []goService{
@@ -31,20 +35,22 @@ var goServices = []goService{
 		name: "platform-backend", image: "platform-backend",
 		dockerfile: "deploy/docker/platform-backend.Dockerfile",
 		target:     "./services/platform-backend/cmd/platform-backend",
-		required:   []string{"APP_ENV", "PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "PLATFORM_DATABASE_URL", "NATS_URL"},
+		required:   []string{"APP_ENV", "PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "PLATFORM_INTERNAL_ADDR", "PLATFORM_DATABASE_URL", "NATS_URL"},
 		listen:     []string{"PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR"},
 		publish:    []string{"PLATFORM_HTTP_ADDR"},
+		internal:   []string{"PLATFORM_INTERNAL_ADDR"},
 	},
 	{
 		name: "gateway", image: "gateway",
 		dockerfile: "deploy/docker/gateway.Dockerfile",
 		target:     "./services/gateway/cmd/gateway",
-		required: []string{"APP_ENV", "GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR", "PLATFORM_GRPC_ADDR",
+		required: []string{"APP_ENV", "GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR", "GATEWAY_INTERNAL_ADDR", "PLATFORM_GRPC_ADDR",
 			"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR",
 			"UPSTREAM_OPENAI_URL", "UPSTREAM_ANTHROPIC_URL", "UPSTREAM_GOOGLE_URL",
 			"UPSTREAM_AZURE_URL_TEMPLATE"},
-		listen:  []string{"GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR"},
-		publish: []string{"GATEWAY_HTTP_ADDR"},
+		listen:   []string{"GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR"},
+		publish:  []string{"GATEWAY_HTTP_ADDR"},
+		internal: []string{"GATEWAY_INTERNAL_ADDR"},
 	},
 	{
 		name: "fake-provider", image: "fake-provider",
@@ -60,8 +66,9 @@ var goServices = []goService{
 		name: "gateway-ingester", image: "gateway",
 		dockerfile: "deploy/docker/gateway.Dockerfile",
 		target:     "./services/gateway/cmd/gateway",
-		required:   []string{"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "GATEWAY_DATABASE_URL", "NATS_URL"},
+		required:   []string{"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "GATEWAY_INTERNAL_ADDR", "PLATFORM_GRPC_ADDR", "GATEWAY_DATABASE_URL", "NATS_URL"},
 		listen:     []string{"GATEWAY_HTTP_ADDR"},
+		internal:   []string{"GATEWAY_INTERNAL_ADDR"},
 	},
 }
 

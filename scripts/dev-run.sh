@@ -27,6 +27,8 @@ export PLATFORM_HTTP_ADDR=${PLATFORM_HTTP_ADDR:-127.0.0.1:8080}
 export PLATFORM_GRPC_ADDR=${PLATFORM_GRPC_ADDR:-127.0.0.1:9090}
 export GATEWAY_HTTP_ADDR=${GATEWAY_HTTP_ADDR:-127.0.0.1:8081}
 export GATEWAY_GRPC_ADDR=${GATEWAY_GRPC_ADDR:-127.0.0.1:9091}
+export PLATFORM_INTERNAL_ADDR=${PLATFORM_INTERNAL_ADDR:-127.0.0.1:9180}
+export GATEWAY_INTERNAL_ADDR=${GATEWAY_INTERNAL_ADDR:-127.0.0.1:9181}
 export GATEWAY_SPOOL_DIR=${GATEWAY_SPOOL_DIR:-$root/data/spool}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 fake_addr=${FAKE_PROVIDER_ADDR:-127.0.0.1:8090}
@@ -61,8 +63,8 @@ G=http://$GATEWAY_HTTP_ADDR/trueportai-services
 cat <<QUICK
 
 TruePortAI is running in dev mode (logs: data/logs/, stop: make stop)
-  platform-backend  http://$PLATFORM_HTTP_ADDR   (gRPC $PLATFORM_GRPC_ADDR)
-  gateway           http://$GATEWAY_HTTP_ADDR   (gRPC $GATEWAY_GRPC_ADDR)
+  platform-backend  http://$PLATFORM_HTTP_ADDR   (gRPC $PLATFORM_GRPC_ADDR, metrics http://$PLATFORM_INTERNAL_ADDR/metrics)
+  gateway           http://$GATEWAY_HTTP_ADDR   (gRPC $GATEWAY_GRPC_ADDR, metrics http://$GATEWAY_INTERNAL_ADDR/metrics)
   upstream OpenAI   $UPSTREAM_OPENAI_URL
 
 Quickstart (copy-paste; needs curl and jq):

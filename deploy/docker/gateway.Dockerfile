@@ -42,6 +42,8 @@ ENV GATEWAY_HTTP_ADDR=0.0.0.0:8081 \
     GATEWAY_GRPC_ADDR=0.0.0.0:9091 \
     GATEWAY_SPOOL_DIR=/var/lib/gateway/spool
 # 8081 = HTTP proxy/API (GET /trueportai-services/health), 9091 = gRPC.
+# Not 9181, the internal listener (/metrics, pprof; GATEWAY_INTERNAL_ADDR,
+# loopback unless set): docker run -P must never publish it.
 EXPOSE 8081 9091
 USER nonroot:nonroot
 ENTRYPOINT ["/app"]

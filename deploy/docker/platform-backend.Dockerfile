@@ -35,6 +35,8 @@ COPY --from=build /out/app /app
 ENV PLATFORM_HTTP_ADDR=0.0.0.0:8080 \
     PLATFORM_GRPC_ADDR=0.0.0.0:9090
 # 8080 = HTTP API (GET /health), 9090 = gRPC for the gateway.
+# Not 9180, the internal listener (/metrics, pprof; PLATFORM_INTERNAL_ADDR,
+# loopback unless set): docker run -P must never publish it.
 EXPOSE 8080 9090
 USER nonroot:nonroot
 ENTRYPOINT ["/app"]

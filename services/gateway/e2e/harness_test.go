@@ -81,15 +81,17 @@ func listen(t *testing.T) net.Listener {
 	return l
 }
 
-// serviceListeners are the HTTP and gRPC listeners of one process.
-type serviceListeners struct{ http, grpc net.Listener }
+// serviceListeners are the HTTP, gRPC and internal (metrics, pprof)
+// listeners of one process.
+type serviceListeners struct{ http, grpc, internal net.Listener }
 
 func newServiceListeners(t *testing.T) serviceListeners {
-	return serviceListeners{http: listen(t), grpc: listen(t)}
+	return serviceListeners{http: listen(t), grpc: listen(t), internal: listen(t)}
 }
 
-func (l serviceListeners) httpAddr() string { return l.http.Addr().String() }
-func (l serviceListeners) grpcAddr() string { return l.grpc.Addr().String() }
+func (l serviceListeners) httpAddr() string     { return l.http.Addr().String() }
+func (l serviceListeners) grpcAddr() string     { return l.grpc.Addr().String() }
+func (l serviceListeners) internalAddr() string { return l.internal.Addr().String() }
 
 // proc is a running service binary.
 type proc struct {
@@ -117,7 +119,8 @@ func startProc(t *testing.T, name string, env []string, ls serviceListeners) *pr
 	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(binDir, name))
 	p.cmd.Env = append(os.Environ(), env...)
-	if err := listenfd.Pass(p.cmd, listenfd.Named{Name: "http", Listener: ls.http}, listenfd.Named{Name: "grpc", Listener: ls.grpc}); err != nil {
+	if err := listenfd.Pass(p.cmd, listenfd.Named{Name: "http", Listener: ls.http}, listenfd.Named{Name: "grpc", Listener: ls.grpc},
+		listenfd.Named{Name: "internal", Listener: ls.internal}); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	w := syncWriter{p.mu, p.log}
@@ -162,15 +165,17 @@ func (p *proc) stop(t *testing.T) {
 
 // stack is one running platform + gateway + fake upstream.
 type stack struct {
-	t            *testing.T
-	platformURL  string
-	gatewayURL   string
-	platformGRPC string
-	env          []string
-	platform     *proc
-	gateway      *proc
-	gatewayLis   serviceListeners
-	upstream     *recordingUpstream
+	t           *testing.T
+	platformURL string
+	gatewayURL  string
+	// gatewayInternalURL serves the gateway's /metrics (never public).
+	gatewayInternalURL string
+	platformGRPC       string
+	env                []string
+	platform           *proc
+	gateway            *proc
+	gatewayLis         serviceListeners
+	upstream           *recordingUpstream
 }
 
 // recordingUpstream wraps the fake provider and remembers request headers.
@@ -215,11 +220,13 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	platformLis, gatewayLis := newServiceListeners(t), newServiceListeners(t)
 	pHTTP, pGRPC, gHTTP, gGRPC := platformLis.httpAddr(), platformLis.grpcAddr(), gatewayLis.httpAddr(), gatewayLis.grpcAddr()
 	s.platformURL, s.gatewayURL, s.platformGRPC, s.gatewayLis = "http://"+pHTTP, "http://"+gHTTP, pGRPC, gatewayLis
+	s.gatewayInternalURL = "http://" + gatewayLis.internalAddr()
 	prefix := "e2e" + randHex(4)
 	s.env = []string{
 		"APP_ENV=dev", "LOG_LEVEL=info",
 		"PLATFORM_HTTP_ADDR=" + pHTTP, "PLATFORM_GRPC_ADDR=" + pGRPC,
 		"GATEWAY_HTTP_ADDR=" + gHTTP, "GATEWAY_GRPC_ADDR=" + gGRPC,
+		"PLATFORM_INTERNAL_ADDR=" + platformLis.internalAddr(), "GATEWAY_INTERNAL_ADDR=" + gatewayLis.internalAddr(),
 		"PLATFORM_DATABASE_URL=" + dbtest.NewURL(t, "e2e_platform"),
 		"GATEWAY_DATABASE_URL=" + dbtest.NewURL(t, "e2e_gateway"),
 		"NATS_PREFIX=" + prefix,
@@ -250,16 +257,17 @@ func (s *stack) restartGateway() {
 
 // startGateway starts another gateway process (a replica or another role)
 // of this stack on listeners of its own, with env added to the stack's,
-// and waits until it is healthy; it returns its base URL.
-func (s *stack) startGateway(env ...string) string {
+// and waits until it is healthy; it returns its base URL and the base URL
+// of its internal listener (metrics).
+func (s *stack) startGateway(env ...string) (url, internalURL string) {
 	s.t.Helper()
 	ls := newServiceListeners(s.t)
 	env = append(append([]string(nil), s.env...), env...)
-	env = append(env, "GATEWAY_HTTP_ADDR="+ls.httpAddr(), "GATEWAY_GRPC_ADDR="+ls.grpcAddr())
+	env = append(env, "GATEWAY_HTTP_ADDR="+ls.httpAddr(), "GATEWAY_GRPC_ADDR="+ls.grpcAddr(), "GATEWAY_INTERNAL_ADDR="+ls.internalAddr())
 	startProc(s.t, "gateway", env, ls)
-	url := "http://" + ls.httpAddr()
+	url = "http://" + ls.httpAddr()
 	s.waitHealthy(url + "/trueportai-services/health")
-	return url
+	return url, "http://" + ls.internalAddr()
 }
 
 func (s *stack) waitHealthy(url string) {

@@ -21,7 +21,7 @@ func TestKeyChangesReachOtherReplicas(t *testing.T) {
 	ts := s.setupTenant("replicas-" + randHex(3))
 
 	// Second replica: same databases and NATS prefix, its own listeners.
-	other := s.startGateway("GATEWAY_SPOOL_DIR=" + t.TempDir())
+	other, _ := s.startGateway("GATEWAY_SPOOL_DIR=" + t.TempDir())
 	url := other + "/trueportai-services/openai/v1/chat/completions"
 
 	// A key created after the replica started is learnt from the event.
@@ -84,7 +84,7 @@ func TestSplitProxyAndIngesterRoles(t *testing.T) {
 	// Every event is in the stream, and nothing consumes it: the proxy
 	// replica created no consumer.
 	eventually(t, 10*time.Second, func() error {
-		return s.metricIs(s.gatewayURL, "trueport_usage_events_published_total", n)
+		return s.metricIs(s.gatewayInternalURL, "trueport_usage_events_published_total", n)
 	})
 	if _, err := usageConsumer(s.envValue("NATS_PREFIX"), ""); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Fatalf("usage consumer on a proxy-only stack: %v, want none", err)
@@ -94,21 +94,25 @@ func TestSplitProxyAndIngesterRoles(t *testing.T) {
 		t.Fatalf("proxy role ingested: status %d, %d rows", c, page.Total)
 	}
 
-	ingester := s.startGateway("GATEWAY_ROLE=ingester")
+	ingester, ingesterInternal := s.startGateway("GATEWAY_ROLE=ingester")
 	if c := rawStatus(t, ingester+"/trueportai-services/openai/v1/chat/completions", ts.apiKey); c != 404 {
 		t.Fatalf("ingester role served a proxy route: %d", c)
 	}
-	if c := call(t, "GET", ingester+"/metrics", "", nil, nil); c != 200 {
-		t.Fatalf("ingester /metrics: %d", c)
+	if c := call(t, "GET", ingesterInternal+"/metrics", "", nil, nil); c != 200 {
+		t.Fatalf("ingester internal /metrics: %d", c)
+	}
+	if c := call(t, "GET", ingester+"/metrics", "", nil, nil); c != 404 {
+		t.Fatalf("ingester public /metrics: %d, want 404", c)
 	}
 	s.waitLogs(ts.scopedToken, n)
 	// The ingester's metrics count what it stored.
 	eventually(t, 5*time.Second, func() error {
-		return s.metricIs(ingester, `trueport_usage_ingested_events_total{result="inserted"}`, n)
+		return s.metricIs(ingesterInternal, `trueport_usage_ingested_events_total{result="inserted"}`, n)
 	})
 }
 
-// metricIs checks that the process at base reports series = want on /metrics.
+// metricIs checks that the process whose internal listener is base reports
+// series = want on /metrics.
 func (s *stack) metricIs(base, series string, want int) error {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

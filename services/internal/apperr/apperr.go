@@ -27,6 +27,8 @@ const (
 	RateLimited
 	Unavailable
 	MethodNotAllowed
+	// RequestTimeout: the client did not send its request (body) in time.
+	RequestTimeout
 )
 
 // Error is an error a client may see.
@@ -106,6 +108,8 @@ func (k Kind) HTTPStatus() int {
 		return http.StatusServiceUnavailable
 	case MethodNotAllowed:
 		return http.StatusMethodNotAllowed
+	case RequestTimeout:
+		return http.StatusRequestTimeout
 	default:
 		return http.StatusInternalServerError
 	}
@@ -130,6 +134,8 @@ func (k Kind) GRPCCode() codes.Code {
 		return codes.ResourceExhausted
 	case Unavailable:
 		return codes.Unavailable
+	case RequestTimeout:
+		return codes.DeadlineExceeded
 	default:
 		return codes.Internal
 	}

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,13 +37,13 @@ func TestHealthHandler(t *testing.T) {
 	}{
 		{"all pass", []Check{ok}, 200, map[string]any{"status": "ok", "checks": map[string]any{"up": "ok"}}},
 		{"one fails", []Check{ok, down}, 503, map[string]any{"status": "unavailable",
-			"checks": map[string]any{"up": "ok", "down": "error: refused"}}},
+			"checks": map[string]any{"up": "ok", "down": "unreachable"}}},
 		{"no checks", nil, 200, map[string]any{"status": "ok", "checks": map[string]any{}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := New(slog.New(slog.DiscardHandler))
-			e.GET("/health", HealthHandler(tt.checks...))
+			e.GET("/health", HealthHandler(slog.New(slog.DiscardHandler), tt.checks...))
 			rec := httptest.NewRecorder()
 			e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
 			var got map[string]any
@@ -59,7 +61,7 @@ func TestHealthHandlerBoundsProbes(t *testing.T) {
 	t.Parallel()
 	slow := Check{Name: "slow", Probe: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
 	e := New(slog.New(slog.DiscardHandler))
-	e.GET("/health", HealthHandler(slow))
+	e.GET("/health", HealthHandler(slog.New(slog.DiscardHandler), slow))
 	start := time.Now()
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
@@ -129,5 +131,45 @@ func TestNATSCheck(t *testing.T) {
 	defer retrying.Close()
 	if err := NATSCheck(retrying).Probe(context.Background()); err == nil {
 		t.Error("a connection that never connected passes")
+	}
+}
+
+// TestHealthHidesProbeErrors: a failing probe's error (driver text naming
+// hosts, users, secrets) goes to the log; the answer names the dependency
+// and a fixed state only.
+func TestHealthHidesProbeErrors(t *testing.T) {
+	t.Parallel()
+	secret := `failed to connect to user=svc_admin host=10.7.3.9: password authentication failed (password=hunter2-S3CRET)`
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	e := New(log)
+	e.GET("/health", HealthHandler(log,
+		PostgresCheck(pingFunc(func(context.Context) error { return errors.New(secret) })),
+		Check{Name: "nats", Down: "not connected", Probe: func(context.Context) error { return errors.New("nats: token=tok-SECRET-42 rejected") }},
+		Check{Name: "custom", Probe: func(context.Context) error { return errors.New("custom detail SECRET") }},
+	))
+	rec := httptest.NewRecorder()
+	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/health", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status %d", rec.Code)
+	}
+	var got struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"postgres": "unreachable", "nats": "not connected", "custom": "unreachable"}
+	if got.Status != "unavailable" || !reflect.DeepEqual(got.Checks, want) {
+		t.Errorf("answer %s, want checks %v", rec.Body, want)
+	}
+	for _, leak := range []string{"SECRET", "hunter2", "10.7.3.9", "svc_admin", "token="} {
+		if strings.Contains(rec.Body.String(), leak) {
+			t.Errorf("answer leaks %q: %s", leak, rec.Body)
+		}
+	}
+	if !strings.Contains(logs.String(), "hunter2-S3CRET") || !strings.Contains(logs.String(), "check=postgres") {
+		t.Errorf("the probe error is not logged: %s", logs.String())
 	}
 }

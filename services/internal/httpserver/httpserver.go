@@ -1,5 +1,8 @@
-// Package httpserver configures echo for the REST APIs of both services:
-// request ids, panic recovery, access logs, body limits, JSON binding rules,
+// Package httpserver configures the HTTP servers of both services: the
+// limits every public server applies to hostile clients (header and body
+// deadlines: NewServer, Limits), the internal listener's handler (metrics,
+// pprof: InternalHandler), and echo for the REST APIs: request ids, panic
+// recovery, access logs, the 1 MiB body limit, JSON binding rules,
 // pagination, the error envelope of the REST API, and the health endpoint
 // with its dependency probes (HealthHandler, PostgresCheck, NATSCheck).
 package httpserver
@@ -30,7 +33,8 @@ const RequestIDHeader = "X-Request-Id"
 
 // New returns an echo instance with the shared middleware and error handler;
 // outer middleware (e.g. metrics) runs outside error rendering and sees the
-// final status.
+// final status. Bodies over MaxBodyBytes are refused (413) before routing
+// and authentication.
 func New(log *slog.Logger, outer ...echo.MiddlewareFunc) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
@@ -38,7 +42,7 @@ func New(log *slog.Logger, outer ...echo.MiddlewareFunc) *echo.Echo {
 	e.HTTPErrorHandler = ErrorHandler(log)
 	e.Use(requestID())
 	e.Use(outer...)
-	e.Use(recoverer(log), accessLog(log))
+	e.Use(recoverer(log), accessLog(log), limitBody(MaxBodyBytes))
 	return e
 }
 
@@ -174,10 +178,10 @@ func BindJSON(c echo.Context, v any, limit int64) error {
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
-		return apperr.New(apperr.Invalid, "invalid_body", "could not read request body")
+		return BodyError(err, limit)
 	}
 	if int64(len(body)) > limit {
-		return apperr.New(apperr.TooLarge, "body_too_large", fmt.Sprintf("request body exceeds %d bytes", limit))
+		return TooLarge(limit)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var te *json.UnmarshalTypeError

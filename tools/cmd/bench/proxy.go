@@ -28,7 +28,7 @@ package main
 //	BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
 //	BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
 //	                      tenant with 10 policy rules ["500"; e.g. "500 max"]
-//	BENCH_PORT_BASE       first of the 7 local ports used [18080]
+//	BENCH_PORT_BASE       first of the 10 local ports used [18080]
 //	BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
 //	BENCH_GATEWAY_LAYOUT  split: the gateway runs GATEWAY_ROLE=proxy and a second
 //	                      gateway process GATEWAY_ROLE=ingester consumes the usage
@@ -199,7 +199,8 @@ func benchProxy(ctx context.Context) (err error) {
 	}
 
 	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}}
-	names := []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http"}
+	names := []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http",
+		"platform_internal", "gateway_internal", "ingester_internal"}
 	b.addr = map[string]string{}
 	for i, n := range names {
 		a := fmt.Sprintf("127.0.0.1:%d", cfg.base+i)
@@ -276,6 +277,7 @@ func (b *proxyBench) env() []string {
 		"APP_ENV=dev", "LOG_LEVEL=warn", "LOG_FORMAT=json", "NATS_PREFIX=" + b.prefix,
 		"PLATFORM_HTTP_ADDR=" + b.addr["platform_http"], "PLATFORM_GRPC_ADDR=" + b.addr["platform_grpc"],
 		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.addr["gateway_grpc"],
+		"PLATFORM_INTERNAL_ADDR=" + b.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + b.addr["gateway_internal"],
 		"PLATFORM_DATABASE_URL=" + pgServer + "/trueport_bench_platform?sslmode=disable",
 		"GATEWAY_DATABASE_URL=" + pgServer + "/trueport_bench_gateway?sslmode=disable",
 		"GATEWAY_SPOOL_DIR=" + filepath.Join(b.tmp, "spool"),
@@ -426,7 +428,8 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	}
 	if b.cfg.layout == "split" {
 		say("proxy", "starting the ingester process (GATEWAY_ROLE=ingester)")
-		env := append(b.env(), "LOG_LEVEL=info", "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+b.addr["ingester_http"], "GATEWAY_GRPC_ADDR=127.0.0.1:0")
+		env := append(b.env(), "LOG_LEVEL=info", "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+b.addr["ingester_http"], "GATEWAY_GRPC_ADDR=127.0.0.1:0",
+			"GATEWAY_INTERNAL_ADDR="+b.addr["ingester_internal"])
 		if b.ing, err = b.ps.start("ingester", "bin/gateway", env); err != nil {
 			return err
 		}
@@ -682,9 +685,10 @@ func (b *proxyBench) measure(ctx context.Context) error {
 	return nil
 }
 
-// usageCounters scrapes the gateway's publisher counters from /metrics.
+// usageCounters scrapes the gateway's publisher counters from /metrics on
+// its internal listener.
 func (b *proxyBench) usageCounters(ctx context.Context) (pub, spooled, lost int64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.addr["gateway_http"]+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.addr["gateway_internal"]+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, 0, 0, err

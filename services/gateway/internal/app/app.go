@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -103,7 +104,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants, ls.HTTP)
+		return runIngester(ctx, cfg, log, pool, tenants, ls)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -195,9 +196,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	var draining sync.Once
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
-	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
-	api.Routes(e, healthHandler(pool, nc, ready))
+	api.Routes(e, healthHandler(log, pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if providers.IsProxyPath(r.URL.Path) {
@@ -208,16 +208,23 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		}
 		e.ServeHTTP(w, r)
 	})
-	// No read/write timeout: long healthy streams must not be cut; the
-	// upstream header and idle timeouts bound a stuck call instead.
+	// Header and body deadlines, no write timeout: long healthy streams
+	// must not be cut; the upstream header and idle timeouts bound a stuck
+	// call instead.
 	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}
 	defer httpLis.Close()
-	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: root, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	httpSrv := httpserver.NewServer(root, limits(cfg))
+	httpSrv.Addr = httpLis.Addr().String()
+	internal, err := newInternalServer(ls.Internal, cfg, reg)
+	if err != nil {
+		return err
+	}
+	defer internal.lis.Close()
 
-	grpcSrv := grpc.NewServer(rpcauth.ServerOptions(cfg.InternalGRPCToken)...)
+	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
@@ -239,14 +246,15 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
 	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
-	startDebug(bgCtx, &bg, cfg, log)
-	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "keys", nkeys)
+	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
+		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
 		return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log)
 	})
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
+	g.Go(func() error { return internal.serve(gctx, log) })
 	err = g.Wait()
 	// Streams cut at the end of the grace period still finish their handler
 	// (and queue their usage event); wait for them briefly.
@@ -269,11 +277,11 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 
 // healthHandler checks Postgres and NATS, and turns unready once draining
 // is closed (shutdown began).
-func healthHandler(pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
-	return httpserver.HealthHandler(
+func healthHandler(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
+	return httpserver.HealthHandler(log,
 		httpserver.PostgresCheck(pool),
 		httpserver.NATSCheck(nc),
-		httpserver.Check{Name: "shutdown", Probe: func(context.Context) error {
+		httpserver.Check{Name: "shutdown", Down: "draining", Probe: func(context.Context) error {
 			select {
 			case <-draining:
 				return errors.New("draining")

@@ -4,14 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"trueportai/services/gateway/internal/changefeed"
 	"trueportai/services/gateway/internal/config"
@@ -36,10 +34,10 @@ func ingestConfig(cfg config.Config, subj events.Subjects) ingest.Config {
 }
 
 // runIngester is GATEWAY_ROLE=ingester: the usage consumer and the retention
-// job, with health and /metrics on GATEWAY_HTTP_ADDR, and neither the proxy
-// nor the APIs. Proxy replicas then run GATEWAY_ROLE=proxy and hold no
-// ingestion batches in memory.
-func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, httpLis net.Listener) error {
+// job, with health on GATEWAY_HTTP_ADDR and /metrics on
+// GATEWAY_INTERNAL_ADDR, and neither the proxy nor the APIs. Proxy replicas
+// then run GATEWAY_ROLE=proxy and hold no ingestion batches in memory.
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, ls Listeners) error {
 	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
 	if err != nil {
 		return err
@@ -63,26 +61,34 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 
 	reg := metrics.New("gateway")
 	e := httpserver.New(log, reg.Middleware())
-	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	draining := make(chan struct{})
-	httpapi.HealthRoutes(e, healthHandler(pool, nc, draining))
+	httpapi.HealthRoutes(e, healthHandler(log, pool, nc, draining))
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
-	httpLis, err = listenfd.Or(httpLis, cfg.HTTPAddr, "http")
+	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}
 	defer httpLis.Close()
+	internal, err := newInternalServer(ls.Internal, cfg, reg)
+	if err != nil {
+		return err
+	}
+	defer internal.lis.Close()
 	var bg sync.WaitGroup
 	bg.Go(func() { tenants.Run(bgCtx, nil) })
 	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
-	startDebug(bgCtx, &bg, cfg, log)
-	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "workers", cfg.IngesterWorkers)
-	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "internal_addr", internal.lis.Addr().String(),
+		"workers", cfg.IngesterWorkers)
+	httpSrv := httpserver.NewServer(e, limits(cfg))
+	httpSrv.Addr = httpLis.Addr().String()
 	go func() { <-ctx.Done(); close(draining) }()
-	err = httpserver.ServeListener(ctx, httpSrv, httpLis, 5*time.Second, log)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, 5*time.Second, log) })
+	g.Go(func() error { return internal.serve(gctx, log) })
+	err = g.Wait()
 	// A batch in progress commits and acks (its context outlives ctx);
 	// the loops stop at their next fetch.
 	stopBG()

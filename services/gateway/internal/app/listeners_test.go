@@ -46,7 +46,8 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestRunWithListeners: each role serves health on the HTTP listener it
-// is handed (bound here on port 0, the configured address unused) and
+// is handed (bound here on port 0, the configured address unused), /metrics
+// and pprof on the internal listener only (404 on the public one), and
 // stops cleanly with its context.
 func TestRunWithListeners(t *testing.T) {
 	for _, role := range []string{"all", "ingester"} {
@@ -57,6 +58,10 @@ func TestRunWithListeners(t *testing.T) {
 				t.Fatal(err)
 			}
 			grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			internalLis, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +76,7 @@ func TestRunWithListeners(t *testing.T) {
 				"GATEWAY_DATABASE_URL": dbtest.NewURL(t, "app_"+role), "NATS_URL": nats,
 				"NATS_PREFIX": prefix, "GATEWAY_SPOOL_DIR": t.TempDir(),
 				// Never bound: the listeners above are used.
-				"GATEWAY_HTTP_ADDR": "192.0.2.1:1", "GATEWAY_GRPC_ADDR": "192.0.2.1:2",
+				"GATEWAY_HTTP_ADDR": "192.0.2.1:1", "GATEWAY_GRPC_ADDR": "192.0.2.1:2", "GATEWAY_INTERNAL_ADDR": "192.0.2.1:3",
 				"PLATFORM_GRPC_ADDR": "127.0.0.1:1",
 			}
 			ctx, cancel := context.WithCancel(context.Background())
@@ -79,7 +84,7 @@ func TestRunWithListeners(t *testing.T) {
 			logs := &syncBuffer{}
 			done := make(chan error, 1)
 			go func() {
-				done <- RunWithListeners(ctx, func(k string) string { return env[k] }, logs, Listeners{HTTP: httpLis, GRPC: grpcLis})
+				done <- RunWithListeners(ctx, func(k string) string { return env[k] }, logs, Listeners{HTTP: httpLis, GRPC: grpcLis, Internal: internalLis})
 			}()
 			url := "http://" + httpLis.Addr().String() + "/trueportai-services/health"
 			deadline := time.Now().Add(30 * time.Second)
@@ -100,6 +105,18 @@ func TestRunWithListeners(t *testing.T) {
 					t.Fatalf("health on the handed listener: %v\n%s", err, logs)
 				}
 				time.Sleep(50 * time.Millisecond)
+			}
+			for _, path := range []string{"/metrics", "/debug/pprof/"} {
+				for base, want := range map[string]int{"http://" + httpLis.Addr().String(): 404, "http://" + internalLis.Addr().String(): 200} {
+					resp, err := http.Get(base + path)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					if resp.StatusCode != want {
+						t.Errorf("GET %s%s: %d, want %d", base, path, resp.StatusCode, want)
+					}
+				}
 			}
 			cancel()
 			select {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -17,21 +17,37 @@ import (
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/listenfd"
+	"trueportai/services/internal/metrics"
 )
 
-// startDebug serves pprof on DEBUG_ADDR when set.
-func startDebug(ctx context.Context, bg *sync.WaitGroup, cfg config.Config, log *slog.Logger) {
-	if cfg.DebugAddr == "" {
-		return
+// limits are the public HTTP server's header and body deadlines.
+func limits(cfg config.Config) httpserver.Limits {
+	lim := httpserver.DefaultLimits
+	lim.ReadHeaderTimeout, lim.BodyReadTimeout = cfg.ReadHeaderTimeout, cfg.BodyReadTimeout
+	return lim
+}
+
+// internalServer serves /metrics and pprof on GATEWAY_INTERNAL_ADDR (or the
+// listener handed down as "internal"), never on the public listener.
+type internalServer struct {
+	srv *http.Server
+	lis net.Listener
+}
+
+func newInternalServer(l net.Listener, cfg config.Config, reg *metrics.Registry) (internalServer, error) {
+	lis, err := listenfd.Or(l, cfg.InternalAddr, "internal")
+	if err != nil {
+		return internalServer{}, err
 	}
-	dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
-	bg.Add(1)
-	go func() {
-		defer bg.Done()
-		if err := httpserver.Serve(ctx, dbg, time.Second, log); err != nil {
-			log.Warn("debug server", "err", err)
-		}
-	}()
+	srv := httpserver.NewServer(httpserver.InternalHandler(reg.Handler()), limits(cfg))
+	srv.Addr = lis.Addr().String()
+	return internalServer{srv: srv, lis: lis}, nil
+}
+
+// serve runs until ctx ends (the listener is closed on return).
+func (s internalServer) serve(ctx context.Context, log *slog.Logger) error {
+	return httpserver.ServeListener(ctx, s.srv, s.lis, time.Second, log)
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
@@ -56,17 +72,6 @@ func newBodyRedactor() (func(provider.Provider, string, []byte) []byte, error) {
 	return func(p provider.Provider, direction string, body []byte) []byte {
 		return set.Evaluate(policy.Input{Provider: p, Body: body, Direction: direction}).Body
 	}, nil
-}
-
-// debugMux serves the runtime profiles (DEBUG_ADDR only).
-func debugMux() *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }
 
 // ensureStreamRetry creates or updates the usage stream, trying three times;

@@ -19,9 +19,12 @@ import (
 type Config struct {
 	AppEnv string
 	// Egress is the policy for destinations tenants choose.
-	Egress       egress.Policy
-	HTTPAddr     string
-	GRPCAddr     string
+	Egress   egress.Policy
+	HTTPAddr string
+	GRPCAddr string
+	// InternalAddr serves /metrics and pprof (GATEWAY_INTERNAL_ADDR),
+	// never on a public interface.
+	InternalAddr string
 	PlatformGRPC string
 	// InternalGRPCToken authenticates gRPC calls between the services.
 	InternalGRPCToken string
@@ -50,8 +53,10 @@ type Config struct {
 	// StreamIdleTimeout ends a stream when the upstream sends nothing for this long.
 	StreamIdleTimeout time.Duration
 	CacheTTL          time.Duration
-	// DebugAddr serves net/http/pprof when set (never on a public interface).
-	DebugAddr string
+	// ReadHeaderTimeout bounds a client's request headers (HTTP) and
+	// connection handshake (gRPC); BodyReadTimeout its request body.
+	ReadHeaderTimeout time.Duration
+	BodyReadTimeout   time.Duration
 	// RetentionInterval is how often expired logs are deleted.
 	RetentionInterval time.Duration
 	// PricingFile replaces/extends the shipped price table (prices.json shape).
@@ -117,6 +122,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AppEnv:             get("APP_ENV", "prod"),
 		HTTPAddr:           get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
 		GRPCAddr:           get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
+		InternalAddr:       get("GATEWAY_INTERNAL_ADDR", "127.0.0.1:9181"),
 		PlatformGRPC:       get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
 		InternalGRPCToken:  get("INTERNAL_GRPC_TOKEN", ""),
 		DatabaseURL:        get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
@@ -139,7 +145,8 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
 		PricingFile:           get("PRICING_FILE", ""),
 		RetentionInterval:     dur("RETENTION_INTERVAL", "1h"),
-		DebugAddr:             get("DEBUG_ADDR", ""),
+		ReadHeaderTimeout:     dur("READ_HEADER_TIMEOUT", "10s"),
+		BodyReadTimeout:       dur("BODY_READ_TIMEOUT", "30s"),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
 	}
@@ -161,6 +168,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.Role == RoleIngester && !c.IngesterEnabled {
 		errs = append(errs, errors.New("GATEWAY_ROLE=ingester contradicts INGESTER_ENABLED=false"))
+	}
+	if getenv("DEBUG_ADDR") != "" {
+		errs = append(errs, errors.New("DEBUG_ADDR is gone: the profiles are served under /debug/pprof/ on GATEWAY_INTERNAL_ADDR"))
 	}
 	if c.AppEnv == "prod" && len(c.InternalGRPCToken) < 32 {
 		errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))

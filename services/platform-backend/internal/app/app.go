@@ -14,11 +14,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -51,10 +49,13 @@ import (
 )
 
 // Listeners are sockets a caller (tests) has already bound; a nil one is
-// bound from PLATFORM_HTTP_ADDR / PLATFORM_GRPC_ADDR.
+// bound from PLATFORM_HTTP_ADDR / PLATFORM_GRPC_ADDR /
+// PLATFORM_INTERNAL_ADDR.
 type Listeners struct {
 	HTTP net.Listener
 	GRPC net.Listener
+	// Internal serves /metrics and pprof, never the public.
+	Internal net.Listener
 }
 
 // Run starts the service (or runs a CLI subcommand given in args:
@@ -72,7 +73,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // RunWithListeners is Run serving on the given listeners (closed on return).
 func RunWithListeners(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ls Listeners) error {
-	for _, l := range []net.Listener{ls.HTTP, ls.GRPC} {
+	for _, l := range []net.Listener{ls.HTTP, ls.GRPC, ls.Internal} {
 		if l != nil {
 			defer l.Close()
 		}
@@ -133,7 +134,6 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 
 	reg := metrics.New("platform-backend")
 	e := httpserver.New(log, reg.Middleware())
-	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
@@ -173,15 +173,27 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	api.Routes(e, httpserver.HealthHandler(httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
+	api.Routes(e, httpserver.HealthHandler(log, httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
+	lim := httpserver.DefaultLimits
+	lim.ReadHeaderTimeout, lim.BodyReadTimeout = cfg.ReadHeaderTimeout, cfg.BodyReadTimeout
 	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
 	if err != nil {
 		return err
 	}
 	defer httpLis.Close()
-	httpSrv := &http.Server{Addr: httpLis.Addr().String(), Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	httpSrv := httpserver.NewServer(e, lim)
+	httpSrv.Addr = httpLis.Addr().String()
+	// Every answer here is short: a client that does not read it is cut.
+	httpSrv.WriteTimeout = 30 * time.Second
+	internalLis, err := listenfd.Or(ls.Internal, cfg.InternalAddr, "internal")
+	if err != nil {
+		return err
+	}
+	defer internalLis.Close()
+	internalSrv := httpserver.NewServer(httpserver.InternalHandler(reg.Handler()), lim)
+	internalSrv.Addr = internalLis.Addr().String()
 
-	grpcSrv := grpc.NewServer(rpcauth.ServerOptions(cfg.InternalGRPCToken)...)
+	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
 	gs := grpcapi.New(log, st, tokens, box)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
@@ -193,10 +205,12 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 
-	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "app_env", cfg.AppEnv)
+	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
+		"internal_addr", internalLis.Addr().String(), "app_env", cfg.AppEnv)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, cfg.ShutdownGrace) })
+	g.Go(func() error { return httpserver.ServeListener(gctx, internalSrv, internalLis, time.Second, log) })
 	err = g.Wait()
 	stopJobs()
 	<-jobsDone

@@ -36,13 +36,15 @@ type server struct {
 	t        *testing.T
 	baseURL  string
 	grpcAddr string
-	dbURL    string
-	db       *pgxpool.Pool
-	natsURL  string
-	prefix   string // NATS subject prefix
-	env      map[string]string
-	client   *http.Client
-	logs     *lockedBuffer
+	// internalURL serves /metrics and pprof (PLATFORM_INTERNAL_ADDR).
+	internalURL string
+	dbURL       string
+	db          *pgxpool.Pool
+	natsURL     string
+	prefix      string // NATS subject prefix
+	env         map[string]string
+	client      *http.Client
+	logs        *lockedBuffer
 }
 
 type lockedBuffer struct {
@@ -82,20 +84,21 @@ func listenLocal(t *testing.T) net.Listener {
 func startServer(t *testing.T, extraEnv ...string) *server {
 	t.Helper()
 	dbURL := dbtest.NewURL(t, "pbtest")
-	httpLis, grpcLis := listenLocal(t), listenLocal(t)
+	httpLis, grpcLis, internalLis := listenLocal(t), listenLocal(t), listenLocal(t)
 	natsURL := os.Getenv("NATS_URL")
 	if natsURL == "" {
 		natsURL = "nats://127.0.0.1:4222"
 	}
 	env := map[string]string{
-		"APP_ENV":               "dev",
-		"PLATFORM_DATABASE_URL": dbURL,
-		"PLATFORM_HTTP_ADDR":    httpLis.Addr().String(),
-		"PLATFORM_GRPC_ADDR":    grpcLis.Addr().String(),
-		"NATS_URL":              natsURL,
-		"NATS_PREFIX":           "t" + randHex(6),
-		"SHUTDOWN_GRACE":        "10s", // > net/http's 5 s grace for connections that never sent a request
-		"LOG_LEVEL":             "info",
+		"APP_ENV":                "dev",
+		"PLATFORM_DATABASE_URL":  dbURL,
+		"PLATFORM_HTTP_ADDR":     httpLis.Addr().String(),
+		"PLATFORM_GRPC_ADDR":     grpcLis.Addr().String(),
+		"PLATFORM_INTERNAL_ADDR": internalLis.Addr().String(),
+		"NATS_URL":               natsURL,
+		"NATS_PREFIX":            "t" + randHex(6),
+		"SHUTDOWN_GRACE":         "10s", // > net/http's 5 s grace for connections that never sent a request
+		"LOG_LEVEL":              "info",
 	}
 	for _, kv := range extraEnv {
 		k, v, _ := strings.Cut(kv, "=")
@@ -103,14 +106,15 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	}
 	s := &server{
 		t: t, baseURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(),
-		dbURL: dbURL, natsURL: env["NATS_URL"], prefix: env["NATS_PREFIX"], env: env,
+		internalURL: "http://" + internalLis.Addr().String(),
+		dbURL:       dbURL, natsURL: env["NATS_URL"], prefix: env["NATS_PREFIX"], env: env,
 		client: &http.Client{Timeout: 10 * time.Second}, logs: &lockedBuffer{},
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- RunWithListeners(ctx, nil, func(k string) string { return env[k] }, s.logs, Listeners{HTTP: httpLis, GRPC: grpcLis})
+		done <- RunWithListeners(ctx, nil, func(k string) string { return env[k] }, s.logs, Listeners{HTTP: httpLis, GRPC: grpcLis, Internal: internalLis})
 	}()
 	t.Cleanup(func() {
 		s.client.CloseIdleConnections()

@@ -16,9 +16,12 @@ import (
 type Config struct {
 	AppEnv string
 	// Egress is the policy tenant base URLs must pass when saved.
-	Egress               egress.Policy
-	HTTPAddr             string
-	GRPCAddr             string
+	Egress   egress.Policy
+	HTTPAddr string
+	GRPCAddr string
+	// InternalAddr serves /metrics and pprof (PLATFORM_INTERNAL_ADDR),
+	// never on a public interface.
+	InternalAddr         string
 	DatabaseURL          string
 	NATSURL              string
 	NATSPrefix           string
@@ -44,6 +47,10 @@ type Config struct {
 	LogLevel            string
 	LogFormat           string
 	ShutdownGrace       time.Duration
+	// ReadHeaderTimeout bounds a client's request headers (HTTP) and
+	// connection handshake (gRPC); BodyReadTimeout its request body.
+	ReadHeaderTimeout time.Duration
+	BodyReadTimeout   time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's address (TRUSTED_PROXIES: comma list of CIDRs or IPs).
 	TrustedProxies []netip.Prefix
@@ -68,6 +75,7 @@ func Load(getenv func(string) string) (Config, error) {
 		AppEnv:               get("APP_ENV", "prod"),
 		HTTPAddr:             get("PLATFORM_HTTP_ADDR", "127.0.0.1:8080"),
 		GRPCAddr:             get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
+		InternalAddr:         get("PLATFORM_INTERNAL_ADDR", "127.0.0.1:9180"),
 		DatabaseURL:          get("PLATFORM_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_platform?sslmode=disable"),
 		NATSURL:              get("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSPrefix:           get("NATS_PREFIX", "trueport"),
@@ -115,6 +123,14 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("SHUTDOWN_GRACE must be a duration"))
 	} else if c.ShutdownGrace < 0 {
 		errs = append(errs, fmt.Errorf("SHUTDOWN_GRACE must not be negative, got %s", c.ShutdownGrace))
+	}
+	for _, d := range []struct {
+		name, def string
+		to        *time.Duration
+	}{{"READ_HEADER_TIMEOUT", "10s", &c.ReadHeaderTimeout}, {"BODY_READ_TIMEOUT", "30s", &c.BodyReadTimeout}} {
+		if *d.to, err = time.ParseDuration(get(d.name, d.def)); err != nil || *d.to <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration", d.name))
+		}
 	}
 	if c.TrustedProxies, err = parsePrefixes(get("TRUSTED_PROXIES", "")); err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
