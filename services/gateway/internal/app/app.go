@@ -20,7 +20,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -142,15 +141,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return err
 	}
-	for name, pick := range map[string]func(p, s, l int64) int64{
-		"published": func(p, _, _ int64) int64 { return p },
-		"spooled":   func(_, s, _ int64) int64 { return s },
-		"lost":      func(_, _, l int64) int64 { return l },
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "trueport_usage_events_" + name + "_total", Help: "Usage events " + name + " by this replica.",
-		}, func() float64 { return float64(pick(pub.Stats())) }))
-	}
+	reg.MustRegister(pub.Collectors()...)
 	ev := events.NewPublisher(nc, subj, log)
 
 	prices, err := pricesync.LoadTable(cfg.PricingFile)
