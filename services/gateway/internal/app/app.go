@@ -129,7 +129,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+	streams := usageStreams(cfg, subj)
+	if err := ensureStreamRetry(ctx, js, streams, log); err != nil {
 		return err
 	}
 	reg := metrics.New("gateway")
@@ -141,6 +142,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return err
 	}
+	pub.SetDeadLetters(streams.DeadLetterSubject)
 	reg.MustRegister(pub.Collectors()...)
 	ev := events.NewPublisher(nc, subj, log)
 
@@ -227,7 +229,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	})
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
-	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	startDebug(bgCtx, &bg, cfg, log)
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(), "keys", nkeys)

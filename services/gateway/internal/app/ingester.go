@@ -18,6 +18,7 @@ import (
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/ingest"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/listenfd"
@@ -27,9 +28,9 @@ import (
 
 // ingestConfig is the part of the ingester role cfg's GATEWAY_ROLE and
 // INGESTER_* settings enable.
-func ingestConfig(cfg config.Config, subj events.Subjects) ingest.Config {
+func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
 	return ingest.Config{
-		DatabaseURL: cfg.DatabaseURL, Stream: subj.UsageStream(),
+		DatabaseURL: cfg.DatabaseURL, Stream: streams.Name, DeadLetters: streams.DeadLetterSubject,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}
@@ -50,7 +51,8 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+	streams := usageStreams(cfg, subj)
+	if err := ensureStreamRetry(ctx, js, streams, log); err != nil {
 		return err
 	}
 	// Retention days change with the plan: drop the cached context on
@@ -76,7 +78,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	defer httpLis.Close()
 	var bg sync.WaitGroup
 	bg.Go(func() { tenants.Run(bgCtx, nil) })
-	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	startDebug(bgCtx, &bg, cfg, log)
 	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "workers", cfg.IngesterWorkers)

@@ -69,12 +69,17 @@ func debugMux() *http.ServeMux {
 	return mux
 }
 
-// ensureStreamRetry creates or updates the usage stream, trying three times;
-// past that the process serves on without it.
-func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) error {
+// usageStreams are the usage stream and its dead-letter stream as cfg sets them.
+func usageStreams(cfg config.Config, subj events.Subjects) usage.Streams {
+	return usage.NewStreams(subj.UsageStream(), subj.Usage(), cfg.UsageStreamMaxBytes, cfg.UsageDLQMaxBytes, cfg.UsageStreamReplicas)
+}
+
+// ensureStreamRetry creates or updates the usage stream and its dead-letter
+// stream, trying three times; past that the process serves on without them.
+func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, streams usage.Streams, log *slog.Logger) error {
 	for i := 0; ; i++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := usage.EnsureStream(cctx, js, subj.UsageStream(), subj.Usage())
+		err := usage.EnsureStreams(cctx, js, streams)
 		cancel()
 		if err == nil {
 			return nil

@@ -72,7 +72,7 @@ func NewDeadLetter(stage string, line []byte, cause error, seq uint64, limit int
 		dl.Event = append(json.RawMessage(nil), line...)
 	default:
 		raw, _ := cleanString(string(line), len(line)*3) // no cut: only UTF-8 and NUL
-		if len(raw) > room/6 { // JSON escaping may take six bytes per byte
+		if len(raw) > room/6 {                           // JSON escaping may take six bytes per byte
 			raw, dl.Truncated = cut(raw, room/6), true
 		}
 		dl.Raw = raw
@@ -135,3 +135,88 @@ func permanentPublishError(err error) bool {
 // jsErrMessageExceedsMaximum is JetStream's "message size exceeds maximum
 // allowed" (JSStreamMessageExceedsMaximumErr).
 const jsErrMessageExceedsMaximum jetstream.ErrorCode = 10054
+
+// StoredDeadLetter is a dead letter with its sequence in the dead-letter
+// stream.
+type StoredDeadLetter struct {
+	Seq uint64 `json:"seq"`
+	DeadLetter
+}
+
+// Replayable reports whether d holds a whole event to send back.
+func (d DeadLetter) Replayable() bool { return len(d.Event) > 0 && !d.Truncated }
+
+// ReadDeadLetters calls fn for the dead letters of s, oldest first, at most
+// limit of them (0: all).
+func ReadDeadLetters(ctx context.Context, js jetstream.JetStream, s Streams, limit int, fn func(StoredDeadLetter) error) error {
+	stream, err := js.Stream(ctx, s.DeadLetterName)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream %s: %w", s.DeadLetterName, err)
+	}
+	if stream.CachedInfo().State.Msgs == 0 {
+		return nil
+	}
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return fmt.Errorf("read dead letters: %w", err)
+	}
+	for n := 0; limit <= 0 || n < limit; n++ {
+		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read dead letters: %w", err)
+		}
+		d := StoredDeadLetter{Seq: md.Sequence.Stream}
+		if err := json.Unmarshal(msg.Data(), &d.DeadLetter); err != nil {
+			d.Stage, d.Error = "unknown", "not a dead letter: "+err.Error()
+		}
+		if err := fn(d); err != nil {
+			return err
+		}
+		if md.NumPending == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ReplayDeadLetters sends the events of up to limit dead letters (0: all)
+// back to the usage stream, oldest first, and deletes each one once the
+// usage stream has acknowledged its event; an event refused again comes
+// back as a new dead letter. Dead letters without a whole event (a line
+// that was not JSON, or was cut to fit) are kept and reported to fn with
+// replayed false.
+func ReplayDeadLetters(ctx context.Context, js jetstream.JetStream, s Streams, limit int, fn func(d StoredDeadLetter, replayed bool)) error {
+	stream, err := js.Stream(ctx, s.DeadLetterName)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream %s: %w", s.DeadLetterName, err)
+	}
+	var todo []StoredDeadLetter
+	if err := ReadDeadLetters(ctx, js, s, limit, func(d StoredDeadLetter) error {
+		todo = append(todo, d)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, d := range todo {
+		if !d.Replayable() {
+			fn(d, false)
+			continue
+		}
+		msg := &nats.Msg{Subject: s.Subject, Data: d.Event, Header: nats.Header{}}
+		// One id per dead letter: a replay run again after a crash between
+		// the publish and the delete is deduplicated by the stream.
+		msg.Header.Set(jetstream.MsgIDHeader, "replay-"+s.DeadLetterName+"-"+strconv.FormatUint(d.Seq, 10))
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			return fmt.Errorf("replay dead letter %d: %w", d.Seq, err)
+		}
+		if err := stream.DeleteMsg(ctx, d.Seq); err != nil {
+			return fmt.Errorf("delete replayed dead letter %d: %w", d.Seq, err)
+		}
+		fn(d, true)
+	}
+	return nil
+}

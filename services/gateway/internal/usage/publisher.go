@@ -17,32 +17,6 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// StreamConfig is the usage stream: file storage, bounded, DiscardNew (a full
-// stream refuses publishes, which then spool, rather than dropping old events),
-// and a dedup window on Nats-Msg-Id.
-func StreamConfig(name, subject string) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{subject},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Discard:    jetstream.DiscardNew,
-		MaxBytes:   4 << 30,
-		MaxMsgs:    50_000_000,
-		MaxAge:     14 * 24 * time.Hour,
-		Duplicates: 30 * time.Minute,
-	}
-}
-
-// EnsureStream creates or updates the usage stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, name, subject string) error {
-	_, err := js.CreateOrUpdateStream(ctx, StreamConfig(name, subject))
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", name, err)
-	}
-	return nil
-}
-
 // Publisher sends events to JetStream off the request path with async
 // publishes (bounded pending acks). Publish never blocks on the network:
 // events queue in memory, and whatever JetStream does not acknowledge (error,

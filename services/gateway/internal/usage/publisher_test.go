@@ -89,13 +89,19 @@ func testStream(t *testing.T, name string) (nc *nats.Conn, js jetstream.JetStrea
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
-	stream, subject = "TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix
-	if err := EnsureStream(context.Background(), js, stream, subject); err != nil {
+	s := testStreams(name)
+	if err := EnsureStreams(context.Background(), js, s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
-	return nc, js, stream, subject
+	t.Cleanup(func() { DeleteStreams(context.Background(), js, s) })
+	return nc, js, s.Name, s.Subject
+}
+
+// testStreams names a test's own streams, small (a stream's MaxBytes is
+// reserved on the shared server until it is deleted).
+func testStreams(name string) Streams {
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	return NewStreams("TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix, 64<<20, 16<<20, 1)
 }
 
 // TestPublisherSanitisesPoisonEvents: events a key holder can shape (a NUL
