@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,10 +39,17 @@ type Ingester struct {
 	// (a message may carry up to maxBatchEvents events).
 	batch      int
 	fetchBytes int
-	// MaxDeliver bounds redeliveries of a message that keeps failing.
+	// maxDeliver is the consumer's MaxDeliver: -1, unlimited. A message is
+	// never dropped by JetStream: events Postgres refuses are dead-lettered
+	// by the ingester itself, and while Postgres (or the dead-letter stream)
+	// is unreachable a loop keeps its batch and retries, so no redelivery
+	// budget can run out during an outage.
 	maxDeliver int
 	ackWait    time.Duration
-	metrics    *IngestMetrics
+	// retryMin and retryMax bound the backoff between attempts at a batch
+	// while the database is unreachable.
+	retryMin, retryMax time.Duration
+	metrics            *IngestMetrics
 	// deadLetters is the subject of the dead-letter stream.
 	deadLetters string
 	// crashAfterCommit (tests only) simulates a process dying between the
@@ -51,7 +59,8 @@ type Ingester struct {
 
 // NewIngester builds an ingester for stream.
 func NewIngester(store Writer, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
-	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20, maxDeliver: 10, ackWait: 10 * time.Second}
+	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20,
+		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second}
 }
 
 // SetFetchBytes bounds the bytes of one fetch (the ingester's batch memory);
@@ -103,7 +112,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) > 0 {
-			in.handle(context.WithoutCancel(ctx), msgs)
+			in.handle(context.WithoutCancel(ctx), ctx, msgs)
 		}
 	}
 	return nil
@@ -124,7 +133,11 @@ type deadLetter struct {
 	err error
 }
 
-func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
+// handle stores a fetched batch and acks it. ctx outlives shutdown (a batch
+// being stored commits and acks); stop is the loop's own context: when it
+// ends while the batch waits for the database, the batch is left to be
+// redelivered.
+func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 	evs := make([]usage.Event, 0, len(msgs))
 	from := make([]origin, 0, len(msgs))
 	var dead []deadLetter
@@ -158,12 +171,16 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		in.metrics.pending(md.NumPending)
 	}
-	refused, err := in.insert(ctx, evs, 0)
-	if err != nil {
-		in.log.Error("ingester: insert failed, will redeliver", "events", len(evs), "err", err)
-		for _, m := range msgs {
-			_ = m.NakWithDelay(2 * time.Second)
-		}
+	// While the batch is worked on (an outage may last minutes), its
+	// messages are kept from redelivery.
+	stopKeepAlive := keepAlive(msgs, in.ackWait/2)
+	defer stopKeepAlive()
+	var refused []refusal
+	if !in.retry(stop, "store usage events", func() (err error) {
+		refused, err = in.insert(ctx, evs, 0)
+		return err
+	}) {
+		nakAll(msgs)
 		return
 	}
 	stored := evs
@@ -180,13 +197,11 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			}
 		}
 	}
-	if err := in.deadLetter(ctx, dead); err != nil {
-		in.log.Error("ingester: dead letters not stored, will redeliver", "dead_letters", len(dead), "err", err)
-		for _, m := range msgs {
-			_ = m.NakWithDelay(2 * time.Second)
-		}
+	if !in.retry(stop, "store dead letters", func() error { return in.deadLetter(ctx, dead) }) {
+		nakAll(msgs)
 		return
 	}
+	stopKeepAlive()
 	if in.crashAfterCommit != nil && in.crashAfterCommit() {
 		return
 	}
@@ -203,6 +218,66 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		if err := in.keys.TouchLastUsed(ctx, last); err != nil {
 			in.log.Warn("ingester: update last_used_at failed", "err", err)
 		}
+	}
+}
+
+// retry runs f until it succeeds, waiting between attempts from retryMin,
+// doubling up to retryMax; it returns false, without waiting further, once
+// stop ends. Errors f returns are never the events' fault (those are
+// dead-lettered): a database or NATS outage, which retrying outlasts.
+func (in *Ingester) retry(stop context.Context, what string, f func() error) bool {
+	wait := in.retryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				in.log.Info("ingester: "+what+" succeeded after retries", "attempts", attempt)
+			}
+			return true
+		}
+		in.metrics.waiting(true)
+		if attempt == 1 || attempt%10 == 0 {
+			in.log.Warn("ingester: "+what+" failed; keeping the batch and retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-stop.Done():
+			in.metrics.waiting(false)
+			return false
+		case <-time.After(wait):
+		}
+		in.metrics.waiting(false)
+		wait = min(2*wait, in.retryMax)
+	}
+}
+
+// keepAlive tells JetStream every interval that msgs are being worked on,
+// until the returned function is called (idempotent; it waits for the
+// last signal to be sent).
+func keepAlive(msgs []jetstream.Msg, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// nakAll hands msgs back for redelivery (a loop stopping mid-outage).
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
 	}
 }
 

@@ -18,6 +18,7 @@ type IngestMetrics struct {
 	batches      *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
 	backlog      prometheus.Gauge
+	waitingLoops prometheus.Gauge
 }
 
 // NewIngestMetrics registers the ingester metrics on reg.
@@ -43,8 +44,12 @@ func NewIngestMetrics(reg prometheus.Registerer) *IngestMetrics {
 			Name: "trueport_usage_ingest_backlog_messages",
 			Help: "Usage messages in the stream not yet delivered to the ingester, as of its last batch.",
 		}),
+		waitingLoops: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "trueport_usage_ingest_waiting_loops",
+			Help: "Ingest loops waiting to retry their batch because Postgres or NATS is unreachable (they fetch nothing meanwhile).",
+		}),
 	}
-	reg.MustRegister(m.events, m.deadLetters, m.batches, m.batchSeconds, m.backlog)
+	reg.MustRegister(m.events, m.deadLetters, m.batches, m.batchSeconds, m.backlog, m.waitingLoops)
 	return m
 }
 
@@ -76,5 +81,16 @@ func (m *IngestMetrics) batch(took time.Duration, inserted, duplicate int, err e
 func (m *IngestMetrics) pending(n uint64) {
 	if m != nil {
 		m.backlog.Set(float64(n))
+	}
+}
+
+func (m *IngestMetrics) waiting(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.waitingLoops.Inc()
+	} else {
+		m.waitingLoops.Dec()
 	}
 }
