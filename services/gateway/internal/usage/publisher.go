@@ -43,6 +43,7 @@ type Publisher struct {
 	deadLetters string
 
 	published, spooled, lost, sanitised, deadLettered atomic.Int64
+	lastSpoolLog                                      atomic.Int64 // unix ns
 }
 
 // ackTimeout bounds the wait for one JetStream ack before the event spools.
@@ -307,6 +308,12 @@ func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
 		return
 	}
 	p.spooled.Add(n)
+	// Say why, at most every 10 s: a full stream (DiscardNew), a server
+	// without room or an unreachable NATS must not spool silently.
+	if now := time.Now().UnixNano(); now-p.lastSpoolLog.Load() > int64(10*time.Second) {
+		p.lastSpoolLog.Store(now)
+		p.log.Warn("usage events spooled to disk: JetStream did not take them", "events", n, "cause", cause)
+	}
 }
 
 // eventCount is the number of events in a message body.
