@@ -87,6 +87,7 @@ func (r *Role) Run(ctx context.Context) {
 		for range max(r.cfg.Workers, 1) {
 			wg.Go(func() { _ = ing.Run(ctx) })
 		}
+		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Stream, ing.durable, trimInterval, r.log) })
 	}
 	wg.Wait()
 }

@@ -2,6 +2,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,15 +66,60 @@ func (s Streams) DeadLetterConfig() jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates or updates the usage and dead-letter streams.
+// EnsureStreams creates or updates the usage and dead-letter streams. When
+// the server refuses one (no room for its MaxBytes, more replicas than it
+// has peers, JetStream off), the error is a *StreamRefusedError naming the
+// stream, its settings and what to change; other errors (NATS unreachable)
+// are returned as they are.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, s Streams) error {
 	for _, cfg := range []jetstream.StreamConfig{s.StreamConfig(), s.DeadLetterConfig()} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			var jsErr jetstream.JetStreamError
+			if errors.As(err, &jsErr) && jsErr.APIError() != nil && !transientAPIError[jsErr.APIError().ErrorCode] {
+				return &StreamRefusedError{Stream: cfg.Name, MaxBytes: cfg.MaxBytes, Replicas: cfg.Replicas, Err: err}
+			}
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
 	return nil
 }
+
+// transientAPIError are JetStream answers that a retry may turn around (a
+// cluster electing its leader, a stream offline for a moment).
+var transientAPIError = map[jetstream.ErrorCode]bool{
+	10004: true, // incomplete results
+	10008: true, // JetStream system temporarily unavailable
+	10009: true, // cluster can not handle request
+	10118: true, // stream is offline
+	10194: true, // stream is offline: reason
+}
+
+// StreamRefusedError is a stream the NATS server refused to create or
+// update: the server answered, so retrying as it is will not help.
+type StreamRefusedError struct {
+	Stream   string
+	MaxBytes int64
+	Replicas int
+	Err      error
+}
+
+func (e *StreamRefusedError) Error() string {
+	hint := "check the stream's settings against the server"
+	var jsErr jetstream.JetStreamError
+	if errors.As(e.Err, &jsErr) && jsErr.APIError() != nil {
+		switch jsErr.APIError().ErrorCode {
+		case 10047, 10023, 10028: // storage / resources / memory exceeded
+			hint = "the server has no room for max_bytes: lower USAGE_STREAM_MAX_BYTES / USAGE_DLQ_MAX_BYTES, or give JetStream more storage (max_file_store) or delete unused streams"
+		case 10074, 10005: // replicas > 1 on a single server; no peers for placement
+			hint = "the server or cluster cannot place that many replicas: set USAGE_STREAM_REPLICAS to at most its number of JetStream servers"
+		case 10076: // JetStream not enabled
+			hint = "enable JetStream on the NATS server"
+		}
+	}
+	return fmt.Sprintf("NATS refused usage stream %s (max_bytes %d, replicas %d): %v; %s", e.Stream, e.MaxBytes, e.Replicas, e.Err, hint)
+}
+
+func (e *StreamRefusedError) Unwrap() error { return e.Err }
 
 // DeleteStreams deletes both streams (tests and benchmarks clean up with it).
 func DeleteStreams(ctx context.Context, js jetstream.JetStream, s Streams) {
