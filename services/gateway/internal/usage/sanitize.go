@@ -63,7 +63,9 @@ func (e *Event) Sanitize() (changed bool) {
 	for _, b := range []**string{&e.RequestBody, &e.ResponseBody} {
 		if *b != nil {
 			if v, ch := cleanString(**b, MaxBodyBytes); ch {
-				*b, c = &v, true // a new string: the proxy's may be shared
+				nb := new(string) // a new string: the proxy's may be shared
+				*nb = v
+				*b, c = nb, true
 			}
 		}
 	}

@@ -197,3 +197,39 @@ func FuzzSanitize(f *testing.F) {
 		}
 	})
 }
+
+// TestSanitizeCleanEventAllocs: sanitising an event that needs nothing
+// allocates nothing (it runs for every event the publisher sends).
+func TestSanitizeCleanEventAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; make test's non-race run checks this")
+	}
+	e := cleanEvent()
+	if n := testing.AllocsPerRun(1000, func() { e.Sanitize() }); n != 0 {
+		t.Fatalf("Sanitize of a clean event: %v allocations", n)
+	}
+}
+
+// BenchmarkEncode: what sanitising adds to encoding a typical event (the
+// publisher's sender goroutine does this for every event), against
+// json.Marshal alone.
+func BenchmarkEncode(b *testing.B) {
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e := cleanEvent()
+			if _, _, err := Encode(&e, 1<<20); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			e := cleanEvent()
+			if _, err := json.Marshal(&e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
