@@ -7,7 +7,7 @@ MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... .
 # deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
 TOOL_MODULES := deploy tools
 
-.PHONY: all build run stop test test-short bench proto vet fmt tidy clean
+.PHONY: all build run stop test test-short chaos soak bench proto vet fmt tidy clean
 
 all: build
 
@@ -32,6 +32,22 @@ test: build
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
 	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
+
+# The usage pipeline's fault tests with 60 s outages (make test runs them
+# with 15 s): the gateway's Postgres (a private cluster), NATS (private), both,
+# and the usage stream's leader of a three-server JetStream cluster, stopped
+# under traffic mixed with poison requests. Figures in docs/benchmarks.md.
+chaos: build
+	@scripts/ensure-deps.sh
+	E2E_OUTAGE=60s REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 30m -v -run 'Outage|NATSCluster' ./services/gateway/e2e/
+
+# SOAK_RATE req/s (1000) for SOAK (10m) through one gateway: RSS drift and
+# every event ingested (TestSoak in the e2e module).
+SOAK ?= 10m
+SOAK_RATE ?= 1000
+soak: build
+	@scripts/ensure-deps.sh
+	E2E_SOAK=$(SOAK) E2E_SOAK_RATE=$(SOAK_RATE) REQUIRE_DB=1 $(GO) test -count=1 -timeout 60m -v -run '^TestSoak$$' ./services/gateway/e2e/
 
 # Go micro-benchmarks, the proxy load test and the analytics benchmark
 # (tools/cmd/bench; knobs and figures in docs/benchmarks.md).

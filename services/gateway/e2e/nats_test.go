@@ -10,7 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// deleteStream removes the usage stream a test created on the shared NATS.
+// deleteStream removes the usage stream and its dead-letter stream a test
+// created on the shared NATS.
 func deleteStream(prefix string) {
 	nc, err := nats.Connect(natsURL(), nats.Timeout(2*time.Second))
 	if err != nil {
@@ -24,6 +25,7 @@ func deleteStream(prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.DeleteStream(ctx, strings.ToUpper(prefix)+"_USAGE")
+	_ = js.DeleteStream(ctx, strings.ToUpper(prefix)+"_USAGE_DLQ")
 }
 
 // usageConsumer returns the info of the ingester's durable consumer on the

@@ -26,6 +26,7 @@ import (
 
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/logging"
+	"trueportai/services/internal/pgdb"
 )
 
 // RequestIDHeader carries the request id on every response.
@@ -125,10 +126,13 @@ func ErrorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			return
 		}
 		ae := toAppError(err)
-		if ae.Kind == apperr.Internal {
+		switch {
+		case ae.Kind == apperr.Internal:
 			log.ErrorContext(c.Request().Context(), "internal error", "err", err)
+		case ae.Code == codeDatabaseUnavailable:
+			log.WarnContext(c.Request().Context(), "database unavailable", "err", err)
 		}
-		if ae.Kind == apperr.RateLimited && ae.RetryAfter > 0 {
+		if ae.RetryAfter > 0 {
 			c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 		}
 		body := Envelope{Error: EnvelopeError{Code: ae.Code, Message: ae.Message, RequestID: RequestID(c), Details: ae.Details}}
@@ -165,8 +169,20 @@ func toAppError(err error) *apperr.Error {
 			return apperr.New(apperr.Unavailable, "unavailable", msg)
 		}
 	}
+	if pgdb.IsUnavailable(err) {
+		ae := apperr.Wrap(apperr.Unavailable, codeDatabaseUnavailable, "the database is unavailable, retry later", err)
+		ae.RetryAfter = databaseRetryAfter
+		return ae
+	}
 	return apperr.Wrap(apperr.Internal, "internal_error", "internal error", err)
 }
+
+// A database that cannot be reached is a 503 with Retry-After, not a 500:
+// the request was not at fault and the same request may pass in a moment.
+const (
+	codeDatabaseUnavailable = "database_unavailable"
+	databaseRetryAfter      = 5 // seconds
+)
 
 // BindJSON decodes a JSON request body into v, enforcing the content type and
 // a size limit, and turning decode failures into 4xx errors naming the field.

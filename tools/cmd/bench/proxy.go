@@ -828,7 +828,7 @@ func countRows(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// deleteStream removes the run's JetStream stream.
+// deleteStream removes the run's JetStream streams (usage and dead letters).
 func (b *proxyBench) deleteStream() {
 	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second))
 	if err != nil {
@@ -842,6 +842,7 @@ func (b *proxyBench) deleteStream() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = js.DeleteStream(ctx, streamName(b.prefix))
+	_ = js.DeleteStream(ctx, streamName(b.prefix)+"_DLQ")
 }
 
 // streamName is the usage stream of a NATS prefix: BENCH…_USAGE.

@@ -1,5 +1,6 @@
 // Command gateway serves the TruePortAI AI gateway: the provider proxy routes,
-// the management API, and the usage ingester.
+// the management API, and the usage ingester. "gateway deadletter
+// list|replay [--limit N]" lists or replays the usage pipeline's dead letters.
 package main
 
 import (
@@ -15,7 +16,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, os.Getenv, os.Stderr); err != nil {
+	var err error
+	if len(os.Args) > 1 {
+		err = app.Command(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	} else {
+		err = app.Run(ctx, os.Getenv, os.Stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}

@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"trueportai/services/gateway/internal/usage"
@@ -161,7 +163,34 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 		}
 		return nil
 	})
-	return fresh, err
+	return fresh, classify(err)
+}
+
+// ErrRefused marks an Insert error caused by the events themselves:
+// Postgres refused their data (SQLSTATE class 22, data exception: a value
+// that is not a uuid, a NUL byte, a date out of range; 23, integrity
+// constraint; 54, program limit: an index entry too large). Inserting the
+// same events again fails again, so the ingester isolates the culprits
+// (bisecting the batch) and dead-letters them. Any other error (connection
+// lost, server shutting down, lock timeout, a schema problem) is not the
+// events' fault and is worth retrying as it is.
+var ErrRefused = errors.New("events refused by the database")
+
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string   { return e.err.Error() }
+func (e refusedError) Unwrap() []error { return []error{e.err, ErrRefused} }
+
+// classify marks the errors of Insert that the events caused (ErrRefused).
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 {
+		switch pgErr.Code[:2] {
+		case "22", "23", "54":
+			return refusedError{err}
+		}
+	}
+	return err
 }
 
 // rollupArgs are rollupSQL's parameters for rows.

@@ -21,7 +21,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -131,7 +130,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+	streams := usageStreams(cfg, subj)
+	if err := ensureStreamRetry(ctx, js, streams, log); err != nil {
 		return err
 	}
 	reg := metrics.New("gateway")
@@ -143,15 +143,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return err
 	}
-	for name, pick := range map[string]func(p, s, l int64) int64{
-		"published": func(p, _, _ int64) int64 { return p },
-		"spooled":   func(_, s, _ int64) int64 { return s },
-		"lost":      func(_, _, l int64) int64 { return l },
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "trueport_usage_events_" + name + "_total", Help: "Usage events " + name + " by this replica.",
-		}, func() float64 { return float64(pick(pub.Stats())) }))
-	}
+	pub.SetDeadLetters(streams.DeadLetterSubject)
+	reg.MustRegister(pub.Collectors()...)
 	ev := events.NewPublisher(nc, subj, log)
 
 	prices, err := pricesync.LoadTable(cfg.PricingFile)
@@ -244,7 +237,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	})
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
-	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)

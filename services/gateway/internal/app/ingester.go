@@ -16,6 +16,7 @@ import (
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/ingest"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/listenfd"
@@ -25,9 +26,9 @@ import (
 
 // ingestConfig is the part of the ingester role cfg's GATEWAY_ROLE and
 // INGESTER_* settings enable.
-func ingestConfig(cfg config.Config, subj events.Subjects) ingest.Config {
+func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
 	return ingest.Config{
-		DatabaseURL: cfg.DatabaseURL, Stream: subj.UsageStream(),
+		DatabaseURL: cfg.DatabaseURL, Stream: streams.Name, DeadLetters: streams.DeadLetterSubject,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}
@@ -48,7 +49,8 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := ensureStreamRetry(ctx, js, subj, log); err != nil {
+	streams := usageStreams(cfg, subj)
+	if err := ensureStreamRetry(ctx, js, streams, log); err != nil {
 		return err
 	}
 	// Retention days change with the plan: drop the cached context on
@@ -78,7 +80,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	defer internal.lis.Close()
 	var bg sync.WaitGroup
 	bg.Go(func() { tenants.Run(bgCtx, nil) })
-	ingester := ingest.New(ingestConfig(cfg, subj), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "internal_addr", internal.lis.Addr().String(),
 		"workers", cfg.IngesterWorkers)

@@ -70,11 +70,15 @@ func TestRunWithListeners(t *testing.T) {
 				nats = "nats://127.0.0.1:4222"
 			}
 			prefix := fmt.Sprintf("apptest%d", time.Now().UnixNano())
-			t.Cleanup(func() { deleteStream(nats, strings.ToUpper(prefix)+"_USAGE") })
+			t.Cleanup(func() {
+				deleteStream(nats, strings.ToUpper(prefix)+"_USAGE")
+				deleteStream(nats, strings.ToUpper(prefix)+"_USAGE_DLQ")
+			})
 			env := map[string]string{
 				"APP_ENV": "dev", "GATEWAY_ROLE": role, "LOG_FORMAT": "text",
 				"GATEWAY_DATABASE_URL": dbtest.NewURL(t, "app_"+role), "NATS_URL": nats,
 				"NATS_PREFIX": prefix, "GATEWAY_SPOOL_DIR": t.TempDir(),
+				"USAGE_STREAM_MAX_BYTES": "8388608", "USAGE_DLQ_MAX_BYTES": "1048576",
 				// Never bound: the listeners above are used.
 				"GATEWAY_HTTP_ADDR": "192.0.2.1:1", "GATEWAY_GRPC_ADDR": "192.0.2.1:2", "GATEWAY_INTERNAL_ADDR": "192.0.2.1:3",
 				"PLATFORM_GRPC_ADDR": "127.0.0.1:1",

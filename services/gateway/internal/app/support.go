@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,15 +75,28 @@ func newBodyRedactor() (func(provider.Provider, string, []byte) []byte, error) {
 	}, nil
 }
 
-// ensureStreamRetry creates or updates the usage stream, trying three times;
-// past that the process serves on without it.
-func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.Subjects, log *slog.Logger) error {
+// usageStreams are the usage stream and its dead-letter stream as cfg sets them.
+func usageStreams(cfg config.Config, subj events.Subjects) usage.Streams {
+	return usage.NewStreams(subj.UsageStream(), subj.Usage(), cfg.UsageStreamMaxBytes, cfg.UsageDLQMaxBytes, cfg.UsageStreamReplicas)
+}
+
+// ensureStreamRetry creates or updates the usage stream and its dead-letter
+// stream, trying three times; past that the process serves on without them
+// (events spool until NATS is back). A server that answers with a refusal
+// (no room for USAGE_STREAM_MAX_BYTES, more replicas than peers) fails the
+// start at once with the reason and what to change: serving on would only
+// fill the spool.
+func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, streams usage.Streams, log *slog.Logger) error {
 	for i := 0; ; i++ {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := usage.EnsureStream(cctx, js, subj.UsageStream(), subj.Usage())
+		err := usage.EnsureStreams(cctx, js, streams)
 		cancel()
 		if err == nil {
 			return nil
+		}
+		var refused *usage.StreamRefusedError
+		if errors.As(err, &refused) {
+			return err
 		}
 		if i >= 2 {
 			// Keep serving: events spool until NATS is back; the ingester

@@ -64,6 +64,13 @@ type Config struct {
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
+
+	// UsageStreamMaxBytes bounds the usage stream, UsageDLQMaxBytes its
+	// dead-letter stream (JetStream reserves both on the server);
+	// UsageStreamReplicas is their replica count.
+	UsageStreamMaxBytes int64
+	UsageDLQMaxBytes    int64
+	UsageStreamReplicas int
 }
 
 // Process roles (GATEWAY_ROLE).
@@ -118,6 +125,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if role == RoleIngester {
 		defaultWorkers, defaultFetchBytes = "2", "3145728"
 	}
+	// A dev server (make run, tests) holds many short-lived streams, each
+	// reserving its MaxBytes: dev streams are small.
+	defaultStreamBytes, defaultDLQBytes := "4294967296", "268435456"
+	if get("APP_ENV", "prod") == "dev" {
+		defaultStreamBytes, defaultDLQBytes = "268435456", "33554432"
+	}
 	c := Config{
 		AppEnv:             get("APP_ENV", "prod"),
 		HTTPAddr:           get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081"),
@@ -149,6 +162,10 @@ func Load(getenv func(string) string) (Config, error) {
 		BodyReadTimeout:       dur("BODY_READ_TIMEOUT", "30s"),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
+
+		UsageStreamMaxBytes: num("USAGE_STREAM_MAX_BYTES", defaultStreamBytes),
+		UsageDLQMaxBytes:    num("USAGE_DLQ_MAX_BYTES", defaultDLQBytes),
+		UsageStreamReplicas: int(num("USAGE_STREAM_REPLICAS", "1")),
 	}
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))
@@ -160,6 +177,9 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
 	} else {
 		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
+	}
+	if c.UsageStreamReplicas > 5 {
+		errs = append(errs, fmt.Errorf("USAGE_STREAM_REPLICAS must be 1 to 5, got %d", c.UsageStreamReplicas))
 	}
 	switch c.Role {
 	case RoleAll, RoleProxy, RoleIngester:

@@ -178,11 +178,12 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		b.Fatal(err)
 	}
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 10)
-	stream, subject := "BENCH_INGEST_"+suffix, "bench.ingest."+suffix
-	if err := usage.EnsureStream(ctx, js, stream, subject); err != nil {
+	streams := usage.NewStreams("BENCH_INGEST_"+suffix, "bench.ingest."+suffix, 1<<30, 16<<20, 1)
+	stream, subject := streams.Name, streams.Subject
+	if err := usage.EnsureStreams(ctx, js, streams); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = js.DeleteStream(context.Background(), stream) }()
+	defer usage.DeleteStreams(context.Background(), js, streams)
 
 	// Each ingester has its own connection and JetStream context (in the
 	// gateway the publisher and the ingester do not share one either).

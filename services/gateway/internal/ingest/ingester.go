@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/usage"
 )
 
@@ -35,10 +39,19 @@ type Ingester struct {
 	// (a message may carry up to maxBatchEvents events).
 	batch      int
 	fetchBytes int
-	// MaxDeliver bounds redeliveries of a message that keeps failing.
+	// maxDeliver is the consumer's MaxDeliver: -1, unlimited. A message is
+	// never dropped by JetStream: events Postgres refuses are dead-lettered
+	// by the ingester itself, and while Postgres (or the dead-letter stream)
+	// is unreachable a loop keeps its batch and retries, so no redelivery
+	// budget can run out during an outage.
 	maxDeliver int
 	ackWait    time.Duration
-	metrics    *IngestMetrics
+	// retryMin and retryMax bound the backoff between attempts at a batch
+	// while the database is unreachable.
+	retryMin, retryMax time.Duration
+	metrics            *IngestMetrics
+	// deadLetters is the subject of the dead-letter stream.
+	deadLetters string
 	// crashAfterCommit (tests only) simulates a process dying between the
 	// commit and the acks: when it returns true, no ack is sent.
 	crashAfterCommit func() bool
@@ -46,7 +59,8 @@ type Ingester struct {
 
 // NewIngester builds an ingester for stream.
 func NewIngester(store Writer, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
-	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20, maxDeliver: 10, ackWait: 10 * time.Second}
+	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20,
+		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second}
 }
 
 // SetFetchBytes bounds the bytes of one fetch (the ingester's batch memory);
@@ -56,6 +70,11 @@ func (in *Ingester) SetFetchBytes(n int) {
 		in.fetchBytes = n
 	}
 }
+
+// SetDeadLetters makes the ingester park the events it cannot store (lines
+// that are not events, events Postgres refuses) in the dead-letter stream
+// on subject; without it they are logged and dropped.
+func (in *Ingester) SetDeadLetters(subject string) { in.deadLetters = subject }
 
 // SetMetrics makes the ingester report to m.
 func (in *Ingester) SetMetrics(m *IngestMetrics) { in.metrics = m }
@@ -93,20 +112,43 @@ func (in *Ingester) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) > 0 {
-			in.handle(context.WithoutCancel(ctx), msgs)
+			in.handle(context.WithoutCancel(ctx), ctx, msgs)
 		}
 	}
 	return nil
 }
 
-func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
+// origin is where an event of a batch came from: its line as received and
+// the usage stream sequence of its message.
+type origin struct {
+	line []byte
+	seq  uint64
+}
+
+// deadLetter is an event (or a line that is not one) to park in the
+// dead-letter stream.
+type deadLetter struct {
+	stage string
+	origin
+	err error
+}
+
+// handle stores a fetched batch and acks it. ctx outlives shutdown (a batch
+// being stored commits and acks); stop is the loop's own context: when it
+// ends while the batch waits for the database, the batch is left to be
+// redelivered.
+func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 	evs := make([]usage.Event, 0, len(msgs))
-	good := make([]jetstream.Msg, 0, len(msgs))
+	from := make([]origin, 0, len(msgs))
+	var dead []deadLetter
 	for _, m := range msgs {
+		var seq uint64
+		if md, err := m.Metadata(); err == nil {
+			seq = md.Sequence.Stream
+		}
 		// A message holds one or more newline-separated events (the
-		// publisher batches under load); a line that is not a valid event
-		// is dropped, a message without any valid event is terminated.
-		n := 0
+		// publisher batches under load). A line that is not a valid event
+		// goes to the dead-letter stream; the others are stored.
 		for data := m.Data(); len(data) > 0; {
 			line := data
 			if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -114,50 +156,204 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			} else {
 				data = nil
 			}
-			var ev usage.Event
-			if err := json.Unmarshal(line, &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
-				in.log.Error("ingester: poison usage event dropped", "bytes", len(line), "err", err)
-				in.metrics.poison()
+			if len(line) == 0 {
+				continue
+			}
+			ev, err := decode(line)
+			if err != nil {
+				dead = append(dead, deadLetter{usage.StageDecode, origin{line, seq}, err})
 				continue
 			}
 			evs = append(evs, ev)
-			n++
+			from = append(from, origin{line, seq})
 		}
-		if n == 0 {
-			_ = m.Term()
-			continue
-		}
-		good = append(good, m)
-	}
-	if len(evs) == 0 {
-		return
 	}
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		in.metrics.pending(md.NumPending)
 	}
-	start := time.Now()
-	fresh, err := in.store.Insert(ctx, evs)
-	in.metrics.batch(time.Since(start), fresh, len(evs)-fresh, err)
-	if err != nil {
-		in.log.Error("ingester: insert failed, will redeliver", "events", len(evs), "err", err)
-		for _, m := range good {
-			_ = m.NakWithDelay(2 * time.Second)
-		}
+	// While the batch is worked on (an outage may last minutes), its
+	// messages are kept from redelivery.
+	stopKeepAlive := keepAlive(msgs, in.ackWait/2)
+	defer stopKeepAlive()
+	var refused []refusal
+	if !in.retry(stop, "store usage events", func() (err error) {
+		refused, err = in.insert(ctx, evs, 0)
+		return err
+	}) {
+		nakAll(msgs)
 		return
 	}
+	stored := evs
+	if len(refused) > 0 {
+		stored = make([]usage.Event, 0, len(evs)-len(refused))
+		bad := make(map[int]bool, len(refused))
+		for _, r := range refused {
+			bad[r.index] = true
+			dead = append(dead, deadLetter{usage.StageInsert, from[r.index], r.err})
+		}
+		for i := range evs {
+			if !bad[i] {
+				stored = append(stored, evs[i])
+			}
+		}
+	}
+	if !in.retry(stop, "store dead letters", func() error { return in.deadLetter(ctx, dead) }) {
+		nakAll(msgs)
+		return
+	}
+	stopKeepAlive()
 	if in.crashAfterCommit != nil && in.crashAfterCommit() {
 		return
 	}
-	for _, m := range good {
+	for _, m := range msgs {
 		_ = m.Ack()
 	}
 	last := map[string]time.Time{}
-	for _, ev := range evs {
+	for _, ev := range stored {
 		if ev.KeyID != "" && ev.CreatedAt.After(last[ev.KeyID]) {
 			last[ev.KeyID] = ev.CreatedAt
 		}
 	}
-	if err := in.keys.TouchLastUsed(ctx, last); err != nil {
-		in.log.Warn("ingester: update last_used_at failed", "err", err)
+	if len(last) > 0 {
+		if err := in.keys.TouchLastUsed(ctx, last); err != nil {
+			in.log.Warn("ingester: update last_used_at failed", "err", err)
+		}
 	}
+}
+
+// retry runs f until it succeeds, waiting between attempts from retryMin,
+// doubling up to retryMax; it returns false, without waiting further, once
+// stop ends. Errors f returns are never the events' fault (those are
+// dead-lettered): a database or NATS outage, which retrying outlasts.
+func (in *Ingester) retry(stop context.Context, what string, f func() error) bool {
+	wait := in.retryMin
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil {
+			if attempt > 1 {
+				in.log.Info("ingester: "+what+" succeeded after retries", "attempts", attempt)
+			}
+			return true
+		}
+		in.metrics.waiting(true)
+		if attempt == 1 || attempt%10 == 0 {
+			in.log.Warn("ingester: "+what+" failed; keeping the batch and retrying", "attempt", attempt, "err", err)
+		}
+		select {
+		case <-stop.Done():
+			in.metrics.waiting(false)
+			return false
+		case <-time.After(wait):
+		}
+		in.metrics.waiting(false)
+		wait = min(2*wait, in.retryMax)
+	}
+}
+
+// keepAlive tells JetStream every interval that msgs are being worked on,
+// until the returned function is called (idempotent; it waits for the
+// last signal to be sent).
+func keepAlive(msgs []jetstream.Msg, interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
+// nakAll hands msgs back for redelivery (a loop stopping mid-outage).
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+// decode reads one line as a usage event and sanitises it (events of a
+// gateway that did not sanitise, or written by another publisher, are
+// stored the same way as current ones).
+func decode(line []byte) (usage.Event, error) {
+	var ev usage.Event
+	if err := json.Unmarshal(line, &ev); err != nil {
+		return ev, fmt.Errorf("not a usage event: %w", err)
+	}
+	if ev.RequestID == "" || ev.TenantID == "" {
+		return ev, errors.New("not a usage event: request_id or tenant_id missing")
+	}
+	ev.Sanitize()
+	return ev, nil
+}
+
+// refusal is an event of a batch that Postgres refused, by its index.
+type refusal struct {
+	index int
+	err   error
+}
+
+// insert stores evs (evs[0] being the batch's event number base). When
+// Postgres refuses the batch for its data (analytics.ErrRefused), it halves
+// the batch and stores each half, down to single events, so the events
+// that are refused are found and the others stored: one bad event costs
+// about 2·log2(n) more statements, never the batch. Other errors are
+// returned as they are, with the halves stored so far kept (the insert is
+// idempotent, a retry stores the rest).
+func (in *Ingester) insert(ctx context.Context, evs []usage.Event, base int) ([]refusal, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	fresh, err := in.store.Insert(ctx, evs)
+	in.metrics.batch(time.Since(start), fresh, len(evs)-fresh, err)
+	switch {
+	case err == nil:
+		return nil, nil
+	case !errors.Is(err, analytics.ErrRefused):
+		return nil, err
+	case len(evs) == 1:
+		in.log.Warn("ingester: event refused by the database; dead-lettered", "request_id", evs[0].RequestID, "tenant_id", evs[0].TenantID, "err", err)
+		return []refusal{{base, err}}, nil
+	}
+	mid := len(evs) / 2
+	left, err := in.insert(ctx, evs[:mid], base)
+	if err != nil {
+		return nil, err
+	}
+	right, err := in.insert(ctx, evs[mid:], base+mid)
+	if err != nil {
+		return nil, err
+	}
+	return append(left, right...), nil
+}
+
+// deadLetter stores dead in the dead-letter stream (each waits for its
+// ack; a redelivered message's dead letters are deduplicated by their
+// Nats-Msg-Id). Without a dead-letter stream they are logged and dropped.
+func (in *Ingester) deadLetter(ctx context.Context, dead []deadLetter) error {
+	limit := usage.MessageLimit(in.js.Conn())
+	for _, d := range dead {
+		in.log.Error("ingester: usage event dead-lettered", "stage", d.stage, "stream_seq", d.seq, "bytes", len(d.line), "err", d.err)
+		if in.deadLetters != "" {
+			dl := usage.NewDeadLetter(d.stage, d.line, d.err, d.seq, limit)
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := usage.PublishDeadLetter(pctx, in.js, in.deadLetters, dl, usage.DeadLetterMsgID(d.stage, d.line, d.seq))
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		in.metrics.deadLettered(d.stage)
+	}
+	return nil
 }

@@ -63,7 +63,7 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	if ack, err := js.PublishMsg(ctx, dmsg); err != nil || !ack.Duplicate {
 		t.Fatalf("duplicate publish: ack=%+v err=%v", ack, err)
 	}
-	// A poison message is terminated, not retried forever.
+	// A message that is not an event is dead-lettered, not retried forever.
 	if _, err := js.Publish(ctx, subject, []byte("not json")); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 		t.Fatalf("rows = %d, want exactly %d", got, n)
 	}
 	// The metrics tell the same story: every event inserted once overall,
-	// the crashed batch seen again as duplicates, the poison message dropped.
+	// the crashed batch seen again as duplicates, the bad message dead-lettered.
 	count := func(m *IngestMetrics, result string) int {
 		return int(testutil.ToFloat64(m.events.WithLabelValues(result)))
 	}
@@ -111,8 +111,8 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	if got, want := count(secondMetrics, "duplicate"), count(firstMetrics, "inserted"); got != want {
 		t.Fatalf("metrics: the second ingester saw %d duplicates, want the %d the first one committed", got, want)
 	}
-	if got := count(firstMetrics, "poison") + count(secondMetrics, "poison"); got < 1 {
-		t.Fatalf("metrics: poison events %d, want at least 1", got)
+	if got := count(firstMetrics, "dead_lettered") + count(secondMetrics, "dead_lettered"); got < 1 {
+		t.Fatalf("metrics: dead-lettered events %d, want at least 1", got)
 	}
 	// Rollups counted each event once despite the redelivery.
 	var rolled int
@@ -140,13 +140,19 @@ func testStream(t *testing.T, name string) (nc *nats.Conn, js jetstream.JetStrea
 	if err != nil {
 		t.Fatal(err)
 	}
-	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
-	stream, subject = "TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix
-	if err := usage.EnsureStream(context.Background(), js, stream, subject); err != nil {
+	s := testStreams(name)
+	if err := usage.EnsureStreams(context.Background(), js, s); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
-	return nc, js, stream, subject
+	t.Cleanup(func() { usage.DeleteStreams(context.Background(), js, s) })
+	return nc, js, s.Name, s.Subject
+}
+
+// testStreams names a test's own streams, small (a stream's MaxBytes is
+// reserved on the shared server until it is deleted).
+func testStreams(name string) usage.Streams {
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	return usage.NewStreams("TEST_"+strings.ToUpper(name)+"_"+suffix, "test."+name+"."+suffix, 64<<20, 16<<20, 1)
 }
 
 func countRows(t *testing.T, pool *pgxpool.Pool, ctx context.Context) int {

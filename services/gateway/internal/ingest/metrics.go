@@ -1,9 +1,12 @@
 package ingest
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"trueportai/services/gateway/internal/analytics"
 )
 
 // IngestMetrics are the ingester's Prometheus series: what it stored, what
@@ -11,9 +14,11 @@ import (
 // how long a batch took, and how far behind the stream it is.
 type IngestMetrics struct {
 	events       *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
 	batches      *prometheus.CounterVec
 	batchSeconds prometheus.Histogram
 	backlog      prometheus.Gauge
+	waitingLoops prometheus.Gauge
 }
 
 // NewIngestMetrics registers the ingester metrics on reg.
@@ -21,10 +26,15 @@ func NewIngestMetrics(reg prometheus.Registerer) *IngestMetrics {
 	m := &IngestMetrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "trueport_usage_ingested_events_total",
-			Help: "Usage events taken from JetStream by result: inserted (new rows), duplicate (already stored), poison (not a valid event, dropped).",
+			Help: "Usage events taken from JetStream by result: inserted (new rows), duplicate (already stored), dead_lettered (not an event, or refused by Postgres: parked in the dead-letter stream).",
 		}, []string{"result"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "trueport_usage_dead_letters_total",
+			Help: "Usage events parked in the dead-letter stream by stage: decode (not a usage event), insert (refused by Postgres, isolated from its batch).",
+		}, []string{"stage"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "trueport_usage_ingest_batches_total", Help: "Ingest transactions by result (failed ones are redelivered).",
+			Name: "trueport_usage_ingest_batches_total",
+			Help: "Ingest transactions by result: ok; refused (Postgres refused an event's data: the batch is bisected); failed (any other error: retried).",
 		}, []string{"result"}),
 		batchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "trueport_usage_ingest_batch_seconds", Help: "Duration of one ingest transaction (insert, rollups, violations, commit).",
@@ -34,19 +44,28 @@ func NewIngestMetrics(reg prometheus.Registerer) *IngestMetrics {
 			Name: "trueport_usage_ingest_backlog_messages",
 			Help: "Usage messages in the stream not yet delivered to the ingester, as of its last batch.",
 		}),
+		waitingLoops: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "trueport_usage_ingest_waiting_loops",
+			Help: "Ingest loops waiting to retry their batch because Postgres or NATS is unreachable (they fetch nothing meanwhile).",
+		}),
 	}
-	reg.MustRegister(m.events, m.batches, m.batchSeconds, m.backlog)
+	reg.MustRegister(m.events, m.deadLetters, m.batches, m.batchSeconds, m.backlog, m.waitingLoops)
 	return m
 }
 
-func (m *IngestMetrics) poison() {
+func (m *IngestMetrics) deadLettered(stage string) {
 	if m != nil {
-		m.events.WithLabelValues("poison").Inc()
+		m.events.WithLabelValues("dead_lettered").Inc()
+		m.deadLetters.WithLabelValues(stage).Inc()
 	}
 }
 
 func (m *IngestMetrics) batch(took time.Duration, inserted, duplicate int, err error) {
 	if m == nil {
+		return
+	}
+	if errors.Is(err, analytics.ErrRefused) {
+		m.batches.WithLabelValues("refused").Inc()
 		return
 	}
 	if err != nil {
@@ -62,5 +81,16 @@ func (m *IngestMetrics) batch(took time.Duration, inserted, duplicate int, err e
 func (m *IngestMetrics) pending(n uint64) {
 	if m != nil {
 		m.backlog.Set(float64(n))
+	}
+}
+
+func (m *IngestMetrics) waiting(on bool) {
+	if m == nil {
+		return
+	}
+	if on {
+		m.waitingLoops.Inc()
+	} else {
+		m.waitingLoops.Dec()
 	}
 }

@@ -37,7 +37,8 @@ type Config struct {
 	Workers           int  // consumer loops sharing the durable consumer
 	FetchBytes        int  // bytes of messages one loop fetches per batch
 	Stream            string
-	Retention         bool // the retention and partition job
+	DeadLetters       string // subject of the dead-letter stream
+	Retention         bool   // the retention and partition job
 	RetentionInterval time.Duration
 }
 
@@ -81,10 +82,12 @@ func (r *Role) Run(ctx context.Context) {
 	if r.cfg.Ingest {
 		ing := NewIngester(analytics.New(pool), r.js, r.cfg.Stream, keys.NewStore(pool), r.log)
 		ing.SetFetchBytes(r.cfg.FetchBytes)
+		ing.SetDeadLetters(r.cfg.DeadLetters)
 		ing.SetMetrics(r.metrics)
 		for range max(r.cfg.Workers, 1) {
 			wg.Go(func() { _ = ing.Run(ctx) })
 		}
+		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Stream, ing.durable, trimInterval, r.log) })
 	}
 	wg.Wait()
 }

@@ -17,32 +17,6 @@ import (
 	"golang.org/x/sync/semaphore"
 )
 
-// StreamConfig is the usage stream: file storage, bounded, DiscardNew (a full
-// stream refuses publishes, which then spool, rather than dropping old events),
-// and a dedup window on Nats-Msg-Id.
-func StreamConfig(name, subject string) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:       name,
-		Subjects:   []string{subject},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Discard:    jetstream.DiscardNew,
-		MaxBytes:   4 << 30,
-		MaxMsgs:    50_000_000,
-		MaxAge:     14 * 24 * time.Hour,
-		Duplicates: 30 * time.Minute,
-	}
-}
-
-// EnsureStream creates or updates the usage stream.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, name, subject string) error {
-	_, err := js.CreateOrUpdateStream(ctx, StreamConfig(name, subject))
-	if err != nil {
-		return fmt.Errorf("ensure stream %s: %w", name, err)
-	}
-	return nil
-}
-
 // Publisher sends events to JetStream off the request path with async
 // publishes (bounded pending acks). Publish never blocks on the network:
 // events queue in memory, and whatever JetStream does not acknowledge (error,
@@ -63,7 +37,13 @@ type Publisher struct {
 	// (batches make the message count a poor bound on memory).
 	inflight *semaphore.Weighted
 
-	published, spooled, lost atomic.Int64
+	// deadLetters is the subject of the dead-letter stream, where spooled
+	// lines that cannot be made publishable go (empty: they are logged and
+	// dropped).
+	deadLetters string
+
+	published, spooled, lost, sanitised, deadLettered atomic.Int64
+	lastSpoolLog                                      atomic.Int64 // unix ns
 }
 
 // ackTimeout bounds the wait for one JetStream ack before the event spools.
@@ -118,9 +98,28 @@ func (p *Publisher) Publish(ev *Event) {
 	}
 }
 
+// SetDeadLetters makes spool replay send the lines it cannot publish to the
+// dead-letter stream on subject instead of dropping them.
+func (p *Publisher) SetDeadLetters(subject string) { p.deadLetters = subject }
+
 // Stats reports counters (acknowledged by JetStream, spooled, lost).
 func (p *Publisher) Stats() (published, spooled, lost int64) {
 	return p.published.Load(), p.spooled.Load(), p.lost.Load()
+}
+
+// Counters are the publisher's totals since start.
+type Counters struct {
+	Published    int64 // acknowledged by JetStream
+	Spooled      int64 // written to the spool (NATS unreachable, slow or refusing)
+	Lost         int64 // neither published nor spooled (spool full, disk full)
+	Sanitised    int64 // events cut or cleaned to be storable (Event.Sanitize, Encode)
+	DeadLettered int64 // spooled lines sent to the dead-letter stream
+}
+
+// Counters reports the publisher's totals.
+func (p *Publisher) Counters() Counters {
+	return Counters{Published: p.published.Load(), Spooled: p.spooled.Load(), Lost: p.lost.Load(),
+		Sanitised: p.sanitised.Load(), DeadLettered: p.deadLettered.Load()}
 }
 
 // Run starts the sender and the spool replayer; it returns after Close
@@ -160,8 +159,10 @@ func (p *Publisher) Close() {
 	}
 }
 
-// maxBatchEvents and maxBatchBytes bound one usage message (NATS's default
-// max_payload is 1 MiB).
+// maxBatchEvents and maxBatchBytes bound one usage message of several
+// events (NATS's default max_payload is 1 MiB; a server with a smaller one
+// lowers the byte bound, see MessageLimit). A single event may be larger,
+// up to the server's limit: Encode fits it.
 const (
 	maxBatchEvents = 256
 	maxBatchBytes  = 512 << 10
@@ -203,7 +204,11 @@ func (p *Publisher) sendLoop() {
 // events. A one-event message has Nats-Msg-Id = its request id; a batch has
 // the first request id, "+" and the number of further events (redeliveries
 // and replays are absorbed by the ingester's idempotent insert either way).
+// Each event is sanitised and fitted to the server's message limit first
+// (Encode), so no event can make a message the stream refuses.
 func (p *Publisher) send(evs []*Event) {
+	limit := MessageLimit(p.nc)
+	batchBytes := min(maxBatchBytes, limit)
 	var buf []byte
 	first, n := "", 0
 	flush := func() {
@@ -218,13 +223,11 @@ func (p *Publisher) send(evs []*Event) {
 		buf, first, n = nil, "", 0
 	}
 	for _, ev := range evs {
-		b, err := json.Marshal(ev)
-		if err != nil {
-			p.lost.Add(1)
-			p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
+		b, ok := p.encode(ev, limit)
+		if !ok {
 			continue
 		}
-		if n > 0 && len(buf)+1+len(b) > maxBatchBytes {
+		if n > 0 && len(buf)+1+len(b) > batchBytes {
 			flush()
 		}
 		if n > 0 {
@@ -236,6 +239,22 @@ func (p *Publisher) send(evs []*Event) {
 		n++
 	}
 	flush()
+}
+
+// encode is Encode with the publisher's counters: sanitised events are
+// counted, an event that cannot be encoded is counted lost.
+func (p *Publisher) encode(ev *Event, limit int) ([]byte, bool) {
+	b, sanitised, err := Encode(ev, limit)
+	if sanitised {
+		p.sanitised.Add(1)
+		p.log.Warn("usage event sanitised (invalid UTF-8, NUL or oversized fields)", "request_id", ev.RequestID, "tenant_id", ev.TenantID)
+	}
+	if err != nil {
+		p.lost.Add(1)
+		p.log.Error("usage event not serialisable", "request_id", ev.RequestID, "err", err)
+		return nil, false
+	}
+	return b, true
 }
 
 func (p *Publisher) publishAsync(id string, data []byte) {
@@ -272,9 +291,8 @@ func (p *Publisher) publishRaw(id string, b []byte) error {
 }
 
 func (p *Publisher) toSpool(ev *Event, cause error) {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		p.lost.Add(1)
+	b, ok := p.encode(ev, MessageLimit(p.nc))
+	if !ok {
 		return
 	}
 	p.spoolRaw(ev.RequestID, b, cause)
@@ -290,6 +308,12 @@ func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
 		return
 	}
 	p.spooled.Add(n)
+	// Say why, at most every 10 s: a full stream (DiscardNew), a server
+	// without room or an unreachable NATS must not spool silently.
+	if now := time.Now().UnixNano(); now-p.lastSpoolLog.Load() > int64(10*time.Second) {
+		p.lastSpoolLog.Store(now)
+		p.log.Warn("usage events spooled to disk: JetStream did not take them", "events", n, "cause", cause)
+	}
 }
 
 // eventCount is the number of events in a message body.
@@ -300,27 +324,91 @@ func (p *Publisher) replay() {
 		return
 	}
 	// Spooled events go back as batches like live ones: one synchronous
-	// publish per up to maxBatchEvents events.
-	n, err := p.spool.Replay(maxBatchEvents, maxBatchBytes, func(lines [][]byte) error {
-		var head struct {
-			RequestID string `json:"request_id"`
-		}
+	// publish per up to maxBatchEvents events. Each line is decoded and
+	// encoded again for the server's current limit: a line the stream
+	// cannot take is never sent as it is, and one that is not an event goes
+	// to the dead-letter stream, so replay neither stops at a line nor skips
+	// one.
+	limit := MessageLimit(p.nc)
+	n, err := p.spool.Replay(maxBatchEvents, min(maxBatchBytes, limit), func(lines [][]byte) error {
+		evs := make([][]byte, 0, len(lines))
+		ids := make([]string, 0, len(lines))
 		for _, line := range lines {
-			if json.Unmarshal(line, &head) == nil && head.RequestID != "" {
-				break
+			var ev Event
+			if err := json.Unmarshal(line, &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
+				if err == nil {
+					err = errors.New("not a usage event: request_id or tenant_id missing")
+				}
+				if err := p.deadLetter(line, err); err != nil {
+					return err
+				}
+				continue
 			}
+			b, sanitised, err := Encode(&ev, limit)
+			if err != nil {
+				if err := p.deadLetter(line, err); err != nil {
+					return err
+				}
+				continue
+			}
+			if sanitised {
+				p.sanitised.Add(1)
+			}
+			evs, ids = append(evs, b), append(ids, ev.RequestID)
 		}
-		if head.RequestID == "" {
-			p.log.Error("dropping corrupt spool lines", "lines", len(lines))
-			return nil
-		}
-		id := head.RequestID
-		if len(lines) > 1 {
-			id += "+" + strconv.Itoa(len(lines)-1)
-		}
-		return p.publishRaw(id, bytes.Join(lines, []byte{'\n'}))
+		return p.publishLines(ids, evs, limit)
 	})
 	if n > 0 || err != nil {
 		p.log.Info("replayed spooled usage events", "events", n, "err", err)
 	}
+}
+
+// publishLines publishes spooled events synchronously as one message, or
+// one by one when the server refuses the message for its size; a single
+// event it refuses for its size goes to the dead-letter stream.
+func (p *Publisher) publishLines(ids []string, lines [][]byte, limit int) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	id := ids[0]
+	if len(lines) > 1 {
+		id += "+" + strconv.Itoa(len(lines)-1)
+	}
+	body := bytes.Join(lines, []byte{'\n'})
+	err := p.publishRaw(id, body)
+	switch {
+	case err == nil:
+		p.published.Add(int64(len(lines)))
+		return nil
+	case !permanentPublishError(err):
+		return err
+	case len(lines) > 1:
+		for i := range lines {
+			if err := p.publishLines(ids[i:i+1], lines[i:i+1], limit); err != nil {
+				return err
+			}
+		}
+		return nil
+	default:
+		return p.deadLetter(lines[0], err)
+	}
+}
+
+// deadLetter stores a spooled line that cannot be published as an event in
+// the dead-letter stream (synchronously: an error stops the replay, and the
+// line is tried again at the next one).
+func (p *Publisher) deadLetter(line []byte, cause error) error {
+	p.log.Error("spooled usage line cannot be published; dead-lettered", "bytes", len(line), "err", cause)
+	if p.deadLetters == "" {
+		p.lost.Add(1)
+		return nil
+	}
+	dl := NewDeadLetter(StageSpool, line, cause, 0, MessageLimit(p.nc))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := PublishDeadLetter(ctx, p.js, p.deadLetters, dl, DeadLetterMsgID(StageSpool, line, 0)); err != nil {
+		return err
+	}
+	p.deadLettered.Add(1)
+	return nil
 }

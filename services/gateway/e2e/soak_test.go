@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestSoak (make soak; skipped unless E2E_SOAK is set) sends a fixed rate
+// of chat completions (E2E_SOAK_RATE, 1000 req/s) for E2E_SOAK (e.g. 10m)
+// through one gateway (GATEWAY_ROLE=all: proxy and ingester in one
+// process), samples the gateway's resident memory every 5 s, and checks
+// that every served request became exactly one usage row (ids compared)
+// and that memory did not keep growing: the RSS of the last minute must
+// stay within 1.5 times that of the second minute (after warm-up).
+func TestSoak(t *testing.T) {
+	v := os.Getenv("E2E_SOAK")
+	if v == "" {
+		t.Skip("E2E_SOAK (a duration) not set: make soak runs this")
+	}
+	length, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("E2E_SOAK: %v", err)
+	}
+	rate := 1000
+	if r := os.Getenv("E2E_SOAK_RATE"); r != "" {
+		if rate, err = strconv.Atoi(r); err != nil || rate <= 0 {
+			t.Fatalf("E2E_SOAK_RATE: %q", r)
+		}
+	}
+	s := newStack(t)
+	ts := s.setupTenant("soak-" + randHex(3))
+	raiseRPM(t, s, ts)
+	// The key's limit must not refuse the soak: lift it in the database and
+	// restart the gateway, which loads keys at start.
+	execSQL(t, s.envValue("GATEWAY_DATABASE_URL"), `UPDATE api_keys SET rpm_limit = 100000000 WHERE id = $1`, ts.keyID)
+	s.restartGateway()
+
+	url := s.gatewayURL + "/trueportai-services/openai/v1/chat/completions"
+	bodies := [][]byte{
+		[]byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"soak"}]}`),
+		[]byte(`{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"soak"}]}`),
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}}
+	var (
+		mu        sync.Mutex
+		ids       = make([]string, 0, rate*int(length.Seconds()))
+		latencies []time.Duration
+		failures  atomic.Int64
+		missed    atomic.Int64
+	)
+	tokens := make(chan int, rate) // one a request; full: the client cannot keep up
+	var wg sync.WaitGroup
+	for range 256 {
+		wg.Go(func() {
+			for i := range tokens {
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(bodies[i%2]))
+				req.Header.Set("Authorization", "Bearer "+ts.apiKey)
+				req.Header.Set("Content-Type", "application/json")
+				begin := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				_, _ = new(bytes.Buffer).ReadFrom(resp.Body)
+				resp.Body.Close()
+				took := time.Since(begin)
+				if resp.StatusCode != 200 || resp.Header.Get("X-Request-Id") == "" {
+					failures.Add(1)
+					continue
+				}
+				mu.Lock()
+				ids = append(ids, resp.Header.Get("X-Request-Id"))
+				latencies = append(latencies, took)
+				mu.Unlock()
+			}
+		})
+	}
+
+	pid := s.gateway.cmd.Process.Pid
+	type sample struct {
+		at  time.Duration
+		rss int64 // KiB
+	}
+	var samples []sample
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	nextSample := time.Duration(0)
+	sent := 0
+	for now := range tick.C {
+		el := now.Sub(start)
+		if el >= length {
+			break
+		}
+		for due := int(el.Seconds() * float64(rate)); sent < due; sent++ {
+			select {
+			case tokens <- sent:
+			default:
+				missed.Add(1)
+			}
+		}
+		if el >= nextSample {
+			samples = append(samples, sample{el, rssKiB(pid)})
+			nextSample += 5 * time.Second
+		}
+	}
+	tick.Stop()
+	close(tokens)
+	wg.Wait()
+	took := time.Since(start)
+	samples = append(samples, sample{took, rssKiB(pid)})
+
+	mu.Lock()
+	served := append([]string(nil), ids...)
+	lat := append([]time.Duration(nil), latencies...)
+	mu.Unlock()
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	avg := func(from, to time.Duration) int64 {
+		var sum, n int64
+		for _, s := range samples {
+			if s.at >= from && s.at < to {
+				sum, n = sum+s.rss, n+1
+			}
+		}
+		if n == 0 {
+			return 0
+		}
+		return sum / n
+	}
+	var peak int64
+	var series []string
+	for _, s := range samples {
+		peak = max(peak, s.rss)
+		series = append(series, strconv.FormatInt(s.rss/1024, 10))
+	}
+	early, late := avg(time.Minute, 2*time.Minute), avg(length-time.Minute, took+time.Second)
+	if length < 3*time.Minute { // a short run: first and last third
+		early, late = avg(length/3, 2*length/3), avg(2*length/3, took+time.Second)
+	}
+	t.Logf("soak %s at %d req/s: %d sent, %d served (%.0f/s), %d failed, %d not sent (client behind); latency p50 %s p99 %s",
+		length, rate, sent, len(served), float64(len(served))/took.Seconds(), failures.Load(), missed.Load(), pct(0.5), pct(0.99))
+	t.Logf("gateway RSS MiB every 5 s: %s", strings.Join(series, " "))
+	t.Logf("gateway RSS: early %.1f MiB, late %.1f MiB (drift %+.1f MiB), peak %.1f MiB",
+		float64(early)/1024, float64(late)/1024, float64(late-early)/1024, float64(peak)/1024)
+	settle := time.Now()
+	eventually(t, 10*time.Minute, func() error { // the ingester's backlog
+		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
+		if err != nil {
+			return err
+		}
+		if ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Errorf("usage consumer: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
+	s.assertExactlyOnce(ts.tenantID, served)
+	t.Logf("every served request stored once, %s after the load ended", time.Since(settle).Round(time.Second))
+	if failures.Load() > 0 {
+		t.Errorf("%d requests failed", failures.Load())
+	}
+	if early > 0 && float64(late) > 1.5*float64(early) {
+		t.Errorf("gateway RSS grew from %d to %d KiB", early, late)
+	}
+}
+
+// rssKiB is the resident memory of process pid (VmRSS), 0 if unreadable.
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
