@@ -143,7 +143,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return err
 	}
-	pub.SetDeadLetters(streams.DeadLetterSubject)
+	pub.SetStreams(streams)
 	reg.MustRegister(pub.Collectors()...)
 	ev := events.NewPublisher(nc, subj, log)
 

@@ -41,7 +41,7 @@ func TestDeadLetterCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close) // after the streams' deletion below (cleanups run last first)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

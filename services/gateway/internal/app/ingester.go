@@ -28,7 +28,7 @@ import (
 // INGESTER_* settings enable.
 func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
 	return ingest.Config{
-		DatabaseURL: cfg.DatabaseURL, Stream: streams.Name, DeadLetters: streams.DeadLetterSubject,
+		DatabaseURL: cfg.DatabaseURL, Streams: streams,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}

@@ -52,6 +52,9 @@ type Ingester struct {
 	metrics            *IngestMetrics
 	// deadLetters is the subject of the dead-letter stream.
 	deadLetters string
+	// ensure creates the streams when the consumer cannot be created
+	// (NATS was unreachable when the process started); nil: never.
+	ensure func(context.Context) error
 	// crashAfterCommit (tests only) simulates a process dying between the
 	// commit and the acks: when it returns true, no ack is sent.
 	crashAfterCommit func() bool
@@ -76,6 +79,14 @@ func (in *Ingester) SetFetchBytes(n int) {
 // on subject; without it they are logged and dropped.
 func (in *Ingester) SetDeadLetters(subject string) { in.deadLetters = subject }
 
+// SetStreams makes the ingester consume s's usage stream, park what it
+// cannot store in s's dead-letter stream, and create both (EnsureStreams)
+// when its consumer cannot be created.
+func (in *Ingester) SetStreams(s usage.Streams) {
+	in.stream, in.deadLetters = s.Name, s.DeadLetterSubject
+	in.ensure = func(ctx context.Context) error { return usage.EnsureStreams(ctx, in.js, s) }
+}
+
 // SetMetrics makes the ingester report to m.
 func (in *Ingester) SetMetrics(m *IngestMetrics) { in.metrics = m }
 
@@ -92,6 +103,13 @@ func (in *Ingester) Run(ctx context.Context) error {
 			break
 		}
 		in.log.Warn("ingester: create consumer failed, retrying", "err", err)
+		if in.ensure != nil {
+			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := in.ensure(ectx); err != nil {
+				in.log.Warn("ingester: usage streams not ensured", "err", err)
+			}
+			cancel()
+		}
 		select {
 		case <-ctx.Done():
 			return nil

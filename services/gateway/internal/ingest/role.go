@@ -27,18 +27,18 @@ import (
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/pgdb"
 )
 
 // Config says which parts of the role run, and how.
 type Config struct {
 	DatabaseURL       string
-	Ingest            bool // the consumer loops
-	Workers           int  // consumer loops sharing the durable consumer
-	FetchBytes        int  // bytes of messages one loop fetches per batch
-	Stream            string
-	DeadLetters       string // subject of the dead-letter stream
-	Retention         bool   // the retention and partition job
+	Ingest            bool          // the consumer loops
+	Workers           int           // consumer loops sharing the durable consumer
+	FetchBytes        int           // bytes of messages one loop fetches per batch
+	Streams           usage.Streams // the usage stream and its dead-letter stream
+	Retention         bool          // the retention and partition job
 	RetentionInterval time.Duration
 }
 
@@ -80,14 +80,14 @@ func (r *Role) Run(ctx context.Context) {
 		wg.Go(func() { runRetention(ctx, retention.Cycle, r.cfg.RetentionInterval, r.log) })
 	}
 	if r.cfg.Ingest {
-		ing := NewIngester(analytics.New(pool), r.js, r.cfg.Stream, keys.NewStore(pool), r.log)
+		ing := NewIngester(analytics.New(pool), r.js, r.cfg.Streams.Name, keys.NewStore(pool), r.log)
 		ing.SetFetchBytes(r.cfg.FetchBytes)
-		ing.SetDeadLetters(r.cfg.DeadLetters)
+		ing.SetStreams(r.cfg.Streams)
 		ing.SetMetrics(r.metrics)
 		for range max(r.cfg.Workers, 1) {
 			wg.Go(func() { _ = ing.Run(ctx) })
 		}
-		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Stream, ing.durable, trimInterval, r.log) })
+		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Streams.Name, ing.durable, trimInterval, r.log) })
 	}
 	wg.Wait()
 }

@@ -41,6 +41,11 @@ type Publisher struct {
 	// lines that cannot be made publishable go (empty: they are logged and
 	// dropped).
 	deadLetters string
+	// streams, when set, are ensured from the replay tick until that
+	// succeeds once (NATS unreachable at start: nobody else creates them).
+	streams       *Streams
+	streamsExist  atomic.Bool
+	lastEnsureLog time.Time // replay tick only
 
 	published, spooled, lost, sanitised, deadLettered atomic.Int64
 	lastSpoolLog                                      atomic.Int64 // unix ns
@@ -101,6 +106,16 @@ func (p *Publisher) Publish(ev *Event) {
 // SetDeadLetters makes spool replay send the lines it cannot publish to the
 // dead-letter stream on subject instead of dropping them.
 func (p *Publisher) SetDeadLetters(subject string) { p.deadLetters = subject }
+
+// SetStreams makes the publisher create or update s (EnsureStreams) once
+// NATS is reachable, retrying every second until it succeeds, and use s's
+// dead-letter stream for spooled lines it cannot publish. Without it, a
+// gateway that started while NATS was down published into streams nobody
+// created, and spooled every event until the spool was full.
+func (p *Publisher) SetStreams(s Streams) {
+	p.streams = &s
+	p.deadLetters = s.DeadLetterSubject
+}
 
 // Stats reports counters (acknowledged by JetStream, spooled, lost).
 func (p *Publisher) Stats() (published, spooled, lost int64) {
@@ -320,7 +335,11 @@ func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
 func eventCount(b []byte) int { return bytes.Count(b, []byte{'\n'}) + 1 }
 
 func (p *Publisher) replay() {
-	if p.spool.Empty() || p.nc.Status() != nats.CONNECTED {
+	if p.nc.Status() != nats.CONNECTED {
+		return
+	}
+	p.ensureStreams()
+	if p.spool.Empty() {
 		return
 	}
 	// Spooled events go back as batches like live ones: one synchronous
@@ -361,6 +380,24 @@ func (p *Publisher) replay() {
 	if n > 0 || err != nil {
 		p.log.Info("replayed spooled usage events", "events", n, "err", err)
 	}
+}
+
+// ensureStreams creates or updates the streams set by SetStreams until
+// that succeeds once (every replay tick: once a second).
+func (p *Publisher) ensureStreams() {
+	if p.streams == nil || p.streamsExist.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := EnsureStreams(ctx, p.js, *p.streams); err != nil {
+		if time.Since(p.lastEnsureLog) > 10*time.Second {
+			p.lastEnsureLog = time.Now()
+			p.log.Error("usage streams not ensured; events spool until they are", "err", err)
+		}
+		return
+	}
+	p.streamsExist.Store(true)
 }
 
 // publishLines publishes spooled events synchronously as one message, or

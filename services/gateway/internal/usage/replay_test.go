@@ -175,3 +175,48 @@ func TestSpoolFullDisk(t *testing.T) {
 		t.Fatal("the bound no longer holds")
 	}
 }
+
+// TestPublisherCreatesMissingStreams: a gateway that could not create its
+// streams at start (NATS was down) creates them once NATS answers, and
+// the events spooled meanwhile are published. Before, nobody created them
+// and every event spooled until the spool was full.
+func TestPublisherCreatesMissingStreams(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	nc, err := nats.Connect(natsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close) // after the streams' deletion below (cleanups run last first)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams := testStreams("missing") // not created
+	t.Cleanup(func() { DeleteStreams(context.Background(), js, streams) })
+	spool, err := OpenSpool(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := NewPublisher(nc, streams.Subject, spool, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub.SetStreams(streams)
+	for i := range 10 {
+		ev := testUsageEvent(fmt.Sprintf("req-%d", i))
+		pub.Publish(&ev)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); pub.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for pub.Counters().Published < 10 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	<-done
+	if c := pub.Counters(); c.Published != 10 || c.Lost != 0 {
+		t.Fatalf("counters %+v, want 10 published", c)
+	}
+}
