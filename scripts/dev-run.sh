@@ -36,8 +36,11 @@ fake=http://$fake_addr
 export UPSTREAM_OPENAI_URL=${UPSTREAM_OPENAI_URL:-$fake/openai/v1}
 export UPSTREAM_ANTHROPIC_URL=${UPSTREAM_ANTHROPIC_URL:-$fake/anthropic/v1}
 export UPSTREAM_GOOGLE_URL=${UPSTREAM_GOOGLE_URL:-$fake/google/v1beta}
-export UPSTREAM_AZURE_URL_TEMPLATE=${UPSTREAM_AZURE_URL_TEMPLATE:-$fake/azure/{resource}/openai/deployments/{deployment}}
-export UPSTREAM_BEDROCK_URL_TEMPLATE=${UPSTREAM_BEDROCK_URL_TEMPLATE:-$fake/bedrock/{region}}
+# (the braces of the templates would end a ${VAR:-default} early: defaults via variables)
+azure_template="$fake/azure/{resource}/openai/deployments/{deployment}"
+bedrock_template="$fake/bedrock/{region}"
+export UPSTREAM_AZURE_URL_TEMPLATE=${UPSTREAM_AZURE_URL_TEMPLATE:-$azure_template}
+export UPSTREAM_BEDROCK_URL_TEMPLATE=${UPSTREAM_BEDROCK_URL_TEMPLATE:-$bedrock_template}
 
 start() {
 	local name=$1; shift
