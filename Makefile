@@ -7,7 +7,7 @@ MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... .
 # deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
 TOOL_MODULES := deploy tools
 
-.PHONY: all build run stop test test-short bench proto vet fmt tidy clean
+.PHONY: all build run stop test test-short chaos bench proto vet fmt tidy clean
 
 all: build
 
@@ -32,6 +32,13 @@ test: build
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
 	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
+
+# Long accuracy tests of the limits shared through Redis (two full windows
+# each: three gateways at 60 and 600 RPM, two platforms' login limit (31 min)
+# and management limit); figures in docs/benchmarks.md.
+chaos: build
+	@scripts/ensure-deps.sh
+	CHAOS=1 REQUIRE_DB=1 $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./services/gateway/e2e/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|sharedlimits_test'
 
 # Go micro-benchmarks, the proxy load test and the analytics benchmark
 # (tools/cmd/bench; knobs and figures in docs/benchmarks.md).

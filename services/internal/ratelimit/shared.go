@@ -84,11 +84,16 @@ const (
 // store's GCRA by a background loop (Run) in batches of
 // limit/(replicas·48), at least 1 (a 60 RPM key: one token at a time; a
 // 6 000 RPM key across 3 replicas: about 40, one store call per about 30
-// requests). A request takes a token from the budget, or is refused when it
-// is empty. Tokens are taken from the store before they are used, so all
-// replicas together never admit more than the store's GCRA; a token held
-// and not used is given back after idleReturn. The first request of a key
-// on a replica is admitted on credit and charged by the next lease.
+// requests). A request takes a token from the budget. When the budget is
+// empty it is admitted on credit only if the store's last answer, plus its
+// refill since, leaves tokens, up to this replica's share of them
+// (left ÷ replicas), and the credit is charged by the next lease; else it
+// is refused. The first request of a key on a replica is admitted on credit
+// too. Leased tokens are taken from the store before they are used and
+// credit is charged unconditionally, so the replicas together admit what
+// the store's GCRA admits, give or take what they admit on credit between
+// two views of the store (a round trip); a token held and not used is given
+// back after idleReturn.
 //
 // When the store is unreachable (an error or StoreTimeout) every limit
 // falls back to this replica's memory at limit ÷ replicas (the count last
@@ -126,8 +131,10 @@ type leaseEntry struct {
 	queued bool
 	// notBefore: the store had no token; ask again then.
 	notBefore time.Time
-	// Store view after the last lease: allowance restored at resetAt.
+	// Store view after the last lease: allowance restored at resetAt;
+	// known once the store answered.
 	resetAt time.Time
+	known   bool
 	lastUse time.Time
 }
 
@@ -249,6 +256,21 @@ func (s *Shared) Allow(key string, rpm int, now time.Time) Result {
 			s.signal()
 		}
 		return Result{Allowed: true, Limit: rpm, Remaining: remaining, Reset: reset + interval}
+	}
+	if e.known && e.credit < storeLeft/s.storeReplicas() {
+		// The budget is spent but the store's last answer (plus its refill
+		// since) leaves tokens: this replica's share of them is admitted on
+		// credit, charged by the lease the loop takes now.
+		e.credit++
+		queued := !e.queued
+		if queued {
+			s.enqueue(sh, e)
+		}
+		sh.mu.Unlock()
+		if queued {
+			s.signal()
+		}
+		return Result{Allowed: true, Limit: rpm, Remaining: max(storeLeft-e.credit, 0), Reset: reset + interval}
 	}
 	retry := max(e.notBefore.Sub(now), interval)
 	queued := false
@@ -399,6 +421,7 @@ func (s *Shared) apply(batch []Lease, owners []*leaseEntry) {
 		e.credit -= l.Force
 		e.budget += l.Granted
 		e.resetAt = now.Add(l.Reset)
+		e.known = true
 		e.queued = false
 		if l.Granted < l.Want {
 			// The key is exhausted. Replicas share its refill, so each

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -17,6 +18,8 @@ import (
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/ratelimit"
+	"trueportai/services/internal/ratelimit/redisstore"
 )
 
 // startDebug serves pprof on DEBUG_ADDR when set.
@@ -91,4 +94,13 @@ func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, subj events.
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// buildShared connects the shared limits (REDIS_URL) of the proxy replicas.
+func buildShared(cfg config.Config, log *slog.Logger) (*ratelimit.Shared, *redisstore.Store, io.Closer, error) {
+	shared, st, c, err := cfg.Limits.Build("gateway", cfg.NATSPrefix, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return shared, st, c, nil
 }

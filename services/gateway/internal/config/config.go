@@ -4,6 +4,7 @@ package config
 
 import (
 	"trueportai/services/internal/egress"
+	"trueportai/services/internal/ratelimit/redisstore"
 
 	"errors"
 	"fmt"
@@ -25,10 +26,12 @@ type Config struct {
 	DatabaseURL       string
 	NATSURL           string
 	NATSPrefix        string
-	MigrateOnStart    bool
-	SpoolDir          string
-	SpoolMaxBytes     int64
-	IngesterEnabled   bool
+	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
+	Limits          redisstore.Settings
+	MigrateOnStart  bool
+	SpoolDir        string
+	SpoolMaxBytes   int64
+	IngesterEnabled bool
 	// Role selects what this process runs: RoleAll (proxy, management API,
 	// gRPC, ingester and retention), RoleProxy (no ingester, no retention)
 	// or RoleIngester (ingester and retention, health and metrics only).
@@ -144,6 +147,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
 	} else {
 		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
+	}
+	if lim, err := redisstore.ParseSettings(get); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Limits = lim
 	}
 	switch c.Role {
 	case RoleAll, RoleProxy, RoleIngester:

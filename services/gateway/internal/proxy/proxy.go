@@ -57,6 +57,13 @@ type Pricer interface {
 	Cost(model string, prompt, cached, completion int64) (usd float64, ok bool)
 }
 
+// RateLimiter admits one request of a key under its requests per minute,
+// without I/O and without allocating (ratelimit.Limiter in memory,
+// ratelimit.Shared across replicas).
+type RateLimiter interface {
+	Allow(key string, rpm int, now time.Time) ratelimit.Result
+}
+
 // Quota counts a tenant's monthly requests.
 type Quota interface {
 	Allow(tenant string, limit int64, now time.Time) (ok bool, used int64)
@@ -95,7 +102,7 @@ type Proxy struct {
 	log     *slog.Logger
 	keys    KeyLookup
 	tenants TenantLookup
-	limiter *ratelimit.Limiter
+	limiter RateLimiter
 	pub     Publisher
 	opts    Options
 	// rt sends upstream requests directly (no http.Client: redirects are
@@ -129,7 +136,7 @@ func (p *Proxy) putBuffer(b *bytes.Buffer) {
 }
 
 // New builds a proxy.
-func New(log *slog.Logger, k KeyLookup, t TenantLookup, l *ratelimit.Limiter, pub Publisher, opts Options) *Proxy {
+func New(log *slog.Logger, k KeyLookup, t TenantLookup, l RateLimiter, pub Publisher, opts Options) *Proxy {
 	rt := opts.Transport
 	if rt == nil {
 		rt = NewTransport(opts.HeaderTimeout)

@@ -197,8 +197,8 @@ func TestAllowRuleIsExactAcrossReplicas(t *testing.T) {
 func TestAllowLeasesAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		rpm    int
-		for_   time.Duration
+		rpm  int
+		for_ time.Duration
 		// Admitted within rate·for - under … rate·for + 2 (the store's
 		// refill during the last wait of a replica is taken after the end).
 		under int

@@ -4,6 +4,7 @@ package config
 
 import (
 	"trueportai/services/internal/egress"
+	"trueportai/services/internal/ratelimit/redisstore"
 
 	"errors"
 	"fmt"
@@ -16,12 +17,14 @@ import (
 type Config struct {
 	AppEnv string
 	// Egress is the policy tenant base URLs must pass when saved.
-	Egress               egress.Policy
-	HTTPAddr             string
-	GRPCAddr             string
-	DatabaseURL          string
-	NATSURL              string
-	NATSPrefix           string
+	Egress      egress.Policy
+	HTTPAddr    string
+	GRPCAddr    string
+	DatabaseURL string
+	NATSURL     string
+	NATSPrefix  string
+	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
+	Limits               redisstore.Settings
 	MigrateOnStart       bool
 	JWTSigningKeyFile    string
 	SecretsEncryptionKey string
@@ -118,6 +121,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.TrustedProxies, err = parsePrefixes(get("TRUSTED_PROXIES", "")); err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	if c.Limits, err = redisstore.ParseSettings(get); err != nil {
+		errs = append(errs, err)
 	}
 	c.GatewayGRPCAddr = get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091")
 	if c.GatewayRPCTimeout, err = time.ParseDuration(get("GATEWAY_RPC_TIMEOUT", "3s")); err != nil || c.GatewayRPCTimeout <= 0 || c.GatewayRPCTimeout > time.Minute {
