@@ -306,7 +306,13 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal,
 	if !tn.Active() {
 		return refusal{http.StatusForbidden, "tenant_suspended", "this organisation is suspended"}, false
 	}
-	rl := p.limiter.Allow(k.ID, k.RPMLimit, c.start)
+	// A key's RPM is its own, at most the plan's maximum (which overrides
+	// may lift or remove); 0 follows the plan's maximum, none if it has none.
+	rpm := k.RPMLimit
+	if maxRPM := int(tn.MaxRPMPerKey); maxRPM > 0 && (rpm <= 0 || rpm > maxRPM) {
+		rpm = maxRPM
+	}
+	rl := p.limiter.Allow(k.ID, rpm, c.start)
 	if rl.Limit > 0 {
 		h := w.Header()
 		c.hdr.set(h, "X-Ratelimit-Limit", strconv.Itoa(rl.Limit))
