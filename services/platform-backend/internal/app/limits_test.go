@@ -151,7 +151,24 @@ func TestLimitOverrides(t *testing.T) {
 	if got["effective"].(map[string]any)["max_rpm_per_key"] != float64(60) {
 		t.Errorf("after removing the overrides: %v", got["effective"])
 	}
+
+	// Overrides stay across plan changes, and the change is checked
+	// against them: four members do not fit a two-seat plan, unless an
+	// override gives the tenant more seats.
+	decode[obj](t, s.post(t, "/platform/api/admin/plans", root.Global, obj{"id": "tiny-a", "name": "Tiny", "price_usd_month": 1, "offered_to": ta.ID,
+		"limits": obj{"monthly_requests": 100, "max_api_keys": 3, "max_members": 2, "max_rpm_per_key": 10, "retention_days": 7}}), http.StatusCreated)
+	for i := range 3 {
+		s.addMember(t, ta.ID, s.newUser(t, "m"+itoa(i)+"@a.example").ID, "viewer")
+	}
+	sa := s.scoped(t, ua, ta.ID)
+	wantError(t, s.post(t, "/platform/api/service/subscriptions", sa, obj{"plan_id": "tiny-a"}), http.StatusConflict, "plan_limit_exceeded")
+	decode[obj](t, s.put(t, path, root.Global, obj{"max_members": 100}), http.StatusOK)
+	if r := s.post(t, "/platform/api/service/subscriptions", sa, obj{"plan_id": "tiny-a"}); r.Status != http.StatusCreated {
+		t.Errorf("plan change under an override: %s", r)
+	}
 }
+
+func itoa(i int) string { return string(rune('0' + i)) }
 
 // TestCustomPlans: a plan offered to one tenant is in its catalog only, and
 // only it may subscribe; a plan may have no RPM maximum.
