@@ -300,8 +300,8 @@ func TestSharedLimitsStoreOutage(t *testing.T) {
 	}
 
 	srv.Restart()
-	// Recovery without restart: the empty store grants a fresh burst of
-	// 60 shared by both gateways.
+	// Recovery without restart: the restarted store (it keeps nothing)
+	// grants a fresh burst of 60 shared by both gateways.
 	eventually(t, 10*time.Second, func() error { return expectStatus(proxied(t, gws[0], key), 200) })
 	n := 1
 	for i := range 100 {
@@ -309,7 +309,9 @@ func TestSharedLimitsStoreOutage(t *testing.T) {
 			n++
 		}
 	}
-	if n < 59 || n > 62 {
-		t.Errorf("after recovery the gateways admitted %d, want the shared 60", n)
+	// Up to 4 tokens per gateway leased from the lost store are still
+	// usable besides the new store's 60.
+	if n < 59 || n > 68 {
+		t.Errorf("after recovery the gateways admitted %d, want the shared 60 (+ up to 2 × 4 leased before)", n)
 	}
 }

@@ -48,7 +48,7 @@ type SharedOptions struct {
 	// FallbackReplicas is the replica count assumed while the store is
 	// unreachable when the store never told a larger one (at least 1).
 	FallbackReplicas int
-	// StoreTimeout bounds one store round trip (default 250 ms); past it
+	// StoreTimeout bounds one store round trip (default 500 ms); past it
 	// the store counts as unreachable.
 	StoreTimeout time.Duration
 	// Heartbeat is how often the replica count is refreshed and, while the
@@ -62,6 +62,7 @@ type SharedOptions struct {
 // quarter of that.
 const (
 	leaseDivisor = 48
+	minLease     = 4
 	maxLease     = 1024
 	// idleReturn: tokens a replica holds for a key unused this long go back
 	// to the store; idleForget: the key's entry is dropped.
@@ -81,25 +82,27 @@ const (
 //
 // Allow (the proxy's per-key RPM) never waits for the store. Each replica
 // keeps a small budget of tokens per active key, leased in advance from the
-// store's GCRA by a background loop (Run) in batches of
-// limit/(replicas·48), at least 1 (a 60 RPM key: one token at a time; a
-// 6 000 RPM key across 3 replicas: about 40, one store call per about 30
-// requests). A request takes a token from the budget. When the budget is
-// empty it is admitted on credit only if the store's last answer, plus its
-// refill since, leaves tokens, up to this replica's share of them
-// (left ÷ replicas), and the credit is charged by the next lease; else it
-// is refused. The first request of a key on a replica is admitted on credit
-// too. Leased tokens are taken from the store before they are used and
-// credit is charged unconditionally, so the replicas together admit what
-// the store's GCRA admits, give or take what they admit on credit between
-// two views of the store (a round trip); a token held and not used is given
-// back after idleReturn.
+// store's GCRA by a background loop (Run): limit/(replicas·48) tokens, but
+// at least min(4, limit/replicas) so that one request after another finds a
+// token while the next lease is on its way (a 60 RPM key on 3 replicas: 4;
+// a 6 000 RPM key: about 40, one store call per about 30 requests). A
+// request takes a token from the budget, or is refused when it is empty;
+// the next lease then also asks for as many tokens as were refused (a
+// burst), at most the replica's share. The first request of a key on a
+// replica is admitted on credit, charged by the lease the loop takes at
+// once. Tokens are taken from the store before they are used, so the
+// replicas together never admit more than the store's GCRA (plus that
+// first request per replica); a token held and not used is given back
+// after idleReturn.
 //
 // When the store is unreachable (an error or StoreTimeout) every limit
 // falls back to this replica's memory at limit ÷ replicas (the count last
 // learned from the store's heartbeats, or FallbackReplicas if larger; at
-// least 1 per window): never unlimited, never all refused. The store is
-// probed every Heartbeat and used again as soon as it answers.
+// least 1 per window): never unlimited, never all refused. Every request
+// the store admits is also recorded there, so the fallback starts from
+// what this replica has used (a hiccup does not hand each replica a fresh
+// burst). The store is probed every Heartbeat and used again as soon as it
+// answers.
 type Shared struct {
 	store    Store
 	opts     SharedOptions
@@ -131,10 +134,11 @@ type leaseEntry struct {
 	queued bool
 	// notBefore: the store had no token; ask again then.
 	notBefore time.Time
-	// Store view after the last lease: allowance restored at resetAt;
-	// known once the store answered.
+	// Store view after the last lease: allowance restored at resetAt.
 	resetAt time.Time
-	known   bool
+	// misses counts requests refused for an empty budget since the last
+	// lease: the next one asks for that many more (a burst).
+	misses  int
 	lastUse time.Time
 }
 
@@ -144,7 +148,7 @@ func NewShared(store Store, opts SharedOptions) *Shared {
 		opts.FallbackReplicas = 1
 	}
 	if opts.StoreTimeout <= 0 {
-		opts.StoreTimeout = 250 * time.Millisecond
+		opts.StoreTimeout = 500 * time.Millisecond
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = time.Second
@@ -200,6 +204,8 @@ func (s *Shared) AllowRule(ctx context.Context, rule Rule, key string, now time.
 			r.Remaining = max(0, int((rule.Window-l[0].Reset)/interval))
 			if !r.Allowed {
 				r.RetryAfter = max(l[0].Wait, time.Millisecond)
+			} else {
+				s.mirror(rule, key, now)
 			}
 			return r, nil
 		}
@@ -211,6 +217,19 @@ func (s *Shared) AllowRule(ctx context.Context, rule Rule, key string, now time.
 	s.fallbacks.Add(1)
 	rule.Limit = s.fallbackLimit(rule.Limit)
 	return s.local.AllowRule(ctx, rule, key, now)
+}
+
+// mirror records an admitted request in the fallback at this replica's
+// share, so that a switch to the fallback continues from what the replica
+// has used instead of granting every replica a fresh burst (a store hiccup
+// would otherwise admit up to one extra limit).
+func (s *Shared) mirror(rule Rule, key string, now time.Time) {
+	if rule.Name == "" {
+		s.local.Allow(key, s.fallbackLimit(rule.Limit), now)
+		return
+	}
+	rule.Limit = s.fallbackLimit(rule.Limit)
+	_, _ = s.local.AllowRule(context.Background(), rule, key, now)
 }
 
 // Allow admits one request for key under rpm requests per minute from this
@@ -236,6 +255,7 @@ func (s *Shared) Allow(key string, rpm int, now time.Time) Result {
 		s.enqueue(sh, e)
 		sh.mu.Unlock()
 		s.signal()
+		s.mirror(Rule{Limit: rpm, Window: time.Minute}, key, now)
 		return Result{Allowed: true, Limit: rpm, Remaining: rpm - 1, Reset: interval}
 	}
 	e.limit = rpm
@@ -255,23 +275,10 @@ func (s *Shared) Allow(key string, rpm int, now time.Time) Result {
 		if queued {
 			s.signal()
 		}
+		s.mirror(Rule{Limit: rpm, Window: time.Minute}, key, now)
 		return Result{Allowed: true, Limit: rpm, Remaining: remaining, Reset: reset + interval}
 	}
-	if e.known && e.credit < storeLeft/s.storeReplicas() {
-		// The budget is spent but the store's last answer (plus its refill
-		// since) leaves tokens: this replica's share of them is admitted on
-		// credit, charged by the lease the loop takes now.
-		e.credit++
-		queued := !e.queued
-		if queued {
-			s.enqueue(sh, e)
-		}
-		sh.mu.Unlock()
-		if queued {
-			s.signal()
-		}
-		return Result{Allowed: true, Limit: rpm, Remaining: max(storeLeft-e.credit, 0), Reset: reset + interval}
-	}
+	e.misses = min(e.misses+1, rpm)
 	retry := max(e.notBefore.Sub(now), interval)
 	queued := false
 	if !e.queued {
@@ -285,9 +292,13 @@ func (s *Shared) Allow(key string, rpm int, now time.Time) Result {
 	return Result{Allowed: false, Limit: rpm, Remaining: 0, Reset: max(reset, retry), RetryAfter: retry}
 }
 
-// leaseSize is how many tokens a replica holds at most for a limit.
+// leaseSize is how many tokens a replica keeps at hand for a limit:
+// limit/(replicas·48), but at least a few (up to 4, at most its share) so
+// that a client sending one request after another finds a token while the
+// next lease is on its way; at most maxLease.
 func (s *Shared) leaseSize(limit int) int {
-	return min(max(1, limit/(s.storeReplicas()*leaseDivisor)), maxLease)
+	r := s.storeReplicas()
+	return min(max(1, limit/(r*leaseDivisor), min(minLease, limit/r)), maxLease)
 }
 
 func (s *Shared) enqueue(sh *leaseShard, e *leaseEntry) {
@@ -395,7 +406,10 @@ func (s *Shared) collect(batch []Lease, owners []*leaseEntry) ([]Lease, []*lease
 				keep = append(keep, e)
 				continue
 			}
-			want := max(s.leaseSize(e.limit)-e.budget, 0)
+			// Top the budget up to a lease, or to what was refused since
+			// the last one (a burst), at most the replica's share.
+			size := s.leaseSize(e.limit)
+			want := max(max(size, min(e.misses, e.limit/s.storeReplicas()))-e.budget, 0)
 			if want == 0 && e.credit == 0 {
 				e.queued = false
 				continue
@@ -421,7 +435,7 @@ func (s *Shared) apply(batch []Lease, owners []*leaseEntry) {
 		e.credit -= l.Force
 		e.budget += l.Granted
 		e.resetAt = now.Add(l.Reset)
-		e.known = true
+		e.misses = 0
 		e.queued = false
 		if l.Granted < l.Want {
 			// The key is exhausted. Replicas share its refill, so each
@@ -431,7 +445,10 @@ func (s *Shared) apply(batch []Lease, owners []*leaseEntry) {
 			// is lost, and a busy key costs few store calls.
 			interval := time.Minute / time.Duration(max(e.limit, 1))
 			missing := l.Want - l.Granted
-			spread := min(time.Duration(missing*s.storeReplicas()-1)*interval, maxSpread)
+			spread := time.Duration(0) // one token: ask when it is there
+			if missing > 1 {
+				spread = min(time.Duration(missing*s.storeReplicas()-1)*interval, maxSpread)
+			}
 			e.notBefore = now.Add(l.Wait + spread)
 			if e.budget == 0 {
 				s.enqueue(sh, e)

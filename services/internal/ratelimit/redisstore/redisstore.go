@@ -42,9 +42,9 @@ func Open(url string) (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	opt.DialTimeout = 500 * time.Millisecond
-	opt.ReadTimeout = 500 * time.Millisecond
-	opt.WriteTimeout = 500 * time.Millisecond
+	opt.DialTimeout = time.Second
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
 	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
