@@ -302,8 +302,12 @@ func TestSharedLimitsStoreOutage(t *testing.T) {
 	srv.Restart()
 	// Recovery without restart: the restarted store (it keeps nothing)
 	// grants a fresh burst of 60 shared by both gateways.
-	eventually(t, 10*time.Second, func() error { return expectStatus(proxied(t, gws[0], key), 200) })
-	n := 1
+	// Each gateway finds the store again within a heartbeat (until then
+	// its fallback, spent, refuses).
+	for _, g := range gws {
+		eventually(t, 10*time.Second, func() error { return expectStatus(proxied(t, g, key), 200) })
+	}
+	n := len(gws)
 	for i := range 100 {
 		if proxied(t, gws[i%2], key) == 200 {
 			n++
