@@ -217,6 +217,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	e := httpserver.New(log, reg.Middleware())
 	e.GET("/metrics", echo.WrapHandler(reg.Handler()))
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
+	if shared != nil {
+		api.SetLimiter(shared) // management and analytics limits across replicas too
+	}
 	api.Routes(e, healthHandler(pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
