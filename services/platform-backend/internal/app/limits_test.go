@@ -212,6 +212,8 @@ func TestCustomPlans(t *testing.T) {
 	if l := c.GetTenant().GetLimits(); c.GetTenant().GetPlanId() != "acme-deal" || l.GetMaxRpmPerKey() != 0 || l.GetMonthlyRequests() != 0 || l.GetMaxApiKeys() != 5000 {
 		t.Errorf("tenant context = %v %v, want acme-deal without RPM or request maximum", c.GetTenant().GetPlanId(), l)
 	}
+	// A plan offered to one tenant is no default plan for everyone.
+	wantField(t, s.put(t, "/platform/api/admin/configs/default_plan", root.Global, obj{"value": "acme-deal"}), "value")
 	all := decode[obj](t, s.get(t, "/platform/api/admin/plans", root.Global), http.StatusOK)
 	if n := len(all["items"].([]any)); n != 4 {
 		t.Errorf("admin plan list has %d plans, want 4", n)
