@@ -30,15 +30,19 @@ stop:
 test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
-	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/
+	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/...
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
 # The usage pipeline's fault tests with 60 s outages (make test runs them
 # with 15 s): the gateway's Postgres (a private cluster), NATS (private), both,
 # and the usage stream's leader of a three-server JetStream cluster, stopped
 # under traffic mixed with poison requests. Figures in docs/benchmarks.md.
+# ... and the long accuracy tests of the limits shared through Redis (two full
+# windows each: three gateways at 60 and 600 RPM, two platforms' login limit
+# (31 min) and management limit).
 chaos: build
 	@scripts/ensure-deps.sh
+	CHAOS=1 REQUIRE_DB=1 $(GO) test -count=1 -timeout 60m -run 'Chaos' -v ./services/gateway/e2e/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|sharedlimits_test'
 	E2E_OUTAGE=60s REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 30m -v -run 'Outage|NATSCluster' ./services/gateway/e2e/
 
 # SOAK_RATE req/s (1000) for SOAK (10m) through one gateway: RSS drift and

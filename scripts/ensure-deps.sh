@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure Postgres (127.0.0.1:5432) and NATS with JetStream (127.0.0.1:4222)
+# Makes sure Postgres (127.0.0.1:5432), NATS with JetStream (127.0.0.1:4222) and Redis (127.0.0.1:6379)
 # answer. Starts the Debian-installed servers when they are down; otherwise
 # says exactly what to install.
 set -euo pipefail
@@ -29,6 +29,20 @@ if ! nats_up; then
 		wait_for nats_up || { echo "NATS did not come up on 127.0.0.1:4222" >&2; exit 1; }
 	else
 		echo "NATS is not running and not installed. Install it: apt-get install nats-server (run with -js)" >&2
+		exit 1
+	fi
+fi
+
+# Redis: the shared-limits tests use the local server under their own key
+# prefixes (and start private redis-servers for outages).
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; }
+if ! redis_up; then
+	if command -v redis-server >/dev/null 2>&1; then
+		echo "starting Redis..."
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no --dir "${TMPDIR:-/tmp}" >/dev/null
+		wait_for redis_up || { echo "Redis did not come up on 127.0.0.1:6379" >&2; exit 1; }
+	else
+		echo "Redis is not running and not installed. Install it: apt-get install redis-server" >&2
 		exit 1
 	fi
 fi

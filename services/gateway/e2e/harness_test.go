@@ -270,6 +270,20 @@ func (s *stack) startGateway(env ...string) (url, internalURL string) {
 	return url, "http://" + ls.internalAddr()
 }
 
+// startPlatform starts another platform-backend process (a replica) of
+// this stack on listeners of its own, with env added to the stack's, and
+// waits until it is healthy; it returns its base URL.
+func (s *stack) startPlatform(env ...string) string {
+	s.t.Helper()
+	ls := newServiceListeners(s.t)
+	env = append(append([]string(nil), s.env...), env...)
+	env = append(env, "PLATFORM_HTTP_ADDR="+ls.httpAddr(), "PLATFORM_GRPC_ADDR="+ls.grpcAddr())
+	startProc(s.t, "platform-backend", env, ls)
+	url := "http://" + ls.httpAddr()
+	s.waitHealthy(url + "/health")
+	return url
+}
+
 func (s *stack) waitHealthy(url string) {
 	s.t.Helper()
 	eventually(s.t, 30*time.Second, func() error {

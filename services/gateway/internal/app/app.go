@@ -55,6 +55,7 @@ import (
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
+	"trueportai/services/internal/ratelimit/redisstore"
 	"trueportai/services/internal/rpcauth"
 )
 
@@ -110,7 +111,24 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	keyCache := keys.NewCache()
 	policyStore := policystore.NewStore(pool)
 	policySnap := policystore.NewSnapshot(log)
-	limiter := ratelimit.New()
+	// Per-key RPM and monthly quotas: in memory, or shared by the replicas
+	// through Redis (REDIS_URL): leased budgets, no I/O on the hot path;
+	// limit ÷ replicas while Redis is down.
+	var limiter interface {
+		proxy.RateLimiter
+		cachesync.Sweeper
+	} = ratelimit.New()
+	var shared *ratelimit.Shared
+	var limitStore *redisstore.Store
+	if cfg.Limits.Enabled() {
+		var rc io.Closer
+		shared, limitStore, rc, err = buildShared(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		limiter = shared
+	}
 	reloader := cachesync.New(keyStore, keyCache, policyStore, policySnap, limiter, log)
 	nkeys, err := reloader.Load(ctx)
 	if err != nil {
@@ -169,6 +187,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	defer feed.Close()
 	usageStore := analytics.New(pool)
 	quotas := quota.New(usageStore)
+	if shared != nil {
+		quotas.Shared(limitStore, quota.SharedOptions{Group: "gateway", Replicas: shared.Replicas, Log: log})
+	}
 	if err := quotas.Sync(ctx, time.Now()); err != nil {
 		return fmt.Errorf("load monthly usage: %w", err)
 	}
@@ -190,6 +211,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
+	if shared != nil {
+		api.SetLimiter(shared) // management and analytics limits across replicas too
+	}
 	api.Routes(e, healthHandler(log, pool, nc, ready))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -235,6 +259,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	bg.Go(func() {
 		quotas.Run(bgCtx, cfg.CacheTTL, func(err error) { log.Warn("quota resync failed", "err", err) })
 	})
+	if shared != nil {
+		bg.Go(func() { shared.Run(bgCtx) })
+	}
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
 	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)

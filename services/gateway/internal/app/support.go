@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/listenfd"
 	"trueportai/services/internal/metrics"
+	"trueportai/services/internal/ratelimit"
+	"trueportai/services/internal/ratelimit/redisstore"
 )
 
 // limits are the public HTTP server's header and body deadlines.
@@ -110,4 +113,13 @@ func ensureStreamRetry(ctx context.Context, js jetstream.JetStream, streams usag
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// buildShared connects the shared limits (REDIS_URL) of the proxy replicas.
+func buildShared(cfg config.Config, log *slog.Logger) (*ratelimit.Shared, *redisstore.Store, io.Closer, error) {
+	shared, st, c, err := cfg.Limits.Build("gateway", cfg.NATSPrefix, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return shared, st, c, nil
 }

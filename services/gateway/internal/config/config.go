@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/debug"
 	"trueportai/services/internal/egress"
+	"trueportai/services/internal/ratelimit/redisstore"
 
 	"errors"
 	"fmt"
@@ -31,10 +32,12 @@ type Config struct {
 	DatabaseURL       string
 	NATSURL           string
 	NATSPrefix        string
-	MigrateOnStart    bool
-	SpoolDir          string
-	SpoolMaxBytes     int64
-	IngesterEnabled   bool
+	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
+	Limits          redisstore.Settings
+	MigrateOnStart  bool
+	SpoolDir        string
+	SpoolMaxBytes   int64
+	IngesterEnabled bool
 	// Role selects what this process runs: RoleAll (proxy, management API,
 	// gRPC, ingester and retention), RoleProxy (no ingester, no retention)
 	// or RoleIngester (ingester and retention, health and metrics only).
@@ -180,6 +183,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.UsageStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("USAGE_STREAM_REPLICAS must be 1 to 5, got %d", c.UsageStreamReplicas))
+	}
+	if lim, err := redisstore.ParseSettings(get); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.Limits = lim
 	}
 	switch c.Role {
 	case RoleAll, RoleProxy, RoleIngester:

@@ -40,13 +40,23 @@ type API struct {
 	ev      ChangeEvents
 	// analytics answers the /analytics routes.
 	analytics *analytics.Store
-	limiter   *ratelimit.Limiter
+	limiter   RateLimiter
 	// Policies.
 	policies *policystore.Store
 	snapshot *policystore.Snapshot
 	// providers are the names a policy scope may list.
 	providers []string
 }
+
+// RateLimiter admits one request of a key under a per-minute limit
+// (ratelimit.Limiter in memory, ratelimit.Shared across replicas).
+type RateLimiter interface {
+	Allow(key string, rpm int, now time.Time) ratelimit.Result
+}
+
+// SetLimiter replaces the in-memory limiter of the management and
+// analytics limits (shared limits: REDIS_URL); call before serving.
+func (a *API) SetLimiter(l RateLimiter) { a.limiter = l }
 
 // New builds the API.
 func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenants, ks *keys.Store, cache *keys.Cache, ev ChangeEvents, store *analytics.Store,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -18,13 +19,14 @@ import (
 )
 
 type keyResp struct {
-	ID            string     `json:"id"`
-	Name          string     `json:"name"`
-	Key           string     `json:"key,omitempty"`
-	Prefix        string     `json:"prefix"`
-	Env           string     `json:"env"`
-	Enabled       bool       `json:"enabled"`
-	RPMLimit      int        `json:"rpm_limit"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Key     string `json:"key,omitempty"`
+	Prefix  string `json:"prefix"`
+	Env     string `json:"env"`
+	Enabled bool   `json:"enabled"`
+	// RPMLimit is null when the key follows its plan's maximum.
+	RPMLimit      *int       `json:"rpm_limit"`
 	AllowedModels []string   `json:"allowed_models"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	LastUsedAt    *time.Time `json:"last_used_at"`
@@ -40,7 +42,11 @@ func toKeyResp(k *keys.Key) keyResp {
 		u := t.UTC()
 		return &u
 	}
-	return keyResp{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Env: k.Env, Enabled: k.Enabled, RPMLimit: k.RPMLimit,
+	var rpm *int
+	if k.RPMLimit > 0 {
+		rpm = &k.RPMLimit
+	}
+	return keyResp{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Env: k.Env, Enabled: k.Enabled, RPMLimit: rpm,
 		AllowedModels: k.AllowedModels, ExpiresAt: utc(k.ExpiresAt), LastUsedAt: utc(k.LastUsedAt), CreatedBy: k.CreatedBy, CreatedAt: k.CreatedAt.UTC()}
 }
 
@@ -67,13 +73,21 @@ func validModels(l []string) ([]string, error) {
 	return out, nil
 }
 
-func (a *API) rpmBounds(c echo.Context, tenantID string, rpm *int) (int, error) {
+// maxKeyRPM bounds rpm_limit when the plan has no maximum.
+const maxKeyRPM = 100_000_000
+
+// rpmBounds validates a key's rpm_limit as sent: left out (set false) → the
+// tenant's default (gateway.default_rpm, else 60, at most the plan's
+// maximum); null → 0, the plan's maximum, whatever it is when the request
+// comes (no limit on a plan without one); else 1 … the plan's maximum.
+func (a *API) rpmBounds(c echo.Context, tenantID string, rpm optInt) (int, error) {
 	tn, err := a.plan(c, tenantID)
 	if err != nil {
 		return 0, err
 	}
 	max := int(tn.MaxRPMPerKey)
-	if rpm == nil {
+	switch {
+	case !rpm.set:
 		def := int(tn.DefaultRPM)
 		if def <= 0 {
 			def = 60
@@ -82,11 +96,37 @@ func (a *API) rpmBounds(c echo.Context, tenantID string, rpm *int) (int, error) 
 			def = max
 		}
 		return def, nil
+	case rpm.null:
+		return 0, nil
 	}
-	if *rpm < 1 || (max > 0 && *rpm > max) {
-		return 0, apperr.InvalidField("rpm_limit", "rpm_limit must be between 1 and the plan's maximum of "+itoa(max))
+	if max <= 0 {
+		if rpm.v < 1 || rpm.v > maxKeyRPM {
+			return 0, apperr.InvalidField("rpm_limit", "rpm_limit must be between 1 and "+itoa(maxKeyRPM)+", or null for the plan's maximum (the plan has none)")
+		}
+		return rpm.v, nil
 	}
-	return *rpm, nil
+	if rpm.v < 1 || rpm.v > max {
+		return 0, apperr.InvalidField("rpm_limit", "rpm_limit must be between 1 and the plan's maximum of "+itoa(max)+", or null for that maximum")
+	}
+	return rpm.v, nil
+}
+
+// optInt is a JSON integer field that may be left out, null or a number.
+type optInt struct {
+	set, null bool
+	v         int
+}
+
+func (o *optInt) UnmarshalJSON(b []byte) error {
+	o.set = true
+	if string(b) == "null" {
+		o.null = true
+		return nil
+	}
+	if err := json.Unmarshal(b, &o.v); err != nil {
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[int](), Field: "rpm_limit"}
+	}
+	return nil
 }
 
 // plan loads the tenant's current context (plan limits) from the platform.
@@ -103,7 +143,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 func (a *API) createKey(c echo.Context) error {
 	var req struct {
 		Name          string     `json:"name"`
-		RPMLimit      *int       `json:"rpm_limit"`
+		RPMLimit      optInt     `json:"rpm_limit"`
 		AllowedModels []string   `json:"allowed_models"`
 		ExpiresAt     *time.Time `json:"expires_at"`
 	}
@@ -188,7 +228,7 @@ func (a *API) updateKey(c echo.Context) error {
 	var req struct {
 		Name          *string         `json:"name"`
 		Enabled       *bool           `json:"enabled"`
-		RPMLimit      *int            `json:"rpm_limit"`
+		RPMLimit      optInt          `json:"rpm_limit"`
 		AllowedModels *[]string       `json:"allowed_models"`
 		ExpiresAt     json.RawMessage `json:"expires_at"`
 	}
@@ -213,7 +253,7 @@ func (a *API) updateKey(c echo.Context) error {
 	if req.Enabled != nil {
 		upd.Enabled = *req.Enabled
 	}
-	if req.RPMLimit != nil {
+	if req.RPMLimit.set {
 		if upd.RPMLimit, err = a.rpmBounds(c, p.TenantID, req.RPMLimit); err != nil {
 			return err
 		}

@@ -58,6 +58,13 @@ type Pricer interface {
 	Cost(model string, prompt, cached, completion int64) (usd float64, ok bool)
 }
 
+// RateLimiter admits one request of a key under its requests per minute,
+// without I/O and without allocating (ratelimit.Limiter in memory,
+// ratelimit.Shared across replicas).
+type RateLimiter interface {
+	Allow(key string, rpm int, now time.Time) ratelimit.Result
+}
+
 // Quota counts a tenant's monthly requests.
 type Quota interface {
 	Allow(tenant string, limit int64, now time.Time) (ok bool, used int64)
@@ -101,7 +108,7 @@ type Proxy struct {
 	log     *slog.Logger
 	keys    KeyLookup
 	tenants TenantLookup
-	limiter *ratelimit.Limiter
+	limiter RateLimiter
 	pub     Publisher
 	opts    Options
 	// rt sends upstream requests directly (no http.Client: redirects are
@@ -139,7 +146,7 @@ func (p *Proxy) putBuffer(b *bytes.Buffer) {
 }
 
 // New builds a proxy.
-func New(log *slog.Logger, k KeyLookup, t TenantLookup, l *ratelimit.Limiter, pub Publisher, opts Options) *Proxy {
+func New(log *slog.Logger, k KeyLookup, t TenantLookup, l RateLimiter, pub Publisher, opts Options) *Proxy {
 	rt := opts.Transport
 	if rt == nil {
 		rt = NewTransport(opts.HeaderTimeout)
@@ -348,7 +355,13 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal,
 	if !tn.Active() {
 		return refusal{http.StatusForbidden, "tenant_suspended", "this organisation is suspended"}, false
 	}
-	rl := p.limiter.Allow(k.ID, k.RPMLimit, c.start)
+	// A key's RPM is its own, at most the plan's maximum (which overrides
+	// may lift or remove); 0 follows the plan's maximum, none if it has none.
+	rpm := k.RPMLimit
+	if maxRPM := int(tn.MaxRPMPerKey); maxRPM > 0 && (rpm <= 0 || rpm > maxRPM) {
+		rpm = maxRPM
+	}
+	rl := p.limiter.Allow(k.ID, rpm, c.start)
 	if rl.Limit > 0 {
 		h := w.Header()
 		c.hdr.set(h, "X-Ratelimit-Limit", strconv.Itoa(rl.Limit))

@@ -157,13 +157,29 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	}
 	defer closeOut()
 
+	// Rate limits: in memory, or shared by the replicas through Redis
+	// (REDIS_URL; falls back to limit ÷ replicas while Redis is down).
+	var limiter httpapi.RateLimiter = ratelimit.New()
+	if cfg.Limits.Enabled() {
+		shared, _, rc, err := cfg.Limits.Build("platform-backend", cfg.NATSPrefix, log)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		limCtx, stopLim := context.WithCancel(context.WithoutCancel(ctx))
+		limDone := make(chan struct{})
+		go func() { defer close(limDone); shared.Run(limCtx) }()
+		defer func() { stopLim(); <-limDone }()
+		limiter = shared
+	}
+
 	// The domain services own the rules; each gets the store view it declares.
 	api, err := httpapi.New(log, cfg, httpapi.Deps{
 		Store:     st,
 		Tokens:    tokens,
 		Publisher: pub,
 		Identity:  ident,
-		Limiter:   ratelimit.New(),
+		Limiter:   limiter,
 		Team:      team.NewService(st.TeamStore(), time.Now),
 		Billing:   billing.NewService(log, st.BillingStore(), out.gateway, billing.NewInvoicer(st), time.Now),
 		Configs:   configs.NewService(log, st.ConfigStore(), box, cfg.Egress.CheckURL),

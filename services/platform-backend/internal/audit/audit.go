@@ -32,4 +32,6 @@ const (
 	StorageUpdate      = "storage.update"
 	TenantStatus       = "tenant.status_change"
 	GlobalConfigUpdate = "global_config.update"
+	TenantLimits       = "tenant.limits_update"
+	PlanCreate         = "plan.create"
 )

@@ -17,7 +17,8 @@ import (
 	"time"
 )
 
-// Plan is a catalog entry with its limits.
+// Plan is a catalog entry with its limits. MonthlyRequests, MaxAPIKeys,
+// MaxMembers and MaxRPMPerKey of 0 mean no maximum (enterprise deals).
 type Plan struct {
 	ID              string
 	Name            string
@@ -27,6 +28,37 @@ type Plan struct {
 	MaxMembers      int64
 	MaxRPMPerKey    int64
 	RetentionDays   int64
+	// OfferedTo is the one tenant a custom plan is offered to ("": the
+	// public catalog).
+	OfferedTo string
+}
+
+// Offered reports whether tenantID may see and choose p.
+func (p Plan) Offered(tenantID string) bool { return p.OfferedTo == "" || p.OfferedTo == tenantID }
+
+// Overrides are a tenant's limits set by a platform admin over its plan's
+// (an enterprise deal); they stay across plan changes. A nil field keeps the
+// plan's value; 0 means no maximum (not for RetentionDays).
+type Overrides struct {
+	MonthlyRequests *int64
+	MaxAPIKeys      *int64
+	MaxMembers      *int64
+	MaxRPMPerKey    *int64
+	RetentionDays   *int64
+}
+
+// Apply returns p with the overrides in place: the tenant's effective limits.
+func (o Overrides) Apply(p Plan) Plan {
+	for _, f := range []struct {
+		v   *int64
+		dst *int64
+	}{{o.MonthlyRequests, &p.MonthlyRequests}, {o.MaxAPIKeys, &p.MaxAPIKeys}, {o.MaxMembers, &p.MaxMembers},
+		{o.MaxRPMPerKey, &p.MaxRPMPerKey}, {o.RetentionDays, &p.RetentionDays}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return p
 }
 
 // Invoice is an invoice-style payment record (no card data).

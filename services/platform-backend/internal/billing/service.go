@@ -14,6 +14,9 @@ import (
 type Store interface {
 	// PlanByID reads a catalog entry (ErrNotFound when unknown).
 	PlanByID(ctx context.Context, id string) (Plan, error)
+	// Overrides reads the tenant's limit overrides (none: the zero value);
+	// they apply to whichever plan the tenant is on.
+	Overrides(ctx context.Context, tenantID string) (Overrides, error)
 	// MemberCount counts a tenant's members (outside any lock: a pre-check).
 	MemberCount(ctx context.Context, tenantID string) (int64, error)
 	// WithTenantLocked runs fn in one transaction holding the tenant's row
@@ -103,6 +106,13 @@ func (s *Service) ChangePlan(ctx context.Context, tenantID, currentPlanID, targe
 	if cur.ID == target.ID {
 		return Change{}, ErrAlreadyOnPlan
 	}
+	// The tenant's overrides stay across the change: checks and the
+	// retention cap use the limits it will have.
+	ov, err := s.st.Overrides(ctx, tenantID)
+	if err != nil {
+		return Change{}, err
+	}
+	target, cur = ov.Apply(target), ov.Apply(cur)
 	if err := s.checkFits(ctx, tenantID, cur, target); err != nil {
 		return Change{}, err
 	}

@@ -32,6 +32,8 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{plans: map[string]Plan{"free": free, "pro": pro, "enterprise": enterprise}, planOf: map[string]string{}, members: map[string]int64{}, retention: map[string]int64{}}
 }
 
+func (f *fakeStore) Overrides(context.Context, string) (Overrides, error) { return Overrides{}, nil }
+
 func (f *fakeStore) PlanByID(_ context.Context, id string) (Plan, error) {
 	p, ok := f.plans[id]
 	if !ok {

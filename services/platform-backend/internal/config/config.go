@@ -4,6 +4,7 @@ package config
 
 import (
 	"trueportai/services/internal/egress"
+	"trueportai/services/internal/ratelimit/redisstore"
 
 	"errors"
 	"fmt"
@@ -21,10 +22,12 @@ type Config struct {
 	GRPCAddr string
 	// InternalAddr serves /metrics and pprof (PLATFORM_INTERNAL_ADDR),
 	// never on a public interface.
-	InternalAddr         string
-	DatabaseURL          string
-	NATSURL              string
-	NATSPrefix           string
+	InternalAddr string
+	DatabaseURL  string
+	NATSURL      string
+	NATSPrefix   string
+	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
+	Limits               redisstore.Settings
 	MigrateOnStart       bool
 	JWTSigningKeyFile    string
 	SecretsEncryptionKey string
@@ -134,6 +137,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.TrustedProxies, err = parsePrefixes(get("TRUSTED_PROXIES", "")); err != nil {
 		errs = append(errs, fmt.Errorf("TRUSTED_PROXIES: %w", err))
+	}
+	if c.Limits, err = redisstore.ParseSettings(get); err != nil {
+		errs = append(errs, err)
 	}
 	c.GatewayGRPCAddr = get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091")
 	if c.GatewayRPCTimeout, err = time.ParseDuration(get("GATEWAY_RPC_TIMEOUT", "3s")); err != nil || c.GatewayRPCTimeout <= 0 || c.GatewayRPCTimeout > time.Minute {

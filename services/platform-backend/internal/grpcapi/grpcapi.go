@@ -107,7 +107,7 @@ func (s *Server) GetTenantContext(ctx context.Context, req *platformv1.GetTenant
 	if err != nil {
 		return nil, s.unavailable(ctx, "load tenant", err)
 	}
-	plan, err := s.store.PlanByID(ctx, t.PlanID)
+	plan, err := s.store.TenantPlan(ctx, t.ID, t.PlanID) // overrides applied
 	if err != nil {
 		return nil, s.unavailable(ctx, "load plan", err)
 	}

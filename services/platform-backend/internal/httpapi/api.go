@@ -143,6 +143,10 @@ func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	ad.GET("/configs", a.adminListConfigs, a.requirePlatformAdmin)
 	ad.PUT("/configs/:key", a.adminPutConfig, a.requirePlatformAdmin)
 	ad.GET("/audit", a.adminAudit, a.requirePlatformAdmin)
+	ad.GET("/tenants/:id/limits", a.adminGetLimits, a.requirePlatformAdmin)
+	ad.PUT("/tenants/:id/limits", a.adminPutLimits, a.requirePlatformAdmin)
+	ad.GET("/plans", a.adminListPlans, a.requirePlatformAdmin)
+	ad.POST("/plans", a.adminCreatePlan, a.requirePlatformAdmin)
 
 	e.GET("/platform/api/openapi.json", a.openAPI) // openapi.go
 }

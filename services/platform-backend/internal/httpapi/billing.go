@@ -61,6 +61,10 @@ func (a *API) createSubscription(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	p := caller(c)
+	// A custom plan offered to another tenant is not in this one's catalog.
+	if plan, err := a.store.PlanByID(ctx, req.PlanID); err == nil && !plan.Offered(p.Tenant.ID) {
+		return apperr.InvalidField("plan_id", "unknown plan_id; see GET /platform/api/service/catalog/plans")
+	}
 	ch, err := a.billing.ChangePlan(ctx, p.Tenant.ID, p.Tenant.PlanID, req.PlanID, actorOf(p))
 	switch {
 	case errors.Is(err, billing.ErrUnknownPlan):

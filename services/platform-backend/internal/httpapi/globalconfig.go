@@ -80,7 +80,8 @@ func (a *API) adminPutConfig(c echo.Context) error {
 	if def.Type == globalreg.PlanID {
 		var id string
 		_ = json.Unmarshal([]byte(val), &id)
-		if _, err := a.store.PlanByID(ctx, id); errors.Is(err, store.ErrNotFound) {
+		if p, err := a.store.PlanByID(ctx, id); errors.Is(err, store.ErrNotFound) || err == nil && p.OfferedTo != "" {
+			// A custom plan offered to one tenant is no default for all.
 			return apperr.InvalidField("value", "unknown plan "+id+"; see GET /platform/api/service/catalog/plans")
 		} else if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/configs"
 	"trueportai/services/platform-backend/internal/store"
 	"trueportai/services/platform-backend/internal/team"
@@ -203,17 +204,32 @@ type planResp struct {
 	Limits        map[string]any `json:"limits"`
 }
 
+func toPlanResp(p billing.Plan) planResp {
+	return planResp{ID: p.ID, Name: p.Name, PriceUSDMonth: p.PriceUSDMonth, Limits: limitsResp(p)}
+}
+
+// limitsResp is a plan's limits as the API shows them: null for no maximum.
+func limitsResp(p billing.Plan) map[string]any {
+	orNull := func(v int64) any {
+		if v == 0 {
+			return nil
+		}
+		return v
+	}
+	return map[string]any{
+		"monthly_requests": orNull(p.MonthlyRequests), "max_api_keys": orNull(p.MaxAPIKeys), "max_members": orNull(p.MaxMembers),
+		"max_rpm_per_key": orNull(p.MaxRPMPerKey), "retention_days": p.RetentionDays,
+	}
+}
+
 func (a *API) listPlans(c echo.Context) error {
-	plans, err := a.store.Plans(c.Request().Context())
+	plans, err := a.store.PlansFor(c.Request().Context(), caller(c).Tenant.ID)
 	if err != nil {
 		return err
 	}
 	items := make([]planResp, 0, len(plans))
 	for _, p := range plans {
-		items = append(items, planResp{ID: p.ID, Name: p.Name, PriceUSDMonth: p.PriceUSDMonth, Limits: map[string]any{
-			"monthly_requests": p.MonthlyRequests, "max_api_keys": p.MaxAPIKeys, "max_members": p.MaxMembers,
-			"max_rpm_per_key": p.MaxRPMPerKey, "retention_days": p.RetentionDays,
-		}})
+		items = append(items, toPlanResp(p))
 	}
 	return c.JSON(http.StatusOK, httpserver.NewList(items, len(items), httpserver.Page{Limit: len(items)}))
 }

@@ -82,6 +82,14 @@ func (bs BillingStore) PlanByID(ctx context.Context, id string) (billing.Plan, e
 	return bs.s.PlanByID(ctx, id)
 }
 
+// Overrides reads a tenant's limit overrides.
+func (bs BillingStore) Overrides(ctx context.Context, tenantID string) (billing.Overrides, error) {
+	if !validUUID(tenantID) {
+		return billing.Overrides{}, nil
+	}
+	return overrides(ctx, bs.s.pool, tenantID)
+}
+
 // MemberCount counts a tenant's members.
 func (bs BillingStore) MemberCount(ctx context.Context, tenantID string) (int64, error) {
 	return bs.s.MemberCount(ctx, tenantID)

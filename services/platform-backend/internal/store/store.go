@@ -146,11 +146,13 @@ func (s *Store) GrantPlatformAdmin(ctx context.Context, emails []string, verifie
 	return tag.RowsAffected(), err
 }
 
-const planCols = `id, name, price_usd_month::float8, monthly_requests, max_api_keys, max_members, max_rpm_per_key, retention_days`
+// planCols reads a plan; a limit without a maximum (NULL) reads as 0.
+const planCols = `id, name, price_usd_month::float8, COALESCE(monthly_requests, 0), COALESCE(max_api_keys, 0), COALESCE(max_members, 0),
+	COALESCE(max_rpm_per_key, 0), retention_days, COALESCE(offered_to::text, '')`
 
 func scanPlan(row pgx.Row) (billing.Plan, error) {
 	var p billing.Plan
-	err := row.Scan(&p.ID, &p.Name, &p.PriceUSDMonth, &p.MonthlyRequests, &p.MaxAPIKeys, &p.MaxMembers, &p.MaxRPMPerKey, &p.RetentionDays)
+	err := row.Scan(&p.ID, &p.Name, &p.PriceUSDMonth, &p.MonthlyRequests, &p.MaxAPIKeys, &p.MaxMembers, &p.MaxRPMPerKey, &p.RetentionDays, &p.OfferedTo)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -162,9 +164,25 @@ func (s *Store) PlanByID(ctx context.Context, id string) (billing.Plan, error) {
 	return scanPlan(s.pool.QueryRow(ctx, `SELECT `+planCols+` FROM plans WHERE id = $1`, id))
 }
 
-// Plans lists the catalog.
+// Plans lists the public catalog.
 func (s *Store) Plans(ctx context.Context) ([]billing.Plan, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans ORDER BY sort_order`)
+	return s.plans(ctx, `WHERE offered_to IS NULL`)
+}
+
+// PlansFor lists the plans tenantID may choose: the public catalog and the
+// custom plans offered to it.
+func (s *Store) PlansFor(ctx context.Context, tenantID string) ([]billing.Plan, error) {
+	if !validUUID(tenantID) {
+		return s.Plans(ctx)
+	}
+	return s.plans(ctx, `WHERE offered_to IS NULL OR offered_to = $1`, tenantID)
+}
+
+// AllPlans lists every plan, custom ones included (platform admins).
+func (s *Store) AllPlans(ctx context.Context) ([]billing.Plan, error) { return s.plans(ctx, ``) }
+
+func (s *Store) plans(ctx context.Context, where string, args ...any) ([]billing.Plan, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+planCols+` FROM plans `+where+` ORDER BY sort_order, created_at, id`, args...)
 	if err != nil {
 		return nil, err
 	}

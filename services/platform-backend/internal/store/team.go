@@ -50,7 +50,7 @@ func lockTenant(ctx context.Context, tx pgx.Tx, tenantID string) (team.Locked, e
 	if err != nil {
 		return l, err
 	}
-	p, err := scanPlan(tx.QueryRow(ctx, `SELECT `+planCols+` FROM plans WHERE id = $1`, t.PlanID))
+	p, err := tenantPlan(ctx, tx, t.ID, t.PlanID)
 	if err != nil {
 		return l, fmt.Errorf("plan %s of tenant %s: %w", t.PlanID, t.ID, err)
 	}
