@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,26 +112,33 @@ func drain(t *testing.T, targets int, send func(i int) int, perSecond float64) {
 }
 
 // loadWindows sends rate requests per second, round robin over targets,
-// for n windows after the limit's burst was spent, and returns how many
-// were admitted in each window.
-func loadWindows(t *testing.T, targets int, rate float64, window time.Duration, n int, send func(i int) int) []int {
+// after the limit's burst was spent, and returns how many were admitted in
+// each of n windows. The windows start at the first admitted request (the
+// limit's own phase: after a drain its next token is due within one
+// interval, lead), so that a slow limit is not miscounted by where its
+// tokens fall against the clock (10 per 15 min sampled every 18 s would
+// otherwise read 9 or 11 in a window by phase alone).
+func loadWindows(t *testing.T, targets int, rate float64, window, lead time.Duration, n int, send func(i int) int) []int {
 	t.Helper()
-	counts := make([]int64, n)
 	every := time.Duration(float64(time.Second) / rate)
 	start := time.Now()
+	end := start.Add(lead + time.Duration(n)*window)
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var admitted []time.Time
 	var other atomic.Int64
 	for i := 0; ; i++ {
 		at := start.Add(time.Duration(i) * every)
-		w := int(at.Sub(start) / window)
-		if w >= n {
+		if !at.Before(end) {
 			break
 		}
 		time.Sleep(time.Until(at))
 		wg.Go(func() {
 			switch c := send(i % targets); c {
 			case 200:
-				atomic.AddInt64(&counts[w], 1)
+				mu.Lock()
+				admitted = append(admitted, at)
+				mu.Unlock()
 			case 429:
 			default:
 				other.Add(1)
@@ -142,9 +150,18 @@ func loadWindows(t *testing.T, targets int, rate float64, window time.Duration, 
 	if n := other.Load(); n > 0 {
 		t.Errorf("%d requests answered neither 200 nor 429", n)
 	}
+	if len(admitted) == 0 {
+		t.Fatal("nothing admitted")
+	}
+	anchor := slices.MinFunc(admitted, func(a, b time.Time) int { return a.Compare(b) })
+	if d := anchor.Sub(start); d > lead {
+		t.Errorf("first admission %v after the drain, want within %v", d, lead)
+	}
 	out := make([]int, n)
-	for i, c := range counts {
-		out[i] = int(c)
+	for _, at := range admitted {
+		if w := int(at.Sub(anchor) / window); w < n {
+			out[w]++
+		}
 	}
 	return out
 }
@@ -171,7 +188,7 @@ func TestSharedRPMThreeGateways(t *testing.T) {
 	key := s.newKey(ts, 600, gws)
 	send := func(i int) int { return proxied(t, gws[i], key) }
 	drain(t, 3, send, 10)
-	got := loadWindows(t, 3, 5*10, 30*time.Second, 1, send)
+	got := loadWindows(t, 3, 5*10, 30*time.Second, time.Second, 1, send)
 	checkWindows(t, "600 RPM over 3 gateways, 30 s", got, 300)
 }
 
@@ -186,7 +203,7 @@ func TestChaosSharedRPMThreeGateways(t *testing.T) {
 		key := s.newKey(ts, rpm, gws)
 		send := func(i int) int { return proxied(t, gws[i], key) }
 		drain(t, 3, send, float64(rpm)/60)
-		got := loadWindows(t, 3, 5*float64(rpm)/60, time.Minute, 2, send)
+		got := loadWindows(t, 3, 5*float64(rpm)/60, time.Minute, 2*time.Minute/time.Duration(rpm), 2, send)
 		checkWindows(t, fmt.Sprintf("%d RPM over 3 gateways", rpm), got, float64(rpm))
 	}
 }
@@ -251,7 +268,7 @@ func TestChaosSharedLoginTwoPlatforms(t *testing.T) {
 	var n atomic.Int64
 	send := func(i int) int { return login(t, platforms[i], email, int(n.Add(1))) }
 	drain(t, 2, send, 10/(15*60.0))
-	got := loadWindows(t, 2, 5*10/(15*60.0), 15*time.Minute, 2, send)
+	got := loadWindows(t, 2, 5*10/(15*60.0), 15*time.Minute, 2*90*time.Second, 2, send)
 	checkWindows(t, "login_per_email over 2 platforms", got, 10)
 }
 
@@ -267,7 +284,7 @@ func TestChaosSharedManagementTwoPlatforms(t *testing.T) {
 		return call(t, "GET", platforms[i]+"/platform/api/service/info", ts.scopedToken, nil, nil)
 	}
 	drain(t, 2, send, 5)
-	got := loadWindows(t, 2, 5*300/60.0, time.Minute, 2, send)
+	got := loadWindows(t, 2, 5*300/60.0, time.Minute, time.Second, 2, send)
 	checkWindows(t, "management_per_user_tenant over 2 platforms", got, 300)
 }
 
