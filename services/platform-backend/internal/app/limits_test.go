@@ -24,7 +24,7 @@ func TestLimitsRoleMatrix(t *testing.T) {
 		s.addMember(t, a.ID, u.ID, role)
 		tokens[role] = s.scoped(t, u, a.ID)
 	}
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	rt := s.newTenant(t, root, "Root Org", "root-org")
 	tokens["platform-admin-global"] = root.Global
 	tokens["platform-admin-scoped"] = s.scoped(t, root, rt.ID)
@@ -79,7 +79,7 @@ func TestLimitOverrides(t *testing.T) {
 	t.Parallel()
 	gw := startFakeGateway(t)
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+gw.addr, "PLATFORM_ADMIN_EMAILS=root@platform.example")
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	ua, ub := s.newUser(t, "a@a.example"), s.newUser(t, "b@b.example")
 	ta, tb := s.newTenant(t, ua, "Alpha", "alpha"), s.newTenant(t, ub, "Beta", "beta")
 	path := "/platform/api/admin/tenants/" + ta.ID + "/limits"
@@ -176,7 +176,7 @@ func TestCustomPlans(t *testing.T) {
 	t.Parallel()
 	gw := startFakeGateway(t)
 	s := startServer(t, "GATEWAY_GRPC_ADDR="+gw.addr, "PLATFORM_ADMIN_EMAILS=root@platform.example")
-	root := s.newUser(t, "root@platform.example")
+	root := s.newAdmin(t, "root@platform.example")
 	ua, ub := s.newUser(t, "a@a.example"), s.newUser(t, "b@b.example")
 	ta, tb := s.newTenant(t, ua, "Alpha", "alpha"), s.newTenant(t, ub, "Beta", "beta")
 	sa, sb := s.scoped(t, ua, ta.ID), s.scoped(t, ub, tb.ID)
