@@ -35,7 +35,7 @@ func TestEnterpriseLimitsReachGateway(t *testing.T) {
 	s := newStack(t, "PLATFORM_ADMIN_EMAILS="+rootSlug+"@example.com")
 	a := s.setupTenant("deal-a-" + randHex(3))
 	b := s.setupTenant("deal-b-" + randHex(3))
-	root := s.setupTenant(rootSlug)
+	rootToken := s.platformAdmin(rootSlug + "@example.com") // only a proven address is admin
 	p := s.platformURL + "/platform/api"
 	keys := s.gatewayURL + "/trueportai-services/api/v1/keys"
 
@@ -65,7 +65,7 @@ func TestEnterpriseLimitsReachGateway(t *testing.T) {
 	}
 
 	// The deal: no RPM maximum for tenant A.
-	if c := call(t, "PUT", p+"/admin/tenants/"+a.tenantID+"/limits", root.globalToken, map[string]any{"max_rpm_per_key": nil}, nil); c != 200 {
+	if c := call(t, "PUT", p+"/admin/tenants/"+a.tenantID+"/limits", rootToken, map[string]any{"max_rpm_per_key": nil}, nil); c != 200 {
 		t.Fatalf("override: %d", c)
 	}
 	eventually(t, 10*time.Second, func() error {
@@ -93,7 +93,7 @@ func TestEnterpriseLimitsReachGateway(t *testing.T) {
 	}
 
 	// A lower maximum clamps existing keys.
-	if c := call(t, "PUT", p+"/admin/tenants/"+a.tenantID+"/limits", root.globalToken, map[string]any{"max_rpm_per_key": 100}, nil); c != 200 {
+	if c := call(t, "PUT", p+"/admin/tenants/"+a.tenantID+"/limits", rootToken, map[string]any{"max_rpm_per_key": 100}, nil); c != 200 {
 		t.Fatalf("override: %d", c)
 	}
 	eventually(t, 10*time.Second, func() error {
