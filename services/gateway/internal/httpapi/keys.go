@@ -19,12 +19,12 @@ import (
 )
 
 type keyResp struct {
-	ID            string     `json:"id"`
-	Name          string     `json:"name"`
-	Key           string     `json:"key,omitempty"`
-	Prefix        string     `json:"prefix"`
-	Env           string     `json:"env"`
-	Enabled       bool       `json:"enabled"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Key     string `json:"key,omitempty"`
+	Prefix  string `json:"prefix"`
+	Env     string `json:"env"`
+	Enabled bool   `json:"enabled"`
 	// RPMLimit is null when the key follows its plan's maximum.
 	RPMLimit      *int       `json:"rpm_limit"`
 	AllowedModels []string   `json:"allowed_models"`
