@@ -25,7 +25,7 @@ type keyResp struct {
 	Prefix        string     `json:"prefix"`
 	Env           string     `json:"env"`
 	Enabled       bool       `json:"enabled"`
-	RPMLimit      *int       `json:"rpm_limit"` // null: the plan\'s maximum
+	RPMLimit      *int       `json:"rpm_limit"` // null: the plan's maximum
 	AllowedModels []string   `json:"allowed_models"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	LastUsedAt    *time.Time `json:"last_used_at"`
