@@ -19,14 +19,13 @@ import (
 )
 
 type keyResp struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Key     string `json:"key,omitempty"`
-	Prefix  string `json:"prefix"`
-	Env     string `json:"env"`
-	Enabled bool   `json:"enabled"`
-	// RPMLimit is null when the key follows its plan's maximum.
-	RPMLimit      *int       `json:"rpm_limit"`
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	Key           string     `json:"key,omitempty"`
+	Prefix        string     `json:"prefix"`
+	Env           string     `json:"env"`
+	Enabled       bool       `json:"enabled"`
+	RPMLimit      *int       `json:"rpm_limit"` // null: the plan's maximum
 	AllowedModels []string   `json:"allowed_models"`
 	ExpiresAt     *time.Time `json:"expires_at"`
 	LastUsedAt    *time.Time `json:"last_used_at"`

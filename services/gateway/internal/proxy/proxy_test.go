@@ -530,3 +530,34 @@ func TestUnlistedHeadersNotForwarded(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyRPMFollowsPlanMaximum: a key's RPM is its own, at most its plan's
+// maximum (an override lowering it clamps the key at once); rpm_limit null
+// (0) follows the maximum, and a plan without one leaves the key unlimited.
+func TestKeyRPMFollowsPlanMaximum(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		key, max  int
+		wantLimit string
+	}{
+		{"own limit under the maximum", 20, 600, "20"},
+		{"above the maximum: clamped", 1000, 600, "600"},
+		{"null follows the maximum", 0, 600, "600"},
+		{"own limit, plan without maximum", 20000, 0, "20000"},
+		{"null, plan without maximum: unlimited", 0, 0, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, chatJSON)
+			}), func(o *proxy.Options, k *keys.Key, tn *platform.Tenant) {
+				k.RPMLimit, tn.MaxRPMPerKey = c.key, int64(c.max)
+			})
+			resp := post(t, f.gw.URL+"/trueportai-services/openai/v1/chat/completions", map[string]string{"Authorization": "Bearer " + callerKey}, `{"model":"gpt-4o-mini"}`)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("X-Ratelimit-Limit") != c.wantLimit {
+				t.Fatalf("status %d, X-Ratelimit-Limit %q, want 200 and %q", resp.StatusCode, resp.Header.Get("X-Ratelimit-Limit"), c.wantLimit)
+			}
+		})
+	}
+}
