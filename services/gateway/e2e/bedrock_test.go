@@ -71,7 +71,8 @@ func TestBedrockThroughGateway(t *testing.T) {
 
 	// Converse (retried until the gateway has the tenant's new settings).
 	var out *bedrockruntime.ConverseOutput
-	eventually(t, 30*time.Second, func() error {
+	// Each attempt spends one of the key's 60 RPM: poll once a second.
+	eventuallyEvery(t, 30*time.Second, time.Second, func() error {
 		var err error
 		out, err = client.Converse(ctx, converseInput(model))
 		return err

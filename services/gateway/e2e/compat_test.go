@@ -41,7 +41,9 @@ func TestCompatUpstreams(t *testing.T) {
 	params := openai.ChatCompletionNewParams{Model: "llama-3.3-70b-versatile", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello compat")}}
 	groq := client("groq")
 	var comp *openai.ChatCompletion
-	eventually(t, 30*time.Second, func() error { // the tenant context picks up the new keys via NATS
+	// The tenant context picks up the new keys via NATS; each attempt spends
+	// one of the key's 60 RPM, so poll at most once a second.
+	eventuallyEvery(t, 30*time.Second, time.Second, func() error {
 		var err error
 		comp, err = groq.Chat.Completions.New(ctx, params)
 		return err
@@ -82,7 +84,7 @@ func TestCompatUpstreams(t *testing.T) {
 	nokey := client("nokey")
 	var apiErr *openai.Error
 	n := 0
-	eventually(t, 30*time.Second, func() error {
+	eventuallyEvery(t, 30*time.Second, time.Second, func() error {
 		n = len(s.upstream.headers())
 		_, err := nokey.Chat.Completions.New(ctx, params)
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusUnauthorized {

@@ -302,6 +302,14 @@ func (s *stack) waitHealthy(url string) {
 // eventually polls f until it succeeds or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
+	eventuallyEvery(t, timeout, 50*time.Millisecond, f)
+}
+
+// eventuallyEvery is eventually with a chosen pause between attempts: a
+// poll that spends proxied calls must stay under the key's RPM even when a
+// loaded machine makes it wait long, or its own 429s end the wait.
+func eventuallyEvery(t *testing.T, timeout, every time.Duration, f func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
@@ -311,7 +319,7 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("condition not met within %s: %v", timeout, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
