@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -72,4 +74,58 @@ func NATSCheck(nc *nats.Conn) Check {
 		}
 		return nil
 	}}
+}
+
+// Drain is a process's shutdown latch: not draining until Begin, draining
+// for good after. The zero value is ready to use.
+type Drain struct{ draining atomic.Bool }
+
+// Begin marks the process as shutting down.
+func (d *Drain) Begin() { d.draining.Store(true) }
+
+// Draining reports whether Begin was called.
+func (d *Drain) Draining() bool { return d.draining.Load() }
+
+var errDraining = errors.New("draining")
+
+// Check is the "shutdown" probe: it fails ("draining") once Begin was
+// called. It reads one atomic: no I/O.
+func (d *Drain) Check() Check {
+	return Check{Name: "shutdown", Down: "draining", Probe: func(context.Context) error {
+		if d.Draining() {
+			return errDraining
+		}
+		return nil
+	}}
+}
+
+// Probes are the handlers behind a service's health routes.
+type Probes struct {
+	// Health checks the dependencies (Postgres, NATS) and the process's
+	// own state: /health and /health/ready. It fails on every replica at
+	// once when a shared dependency is down, so no readiness probe of a
+	// pod that a Service routes to may use it.
+	Health echo.HandlerFunc
+	// Local checks only what the process decides alone (draining, and the
+	// local probes it was given), never calling a dependency:
+	// /health/ready/local, the readiness route of served pods.
+	Local echo.HandlerFunc
+}
+
+// NewProbes builds a service's health handlers: deps probe its
+// dependencies, local its own state (no I/O: they run on every readiness
+// probe), drain is its shutdown latch. Health runs all of them, Local the
+// local ones and the latch.
+func NewProbes(log *slog.Logger, drain *Drain, deps []Check, local ...Check) Probes {
+	own := append(slices.Clone(local), drain.Check())
+	return Probes{
+		Health: HealthHandler(log, append(slices.Clone(deps), own...)...),
+		Local:  HealthHandler(log, own...),
+	}
+}
+
+// Live answers the liveness route: 200 {"status":"ok"} while the process
+// serves HTTP at all.
+func Live(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }

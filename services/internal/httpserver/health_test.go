@@ -12,6 +12,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,5 +172,84 @@ func TestHealthHidesProbeErrors(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "hunter2-S3CRET") || !strings.Contains(logs.String(), "check=postgres") {
 		t.Errorf("the probe error is not logged: %s", logs.String())
+	}
+}
+
+// TestProbes: the local readiness answers from the process's own state
+// only. A dependency outage fails Health on every replica but leaves Local
+// at 200 (the Service keeps its endpoints); draining fails both; Local never
+// calls a dependency's probe.
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	var depCalls, localCalls atomic.Int32
+	depUp := atomic.Bool{}
+	depUp.Store(true)
+	dep := Check{Name: "postgres", Probe: func(context.Context) error {
+		depCalls.Add(1)
+		if depUp.Load() {
+			return nil
+		}
+		return errors.New("connection refused")
+	}}
+	warm := atomic.Bool{}
+	local := Check{Name: "cache", Down: "cold", Probe: func(context.Context) error {
+		localCalls.Add(1)
+		if warm.Load() {
+			return nil
+		}
+		return errors.New("not loaded")
+	}}
+	var drain Drain
+	p := NewProbes(slog.New(slog.DiscardHandler), &drain, []Check{dep}, local)
+	e := New(slog.New(slog.DiscardHandler))
+	e.GET("/health", p.Health)
+	e.GET("/health/live", Live)
+	e.GET("/health/ready/local", p.Local)
+	get := func(path string) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s: body %q: %v", path, rec.Body, err)
+		}
+		return rec.Code, body
+	}
+	steps := []struct {
+		name              string
+		up, warm, drained bool
+		health, local     int
+		localChecks       map[string]any
+	}{
+		{"cold cache", true, false, false, 503, 503, map[string]any{"cache": "cold", "shutdown": "ok"}},
+		{"serving", true, true, false, 200, 200, map[string]any{"cache": "ok", "shutdown": "ok"}},
+		{"dependency down", false, true, false, 503, 200, map[string]any{"cache": "ok", "shutdown": "ok"}},
+		{"draining", true, true, true, 503, 503, map[string]any{"cache": "ok", "shutdown": "draining"}},
+	}
+	for _, s := range steps {
+		depUp.Store(s.up)
+		warm.Store(s.warm)
+		if s.drained {
+			drain.Begin()
+		}
+		if code, _ := get("/health"); code != s.health {
+			t.Errorf("%s: /health %d, want %d", s.name, code, s.health)
+		}
+		before := depCalls.Load()
+		code, body := get("/health/ready/local")
+		if code != s.local || !reflect.DeepEqual(body["checks"], s.localChecks) {
+			t.Errorf("%s: /health/ready/local %d %v, want %d %v", s.name, code, body, s.local, s.localChecks)
+		}
+		if depCalls.Load() != before {
+			t.Errorf("%s: the local readiness probed a dependency", s.name)
+		}
+		if code, body := get("/health/live"); code != 200 || body["status"] != "ok" {
+			t.Errorf("%s: /health/live %d %v", s.name, code, body)
+		}
+	}
+	if localCalls.Load() == 0 {
+		t.Error("the local probe never ran")
+	}
+	if !drain.Draining() {
+		t.Error("Begin did not latch")
 	}
 }

@@ -9,7 +9,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
@@ -207,14 +205,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 	})
 
-	var draining sync.Once
-	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
+	var drain httpserver.Drain // shutdown began: readiness turns false
 	e := httpserver.New(log, reg.Middleware())
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
 	if shared != nil {
 		api.SetLimiter(shared) // management and analytics limits across replicas too
 	}
-	api.Routes(e, healthHandler(log, pool, nc, ready))
+	api.Routes(e, healthProbes(log, pool, nc, &drain))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if providers.IsProxyPath(r.URL.Path) {
@@ -270,7 +267,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
+		go func() { <-gctx.Done(); drain.Begin() }()
 		return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log)
 	})
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
@@ -295,19 +292,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	return err
 }
 
-// healthHandler checks Postgres and NATS, and turns unready once draining
-// is closed (shutdown began).
-func healthHandler(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
-	return httpserver.HealthHandler(log,
-		httpserver.PostgresCheck(pool),
-		httpserver.NATSCheck(nc),
-		httpserver.Check{Name: "shutdown", Down: "draining", Probe: func(context.Context) error {
-			select {
-			case <-draining:
-				return errors.New("draining")
-			default:
-				return nil
-			}
-		}},
-	)
+// healthProbes: the health routes check Postgres and NATS and turn unready
+// once drain began (shutdown); the local readiness checks only the latter.
+// The caches need no probe: the listener opens after they are loaded.
+func healthProbes(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, drain *httpserver.Drain) httpserver.Probes {
+	return httpserver.NewProbes(log, drain, []httpserver.Check{httpserver.PostgresCheck(pool), httpserver.NATSCheck(nc)})
 }

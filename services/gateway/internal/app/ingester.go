@@ -63,8 +63,8 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 
 	reg := metrics.New("gateway")
 	e := httpserver.New(log, reg.Middleware())
-	draining := make(chan struct{})
-	httpapi.HealthRoutes(e, healthHandler(log, pool, nc, draining))
+	var drain httpserver.Drain
+	httpapi.HealthRoutes(e, healthProbes(log, pool, nc, &drain))
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -86,7 +86,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 		"workers", cfg.IngesterWorkers)
 	httpSrv := httpserver.NewServer(e, limits(cfg))
 	httpSrv.Addr = httpLis.Addr().String()
-	go func() { <-ctx.Done(); close(draining) }()
+	go func() { <-ctx.Done(); drain.Begin() }()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, 5*time.Second, log) })
 	g.Go(func() error { return internal.serve(gctx, log) })

@@ -122,6 +122,17 @@ func TestRunWithListeners(t *testing.T) {
 					}
 				}
 			}
+			// Every role serves the health routes, the local readiness too.
+			for _, path := range []string{"/trueportai-services/health/live", "/trueportai-services/health/ready", "/trueportai-services/health/ready/local"} {
+				resp, err := http.Get("http://" + httpLis.Addr().String() + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Errorf("GET %s: %d, want 200", path, resp.StatusCode)
+				}
+			}
 			cancel()
 			select {
 			case err := <-done:

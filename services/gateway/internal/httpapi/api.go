@@ -67,7 +67,7 @@ func New(log *slog.Logger, intro *platform.Introspector, tenants *platform.Tenan
 const bodyLimit = 1 << 20
 
 // Routes registers the management routes.
-func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
+func (a *API) Routes(e *echo.Echo, health httpserver.Probes) {
 	HealthRoutes(e, health)
 	g := e.Group("/trueportai-services/api/v1")
 	g.POST("/keys", a.createKey, a.requireRole("admin"), a.limit("management", 300))
@@ -145,9 +145,13 @@ func (a *API) limit(group string, rpm int) echo.MiddlewareFunc {
 func bind(c echo.Context, v any) error { return httpserver.BindJSON(c, v, bodyLimit) }
 
 // HealthRoutes registers the health, liveness and readiness routes (every
-// gateway role serves them).
-func HealthRoutes(e *echo.Echo, health echo.HandlerFunc) {
-	e.GET("/trueportai-services/health", health)
-	e.GET("/trueportai-services/health/live", func(c echo.Context) error { return c.JSON(200, map[string]string{"status": "ok"}) })
-	e.GET("/trueportai-services/health/ready", health)
+// gateway role serves them): health and health/ready check Postgres and
+// NATS, health/live only that the process serves, health/ready/local the
+// process's own state (draining), never a dependency: the readiness probe
+// of the proxy pods behind the Service.
+func HealthRoutes(e *echo.Echo, health httpserver.Probes) {
+	e.GET("/trueportai-services/health", health.Health)
+	e.GET("/trueportai-services/health/live", httpserver.Live)
+	e.GET("/trueportai-services/health/ready", health.Health)
+	e.GET("/trueportai-services/health/ready/local", health.Local)
 }

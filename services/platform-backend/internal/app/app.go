@@ -189,7 +189,10 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	if err != nil {
 		return err
 	}
-	api.Routes(e, httpserver.HealthHandler(log, httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)))
+	// Readiness of the pods behind a Service (/health/ready/local) turns
+	// false when shutdown begins and never looks at Postgres or NATS.
+	var drain httpserver.Drain
+	api.Routes(e, httpserver.NewProbes(log, &drain, []httpserver.Check{httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)}))
 	lim := httpserver.DefaultLimits
 	lim.ReadHeaderTimeout, lim.BodyReadTimeout = cfg.ReadHeaderTimeout, cfg.BodyReadTimeout
 	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")
@@ -224,6 +227,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internalLis.Addr().String(), "app_env", cfg.AppEnv)
 	g, gctx := errgroup.WithContext(ctx)
+	go func() { <-gctx.Done(); drain.Begin() }()
 	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, cfg.ShutdownGrace) })
 	g.Go(func() error { return httpserver.ServeListener(gctx, internalSrv, internalLis, time.Second, log) })

@@ -441,6 +441,9 @@ func TestHealthAndShutdown(t *testing.T) {
 		t.Errorf("health = %s", r.Body)
 	}
 	decode[obj](t, s.get(t, "/health/ready", ""), http.StatusOK)
+	if local := decode[obj](t, s.get(t, "/health/ready/local", ""), http.StatusOK); local["status"] != "ok" {
+		t.Errorf("local readiness = %v", local)
+	}
 	if live := decode[obj](t, s.get(t, "/health/live", ""), http.StatusOK); live["status"] != "ok" {
 		t.Errorf("live = %v", live)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -90,11 +89,15 @@ func New(log *slog.Logger, cfg config.Config, d Deps) (*API, error) {
 
 const bodyLimit = 1 << 20
 
-// Routes registers every route of the platform API on e.
-func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
-	e.GET("/health", health)
-	e.GET("/health/live", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
-	e.GET("/health/ready", health)
+// Routes registers every route of the platform API on e. The health
+// routes: /health and /health/ready check Postgres and NATS, /health/live
+// only that the process serves, /health/ready/local the process's own state
+// (draining), never a dependency: the readiness probe behind a Service.
+func (a *API) Routes(e *echo.Echo, health httpserver.Probes) {
+	e.GET("/health", health.Health)
+	e.GET("/health/live", httpserver.Live)
+	e.GET("/health/ready", health.Health)
+	e.GET("/health/ready/local", health.Local)
 
 	g := e.Group("/platform/api/global")
 	g.POST("/auth/register", a.register, a.signupOpen)

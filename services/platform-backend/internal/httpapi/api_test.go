@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/ratelimit"
@@ -106,7 +104,7 @@ func TestConcurrentErrorAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := httpserver.New(log)
-	a.Routes(e, func(echo.Context) error { return nil })
+	a.Routes(e, testProbes())
 	srv := httptest.NewServer(e)
 	defer srv.Close()
 	paths := []string{

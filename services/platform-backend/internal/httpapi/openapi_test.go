@@ -10,7 +10,15 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+
+	"trueportai/services/internal/httpserver"
 )
+
+// testProbes answer every health route 200 (the route tests need handlers,
+// not checks).
+func testProbes() httpserver.Probes {
+	return httpserver.Probes{Health: httpserver.Live, Local: httpserver.Live}
+}
 
 type openAPIOperation struct {
 	OperationID string            `json:"operationId"`
@@ -44,7 +52,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Errorf("openapi = %q, want 3.1.x", v)
 	}
 	e := echo.New()
-	(&API{}).Routes(e, func(echo.Context) error { return nil })
+	(&API{}).Routes(e, testProbes())
 
 	registered := map[string]bool{}
 	for _, r := range e.Routes() {
@@ -144,7 +152,7 @@ func TestOpenAPIWellFormed(t *testing.T) {
 
 func TestOpenAPIServed(t *testing.T) {
 	e := echo.New()
-	(&API{}).Routes(e, func(echo.Context) error { return nil })
+	(&API{}).Routes(e, testProbes())
 	rec := httptest.NewRecorder()
 	e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/platform/api/openapi.json", nil))
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") || rec.Body.String() != string(openAPIDoc) {
