@@ -445,6 +445,7 @@ func checkManifests(ctx context.Context, rep *Report, repo Repo, m *manifests) {
 	flows = append(flows, metricsFlows(m)...)
 	checkNetworkPolicies(rep, m, flows)
 	checkScaling(rep, m)
+	checkLimits(rep, m)
 }
 
 func checkNamespace(rep *Report, m *manifests) {

@@ -649,6 +649,64 @@ func checkNetworkPolicies(rep *Report, m *manifests, flows []flow) {
 
 // ------------------------------------------------------------ Scaling
 
+// ------------------------------------------------------------ Shared limits
+
+// minReplicas is the fewest pods w runs: its HPA's minReplicas, else
+// spec.replicas (default 1).
+func (m *manifests) minReplicas(w *workload) int32 {
+	for _, h := range m.hpas {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind == w.kind && ref.Name == w.name {
+			if h.Spec.MinReplicas != nil {
+				return *h.Spec.MinReplicas
+			}
+			return 1
+		}
+	}
+	if w.replicas != nil {
+		return *w.replicas
+	}
+	return 1
+}
+
+// checkLimits: every role that applies limits shares them through one
+// Redis (REDIS_URL from a Secret key that must exist: an optional key left
+// out would run the limits in each replica's memory, N replicas allowing N
+// times each limit), with LIMITS_REPLICAS_FALLBACK at the workload's
+// minimum replica count (each replica's share while Redis is down at
+// start); a role that applies none does not set REDIS_URL (no flow to
+// Redis to admit).
+func checkLimits(rep *Report, m *manifests) {
+	o := m.overlay
+	for _, c := range m.containers() {
+		b, ok := binaryByName(c.binary)
+		if !ok || b.limits == nil {
+			continue
+		}
+		var redis *corev1.EnvVar
+		for i := range c.c.Env {
+			if c.c.Env[i].Name == "REDIS_URL" {
+				redis = &c.c.Env[i]
+			}
+		}
+		if !b.limits(c.role) {
+			rep.check("k8s.redis", redis == nil, "%s: %s (%s) applies no shared limit and sets no REDIS_URL", o, c, roleOr(c.role))
+			continue
+		}
+		ref := (*corev1.SecretKeySelector)(nil)
+		if redis != nil && redis.ValueFrom != nil {
+			ref = redis.ValueFrom.SecretKeyRef
+		}
+		val, _, known := m.envValue(c.c, "REDIS_URL")
+		rep.check("k8s.redis", ref != nil && (ref.Optional == nil || !*ref.Optional) && known && val != "",
+			"%s: %s takes REDIS_URL from a Secret key that is not optional and holds a URL", o, c)
+		want := m.minReplicas(c.w)
+		got, err := strconv.Atoi(envLiteral(c.c, "LIMITS_REPLICAS_FALLBACK"))
+		rep.check("k8s.limits-fallback", err == nil && int32(got) == want,
+			"%s: %s LIMITS_REPLICAS_FALLBACK %q is %s's minimum replica count %d", o, c, envLiteral(c.c, "LIMITS_REPLICAS_FALLBACK"), c.w, want)
+	}
+}
+
 // checkScaling: the gateway proxy is scaled by an HPA on CPU (and its
 // Deployment leaves replicas to it); every HPA targets a workload; each
 // service workload has exactly one PodDisruptionBudget that still lets a

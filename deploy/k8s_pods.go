@@ -48,6 +48,8 @@ func checkContainer(ctx context.Context, rep *Report, repo Repo, m *manifests, c
 	checkEnv(rep, m, c, b, reads)
 	checkListen(rep, o, c, b)
 	checkProbeRoutes(rep, repo, o, c, b)
+	checkReadiness(rep, o, c, b)
+	checkSecretEnv(rep, o, c)
 	checkGOMEMLIMIT(rep, o, c)
 	checkFileEnv(rep, o, c)
 }
@@ -192,6 +194,35 @@ func checkProbeRoutes(rep *Report, repo Repo, o string, c *container, b k8sBinar
 			}
 		}
 		rep.check("k8s.probe-route", port == httpPort, "%s: %s %s probe targets the HTTP listener (port %s)", o, c, kind, g.Port.String())
+	}
+}
+
+// checkReadiness: a pod a Service routes to is ready by its local
+// readiness route, never by one that checks a dependency (an outage of
+// Postgres, NATS or Redis is every replica's at once: the Service would
+// lose every endpoint) nor by liveness (it never turns false when the
+// process drains).
+func checkReadiness(rep *Report, o string, c *container, b k8sBinary) {
+	if b.readiness == "" || b.serving == nil || !b.serving(c.role) {
+		return
+	}
+	p := c.c.ReadinessProbe
+	path := ""
+	if p != nil && p.HTTPGet != nil {
+		path, _, _ = strings.Cut(p.HTTPGet.Path, "?")
+	}
+	rep.check("k8s.readiness-local", path == b.readiness,
+		"%s: %s readiness probe %q is its local readiness route %s (draining only, no dependency)", o, c, path, b.readiness)
+}
+
+// checkSecretEnv: variables carrying credentials come from a Secret.
+func checkSecretEnv(rep *Report, o string, c *container) {
+	for _, e := range c.c.Env {
+		if !slices.Contains(secretEnv, e.Name) {
+			continue
+		}
+		ok := e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil
+		rep.check("k8s.secret-env", ok, "%s: %s takes %s from a Secret (secretKeyRef)", o, c, e.Name)
 	}
 }
 

@@ -124,6 +124,19 @@ func TestEachK8sCheckCatchesItsDefect(t *testing.T) {
 		{want: "k8s.probe-route", edits: []edit{{platform, "path: /health/live", "path: /healthz"}}},
 		// The ingester serves the health routes only: not the proxy's.
 		{want: "k8s.probe-route", edits: []edit{{ingester, "path: /trueportai-services/health/ready", "path: /trueportai-services/api/v1/keys"}}},
+		// Readiness on a route that checks Postgres and NATS (every pod out
+		// of the Service in an outage), or on liveness (never false when
+		// draining).
+		{want: "k8s.readiness-local", edits: []edit{{platform, "          readinessProbe:\n            httpGet:\n              path: /health/ready/local\n", "          readinessProbe:\n            httpGet:\n              path: /health/ready\n"}}},
+		{want: "k8s.readiness-local", edits: []edit{{gateway, "          readinessProbe:\n            httpGet:\n              path: /trueportai-services/health/ready/local\n", "          readinessProbe:\n            httpGet:\n              path: /trueportai-services/health/live\n"}}},
+		{want: "k8s.secret-env", edits: []edit{{platform, "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n", "            - name: REDIS_URL\n              value: redis://:hunter2@redis:6379/0\n"}}},
+		// An optional Redis key: left out of the Secret, every replica
+		// would keep its own limits.
+		{want: "k8s.redis", edits: []edit{{gateway, "                  key: redis-url\n", "                  key: redis-url\n                  optional: true\n"}}},
+		// The ingester applies no limit: no REDIS_URL.
+		{want: "k8s.redis", edits: []edit{{ingester, "            - name: INTERNAL_GRPC_TOKEN\n", "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n            - name: INTERNAL_GRPC_TOKEN\n"}}},
+		{want: "k8s.env-required", edits: []edit{{platform, "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n", ""}}},
+		{want: "k8s.limits-fallback", edits: []edit{{dev + "patch-dev.yaml", "              value: \"1\" # the HPA's minReplicas here", "              value: \"2\""}}},
 		{want: "k8s.gomemlimit", edits: []edit{{platform, "resource: limits.memory", "resource: requests.memory"}}},
 		{want: "k8s.file-env", edits: []edit{{prod + "patch-prod.yaml", "value: /etc/trueportai/jwt/signing.pem", "value: /etc/jwt/signing.pem"}}},
 		{want: "k8s.selector", edits: []edit{{ingester, "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gateway\n      app.kubernetes.io/component: ingester\n", "  selector:\n    matchLabels:\n      app.kubernetes.io/name: gateway\n      app.kubernetes.io/component: ingestor\n"}}},
@@ -153,6 +166,11 @@ func TestEachK8sCheckCatchesItsDefect(t *testing.T) {
 		{want: "k8s.netpol-needed", edits: []edit{{netpol, "              app.kubernetes.io/name: gateway # proxy and ingester\n", "              app.kubernetes.io/component: proxy\n"}}},
 		{want: "k8s.netpol-needed", edits: []edit{{netpol, "              kubernetes.io/metadata.name: ingress-nginx\n", "              kubernetes.io/metadata.name: ingress\n"}}},
 		{want: "k8s.netpol-excess", edits: []edit{{dev + "network-policies.yaml", "        - podSelector:\n            matchExpressions:\n              - key: app.kubernetes.io/name\n                operator: In\n                values: [\"platform-backend\", \"gateway\"]\n      ports:\n        - port: client\n", "        - podSelector: {}\n      ports:\n        - port: client\n"}}},
+		// Redis admitted from the ingester too (it applies no limit).
+		{want: "k8s.netpol-excess", edits: []edit{{dev + "network-policies.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: gateway\n              app.kubernetes.io/component: proxy\n      ports:\n        - port: redis\n", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: gateway\n      ports:\n        - port: redis\n"}}},
+		{want: "k8s.netpol-needed", edits: []edit{{dev + "network-policies.yaml", "        - podSelector:\n            matchLabels:\n              app.kubernetes.io/name: platform-backend\n        - podSelector:\n", "        - podSelector:\n"}}},
+		{want: "k8s.secret-ref", edits: []edit{{dev + "secret.yaml", "  redis-url: redis://redis:6379/0\n", ""}}},
+		{want: "k8s.dial", edits: []edit{{dev + "secret.yaml", "redis-url: redis://redis:6379/0", "redis-url: redis://redis:6380/0"}}},
 		// gRPC admitted from the monitoring namespace too.
 		{want: "k8s.netpol-excess", edits: []edit{{netpol, "      ports:\n        - port: metrics\n---", "      ports:\n        - port: metrics\n        - port: grpc\n---"}}},
 		{want: "k8s.hpa", edits: []edit{{gateway, "spec:\n  revisionHistoryLimit: 5\n", "spec:\n  replicas: 2\n  revisionHistoryLimit: 5\n"}}},
