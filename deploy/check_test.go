@@ -16,9 +16,10 @@ type edit struct{ file, old, new string }
 // wants the named check to fail.
 func TestEachCheckCatchesItsDefect(t *testing.T) {
 	const (
-		gwDF    = "deploy/docker/gateway.Dockerfile"
-		compose = "docker-compose.yml"
-		ignore  = ".dockerignore"
+		gwDF     = "deploy/docker/gateway.Dockerfile"
+		compose  = "docker-compose.yml"
+		ignore   = ".dockerignore"
+		edgeConf = "deploy/edge/nginx.conf"
 	)
 	cases := []struct {
 		want    string
@@ -52,7 +53,7 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "compose.valid", edits: []edit{{compose, "\nservices:", "\nservicez:"}}},
 		// A dependency on an unknown service: the loader's consistency check.
 		{want: "compose.valid", edits: []edit{{compose, "      fake-provider:\n        condition: service_started", "      fake-providr:\n        condition: service_started"}}},
-		{want: "compose.services", edits: []edit{{compose, "\nvolumes:\n  pgdata:", "\n  redis:\n    image: redis:7\n\nvolumes:\n  pgdata:"}}},
+		{want: "compose.services", edits: []edit{{compose, "\nnetworks:\n", "\n  prometheus:\n    image: prom/prometheus:v3.0.0\n\nnetworks:\n"}}},
 		{want: "compose.postgres-image", edits: []edit{{compose, "image: postgres:15", "image: postgres:16"}}},
 		{want: "compose.postgres-auth", edits: []edit{{compose, "      POSTGRES_PASSWORD: postgres\n", ""}}},
 		{want: "compose.postgres-healthcheck", edits: []edit{{compose, `"pg_isready"`, `"psql"`}}},
@@ -73,9 +74,9 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "compose.app-env-dev", edits: []edit{{compose, "APP_ENV: dev", "APP_ENV: prod"}}},
 		{want: "compose.listen-all", edits: []edit{{compose, "PLATFORM_HTTP_ADDR: 0.0.0.0:8080", "PLATFORM_HTTP_ADDR: 127.0.0.1:8080"}}},
 		{want: "compose.listen-exposed", edits: []edit{{compose, "FAKE_PROVIDER_ADDR: 0.0.0.0:8090", "FAKE_PROVIDER_ADDR: 0.0.0.0:8099"}}},
-		{want: "compose.published", edits: []edit{{compose, "    ports:\n      - \"8081:8081\"\n", ""}}},
+		{want: "compose.published", edits: []edit{{compose, "    ports:\n      - \"8080:8080\"\n", ""}}},
 		{want: "compose.internal-addr", edits: []edit{{compose, "GATEWAY_INTERNAL_ADDR: 0.0.0.0:9181", "GATEWAY_INTERNAL_ADDR: 0.0.0.0:8081"}}},
-		{want: "compose.internal-unpublished", edits: []edit{{compose, "    ports:\n      - \"8081:8081\"\n", "    ports:\n      - \"8081:8081\"\n      - \"9181:9181\"\n"}}},
+		{want: "compose.internal-unpublished", edits: []edit{{compose, "    ports:\n      - \"8080:8080\"\n", "    ports:\n      - \"8080:8080\"\n      - \"9180:9180\"\n"}}},
 		{want: "compose.internal-not-exposed", edits: []edit{{gwDF, "EXPOSE 8081 9091", "EXPOSE 8081 9091 9181"}}},
 		{want: "compose.dial-host", edits: []edit{{compose, "NATS_URL: nats://nats:4222", "NATS_URL: nats://postgres:4222"}}},
 		{want: "compose.dial-port", edits: []edit{{compose, "postgres:5432/trueport_platform", "postgres:5433/trueport_platform"}}},
@@ -87,7 +88,65 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "compose.url", edits: []edit{{compose, "postgres@postgres:5432/trueport_platform", "postgres@postgres:port/trueport_platform"}}},
 		{want: "compose.upstream-url", edits: []edit{{compose, "UPSTREAM_OPENAI_URL: http://fake-provider:8090/openai/v1", "UPSTREAM_OPENAI_URL: fake-provider:8090/openai/v1"}}},
 		{want: "compose.healthy-has-healthcheck", edits: []edit{{compose, "      fake-provider:\n        condition: service_started", "      fake-provider:\n        condition: service_healthy"}}},
-		{want: "compose.spool-volume", edits: []edit{{compose, "      - gateway-spool:/var/lib/gateway/spool", "      - /tmp/spool:/var/lib/gateway/spool"}}},
+		// A named volume: every replica's spool in one directory.
+		{want: "compose.spool-volume", edits: []edit{
+			{compose, "      - /var/lib/gateway/spool\n", "      - gateway-spool:/var/lib/gateway/spool\n"},
+			{compose, "volumes:\n  pgdata:\n", "volumes:\n  gateway-spool:\n  pgdata:\n"},
+		}},
+
+		// Redis and the shared limits.
+		{want: "compose.redis-image", edits: []edit{{compose, "image: redis:7-alpine", "image: valkey/valkey:8-alpine"}}},
+		{want: "compose.redis-healthcheck", edits: []edit{{compose, `test: ["CMD", "redis-cli", "ping"]`, `test: ["CMD", "true"]`}}},
+		{want: "compose.env-required", edits: []edit{{compose, "      REDIS_URL: redis://redis:6379/0 # per-key RPM", "      # REDIS_URL: redis://redis:6379/0 # per-key RPM"}}},
+		{want: "compose.redis-unused", edits: []edit{{compose, "      GATEWAY_ROLE: ingester\n", "      GATEWAY_ROLE: ingester\n      REDIS_URL: redis://redis:6379/0\n"}}},
+		{want: "compose.url", edits: []edit{{compose, "REDIS_URL: redis://redis:6379/0 # login", "REDIS_URL: rediss://redis:6379/0 # login"}}},
+		{want: "compose.dial-host", edits: []edit{{compose, "REDIS_URL: redis://redis:6379/0 # per-key", "REDIS_URL: redis://nats:6379/0 # per-key"}}},
+		{want: "compose.depends-on", edits: []edit{{compose, "      redis:\n        condition: service_healthy\n      platform-backend:", "      platform-backend:"}}},
+		{want: "compose.dial-port", edits: []edit{{compose, "GATEWAY_GRPC_ADDR: gateway:9091", "GATEWAY_GRPC_ADDR: gateway:9090"}}},
+
+		// Scaling: a fixed host port, a container name, a shared volume.
+		{want: "compose.scalable", edits: []edit{{compose, "    # No ports: reached through the edge", "    ports:\n      - \"8081:8081\"\n    # No ports: reached through the edge"}}},
+		{want: "compose.scalable", edits: []edit{{compose, "    stop_grace_period: 15s", "    container_name: ingester\n    stop_grace_period: 15s"}}},
+		{want: "compose.scalable", edits: []edit{{compose, "    stop_grace_period: 15s", "    volumes:\n      - ./data:/data\n    stop_grace_period: 15s"}}},
+		{want: "compose.stop-grace", edits: []edit{{compose, "    stop_grace_period: 45s\n", ""}}},
+		{want: "compose.stop-grace", edits: []edit{{compose, "      GATEWAY_SPOOL_DIR: /var/lib/gateway/spool\n", "      GATEWAY_SPOOL_DIR: /var/lib/gateway/spool\n      SHUTDOWN_GRACE: 120s\n"}}},
+
+		// The edge.
+		{want: "compose.edge-image", edits: []edit{{compose, "image: nginx:1.28-alpine", "image: nginx:1.27-alpine"}}},
+		{want: "compose.edge-image", edits: []edit{{compose, "image: nginx:1.28-alpine", "image: caddy:2-alpine"}}},
+		{want: "compose.edge-config", edits: []edit{{compose, "./deploy/edge/nginx.conf:/etc/nginx/nginx.conf:ro", "./deploy/edge/nginx.conf:/etc/nginx/nginx.conf"}}},
+		{want: "compose.edge-config", edits: []edit{{compose, "./deploy/edge/nginx.conf:/etc/nginx/nginx.conf:ro", "./deploy/edge/edge.conf:/etc/nginx/nginx.conf:ro"}}},
+		{want: "compose.edge-published", edits: []edit{{compose, "      - \"8000:8000\"\n", "      - \"8000:80\"\n"}}},
+		{want: "compose.edge-address", edits: []edit{{compose, "ipv4_address: 10.201.0.200", "ipv4_address: 10.201.0.100"}}},
+		{want: "compose.edge-address", edits: []edit{{compose, "          ip_range: 10.201.0.0/25\n", ""}}},
+		// Trusting the network's gateway address: calls on the platform's
+		// published port would choose their own client address.
+		{want: "compose.trusted-proxies", edits: []edit{{compose, "TRUSTED_PROXIES: 10.201.0.200/32", "TRUSTED_PROXIES: 10.201.0.0/24"}}},
+		{want: "compose.trusted-proxies", edits: []edit{{compose, "TRUSTED_PROXIES: 10.201.0.200/32", "TRUSTED_PROXIES: 10.201.0.201"}}},
+		{want: "compose.depends-on", edits: []edit{{compose, "      gateway:\n        condition: service_started\n    restart: unless-stopped\n\nnetworks:", "    restart: unless-stopped\n\nnetworks:"}}},
+		{want: "edge.parse", edits: []edit{{edgeConf, "proxy_request_buffering off;", "proxy_request_bufering off;"}}},
+		{want: "edge.parse", edits: []edit{{edgeConf, "        zone gateway 64k;\n", "        zone gateway 64k;\n        proxy_buffering off;\n"}}},
+		{want: "edge.parse", edits: []edit{{edgeConf, "proxy_buffering off;", "proxy_buffering no;"}}},
+		{want: "edge.parse", edits: []edit{{edgeConf, "        location / {\n", "        location ~ ^/platform {\n            return 404;\n        }\n        location / {\n"}}},
+		{want: "edge.listen", edits: []edit{{edgeConf, "        listen 8000;\n", ""}}},
+		{want: "edge.resolve", edits: []edit{{edgeConf, "server gateway:8081 resolve;", "server gateway:8081;"}}},
+		{want: "edge.resolve", edits: []edit{{edgeConf, "resolver 127.0.0.11 valid=5s ipv6=off;", "resolver 127.0.0.11 ipv6=off;"}}},
+		{want: "edge.resolve", edits: []edit{{edgeConf, "        zone platform 64k;\n", ""}}},
+		{want: "edge.routes", edits: []edit{{edgeConf, "location /platform/api/ {", "location /platform/api/global/ {"}}},
+		{want: "edge.routes", edits: []edit{{edgeConf, "server gateway:8081 resolve;", "server gateway:9091 resolve;"}}},
+		{want: "edge.internal", edits: []edit{{edgeConf, "        location / {\n            return 404;\n", "        location / {\n            proxy_pass http://platform;\n"}}},
+		{want: "edge.verbatim-uri", edits: []edit{{edgeConf, "proxy_pass http://gateway;", "proxy_pass http://gateway/trueportai-services/;"}}},
+		// A client's own CloudFront-Viewer-Address would reach the platform
+		// from its trusted edge.
+		{want: "edge.client-address", edits: []edit{{edgeConf, "        proxy_set_header CloudFront-Viewer-Address $remote_addr:$remote_port;\n", ""}}},
+		{want: "edge.client-address", edits: []edit{{edgeConf, "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;", "proxy_set_header X-Forwarded-For $http_x_forwarded_for;"}}},
+		// A proxy_set_header in a location drops every inherited one.
+		{want: "edge.client-address", edits: []edit{{edgeConf, "            proxy_pass http://gateway;\n", "            proxy_pass http://gateway;\n            proxy_set_header X-Request-Start $msec;\n"}}},
+		{want: "edge.streaming", edits: []edit{{edgeConf, "proxy_buffering off;", "proxy_buffering on;"}}},
+		{want: "edge.streaming", edits: []edit{{edgeConf, "            proxy_read_timeout 360s;\n            proxy_send_timeout 360s;\n            client_max_body_size 33m;", "            proxy_read_timeout 120s;\n            proxy_send_timeout 360s;\n            client_max_body_size 33m;"}}},
+		{want: "edge.streaming", edits: []edit{{edgeConf, "proxy_http_version 1.1;", "proxy_http_version 1.0;"}}},
+		{want: "edge.limits", edits: []edit{{edgeConf, "client_max_body_size 33m;", "client_max_body_size 32m;"}}},
+		{want: "edge.limits", edits: []edit{{edgeConf, "            client_max_body_size 2m;\n", ""}}},
 	}
 	r := root(t)
 	covered := map[string]bool{}

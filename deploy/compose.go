@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -109,6 +110,12 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 			"nats healthcheck runs in an image that has a shell and wget (%s)", nats.Image)
 	}
 
+	// redis: the store of the limits the replicas share.
+	redis, _ := svc("redis")
+	rep.check("compose.redis-image", strings.HasPrefix(redis.Image, "redis:7"), "redis image %q is redis:7", redis.Image)
+	rep.check("compose.redis-healthcheck", hasHealthcheck(redis) && slices.Contains(redis.HealthCheck.Test, "redis-cli") && slices.Contains(redis.HealthCheck.Test, "ping"),
+		"redis healthcheck runs redis-cli ping")
+
 	// The Go services.
 	listen := map[string]map[string]int{}
 	for _, gs := range goServices {
@@ -138,6 +145,12 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 			_, ok := env[name]
 			rep.check("compose.env-required", ok, "%s sets %s", gs.name, name)
 		}
+		_, setsRedis := env["REDIS_URL"]
+		rep.check("compose.redis-unused", gs.limits || !setsRedis, "%s sets REDIS_URL only if it applies shared limits (limits %t, sets it %t)", gs.name, gs.limits, setsRedis)
+		if gs.scalable {
+			checkScalable(rep, s, gs)
+		}
+		checkStopGrace(ctx, rep, repo, s, gs, env)
 		if v, ok := env["APP_ENV"]; ok {
 			rep.check("compose.app-env-dev", v == "dev", "%s APP_ENV=%s is dev (keys generated; no key files in compose)", gs.name, v)
 		}
@@ -180,18 +193,21 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 		}
 	}
 
-	// Dial addresses point at compose services, their ports, and depend on them.
+	// Dial addresses point at compose services, their ports, and depend on
+	// them (but the platform, which the gateway depends on, dials the
+	// gateway's gRPC lazily: a dependency back would be a cycle).
 	dial := func(from, name, host string, port int, to string, toPort int) {
 		_, known := p.Services[host]
 		rep.check("compose.dial-host", host == to && known, "%s %s host %s is the %s service", from, name, host, to)
 		rep.check("compose.dial-port", port == toPort, "%s %s port %d is %s's %d", from, name, port, to, toPort)
-		if known {
+		if known && name != "GATEWAY_GRPC_ADDR" {
 			_, dep := p.Services[from].DependsOn[host]
 			rep.check("compose.depends-on", dep, "%s depends_on %s", from, host)
 		}
 	}
 	fakePort := listen["fake-provider"]["FAKE_PROVIDER_ADDR"]
 	platGRPC := listen["platform-backend"]["PLATFORM_GRPC_ADDR"]
+	gwGRPC := listen["gateway"]["GATEWAY_GRPC_ADDR"]
 	for _, gs := range goServices {
 		s, ok := svc(gs.name)
 		if !ok || gs.name == "fake-provider" {
@@ -222,6 +238,15 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 					continue
 				}
 				dial(gs.name, name, u.Hostname(), urlPort(u, 4222), "nats", 4222)
+			case name == "REDIS_URL":
+				u, err := url.Parse(val)
+				if !rep.check("compose.url", err == nil && u.Scheme == "redis", "%s %s is a redis:// URL", gs.name, name) {
+					continue
+				}
+				dial(gs.name, name, u.Hostname(), urlPort(u, 6379), "redis", 6379)
+			case name == "GATEWAY_GRPC_ADDR" && gs.name == "platform-backend":
+				h, port, _ := hostPort(val)
+				dial(gs.name, name, h, port, "gateway", gwGRPC)
 			case strings.HasPrefix(name, "UPSTREAM_"):
 				u, err := url.Parse(strings.NewReplacer("{resource}", "r", "{deployment}", "d").Replace(val))
 				ok := err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
@@ -244,14 +269,60 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 		}
 	}
 
-	// The gateway's spool is a named volume.
+	// The gateway's spool is a volume of each replica's own: anonymous (a
+	// spool belongs to one process; a named volume would be every
+	// replica's).
 	gw, _ := svc("gateway")
 	spool := envOf(gw)["GATEWAY_SPOOL_DIR"]
-	named := false
+	own := false
 	for _, v := range gw.Volumes {
-		if _, declared := p.Volumes[v.Source]; v.Type == types.VolumeTypeVolume && declared && v.Target == spool {
-			named = true
+		if v.Type == types.VolumeTypeVolume && v.Source == "" && v.Target == spool && !v.ReadOnly {
+			own = true
 		}
 	}
-	rep.check("compose.spool-volume", named, "gateway GATEWAY_SPOOL_DIR=%s is a named volume", spool)
+	rep.check("compose.spool-volume", own, "gateway GATEWAY_SPOOL_DIR=%s is an anonymous volume, one per replica", spool)
+
+	checkEdge(ctx, rep, repo, p, listen)
+}
+
+// checkScalable: a service run as several replicas publishes no fixed host
+// port (the second replica could not bind it), has no container name (it
+// must be unique) and shares no writable volume between its replicas.
+func checkScalable(rep *Report, s types.ServiceConfig, gs goService) {
+	for _, pc := range s.Ports {
+		rep.check("compose.scalable", pc.Published == "", "%s (scaled) publishes no fixed host port (got %s:%d)", gs.name, pc.Published, pc.Target)
+	}
+	rep.check("compose.scalable", s.ContainerName == "", "%s (scaled) has no container_name (%q)", gs.name, s.ContainerName)
+	for _, v := range s.Volumes {
+		shared := !v.ReadOnly && (v.Type == types.VolumeTypeBind || (v.Type == types.VolumeTypeVolume && v.Source != ""))
+		rep.check("compose.scalable", !shared, "%s (scaled) shares no writable volume between replicas (%s -> %s)", gs.name, v.Source, v.Target)
+	}
+}
+
+// checkStopGrace: docker waits stop_grace_period (10 s by default) after
+// SIGTERM before it kills: at least the process's shutdown budget (from
+// SHUTDOWN_GRACE, as for Kubernetes) and a margin.
+func checkStopGrace(ctx context.Context, rep *Report, repo Repo, s types.ServiceConfig, gs goService, env map[string]string) {
+	i := slices.IndexFunc(k8sBinaries, func(b k8sBinary) bool { return b.target == gs.target })
+	if i < 0 || k8sBinaries[i].shutdown == nil {
+		return
+	}
+	b := k8sBinaries[i]
+	role := env["GATEWAY_ROLE"]
+	graceText, set := env["SHUTDOWN_GRACE"]
+	if !set {
+		reads, err := binaryEnv(ctx, repo.Root, b.target)
+		if !rep.check("compose.stop-grace", err == nil, "%s: the variables %s reads are known (%v)", gs.name, b.target, err) {
+			return
+		}
+		graceText = reads["SHUTDOWN_GRACE"].def
+	}
+	grace, err := time.ParseDuration(graceText)
+	stop := 10 * time.Second
+	if s.StopGracePeriod != nil {
+		stop = time.Duration(*s.StopGracePeriod)
+	}
+	need := b.shutdown(role, grace) + drainMargin
+	rep.check("compose.stop-grace", err == nil && stop >= need, "%s stop_grace_period %s >= shutdown %s (SHUTDOWN_GRACE %s) + margin %s",
+		gs.name, stop, b.shutdown(role, grace), graceText, drainMargin)
 }

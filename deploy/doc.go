@@ -1,5 +1,6 @@
 // Package deploy checks the container deployment files without a Docker
-// engine: docker-compose.yml, deploy/docker/*.Dockerfile and .dockerignore at
+// engine: docker-compose.yml, its edge's nginx configuration
+// (deploy/edge/nginx.conf), deploy/docker/*.Dockerfile and .dockerignore at
 // the repository root. Its tests run in make test, so the files cannot drift
 // from the code unnoticed.
 //
