@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -538,7 +539,7 @@ func jsonText(s string) string {
 func TestStreamErrorEventShapes(t *testing.T) {
 	for _, sh := range allShapes(t) {
 		st := sh.prov.(provider.StreamText)
-		out := st.StreamErrorEvent(nil, &sh.target, "policy_violation", "blocked \"x\"")
+		out := st.StreamErrorEvent(nil, &sh.target, http.StatusBadRequest, "policy_violation", "blocked \"x\"")
 		if _, errored := sh.read(t, out); !errored {
 			t.Errorf("%s: %q is not read as an error", sh.name, out)
 		}
