@@ -173,7 +173,10 @@ func newBenchHarness(tb testing.TB, reqBody string) *benchHarness {
 			BodyLimit:        32 << 20,
 			HeaderTimeout:    2 * time.Minute,
 			IdleTimeout:      5 * time.Minute,
-			Transport:        up,
+			// Streams get keep-alives (the default interval); the ticker
+			// (Run) is not running: a relayed stream is never silent here.
+			KeepAliveInterval: 15 * time.Second,
+			Transport:         up,
 		})
 	h := &benchHarness{p: p, pub: pub, body: []byte(reqBody), w: &discardWriter{h: http.Header{}}, up: up}
 	h.rb = rewindBody{bytes.NewReader(h.body)}
