@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,6 +266,57 @@ func TestEndCallsEndsStreams(t *testing.T) {
 			c := h.c
 			if c.outcome != usage.OutcomeError || c.errText != errTextShutdown {
 				t.Fatalf("outcome %s %q", c.outcome, c.errText)
+			}
+		})
+	}
+}
+
+// afterWriter is a ResponseWriter that fails the test on a write after
+// the handler is done with it.
+type afterWriter struct {
+	t    *testing.T
+	h    http.Header
+	mu   sync.Mutex
+	done bool
+	buf  bytes.Buffer
+}
+
+func (w *afterWriter) Header() http.Header { return w.h }
+func (w *afterWriter) WriteHeader(int)     {}
+func (w *afterWriter) Flush()              {}
+func (w *afterWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		w.t.Errorf("write after the relay returned: %q", b)
+	}
+	return w.buf.Write(b)
+}
+
+// TestNoKeepAliveAfterTheRelay: however the relay returns (a block by a
+// response rule, the end of the stream), the ticker writes nothing more,
+// even while the call is still listed.
+func TestNoKeepAliveAfterTheRelay(t *testing.T) {
+	block := responseRules(t, policy.Rule{Type: policy.TypeSecrets, Action: policy.ActionBlock, Config: []byte(`{}`)})
+	for name, set := range map[string]*policy.Set{"blocked": block, "ended": nil} {
+		t.Run(name, func(t *testing.T) {
+			sh := sseShapes[0]
+			p := &Proxy{log: slog.New(slog.DiscardHandler), opts: Options{IdleTimeout: time.Minute, KeepAliveInterval: 20 * time.Millisecond}, now: time.Now}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go p.Run(ctx)
+			c := &call{prov: sh.prov, rules: set, target: sh.target, outcome: usage.OutcomeOK, model: "m",
+				key: &keys.Key{ID: "k", Env: "live"}, tenant: &platform.Tenant{}}
+			p.open.add(&c.open, cancel)
+			w := &afterWriter{t: t, h: http.Header{}}
+			p.relayStream(ctx, cancel, w, sh.prov.Framing(sh.contentType), bytes.NewReader(sh.build(splitPieces)), c)
+			w.mu.Lock()
+			w.done = true
+			w.mu.Unlock()
+			time.Sleep(200 * time.Millisecond) // 10 intervals, the call still listed
+			p.open.remove(&c.open)
+			if name == "blocked" && c.outcome != usage.OutcomeBlocked {
+				t.Fatalf("outcome %s", c.outcome)
 			}
 		})
 	}

@@ -31,6 +31,9 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 	}
 	out := &c.open.out
 	c.open.start(w, keepAlive)
+	// Whichever way the relay returns, no keep-alive may be written once
+	// the handler is done with w.
+	defer out.stop()
 	meter := c.prov.NewStreamMeter(c.hideUsage)
 	idle := time.AfterFunc(p.opts.IdleTimeout, cancel)
 	defer idle.Stop()
