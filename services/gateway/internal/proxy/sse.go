@@ -62,16 +62,16 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 	}
 	// blocked ends a stream the guard stopped: the violation is recorded
 	// and the provider's error event closes what was sent.
-	blocked := func(out []byte) {
+	blocked := func(held []byte) {
 		v := g.record(c)
-		out = g.stopEvent(out, v)
+		ev := g.stopEvent(held, v)
 		if g.failed {
 			c.outcome, c.errText = usage.OutcomeError, "response stream could not be re-encoded"
 		} else {
 			c.errText = "response blocked by policy"
 		}
-		c.keepResponse(out)
-		_ = c.open.out.write(out, true)
+		c.keepResponse(ev)
+		_ = out.write(ev, true)
 	}
 	deliver := func(raw, name, data []byte) (stop bool, err error) {
 		forward := true
@@ -140,11 +140,11 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 			}
 		}
 		if g != nil {
-			if out, stop := g.finish(); stop {
-				blocked(out)
+			if held, stop := g.finish(); stop {
+				blocked(held)
 				return
-			} else if len(out) > 0 {
-				_ = write(out)
+			} else if len(held) > 0 {
+				_ = write(held)
 			}
 		}
 		switch {
