@@ -321,3 +321,20 @@ func TestNoKeepAliveAfterTheRelay(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOpenCalls is what listing a call costs each proxied request
+// (joining and leaving the list of open calls), with parallel requests
+// contending for the list's mutex.
+func BenchmarkOpenCalls(b *testing.B) {
+	var o openCalls
+	_, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var c openCall
+		for pb.Next() {
+			o.add(&c, cancel)
+			o.remove(&c)
+		}
+	})
+}
