@@ -237,6 +237,9 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 		"UPSTREAM_AZURE_URL_TEMPLATE=" + up.srv.URL + "/azure/{resource}/openai/deployments/{deployment}",
 		"CACHE_TTL=30s",
 		"INTERNAL_GRPC_TOKEN=" + randHex(24),
+		// Restarts stop at once (the default 5 s drain delay is for a load
+		// balancer); TestShutdownEndsOpenStreams sets its own.
+		"SHUTDOWN_DRAIN_DELAY=0s",
 	}
 	s.env = append(s.env, extraEnv...)
 	t.Cleanup(func() { deleteStream(prefix) })

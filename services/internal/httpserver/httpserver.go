@@ -266,6 +266,33 @@ func Serve(ctx context.Context, srv *http.Server, grace time.Duration, log *slog
 // ServeListener runs srv on lis until ctx ends, then shuts it down within
 // grace (in-flight requests finish; after grace connections are closed).
 func ServeListener(ctx context.Context, srv *http.Server, lis net.Listener, grace time.Duration, log *slog.Logger) error {
+	return ServeListenerStop(ctx, srv, lis, Stop{Grace: grace}, log)
+}
+
+// Stop says how ServeListenerStop ends a server once its context ends.
+type Stop struct {
+	// DrainDelay keeps the server serving (and accepting) this long after
+	// the context ended: load balancers and endpoints that saw readiness
+	// turn false stop sending new requests meanwhile.
+	DrainDelay time.Duration
+	// Grace bounds the wait for requests in flight once the listener is
+	// closed.
+	Grace time.Duration
+	// End, when set, is called once Grace is over with requests still in
+	// flight, to have them finish at once (the gateway ends its streams
+	// with a final error event and records their usage); they get EndWait
+	// more. Then, or at the end of Grace without End, the connections are
+	// closed.
+	End     func()
+	EndWait time.Duration
+}
+
+// ServeListenerStop runs srv on lis until ctx ends, then stops it as stop
+// says: serving for the drain delay, then draining in-flight requests for
+// the grace period, then ending those left, then closing connections. The
+// whole stop is bounded by DrainDelay + Grace + EndWait, whatever clients
+// do.
+func ServeListenerStop(ctx context.Context, srv *http.Server, lis net.Listener, stop Stop, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
@@ -273,10 +300,30 @@ func ServeListener(ctx context.Context, srv *http.Server, lis net.Listener, grac
 		return fmt.Errorf("http server %s: %w", lis.Addr(), err)
 	case <-ctx.Done():
 	}
+	if stop.DrainDelay > 0 {
+		log.Info("http server draining", "addr", lis.Addr().String(), "drain_delay", stop.DrainDelay.String())
+		t := time.NewTimer(stop.DrainDelay)
+		select {
+		case err := <-errc:
+			t.Stop()
+			return fmt.Errorf("http server %s: %w", lis.Addr(), err)
+		case <-t.C:
+		}
+	}
 	log.Info("http server shutting down", "addr", lis.Addr().String())
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(context.Background(), stop.Grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err := srv.Shutdown(sctx)
+	if err != nil && stop.End != nil {
+		log.Warn("http server grace period over with requests in flight: ending them", "addr", lis.Addr().String(), "grace", stop.Grace.String())
+		stop.End()
+		ectx, cancel := context.WithTimeout(context.Background(), stop.EndWait)
+		defer cancel()
+		// A second Shutdown waits for the connections to go idle again
+		// (the listener is closed already).
+		err = srv.Shutdown(ectx)
+	}
+	if err != nil {
 		_ = srv.Close()
 		return fmt.Errorf("http shutdown: %w", err)
 	}

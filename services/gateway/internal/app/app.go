@@ -203,6 +203,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
 		Providers: providers, Egress: &cfg.Egress, MaxConcurrent: cfg.ProxyMaxConcurrent, MaxBufferedBytes: cfg.ProxyMaxBuffered,
 		BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
+		KeepAliveInterval: cfg.StreamKeepAlive,
 	})
 
 	var drain httpserver.Drain // shutdown began: readiness turns false
@@ -261,6 +262,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
+	bg.Go(func() { px.Run(bgCtx) }) // stream keep-alives
 	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
@@ -268,14 +270,20 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); drain.Begin() }()
-		return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log)
+		// Readiness is false from the signal on; the server keeps serving
+		// for the drain delay, then drains for the grace period; calls
+		// still open then are ended (streams with their provider's error
+		// event) and get endWait to record their usage.
+		return httpserver.ServeListenerStop(gctx, httpSrv, httpLis, httpserver.Stop{
+			DrainDelay: cfg.DrainDelay, Grace: cfg.ShutdownGrace, End: func() { px.EndCalls() }, EndWait: endWait,
+		}, log)
 	})
 	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
 	g.Go(func() error { return internal.serve(gctx, log) })
 	err = g.Wait()
-	// Streams cut at the end of the grace period still finish their handler
-	// (and queue their usage event); wait for them briefly.
-	waitTimeout(&inflight, 5*time.Second)
+	// Calls whose connection was closed after endWait still finish their
+	// handler (and queue their usage event); wait for them briefly.
+	waitTimeout(&inflight, time.Second)
 	// HTTP is drained: every served request has queued its usage event.
 	// Stop the publisher (flushes its queue to JetStream or the spool), then
 	// give the ingester a moment to catch up before stopping it.
@@ -291,6 +299,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	return err
 }
+
+// endWait is what calls still open at the end of the shutdown grace period
+// get to end (a stream writes its error event) and queue their usage event,
+// before their connections are closed. With the wait for handlers after
+// that (1 s) it is the 5 s the Kubernetes termination budget allows
+// (deploy/k8s/base/gateway.yaml).
+const endWait = 4 * time.Second
 
 // healthProbes: the health routes check Postgres and NATS and turn unready
 // once drain began (shutdown); the local readiness checks only the latter.

@@ -68,6 +68,15 @@ type Config struct {
 	LogLevel      string
 	LogFormat     string
 
+	// DrainDelay is how long the HTTP server keeps serving after a stop
+	// signal, readiness already false, before it stops accepting
+	// (SHUTDOWN_DRAIN_DELAY; 0: none).
+	DrainDelay time.Duration
+	// StreamKeepAlive is how long a proxied stream may stay silent toward
+	// its client before it gets a keep-alive (STREAM_KEEPALIVE_INTERVAL;
+	// 0: never).
+	StreamKeepAlive time.Duration
+
 	// UsageStreamMaxBytes bounds the usage stream, UsageDLQMaxBytes its
 	// dead-letter stream (JetStream reserves both on the server);
 	// UsageStreamReplicas is their replica count.
@@ -97,6 +106,13 @@ func (c Config) RunsRetention() bool { return c.Role != RoleProxy }
 // Dev reports dev mode.
 func (c Config) Dev() bool { return c.AppEnv == "dev" }
 
+// offSetting is a duration variable that 0 turns off, its default, and the
+// least value it may be set to.
+type offSetting struct {
+	name, def string
+	min       time.Duration
+}
+
 // Load reads the configuration; every problem is reported at once.
 func Load(getenv func(string) string) (Config, error) {
 	get := func(k, def string) string {
@@ -110,6 +126,19 @@ func Load(getenv func(string) string) (Config, error) {
 		d, err := time.ParseDuration(get(k, def))
 		if err != nil || d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be a positive duration", k))
+		}
+		return d
+	}
+	// durOff is dur for settings that 0 turns off (a table row, which the
+	// deploy checks read as the variable and its default).
+	durOff := func(o offSetting) time.Duration {
+		d, err := time.ParseDuration(get(o.name, o.def))
+		if err != nil || d < 0 || (d > 0 && d < o.min) {
+			least := ""
+			if o.min > 0 {
+				least = " of at least " + o.min.String()
+			}
+			errs = append(errs, fmt.Errorf("%s must be 0 (off) or a positive duration%s", o.name, least))
 		}
 		return d
 	}
@@ -159,6 +188,8 @@ func Load(getenv func(string) string) (Config, error) {
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
 		CacheTTL:              dur("CACHE_TTL", "60s"),
 		ShutdownGrace:         dur("SHUTDOWN_GRACE", "30s"),
+		DrainDelay:            durOff(offSetting{"SHUTDOWN_DRAIN_DELAY", "5s", 0}),
+		StreamKeepAlive:       durOff(offSetting{"STREAM_KEEPALIVE_INTERVAL", "15s", 100 * time.Millisecond}),
 		PricingFile:           get("PRICING_FILE", ""),
 		RetentionInterval:     dur("RETENTION_INTERVAL", "1h"),
 		ReadHeaderTimeout:     dur("READ_HEADER_TIMEOUT", "10s"),

@@ -38,3 +38,30 @@ func TestServerLimits(t *testing.T) {
 		t.Errorf("DEBUG_ADDR: err %v", err)
 	}
 }
+
+// TestStopAndKeepAliveSettings: the drain delay defaults to 5 s and the
+// stream keep-alive interval to 15 s; 0 turns either off; a negative value,
+// or a keep-alive interval under 100 ms, is refused.
+func TestStopAndKeepAliveSettings(t *testing.T) {
+	t.Parallel()
+	load := func(kv ...string) (Config, error) {
+		env := map[string]string{"APP_ENV": "dev"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			env[kv[i]] = kv[i+1]
+		}
+		return Load(func(k string) string { return env[k] })
+	}
+	c, err := load()
+	if err != nil || c.DrainDelay != 5*time.Second || c.StreamKeepAlive != 15*time.Second {
+		t.Fatalf("defaults: %v, drain %s, keep-alive %s", err, c.DrainDelay, c.StreamKeepAlive)
+	}
+	c, err = load("SHUTDOWN_DRAIN_DELAY", "0", "STREAM_KEEPALIVE_INTERVAL", "0s")
+	if err != nil || c.DrainDelay != 0 || c.StreamKeepAlive != 0 {
+		t.Fatalf("off: %v, drain %s, keep-alive %s", err, c.DrainDelay, c.StreamKeepAlive)
+	}
+	for _, kv := range [][2]string{{"SHUTDOWN_DRAIN_DELAY", "-1s"}, {"STREAM_KEEPALIVE_INTERVAL", "10ms"}, {"STREAM_KEEPALIVE_INTERVAL", "15"}} {
+		if _, err := load(kv[0], kv[1]); err == nil || !strings.Contains(err.Error(), kv[0]+" must be 0 (off)") {
+			t.Errorf("%s=%s: err %v", kv[0], kv[1], err)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func (s *server) messages(w http.ResponseWriter, r *http.Request, c *call) {
 	stop := anthropicStopReason(rep)
 	msg.StopReason = &stop
 	if req.Stream {
-		streamMessage(newStreamer(w, r, contentTypeSSE, c.opts.chunkDelay), msg, rep)
+		streamMessage(newStreamer(w, r, contentTypeSSE, c.opts), msg, rep)
 		return
 	}
 	writeJSON(w, http.StatusOK, msg)

@@ -163,7 +163,7 @@ func (s *server) converseStream(w http.ResponseWriter, r *http.Request, c *call)
 		return
 	}
 	rep := newReply(c.opts.chunks, req.maxOutput())
-	es := newEventStream(newStreamer(w, r, contentTypeEventStream, c.opts.chunkDelay))
+	es := newEventStream(newStreamer(w, r, contentTypeEventStream, c.opts))
 	block := 0
 	es.send("messageStart", converseEvent{Role: "assistant"})
 	for i, piece := range rep.pieces {
@@ -291,7 +291,7 @@ func (s *server) invokeModelStream(w http.ResponseWriter, r *http.Request, c *ca
 	rep := newReply(c.opts.chunks, req.MaxTokens)
 	msg := invokeMessage(req, r.PathValue("modelId"), rep)
 	w.Header().Set("X-Amzn-Bedrock-Content-Type", "application/json")
-	es := newEventStream(newStreamer(w, r, contentTypeEventStream, c.opts.chunkDelay))
+	es := newEventStream(newStreamer(w, r, contentTypeEventStream, c.opts))
 	firstByte := int64(-1)
 	sendMessageEvents(es.st, msg, rep, false, func(e anthropicEvent) {
 		if firstByte < 0 {

@@ -25,7 +25,9 @@
 // streaming answers carry the same text and the same usage.
 //
 // Behaviour can be tuned per request with the headers x-fake-delay-ms,
-// x-fake-chunks, x-fake-chunk-delay-ms and x-fake-status.
+// x-fake-chunks, x-fake-chunk-delay-ms, x-fake-pause-ms and x-fake-status.
+// The pause (a silence in the middle of a stream) can also be asked for in
+// the model name, which passes through a gateway: "gpt-4o-mini-pause-20s".
 package fakeprovider
 
 import (
@@ -176,6 +178,9 @@ func (s *server) handle(d *dialect, ep endpoint) http.HandlerFunc {
 			}
 		}
 		opts := s.requestOptions(r.Header)
+		if d, ok := modelPause(r.URL.Path, body); ok {
+			opts.pause = d
+		}
 		if err := sleep(r.Context(), opts.delay); err != nil {
 			return
 		}

@@ -219,3 +219,68 @@ func TestStreamFlushesEachChunk(t *testing.T) {
 		t.Fatalf("first chunks took %v: stream is not flushed", d)
 	}
 }
+
+// The pause knob: a silence in the middle of a stream, asked for by header
+// or by the model name (which a gateway forwards), on every streaming
+// dialect; the stream is whole after it.
+func TestPauseKnob(t *testing.T) {
+	const pause = 300 * time.Millisecond
+	cases := []struct {
+		name string
+		req  request
+		last string // in the last event
+	}{
+		{"header", request{path: "/openai/v1/chat/completions", body: chatBody + `,"stream":true}`,
+			headers: []map[string]string{openAIAuth(), hdr(headerPause, "300")}}, "[DONE]"},
+		{"openai-model", request{path: "/openai/v1/chat/completions", body: strings.Replace(chatBody, "gpt-4o-mini", "gpt-4o-mini-pause-300ms", 1) + `,"stream":true}`,
+			headers: []map[string]string{openAIAuth()}}, "[DONE]"},
+		{"anthropic-model", request{path: "/anthropic/v1/messages", body: strings.Replace(messagesBody, "claude-sonnet-4-20250514", "claude-pause-300ms", 1) + `,"stream":true}`,
+			headers: []map[string]string{anthropicAuth()}}, "message_stop"},
+		{"gemini-path", request{path: strings.Replace(geminiPath("streamGenerateContent"), "models/", "models/gemini-pause-300ms-", 1) + "?alt=sse",
+			body: geminiBody + "}", headers: []map[string]string{geminiAuth()}}, "STOP"},
+		{"azure-deployment", request{path: "/azure/res/openai/deployments/gpt4o-pause-300ms/chat/completions?api-version=2024-10-21",
+			body: chatBody + `,"stream":true}`, headers: []map[string]string{azureAuth()}}, "[DONE]"},
+	}
+	srv := newTestServer(t, Config{Chunks: 4})
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			resp := open(t, context.Background(), srv, tc.req)
+			defer resp.Body.Close()
+			r := bufio.NewReader(resp.Body)
+			var gaps []time.Duration
+			var text strings.Builder
+			last := time.Now()
+			for {
+				line, err := r.ReadString('\n')
+				text.WriteString(line)
+				if strings.HasPrefix(line, "data:") {
+					gaps = append(gaps, time.Since(last))
+					last = time.Now()
+				}
+				if err != nil {
+					break
+				}
+			}
+			long := 0
+			for _, g := range gaps {
+				if g >= pause-20*time.Millisecond {
+					long++
+				}
+			}
+			if long != 1 {
+				t.Errorf("gaps between events %v: want exactly one of at least %v", gaps, pause)
+			}
+			if !strings.Contains(text.String(), tc.last) {
+				t.Errorf("stream not complete after the pause:\n%s", text.String())
+			}
+		})
+	}
+	// Without the knob nothing pauses.
+	start := time.Now()
+	resp, b := do(t, srv, request{path: "/openai/v1/chat/completions", body: chatBody + `,"stream":true}`, headers: []map[string]string{openAIAuth()}})
+	wantStatus(t, resp, b, http.StatusOK)
+	if d := time.Since(start); d >= pause {
+		t.Errorf("a stream without the knob took %v", d)
+	}
+}

@@ -192,9 +192,9 @@ func (s *server) generateContent(w http.ResponseWriter, r *http.Request, c *call
 	}
 	switch mode {
 	case streamSSE:
-		streamGeminiSSE(newStreamer(w, r, contentTypeSSE, c.opts.chunkDelay), g)
+		streamGeminiSSE(newStreamer(w, r, contentTypeSSE, c.opts), g)
 	case streamJSONArray:
-		streamGeminiArray(newStreamer(w, r, contentTypeJSONArray, c.opts.chunkDelay), g)
+		streamGeminiArray(newStreamer(w, r, contentTypeJSONArray, c.opts), g)
 	default:
 		writeJSON(w, http.StatusOK, g.chunk(g.rep.text, true))
 	}

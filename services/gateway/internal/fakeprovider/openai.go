@@ -183,7 +183,7 @@ func (s *server) chatCompletions(w http.ResponseWriter, r *http.Request, c *call
 	usage := newOpenAIUsage(promptTokens(req.Messages), rep.tokens)
 	meta := chatMeta{id: newID("chatcmpl-"), created: time.Now().Unix(), model: model}
 	if req.Stream {
-		streamChat(newStreamer(w, r, contentTypeSSE, c.opts.chunkDelay), meta, rep, usage, req.includeUsage())
+		streamChat(newStreamer(w, r, contentTypeSSE, c.opts), meta, rep, usage, req.includeUsage())
 		return
 	}
 	writeJSON(w, http.StatusOK, chatCompletion{

@@ -144,7 +144,7 @@ func (s *server) responses(w http.ResponseWriter, r *http.Request, c *call) {
 		usage:   responsesUsage{InputTokens: in, OutputTokens: rep.tokens, TotalTokens: in + rep.tokens},
 	}
 	if req.Stream {
-		streamResponse(newStreamer(w, r, contentTypeSSE, c.opts.chunkDelay), b)
+		streamResponse(newStreamer(w, r, contentTypeSSE, c.opts), b)
 		return
 	}
 	writeJSON(w, http.StatusOK, b.final())

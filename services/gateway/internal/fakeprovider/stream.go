@@ -22,17 +22,24 @@ type streamer struct {
 	rc         *http.ResponseController
 	ctx        context.Context
 	chunkDelay time.Duration
-	err        error
+	// midPause is an extra silence before the piece at pauseAt (the
+	// pause knob); pauses counts the pauses so far.
+	midPause time.Duration
+	pauseAt  int
+	pauses   int
+	err      error
 }
 
-// newStreamer sends the 200 header with contentType and returns a streamer.
-func newStreamer(w http.ResponseWriter, r *http.Request, contentType string, chunkDelay time.Duration) *streamer {
+// newStreamer sends the 200 header with contentType and returns a streamer
+// pacing its pieces as o says.
+func newStreamer(w http.ResponseWriter, r *http.Request, contentType string, o options) *streamer {
 	h := w.Header()
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	s := &streamer{w: w, rc: http.NewResponseController(w), ctx: r.Context(), chunkDelay: chunkDelay}
+	s := &streamer{w: w, rc: http.NewResponseController(w), ctx: r.Context(), chunkDelay: o.chunkDelay,
+		midPause: o.pause, pauseAt: max(o.chunks/2, 1)}
 	s.flush()
 	return s
 }
@@ -92,12 +99,17 @@ func (s *streamer) frame(prefix string, v any, suffix string) {
 	s.raw(buf)
 }
 
-// pause waits for the configured chunk delay unless the request ends first.
+// pause waits for the configured chunk delay (plus the mid-stream pause
+// before the middle piece) unless the request ends first.
 func (s *streamer) pause() {
 	if s.err != nil {
 		return
 	}
-	if err := sleep(s.ctx, s.chunkDelay); err != nil {
+	d := s.chunkDelay
+	if s.pauses++; s.pauses == s.pauseAt {
+		d += s.midPause
+	}
+	if err := sleep(s.ctx, d); err != nil {
 		s.err = err
 	}
 }

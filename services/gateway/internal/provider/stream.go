@@ -24,8 +24,22 @@ type StreamText interface {
 	WrapStreamEvent(dst, raw, name, data, doc []byte) (out []byte, ok bool)
 	// StreamErrorEvent appends a terminal error event in the provider's
 	// shape, which its SDKs surface as an error; nothing follows it. t is
-	// the request's target (OpenAI's Responses API has its own shape).
-	StreamErrorEvent(dst []byte, t *Target, code, message string) []byte
+	// the request's target (OpenAI's Responses API has its own shape);
+	// status is the HTTP status the error would have had as an answer
+	// (400 for a policy block, 503 for a stream ended by the gateway's
+	// shutdown), which picks the error's type in the provider's vocabulary.
+	StreamErrorEvent(dst []byte, t *Target, status int, code, message string) []byte
+}
+
+// StreamKeepAlive is implemented by providers whose streams can carry a
+// keep-alive that their SDKs ignore: bytes the proxy writes between two
+// events when a stream has been silent toward the client for a while, so
+// that an edge cutting idle connections does not cut it (docs/decisions.md,
+// "Stream keep-alives"). A provider without it gets none.
+type StreamKeepAlive interface {
+	// KeepAlive returns the keep-alive of a stream with this framing, nil
+	// when the framing has none.
+	KeepAlive(f Framing) []byte
 }
 
 // EventKind is what a stream event means for the text it carries.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"net/http"
 	"unicode/utf8"
 
 	"trueportai/services/gateway/internal/policy"
@@ -495,11 +496,11 @@ func (g *streamGuard) record(c *call) *usage.Violation {
 // stopEvent appends the error event that ends a blocked stream.
 func (g *streamGuard) stopEvent(dst []byte, v *usage.Violation) []byte {
 	if g.failed {
-		return g.st.StreamErrorEvent(dst, g.t, "stream_rewrite_failed", "the response stream could not be relayed")
+		return g.st.StreamErrorEvent(dst, g.t, http.StatusBadGateway, "stream_rewrite_failed", "the response stream could not be relayed")
 	}
 	msg := "response blocked by policy"
 	if v != nil {
 		msg = "response blocked by policy \"" + v.PolicyName + "\" (" + v.Type + "); violation id " + v.ID
 	}
-	return g.st.StreamErrorEvent(dst, g.t, "policy_violation", msg)
+	return g.st.StreamErrorEvent(dst, g.t, http.StatusBadRequest, "policy_violation", msg)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
@@ -534,13 +535,25 @@ func jsonText(s string) string {
 	return b.String()
 }
 
-// a guard's StreamErrorEvent must be what each SDK reads as an error.
+// a guard's StreamErrorEvent (400) and the shutdown's (503) must be what
+// each SDK reads as an error, typed by the status in the provider's
+// vocabulary.
 func TestStreamErrorEventShapes(t *testing.T) {
+	types := map[string][2]string{ // provider: 400 type, 503 type
+		"openai chat": {`"invalid_request_error"`, `"api_error"`}, "openai responses": {`"invalid_request_error"`, `"api_error"`},
+		"anthropic": {`"invalid_request_error"`, `"overloaded_error"`}, "gemini": {`"INVALID_ARGUMENT"`, `"UNAVAILABLE"`},
+		"bedrock converse": {"validationException", "serviceUnavailableException"}, "bedrock invoke": {"validationException", "serviceUnavailableException"},
+	}
 	for _, sh := range allShapes(t) {
 		st := sh.prov.(provider.StreamText)
-		out := st.StreamErrorEvent(nil, &sh.target, "policy_violation", "blocked \"x\"")
-		if _, errored := sh.read(t, out); !errored {
-			t.Errorf("%s: %q is not read as an error", sh.name, out)
+		for i, status := range []int{http.StatusBadRequest, http.StatusServiceUnavailable} {
+			out := st.StreamErrorEvent(nil, &sh.target, status, "policy_violation", "blocked \"x\"")
+			if _, errored := sh.read(t, out); !errored {
+				t.Errorf("%s %d: %q is not read as an error", sh.name, status, out)
+			}
+			if want := types[sh.name][i]; want == "" || !bytes.Contains(out, []byte(want)) {
+				t.Errorf("%s %d: %q does not carry %s", sh.name, status, out, want)
+			}
 		}
 	}
 }

@@ -11,6 +11,8 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	overhead prometheus.Histogram
 	latency  *prometheus.HistogramVec
+	// keepAlives counts the keep-alives written into silent streams.
+	keepAlives prometheus.Counter
 }
 
 // NewMetrics registers the proxy metrics on reg.
@@ -27,8 +29,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "trueport_proxy_request_duration_seconds", Help: "Total proxied request duration by provider.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
 		}, []string{"provider"}),
+		keepAlives: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trueport_proxy_stream_keepalives_total", Help: "Keep-alives written into streams silent toward their client.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.overhead, m.latency)
+	reg.MustRegister(m.requests, m.overhead, m.latency, m.keepAlives)
 	return m
 }
 
@@ -41,4 +46,11 @@ func (m *Metrics) observe(provider string, status int, outcome string, overheadM
 		m.overhead.Observe(overheadMS / 1000)
 	}
 	m.latency.WithLabelValues(provider).Observe(latencyMS / 1000)
+}
+
+// keepAliveSent counts one keep-alive.
+func (m *Metrics) keepAliveSent() {
+	if m != nil {
+		m.keepAlives.Inc()
+	}
 }

@@ -88,6 +88,10 @@ type Options struct {
 	BodyLimit     int64
 	HeaderTimeout time.Duration
 	IdleTimeout   time.Duration
+	// KeepAliveInterval is how long a stream may stay silent toward its
+	// client before it gets a keep-alive (provider.StreamKeepAlive), sent
+	// by Run; 0: none.
+	KeepAliveInterval time.Duration
 	// Transport overrides the upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
 	// Egress is the policy for destinations tenants chose (their base
@@ -123,6 +127,8 @@ type Proxy struct {
 	// bound.
 	inflight atomic.Int64
 	buffered atomic.Int64
+	// open lists the calls with an upstream request in flight (open.go).
+	open openCalls
 
 	// Pools keep per-request buffers off the garbage collector's back.
 	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
@@ -227,6 +233,7 @@ type call struct {
 	overheadMS float64
 	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
 	gate       bodyGate   // the request body, counted against MaxBufferedBytes
+	open       openCall   // on the proxy's list while the upstream request is in flight
 }
 
 // errOverloaded: the replica holds as many request bytes as it may.
@@ -511,6 +518,8 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	p.open.add(&c.open, cancel)
+	defer p.open.remove(&c.open)
 	var reqBody io.Reader
 	if len(body) > 0 {
 		// The transport may still be writing the body after the response
@@ -628,6 +637,14 @@ func (p *Proxy) refuse(w http.ResponseWriter, c *call, ref refusal) {
 }
 
 func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, err error) {
+	if c.open.ended.Load() && r.Context().Err() == nil {
+		// Cut by the shutdown before the provider answered: another
+		// replica can serve the retry.
+		w.Header().Set("Retry-After", "1")
+		p.refuse(w, c, refusal{http.StatusServiceUnavailable, "gateway_shutting_down", "the gateway is shutting down; retry the request"})
+		c.errText = errTextShutdown
+		return
+	}
 	if r.Context().Err() != nil {
 		c.status, c.outcome, c.errText = 499, usage.OutcomeClientClosed, "client closed request"
 		return
@@ -723,6 +740,9 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 		}
 		if err != nil {
 			c.outcome, c.errText = usage.OutcomeError, "upstream body read failed"
+			if c.open.ended.Load() {
+				c.errText = errTextShutdown
+			}
 			return
 		}
 	}

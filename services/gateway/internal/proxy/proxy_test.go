@@ -75,6 +75,7 @@ func (zeroCounts) CountSince(context.Context, time.Time) (map[string]int64, erro
 }
 
 type fixture struct {
+	px   *proxy.Proxy
 	gw   *httptest.Server
 	evs  *events
 	key  *keys.Key
@@ -106,7 +107,7 @@ func newFixture(t *testing.T, upstream http.Handler, tweak func(*proxy.Options, 
 	p := proxy.New(slog.New(slog.NewTextHandler(io.Discard, nil)), oneKey{k}, oneTenant{tn}, ratelimit.New(), evs, opts)
 	gw := httptest.NewServer(p)
 	t.Cleanup(gw.Close)
-	return &fixture{gw: gw, evs: evs, key: k, tn: tn, opts: opts}
+	return &fixture{px: p, gw: gw, evs: evs, key: k, tn: tn, opts: opts}
 }
 
 func post(t *testing.T, url string, hdr map[string]string, body string) *http.Response {

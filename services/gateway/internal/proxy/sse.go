@@ -21,9 +21,19 @@ const streamWatchLimit = 1 << 20
 // provider's framing: each complete event is metered, written and flushed
 // before the next is read, so a slow client throttles the upstream read
 // (bounded buffering). The upstream is cancelled when it stays silent for the
-// idle timeout or when the client goes away.
+// idle timeout or when the client goes away. Between two events the ticker
+// (Run) may write a keep-alive; when the shutdown ends the call (EndCalls)
+// the stream ends with the provider's error event.
 func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w http.ResponseWriter, framing provider.Framing, body io.Reader, c *call) {
-	rc := http.NewResponseController(w)
+	var keepAlive []byte
+	if ka, ok := c.prov.(provider.StreamKeepAlive); ok && p.opts.KeepAliveInterval > 0 {
+		keepAlive = ka.KeepAlive(framing)
+	}
+	out := &c.open.out
+	c.open.start(w, keepAlive)
+	// Whichever way the relay returns, no keep-alive may be written once
+	// the handler is done with w.
+	defer out.stop()
 	meter := c.prov.NewStreamMeter(c.hideUsage)
 	idle := time.AfterFunc(p.opts.IdleTimeout, cancel)
 	defer idle.Stop()
@@ -45,31 +55,23 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 			c.firstByte = p.now()
 		}
 		c.keepResponse(b)
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
 		// Skip the flush only when a complete next event is already buffered:
 		// events that arrived together leave in one write, and no event ever
 		// waits for upstream bytes that have not arrived.
-		if fr.Buffered() {
-			return nil
-		}
-		return rc.Flush()
+		return out.write(b, !fr.Buffered())
 	}
 	// blocked ends a stream the guard stopped: the violation is recorded
 	// and the provider's error event closes what was sent.
-	blocked := func(out []byte) {
+	blocked := func(held []byte) {
 		v := g.record(c)
-		out = g.stopEvent(out, v)
+		ev := g.stopEvent(held, v)
 		if g.failed {
 			c.outcome, c.errText = usage.OutcomeError, "response stream could not be re-encoded"
 		} else {
 			c.errText = "response blocked by policy"
 		}
-		c.keepResponse(out)
-		if _, err := w.Write(out); err == nil {
-			_ = rc.Flush()
-		}
+		c.keepResponse(ev)
+		_ = out.write(ev, true)
 	}
 	deliver := func(raw, name, data []byte) (stop bool, err error) {
 		forward := true
@@ -126,25 +128,40 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 			}
 			continue
 		}
-		// End of stream (clean or not): deliver a trailing partial event,
-		// then what the guard still holds.
-		if len(raw) > 0 && (g == nil || !g.enforce || len(data) > 0 || len(name) > 0) {
+		// End of stream (clean or not): no keep-alive from now on. Deliver a
+		// trailing partial event (unless the shutdown cut the stream: its
+		// error event must start on an event boundary), then what the
+		// guard still holds.
+		out.stop()
+		ended := c.open.ended.Load()
+		if len(raw) > 0 && !ended && (g == nil || !g.enforce || len(data) > 0 || len(name) > 0) {
 			if stop, _ := deliver(raw, name, data); stop {
 				return
 			}
 		}
 		if g != nil {
-			if out, stop := g.finish(); stop {
-				blocked(out)
+			if held, stop := g.finish(); stop {
+				blocked(held)
 				return
-			} else if len(out) > 0 {
-				_ = write(out)
+			} else if len(held) > 0 {
+				_ = write(held)
 			}
 		}
 		switch {
 		case meter.Done():
 			// The final event was delivered: a client closing right after
 			// it (SDKs do, on [DONE]) is a complete stream, not a cut one.
+		case ended:
+			// The shutdown's grace period is over: the client gets an
+			// error its SDK raises (not a silent end), the usage so far is
+			// recorded.
+			c.outcome, c.errText = usage.OutcomeError, errTextShutdown
+			if st, ok := c.prov.(provider.StreamText); ok {
+				ev := st.StreamErrorEvent(nil, &c.target, http.StatusServiceUnavailable, "gateway_shutting_down",
+					"the gateway is shutting down and ended this stream; retry the request")
+				c.keepResponse(ev)
+				_ = out.write(ev, true)
+			}
 		case errors.Is(err, io.EOF):
 			c.outcome, c.errText = usage.OutcomeError, "stream ended before its final event"
 		case ctx.Err() != nil && c.outcome == usage.OutcomeOK:

@@ -23,6 +23,20 @@ var ErrEventTooLarge = errors.New("sse event too large")
 // Framing is the text/event-stream framing.
 type Framing struct{}
 
+// Keep-alives: what a proxy may write between two events of a stream that
+// has been silent for a while, which a client's parser must ignore. Which
+// one a provider's SDKs ignore is the provider's choice
+// (provider.StreamKeepAlive).
+var (
+	// CommentKeepAlive is a comment line and the blank line that ends it:
+	// the SSE specification has parsers ignore lines that begin with ':'.
+	CommentKeepAlive = []byte(": keep-alive\n\n")
+	// BlankKeepAlive is two empty lines (CRLF): an event with no data,
+	// which parsers dispatch as nothing, for SDKs that treat any line
+	// other than data: as an error (Google's).
+	BlankKeepAlive = []byte("\r\n\r\n")
+)
+
 var framers = sync.Pool{New: func() any {
 	return &Framer{br: bufio.NewReaderSize(nil, 32*1024)}
 }}

@@ -187,6 +187,16 @@ func (*Provider) MeterJSON(body []byte) metering.Usage { return MeterJSON(body) 
 // Framing is SSE.
 func (*Provider) Framing(contentType string) provider.Framing { return sse.For(contentType) }
 
+// KeepAlive implements provider.StreamKeepAlive: an SSE comment, which the
+// SDKs skip. (The API's own ping event is not used: SDKs that hand raw
+// events to the caller would show it.)
+func (*Provider) KeepAlive(f provider.Framing) []byte {
+	if _, ok := f.(sse.Framing); ok {
+		return sse.CommentKeepAlive
+	}
+	return nil
+}
+
 // NewStreamMeter implements provider.Provider.
 func (*Provider) NewStreamMeter(bool) metering.StreamMeter { return new(StreamMeter) }
 

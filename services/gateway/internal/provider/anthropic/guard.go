@@ -87,8 +87,8 @@ func (*Provider) WrapStreamEvent(dst, raw, _, _, doc []byte) ([]byte, bool) {
 
 // StreamErrorEvent implements provider.StreamText: an "error" event with
 // {"type":"error","error":{...}}, as the API sends mid-stream.
-func (p *Provider) StreamErrorEvent(dst []byte, _ *provider.Target, _, message string) []byte {
-	b, _ := json.Marshal(errorBody{Type: "error", Error: errorDetail{Type: "invalid_request_error", Message: message}})
+func (p *Provider) StreamErrorEvent(dst []byte, _ *provider.Target, status int, _, message string) []byte {
+	b, _ := json.Marshal(errorBody{Type: "error", Error: errorDetail{Type: provider.AnthropicErrorType(status), Message: message}})
 	dst = append(dst, "event: error\ndata: "...)
 	dst = append(dst, b...)
 	return append(dst, "\n\n"...)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"hash/crc32"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
@@ -178,12 +179,13 @@ func appendMessage(dst, headers, payload []byte) []byte {
 	return binary.BigEndian.AppendUint32(dst, crc32.ChecksumIEEE(dst[start:]))
 }
 
-// StreamErrorEvent implements provider.StreamText: a validationException
-// message, which the AWS SDKs surface as a typed error from the stream.
-func (*Provider) StreamErrorEvent(dst []byte, _ *provider.Target, _, message string) []byte {
+// StreamErrorEvent implements provider.StreamText: an exception message
+// (validationException, or serviceUnavailableException for a 503), which
+// the AWS SDKs surface as a typed error from the stream.
+func (*Provider) StreamErrorEvent(dst []byte, _ *provider.Target, status int, _, message string) []byte {
 	var h eventstream.Headers
 	h.Set(":message-type", eventstream.StringValue("exception"))
-	h.Set(":exception-type", eventstream.StringValue("validationException"))
+	h.Set(":exception-type", eventstream.StringValue(streamExceptionType(status)))
 	h.Set(":content-type", eventstream.StringValue("application/json"))
 	var hb bytes.Buffer
 	if err := eventstream.EncodeHeaders(&hb, h); err != nil {
@@ -193,4 +195,21 @@ func (*Provider) StreamErrorEvent(dst []byte, _ *provider.Target, _, message str
 		Message string `json:"message"`
 	}{message})
 	return appendMessage(dst, hb.Bytes(), payload)
+}
+
+// streamExceptionType is the exception of a ConverseStream or
+// InvokeModelWithResponseStream stream for an error with this status: one
+// of the exceptions those streams declare, which the SDKs decode into
+// their typed errors.
+func streamExceptionType(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "throttlingException"
+	case status == http.StatusServiceUnavailable:
+		return "serviceUnavailableException"
+	case status >= 500:
+		return "internalServerException"
+	default:
+		return "validationException"
+	}
 }

@@ -236,6 +236,20 @@ func (*Provider) MeterJSON(body []byte) metering.Usage { return MeterJSON(body) 
 // Framing is SSE.
 func (*Provider) Framing(contentType string) provider.Framing { return sse.For(contentType) }
 
+// KeepAlive implements provider.StreamKeepAlive: an empty event (CRLF
+// CRLF), not a comment. The Go SDK splits the stream at blank lines and
+// returns an error for any piece not starting with "data:" (a comment
+// included), and the Python SDK parses every non-empty line as JSON; both
+// skip empty pieces. CRLF, as the API ends its events: a "\n\n" read in one
+// piece with a CRLF-terminated event before it would be split inside that
+// event by the Go SDK.
+func (*Provider) KeepAlive(f provider.Framing) []byte {
+	if _, ok := f.(sse.Framing); ok {
+		return sse.BlankKeepAlive
+	}
+	return nil
+}
+
 // NewStreamMeter implements provider.Provider.
 func (*Provider) NewStreamMeter(bool) metering.StreamMeter { return new(StreamMeter) }
 

@@ -74,9 +74,12 @@ func (*Provider) WrapStreamEvent(dst, raw, _, _, doc []byte) ([]byte, bool) {
 }
 
 // StreamErrorEvent implements provider.StreamText: a chunk holding
-// {"error":{"code","message","status"}}, which the SDKs raise.
-func (p *Provider) StreamErrorEvent(dst []byte, _ *provider.Target, code, message string) []byte {
+// {"error":{"code","message","status"}}, which the SDKs raise. It ends
+// with CRLF CRLF like the API's own events: the Go SDK splits events at the
+// first "\n\n" or "\r\n\r\n", and a "\n\n" event read in one piece with a
+// CRLF-terminated one before it would be split inside the first.
+func (p *Provider) StreamErrorEvent(dst []byte, _ *provider.Target, status int, code, message string) []byte {
 	dst = append(dst, "data: "...)
-	dst = append(dst, p.ErrorBody(400, code, message)...)
-	return append(dst, "\n\n"...)
+	dst = append(dst, p.ErrorBody(status, code, message)...)
+	return append(dst, "\r\n\r\n"...)
 }

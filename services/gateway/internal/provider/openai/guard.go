@@ -138,8 +138,8 @@ type streamError struct {
 // data: {"error":{...}} (the SDKs raise it); the Responses API an "error"
 // event, which carries the same "error" object so that SDKs raising on
 // either shape do.
-func (Format) StreamErrorEvent(dst []byte, t *provider.Target, code, message string) []byte {
-	detail := errorDetail{Message: message, Type: "invalid_request_error", Code: code}
+func (Format) StreamErrorEvent(dst []byte, t *provider.Target, status int, code, message string) []byte {
+	detail := errorDetail{Message: message, Type: provider.OpenAIErrorType(status), Code: code}
 	if strings.HasPrefix(t.Rest, "responses") {
 		b, _ := json.Marshal(streamError{Type: "error", Code: code, Message: message, Error: detail})
 		dst = append(dst, "event: error\ndata: "...)

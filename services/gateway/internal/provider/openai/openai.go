@@ -112,6 +112,15 @@ func (Format) MeterJSON(body []byte) metering.Usage { return MeterJSON(body) }
 // Framing is SSE.
 func (Format) Framing(contentType string) provider.Framing { return sse.For(contentType) }
 
+// KeepAlive implements provider.StreamKeepAlive: an SSE comment, which the
+// SDKs skip (the API sends comments itself).
+func (Format) KeepAlive(f provider.Framing) []byte {
+	if _, ok := f.(sse.Framing); ok {
+		return sse.CommentKeepAlive
+	}
+	return nil
+}
+
 // NewStreamMeter implements provider.Provider.
 func (Format) NewStreamMeter(hideUsage bool) metering.StreamMeter { return NewStreamMeter(hideUsage) }
 
