@@ -23,12 +23,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	svcauthv1 "trueportai/proto/gen/trueport/svcauth/v1"
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/cachesync"
 	"trueportai/services/gateway/internal/changefeed"
@@ -45,6 +45,7 @@ import (
 	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
+	"trueportai/services/gateway/internal/servicekeys"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
@@ -56,7 +57,7 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/ratelimit/redisstore"
-	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/svcauth"
 )
 
 // Run starts the gateway on the listeners its parent process handed down
@@ -96,7 +97,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		}
 	}
 
-	conn, err := grpc.NewClient(cfg.PlatformGRPC, append(rpcauth.DialOptions(cfg.InternalGRPCToken), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	// Service identity: every call to the platform carries this instance's
+	// service token, over mutual TLS when configured.
+	id, err := newServiceIdentity(ctx, cfg, servicekeys.New(pool), log)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, id.platformDialOptions()...)
 	if err != nil {
 		return fmt.Errorf("platform grpc client: %w", err)
 	}
@@ -104,7 +111,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants, ls)
+		return runIngester(ctx, cfg, log, pool, tenants, id, ls)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -185,6 +192,12 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		return err
 	}
 	defer feed.Close()
+	verifier := id.verifier(conn, log)
+	revSub, err := svcauth.SubscribeRevocations(nc, subj, verifier, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = revSub.Unsubscribe() }()
 	usageStore := analytics.New(pool)
 	quotas := quota.New(usageStore)
 	if shared != nil {
@@ -214,7 +227,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if shared != nil {
 		api.SetLimiter(shared) // management and analytics limits across replicas too
 	}
-	api.Routes(e, healthHandler(log, pool, nc, ready))
+	api.Routes(e, healthHandler(log, pool, nc, ready, id.platform))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if providers.IsProxyPath(r.URL.Path) {
@@ -241,8 +254,10 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	defer internal.lis.Close()
 
-	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
+	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
+	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
@@ -267,7 +282,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
-		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)
+		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,
+		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
@@ -295,12 +311,15 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	return err
 }
 
-// healthHandler checks Postgres and NATS, and turns unready once draining
-// is closed (shutdown began).
-func healthHandler(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}) echo.HandlerFunc {
+// healthHandler checks Postgres and NATS and whether the platform accepts
+// this instance's service tokens (while it refuses them, the proxy serves
+// on from its caches, and readiness says "refused"), and turns unready
+// once draining is closed (shutdown began).
+func healthHandler(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, draining <-chan struct{}, platformAuth *svcauth.PeerState) echo.HandlerFunc {
 	return httpserver.HealthHandler(log,
 		httpserver.PostgresCheck(pool),
 		httpserver.NATSCheck(nc),
+		httpserver.Check{Name: "platform_auth", Down: "refused", Probe: platformAuth.Probe},
 		httpserver.Check{Name: "shutdown", Down: "draining", Probe: func(context.Context) error {
 			select {
 			case <-draining:
