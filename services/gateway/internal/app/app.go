@@ -116,6 +116,32 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 
 	keyStore := keys.NewStore(pool)
 	keyCache := keys.NewCache()
+	usageStore := analytics.New(pool)
+
+	// gRPC serves from here on, before the warm-up below calls the
+	// platform: the platform checks those calls' tokens at this service's
+	// introspection.
+	verifier := id.verifier(conn, log)
+	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
+	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
+	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
+	if err != nil {
+		return err
+	}
+	grpcCtx, stopGRPC := context.WithCancel(ctx)
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- grpcserve.Serve(grpcCtx, grpcSrv, lis, hs, 5*time.Second) }()
+	grpcStopped := false
+	defer func() {
+		if !grpcStopped {
+			stopGRPC()
+			<-grpcDone
+		}
+	}()
 	policyStore := policystore.NewStore(pool)
 	policySnap := policystore.NewSnapshot(log)
 	// Per-key RPM and monthly quotas: in memory, or shared by the replicas
@@ -192,13 +218,11 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		return err
 	}
 	defer feed.Close()
-	verifier := id.verifier(conn, log)
 	revSub, err := svcauth.SubscribeRevocations(nc, subj, verifier, log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = revSub.Unsubscribe() }()
-	usageStore := analytics.New(pool)
 	quotas := quota.New(usageStore)
 	if shared != nil {
 		quotas.Shared(limitStore, quota.SharedOptions{Group: "gateway", Replicas: shared.Replicas, Log: log})
@@ -254,16 +278,6 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	defer internal.lis.Close()
 
-	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
-	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
-	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
-	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
-	if err != nil {
-		return err
-	}
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
@@ -289,7 +303,18 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()
 		return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log)
 	})
-	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
+	g.Go(func() error {
+		select {
+		case err := <-grpcDone:
+			grpcStopped = true
+			return err
+		case <-gctx.Done():
+			stopGRPC()
+			err := <-grpcDone
+			grpcStopped = true
+			return err
+		}
+	})
 	g.Go(func() error { return internal.serve(gctx, log) })
 	err = g.Wait()
 	// Streams cut at the end of the grace period still finish their handler
