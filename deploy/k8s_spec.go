@@ -79,8 +79,8 @@ var k8sBinaries = []k8sBinary{
 		roles:  []string{""},
 		listen: map[string]map[string]string{"": platformListen},
 		required: map[string][]string{"": {"APP_ENV", "PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "PLATFORM_DATABASE_URL",
-			"NATS_URL", "GATEWAY_GRPC_ADDR", "INTERNAL_GRPC_TOKEN", "SHUTDOWN_GRACE", "GOMEMLIMIT"}},
-		requiredProd: []string{"JWT_SIGNING_KEY_FILE", "SECRETS_ENCRYPTION_KEY"},
+			"NATS_URL", "GATEWAY_GRPC_ADDR", "SERVICE_INSTANCE_ID", "SHUTDOWN_GRACE", "GOMEMLIMIT"}},
+		requiredProd: []string{"JWT_SIGNING_KEY_FILE", "SECRETS_ENCRYPTION_KEY", "SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
 		edge:         "/platform/api/",
 		// HTTP and gRPC drain together, then the mail jobs drain (each
 		// bounded by SHUTDOWN_GRACE).
@@ -93,10 +93,11 @@ var k8sBinaries = []k8sBinary{
 		listen: map[string]map[string]string{roleProxy: gatewayListen, roleIngester: ingesterListen},
 		required: map[string][]string{
 			roleProxy: {"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR", "PLATFORM_GRPC_ADDR",
-				"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR", "INTERNAL_GRPC_TOKEN", "SHUTDOWN_GRACE", "GOMEMLIMIT"},
+				"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR", "SERVICE_INSTANCE_ID", "SHUTDOWN_GRACE", "GOMEMLIMIT"},
 			roleIngester: {"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "PLATFORM_GRPC_ADDR",
-				"GATEWAY_DATABASE_URL", "NATS_URL", "INTERNAL_GRPC_TOKEN", "GOMEMLIMIT"},
+				"GATEWAY_DATABASE_URL", "NATS_URL", "SERVICE_INSTANCE_ID", "GOMEMLIMIT"},
 		},
+		requiredProd: []string{"SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
 		edge: "/trueportai-services/",
 		// The proxy drains HTTP for SHUTDOWN_GRACE, then waits up to 5 s for
 		// cut streams to queue their usage; the ingester's HTTP server
