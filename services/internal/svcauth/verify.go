@@ -133,7 +133,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Claims, error) {
 		if exp := resp.GetExpiresAt().AsTime(); exp.Before(c.ExpiresAt) {
 			e.c.ExpiresAt = exp
 		}
-		e.until = min(e.until, e.c.ExpiresAt)
+		if e.c.ExpiresAt.Before(e.until) {
+			e.until = e.c.ExpiresAt
+		}
 	}
 	v.mu.Lock()
 	if len(v.cache) >= maxCacheEntries {

@@ -100,7 +100,7 @@ func TestVerifierCachesUntilMinExp60s(t *testing.T) {
 	f.now = t0
 	f.issuer.calls.Store(0)
 	_, _ = f.v.Verify(ctx, short)
-	f.now = t0.Add(21 * time.Second)
+	f.now = t0.Add(21*time.Second + Skew)
 	if _, err := f.v.Verify(ctx, short); ReasonOf(err) != ReasonExpired {
 		t.Errorf("short token after exp: %v, want expired", err)
 	}
@@ -182,7 +182,7 @@ func TestServerOptions(t *testing.T) {
 	platformRing := newRing(t, Platform)
 	platformIntro := NewIntrospection(platformRing, nil, quiet, nil)
 	v := NewVerifier(Platform, map[string]Introspector{Gateway: f.issuer, Platform: platformIntro.Local()}, quiet, nil)
-	acl := ACL{"/grpc.health.v1.Health/Check": {Gateway}} // stands for a protected method
+	acl := ACL{"/test.Protected/Call": {Gateway}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -190,8 +190,8 @@ func TestServerOptions(t *testing.T) {
 	srv := grpc.NewServer(ServerOptions(v, acl, quiet)...)
 	healthpb.RegisterHealthServer(srv, health.NewServer())
 	svcauthv1.RegisterServiceAuthServiceServer(srv, platformIntro)
-	protected := &grpc.ServiceDesc{ServiceName: "test.Protected", HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{MethodName: "Call", Handler: func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+	method := func(name string) grpc.MethodDesc {
+		return grpc.MethodDesc{MethodName: name, Handler: func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
 			in := new(healthpb.HealthCheckRequest)
 			if err := dec(in); err != nil {
 				return nil, err
@@ -202,10 +202,11 @@ func TestServerOptions(t *testing.T) {
 				}
 				return &healthpb.HealthCheckResponse{}, nil
 			}
-			return ic(ctx, in, &grpc.UnaryServerInfo{FullMethod: "/test.Protected/Call"}, h)
-		}}}}
-	srv.RegisterService(protected, struct{}{})
-	acl["/test.Protected/"] = []string{Gateway}
+			return ic(ctx, in, &grpc.UnaryServerInfo{FullMethod: "/test.Protected/" + name}, h)
+		}}
+	}
+	srv.RegisterService(&grpc.ServiceDesc{ServiceName: "test.Protected", HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{method("Call"), method("Other")}}, struct{}{})
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	gwMinter, _ := NewMinter(f.gw, "gw-1", 0, func() time.Time { return f.now })

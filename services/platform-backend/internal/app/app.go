@@ -35,7 +35,6 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/svcauth"
-	"trueportai/services/internal/svctls"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
