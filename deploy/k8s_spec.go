@@ -98,7 +98,7 @@ var k8sBinaries = []k8sBinary{
 				"GATEWAY_DATABASE_URL", "NATS_URL", "SERVICE_INSTANCE_ID", "GOMEMLIMIT"},
 		},
 		requiredProd: []string{"SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
-		edge: "/trueportai-services/",
+		edge:         "/trueportai-services/",
 		// The proxy drains HTTP for SHUTDOWN_GRACE, then waits up to 5 s for
 		// cut streams to queue their usage; the ingester's HTTP server
 		// drains for a fixed 5 s (internal/app: runIngester).

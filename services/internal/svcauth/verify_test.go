@@ -62,7 +62,9 @@ func newFixture(t *testing.T) *fixture {
 
 type revFunc func(ctx context.Context, instance, kid string) (bool, error)
 
-func (f revFunc) Revoked(ctx context.Context, instance, kid string) (bool, error) { return f(ctx, instance, kid) }
+func (f revFunc) Revoked(ctx context.Context, instance, kid string) (bool, error) {
+	return f(ctx, instance, kid)
+}
 
 func (f *fixture) mint(t *testing.T, sub, aud string, ttl time.Duration) string {
 	tok, _, err := f.gw.Mint(sub, aud, f.now, ttl)

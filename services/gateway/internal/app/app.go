@@ -278,7 +278,6 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	defer internal.lis.Close()
 
-
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var bg sync.WaitGroup
