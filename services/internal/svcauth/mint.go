@@ -85,13 +85,6 @@ func (m *Minter) Token(audience string) (string, error) {
 	return tok, nil
 }
 
-// Forget drops the cached tokens (after a key rotation).
-func (m *Minter) Forget() {
-	m.mu.Lock()
-	clear(m.cache)
-	m.mu.Unlock()
-}
-
 // perRPC are the gRPC credentials carrying a token for one audience.
 type perRPC struct {
 	m        *Minter

@@ -31,7 +31,7 @@ func (bearer) RequireTransportSecurity() bool { return false }
 // TestServiceTokensOnGRPC: the platform's gRPC answers only calls carrying
 // a valid gateway service token (checked at the gateway's introspection),
 // with the gRPC code of each refusal. Before, one static pre-shared token
-// (INTERNAL_GRPC_TOKEN, off in dev) was the only check.
+// token (off in dev) was the only check.
 func TestServiceTokensOnGRPC(t *testing.T) {
 	t.Parallel()
 	s := startServer(t)

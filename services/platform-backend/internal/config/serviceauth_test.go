@@ -7,21 +7,21 @@ import (
 
 // TestServiceIdentityConfig: in prod the service-token key and the three
 // mutual TLS files are required; in dev all are optional, but the TLS files
-// go together; INTERNAL_GRPC_TOKEN is no longer read.
+// go together; the former pre-shared token is no longer asked for.
 func TestServiceIdentityConfig(t *testing.T) {
 	t.Parallel()
 	load := func(env map[string]string) error {
 		_, err := Load(func(k string) string { return env[k] })
 		return err
 	}
-	err := load(map[string]string{"APP_ENV": "prod", "INTERNAL_GRPC_TOKEN": strings.Repeat("x", 40)})
+	err := load(map[string]string{"APP_ENV": "prod"})
 	for _, name := range []string{"SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("prod without %s: %v", name, err)
 		}
 	}
-	if err != nil && strings.Contains(err.Error(), "INTERNAL_GRPC_TOKEN") {
-		t.Errorf("INTERNAL_GRPC_TOKEN still required: %v", err)
+	if err != nil && strings.Contains(err.Error(), "GRPC_TOKEN") {
+		t.Errorf("the pre-shared token is still required: %v", err)
 	}
 	if err := load(map[string]string{"APP_ENV": "dev"}); err != nil {
 		t.Errorf("dev without key or TLS files: %v", err)
