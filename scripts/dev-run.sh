@@ -56,7 +56,7 @@ wait_http() {
 
 # Mutual TLS between the services from a throwaway CA (kept in data/certs).
 certs=$root/data/certs
-[ -f "$certs/ca.pem" ] || bin/platform-backend dev-certs "$certs" >/dev/null
+[ -f "$certs/ca.pem" ] || bin/platform-backend dev-certs "$certs" >/dev/null 2>&1 || { echo "dev-certs failed" >&2; exit 1; }
 tls() { echo "GRPC_TLS_CA_FILE=$certs/ca.pem GRPC_TLS_CERT_FILE=$certs/$1.pem GRPC_TLS_KEY_FILE=$certs/$1-key.pem"; }
 
 FAKE_PROVIDER_ADDR=$fake_addr start fake-provider bin/fake-provider
