@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -355,4 +356,66 @@ func FuzzParseUnverified(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadKeyRing: a key file and previous key files (a rotation through
+// files: both published, the old key's tokens accepted), or a dev key made
+// once and kept by the store; neither in prod is an error.
+func TestLoadKeyRing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	write := func(name string) string {
+		b, err := GenerateKeyPEM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := dir + "/" + name
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	oldFile, newFile := write("old.pem"), write("new.pem")
+	old, err := LoadKeyRing(ctx, Gateway, oldFile, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldTok, _, _ := old.Mint("gw-1", Platform, t0, MaxTTL)
+	ring, err := LoadKeyRing(ctx, Gateway, newFile, []string{oldFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ring.KeyID() == old.KeyID() {
+		t.Fatal("the new file did not become the signing key")
+	}
+	jwks := string(must(ring.JWKS(t0.Add(time.Hour))))
+	if !strings.Contains(jwks, old.KeyID()) || !strings.Contains(jwks, ring.KeyID()) {
+		t.Errorf("JWKS %s lacks the old or the new kid", jwks)
+	}
+	if _, err := ring.Verify(ctx, oldTok, Platform, t0, nil); err != nil {
+		t.Errorf("previous key's token refused: %v", err)
+	}
+	if _, err := LoadKeyRing(ctx, Gateway, "", nil, nil); err == nil {
+		t.Error("no key file and no dev store accepted")
+	}
+	if _, err := LoadKeyRing(ctx, Gateway, dir+"/missing.pem", nil, nil); err == nil {
+		t.Error("missing key file accepted")
+	}
+	stored := map[string]string{}
+	dev := func(_ context.Context, name string, gen func() (string, error)) (string, error) {
+		if v, ok := stored[name]; ok {
+			return v, nil
+		}
+		v, err := gen()
+		stored[name] = v
+		return v, err
+	}
+	a, err := LoadKeyRing(ctx, Gateway, "", nil, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := LoadKeyRing(ctx, Gateway, "", nil, dev)
+	if a.KeyID() != b.KeyID() {
+		t.Error("dev key not kept across starts")
+	}
 }
