@@ -50,11 +50,14 @@ func (p *PeerState) Observe(err error) {
 	}
 }
 
-// UnaryClientInterceptor observes every call of a connection to the peer.
+// UnaryClientInterceptor observes the calls of a connection to the peer
+// that need a token (an answer of an open method says nothing about ours).
 func (p *PeerState) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		p.Observe(err)
+		if !Open(method) {
+			p.Observe(err)
+		}
 		return err
 	}
 }

@@ -288,7 +288,18 @@ func TestPeerState(t *testing.T) {
 	if err := p.Probe(context.Background()); err == nil {
 		t.Error("refusal forgotten on a transport error")
 	}
-	p.Observe(status.Error(codes.NotFound, "no such tenant"))
+	// An open method's answer does not clear the refusal.
+	ic := p.UnaryClientInterceptor()
+	ok := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return nil }
+	_ = ic(context.Background(), "/trueport.svcauth.v1.ServiceAuthService/IntrospectToken", nil, nil, nil, ok)
+	_ = ic(context.Background(), "/grpc.health.v1.Health/Check", nil, nil, nil, ok)
+	if err := p.Probe(context.Background()); err == nil {
+		t.Error("refusal cleared by an open method's answer")
+	}
+	_ = ic(context.Background(), "/trueport.platform.v1.TenantService/GetTenantContext", nil, nil, nil,
+		func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+			return status.Error(codes.NotFound, "no such tenant")
+		})
 	if err := p.Probe(context.Background()); err != nil {
 		t.Errorf("accepted call did not clear the refusal: %v", err)
 	}
