@@ -85,9 +85,9 @@ var k8sBinaries = []k8sBinary{
 		roles:  []string{""},
 		listen: map[string]map[string]string{"": platformListen},
 		required: map[string][]string{"": {"APP_ENV", "PLATFORM_HTTP_ADDR", "PLATFORM_GRPC_ADDR", "PLATFORM_DATABASE_URL",
-			"NATS_URL", "GATEWAY_GRPC_ADDR", "INTERNAL_GRPC_TOKEN", "SHUTDOWN_GRACE", "GOMEMLIMIT",
+			"NATS_URL", "GATEWAY_GRPC_ADDR", "SERVICE_INSTANCE_ID", "SHUTDOWN_GRACE", "GOMEMLIMIT",
 			"REDIS_URL", "LIMITS_REPLICAS_FALLBACK"}},
-		requiredProd: []string{"JWT_SIGNING_KEY_FILE", "SECRETS_ENCRYPTION_KEY"},
+		requiredProd: []string{"JWT_SIGNING_KEY_FILE", "SECRETS_ENCRYPTION_KEY", "SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
 		edge:         "/platform/api/",
 		readiness:    "/health/ready/local",
 		limits:       func(string) bool { return true },
@@ -102,12 +102,13 @@ var k8sBinaries = []k8sBinary{
 		listen: map[string]map[string]string{roleProxy: gatewayListen, roleIngester: ingesterListen},
 		required: map[string][]string{
 			roleProxy: {"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "GATEWAY_GRPC_ADDR", "PLATFORM_GRPC_ADDR",
-				"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR", "INTERNAL_GRPC_TOKEN", "SHUTDOWN_GRACE", "GOMEMLIMIT",
+				"GATEWAY_DATABASE_URL", "NATS_URL", "GATEWAY_SPOOL_DIR", "SERVICE_INSTANCE_ID", "SHUTDOWN_GRACE", "GOMEMLIMIT",
 				"REDIS_URL", "LIMITS_REPLICAS_FALLBACK"},
 			roleIngester: {"APP_ENV", "GATEWAY_ROLE", "GATEWAY_HTTP_ADDR", "PLATFORM_GRPC_ADDR",
-				"GATEWAY_DATABASE_URL", "NATS_URL", "INTERNAL_GRPC_TOKEN", "GOMEMLIMIT"},
+				"GATEWAY_DATABASE_URL", "NATS_URL", "SERVICE_INSTANCE_ID", "GOMEMLIMIT"},
 		},
-		edge: "/trueportai-services/",
+		requiredProd: []string{"SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
+		edge:         "/trueportai-services/",
 		// The proxy drains HTTP for SHUTDOWN_GRACE, then waits up to 5 s for
 		// cut streams to queue their usage; the ingester's HTTP server
 		// drains for a fixed 5 s (internal/app: runIngester).
@@ -181,7 +182,7 @@ var announcedEnv = map[string][]string{}
 
 // secretEnv are variables whose values carry credentials: the manifests
 // take them from a Secret (secretKeyRef), never as a literal.
-var secretEnv = []string{"PLATFORM_DATABASE_URL", "GATEWAY_DATABASE_URL", "NATS_URL", "REDIS_URL", "INTERNAL_GRPC_TOKEN",
+var secretEnv = []string{"PLATFORM_DATABASE_URL", "GATEWAY_DATABASE_URL", "NATS_URL", "REDIS_URL",
 	"SECRETS_ENCRYPTION_KEY", "SMTP_PASSWORD"}
 
 // runtimeEnv are read by the Go runtime, not the binaries' code.

@@ -117,7 +117,7 @@ func TestEachK8sCheckCatchesItsDefect(t *testing.T) {
 		// (kustomize merges duplicates in a list it patches: the fake
 		// provider's is not patched.)
 		{want: "k8s.env-unique", edits: []edit{{dev + "fake-provider.yaml", "            - name: FAKE_PROVIDER_ADDR\n              value: 0.0.0.0:8090\n", "            - name: FAKE_PROVIDER_ADDR\n              value: 0.0.0.0:8090\n            - name: FAKE_PROVIDER_ADDR\n              value: 0.0.0.0:8091\n"}}},
-		{want: "k8s.env-required", edits: []edit{{ingester, "            - name: INTERNAL_GRPC_TOKEN\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: internal-grpc-token\n", ""}}},
+		{want: "k8s.env-required", edits: []edit{{ingester, "            - name: SERVICE_INSTANCE_ID\n              valueFrom:\n                fieldRef:\n                  fieldPath: metadata.name\n", ""}}},
 		{want: "k8s.env-required", edits: []edit{{prod + "patch-prod.yaml", "            - name: SECRETS_ENCRYPTION_KEY\n", "            - name: SECRETS_ENCRYPTION_KEYS_PREVIOUS\n"}}},
 		{want: "k8s.listen", edits: []edit{{platform, "value: 0.0.0.0:8080", "value: 127.0.0.1:8080"}}},
 		{want: "k8s.listen", edits: []edit{{ingester, "            - name: metrics\n              containerPort: 9181\n", "            - name: metrics\n              containerPort: 9181\n            - name: grpc\n              containerPort: 9091\n"}}},
@@ -134,7 +134,7 @@ func TestEachK8sCheckCatchesItsDefect(t *testing.T) {
 		// would keep its own limits.
 		{want: "k8s.redis", edits: []edit{{gateway, "                  key: redis-url\n", "                  key: redis-url\n                  optional: true\n"}}},
 		// The ingester applies no limit: no REDIS_URL.
-		{want: "k8s.redis", edits: []edit{{ingester, "            - name: INTERNAL_GRPC_TOKEN\n", "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n            - name: INTERNAL_GRPC_TOKEN\n"}}},
+		{want: "k8s.redis", edits: []edit{{ingester, "            - name: SERVICE_INSTANCE_ID\n", "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n            - name: SERVICE_INSTANCE_ID\n"}}},
 		{want: "k8s.env-required", edits: []edit{{platform, "            - name: REDIS_URL\n              valueFrom:\n                secretKeyRef:\n                  name: trueportai\n                  key: redis-url\n", ""}}},
 		{want: "k8s.limits-fallback", edits: []edit{{dev + "patch-dev.yaml", "              value: \"1\" # the HPA's minReplicas here", "              value: \"2\""}}},
 		{want: "k8s.gomemlimit", edits: []edit{{platform, "resource: limits.memory", "resource: requests.memory"}}},

@@ -54,11 +54,16 @@ wait_http() {
 	exit 1
 }
 
+# Mutual TLS between the services from a throwaway CA (kept in data/certs).
+certs=$root/data/certs
+[ -f "$certs/ca.pem" ] || bin/platform-backend dev-certs "$certs" >/dev/null 2>&1 || { echo "dev-certs failed" >&2; exit 1; }
+tls() { echo "GRPC_TLS_CA_FILE=$certs/ca.pem GRPC_TLS_CERT_FILE=$certs/$1.pem GRPC_TLS_KEY_FILE=$certs/$1-key.pem"; }
+
 FAKE_PROVIDER_ADDR=$fake_addr start fake-provider bin/fake-provider
 wait_http "$fake/health" fake-provider
-start platform-backend bin/platform-backend
+start platform-backend env $(tls platform-backend) bin/platform-backend
 wait_http "http://$PLATFORM_HTTP_ADDR/health" platform-backend
-start gateway bin/gateway
+start gateway env $(tls gateway) bin/gateway
 wait_http "http://$GATEWAY_HTTP_ADDR/trueportai-services/health" gateway
 
 P=http://$PLATFORM_HTTP_ADDR/platform/api
@@ -68,6 +73,7 @@ cat <<QUICK
 TruePortAI is running in dev mode (logs: data/logs/, stop: make stop)
   platform-backend  http://$PLATFORM_HTTP_ADDR   (gRPC $PLATFORM_GRPC_ADDR, metrics http://$PLATFORM_INTERNAL_ADDR/metrics)
   gateway           http://$GATEWAY_HTTP_ADDR   (gRPC $GATEWAY_GRPC_ADDR, metrics http://$GATEWAY_INTERNAL_ADDR/metrics)
+  gRPC between them: mutual TLS (CA and certificates in data/certs), service JWTs
   upstream OpenAI   $UPSTREAM_OPENAI_URL
 
 Quickstart (copy-paste; needs curl and jq):

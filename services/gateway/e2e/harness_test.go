@@ -32,6 +32,7 @@ import (
 	"trueportai/services/gateway/internal/fakeprovider"
 	"trueportai/services/internal/dbtest"
 	"trueportai/services/internal/listenfd"
+	"trueportai/services/internal/svctls"
 )
 
 // binDir holds the binaries built once by TestMain.
@@ -172,10 +173,15 @@ type stack struct {
 	gatewayInternalURL string
 	platformGRPC       string
 	env                []string
-	platform           *proc
-	gateway            *proc
-	gatewayLis         serviceListeners
-	upstream           *recordingUpstream
+	// tls are the mutual TLS files of each service (a throwaway CA per
+	// stack); gatewayInstance is the main gateway's SERVICE_INSTANCE_ID.
+	tls             map[string]svctls.Files
+	gatewayInstance string
+	serviceEnv      map[string][]string
+	platform        *proc
+	gateway         *proc
+	gatewayLis      serviceListeners
+	upstream        *recordingUpstream
 }
 
 // recordingUpstream wraps the fake provider and remembers request headers.
@@ -198,6 +204,13 @@ func (u *recordingUpstream) headers() []http.Header {
 
 func newStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
+	return newStackEach(t, nil, extraEnv...)
+}
+
+// newStackEach is newStack with variables for one service only
+// (serviceEnv: service name → "K=V" list, after the common ones).
+func newStackEach(t *testing.T, serviceEnv map[string][]string, extraEnv ...string) *stack {
+	t.Helper()
 	up := &recordingUpstream{}
 	fake := fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5}, nil)
 	up.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -216,7 +229,7 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 	}))
 	t.Cleanup(up.srv.Close)
 
-	s := &stack{t: t, upstream: up}
+	s := &stack{t: t, upstream: up, serviceEnv: serviceEnv}
 	platformLis, gatewayLis := newServiceListeners(t), newServiceListeners(t)
 	pHTTP, pGRPC, gHTTP, gGRPC := platformLis.httpAddr(), platformLis.grpcAddr(), gatewayLis.httpAddr(), gatewayLis.grpcAddr()
 	s.platformURL, s.gatewayURL, s.platformGRPC, s.gatewayLis = "http://"+pHTTP, "http://"+gHTTP, pGRPC, gatewayLis
@@ -236,25 +249,43 @@ func newStack(t *testing.T, extraEnv ...string) *stack {
 		"UPSTREAM_GOOGLE_URL=" + up.srv.URL + "/google/v1beta",
 		"UPSTREAM_AZURE_URL_TEMPLATE=" + up.srv.URL + "/azure/{resource}/openai/deployments/{deployment}",
 		"CACHE_TTL=30s",
-		"INTERNAL_GRPC_TOKEN=" + randHex(24),
 		// Restarts stop at once (the default 5 s drain delay is for a load
 		// balancer); TestShutdownEndsOpenStreams sets its own.
 		"SHUTDOWN_DRAIN_DELAY=0s",
 	}
+	// Mutual TLS between the services, from a throwaway CA.
+	files, err := svctls.GenerateDev(t.TempDir(), []string{"platform-backend", "gateway"}, svctls.DevHosts, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tls = files
+	s.gatewayInstance = "e2e-gw-" + randHex(4)
 	s.env = append(s.env, extraEnv...)
 	t.Cleanup(func() { deleteStream(prefix) })
-	s.platform = startProc(t, "platform-backend", s.env, platformLis)
+	s.platform = startProc(t, "platform-backend", s.envFor("platform-backend"), platformLis)
 	s.waitHealthy(s.platformURL + "/health")
-	s.gateway = startProc(t, "gateway", s.env, gatewayLis)
+	s.gateway = startProc(t, "gateway", s.envFor("gateway", "SERVICE_INSTANCE_ID="+s.gatewayInstance), gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
 	return s
+}
+
+// envFor is the stack's environment for one service: its TLS files
+// (unless the stack's env sets its own), then extra.
+func (s *stack) envFor(service string, extra ...string) []string {
+	env := []string{}
+	if f, ok := s.tls[service]; ok {
+		env = append(env, "GRPC_TLS_CA_FILE="+f.CA, "GRPC_TLS_CERT_FILE="+f.Cert, "GRPC_TLS_KEY_FILE="+f.Key)
+	}
+	env = append(env, s.env...)
+	env = append(env, s.serviceEnv[service]...)
+	return append(env, extra...)
 }
 
 // restartGateway stops the gateway (SIGTERM, graceful) and starts it again
 // on the same listeners.
 func (s *stack) restartGateway() {
 	s.gateway.stop(s.t)
-	s.gateway = startProc(s.t, "gateway", s.env, s.gatewayLis)
+	s.gateway = startProc(s.t, "gateway", s.envFor("gateway", "SERVICE_INSTANCE_ID="+s.gatewayInstance), s.gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
 }
 
@@ -265,7 +296,7 @@ func (s *stack) restartGateway() {
 func (s *stack) startGateway(env ...string) (url, internalURL string) {
 	s.t.Helper()
 	ls := newServiceListeners(s.t)
-	env = append(append([]string(nil), s.env...), env...)
+	env = append(s.envFor("gateway"), env...)
 	env = append(env, "GATEWAY_HTTP_ADDR="+ls.httpAddr(), "GATEWAY_GRPC_ADDR="+ls.grpcAddr(), "GATEWAY_INTERNAL_ADDR="+ls.internalAddr())
 	startProc(s.t, "gateway", env, ls)
 	url = "http://" + ls.httpAddr()
@@ -279,7 +310,7 @@ func (s *stack) startGateway(env ...string) (url, internalURL string) {
 func (s *stack) startPlatform(env ...string) string {
 	s.t.Helper()
 	ls := newServiceListeners(s.t)
-	env = append(append([]string(nil), s.env...), env...)
+	env = append(s.envFor("platform-backend"), env...)
 	env = append(env, "PLATFORM_HTTP_ADDR="+ls.httpAddr(), "PLATFORM_GRPC_ADDR="+ls.grpcAddr())
 	startProc(s.t, "platform-backend", env, ls)
 	url := "http://" + ls.httpAddr()

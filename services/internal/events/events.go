@@ -26,6 +26,10 @@ func (s Subjects) KeysChanged() string { return s.Prefix + ".gateway.keys.change
 // PoliciesChanged: a gateway replica changed a tenant's policy rules.
 func (s Subjects) PoliciesChanged() string { return s.Prefix + ".gateway.policies.changed" }
 
+// ServiceRevoked: an instance or a key of a service's identity was revoked
+// (admin command); every validator of that service's tokens refuses them.
+func (s Subjects) ServiceRevoked() string { return s.Prefix + ".svcauth.revoked" }
+
 // Usage is the subject usage events are published on.
 func (s Subjects) Usage() string { return s.Prefix + ".usage.events" }
 
@@ -50,6 +54,15 @@ type TokensRevokedEvent struct {
 	UserID   string `json:"user_id,omitempty"`
 	TenantID string `json:"tenant_id,omitempty"`
 	Reason   string `json:"reason"`
+}
+
+// ServiceRevokedEvent is the payload of ServiceRevoked: Issuer is the
+// service whose tokens are concerned; Instance (sub) and/or KeyID (kid)
+// name what is refused.
+type ServiceRevokedEvent struct {
+	Issuer   string `json:"issuer"`
+	Instance string `json:"instance,omitempty"`
+	KeyID    string `json:"key_id,omitempty"`
 }
 
 // PoliciesChangedEvent is the payload of PoliciesChanged.

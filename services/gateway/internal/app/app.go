@@ -21,12 +21,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	svcauthv1 "trueportai/proto/gen/trueport/svcauth/v1"
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/cachesync"
 	"trueportai/services/gateway/internal/changefeed"
@@ -43,6 +43,7 @@ import (
 	"trueportai/services/gateway/internal/provider/registry"
 	"trueportai/services/gateway/internal/proxy"
 	"trueportai/services/gateway/internal/quota"
+	"trueportai/services/gateway/internal/servicekeys"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
@@ -54,7 +55,7 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/ratelimit/redisstore"
-	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/svcauth"
 )
 
 // Run starts the gateway on the listeners its parent process handed down
@@ -94,7 +95,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		}
 	}
 
-	conn, err := grpc.NewClient(cfg.PlatformGRPC, append(rpcauth.DialOptions(cfg.InternalGRPCToken), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	// Service identity: every call to the platform carries this instance's
+	// service token, over mutual TLS when configured.
+	id, err := newServiceIdentity(ctx, cfg, servicekeys.New(pool), log)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, id.platformDialOptions()...)
 	if err != nil {
 		return fmt.Errorf("platform grpc client: %w", err)
 	}
@@ -102,11 +109,37 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants, ls)
+		return runIngester(ctx, cfg, log, pool, tenants, id, ls)
 	}
 
 	keyStore := keys.NewStore(pool)
 	keyCache := keys.NewCache()
+	usageStore := analytics.New(pool)
+
+	// gRPC serves from here on, before the warm-up below calls the
+	// platform: the platform checks those calls' tokens at this service's
+	// introspection.
+	verifier := id.verifier(conn, log)
+	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
+	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
+	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, hs)
+	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
+	if err != nil {
+		return err
+	}
+	grpcCtx, stopGRPC := context.WithCancel(ctx)
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- grpcserve.Serve(grpcCtx, grpcSrv, lis, hs, 5*time.Second) }()
+	grpcStopped := false
+	defer func() {
+		if !grpcStopped {
+			stopGRPC()
+			<-grpcDone
+		}
+	}()
 	policyStore := policystore.NewStore(pool)
 	policySnap := policystore.NewSnapshot(log)
 	// Per-key RPM and monthly quotas: in memory, or shared by the replicas
@@ -183,7 +216,11 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		return err
 	}
 	defer feed.Close()
-	usageStore := analytics.New(pool)
+	revSub, err := svcauth.SubscribeRevocations(nc, subj, verifier, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = revSub.Unsubscribe() }()
 	quotas := quota.New(usageStore)
 	if shared != nil {
 		quotas.Shared(limitStore, quota.SharedOptions{Group: "gateway", Replicas: shared.Replicas, Log: log})
@@ -212,7 +249,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if shared != nil {
 		api.SetLimiter(shared) // management and analytics limits across replicas too
 	}
-	api.Routes(e, healthProbes(log, pool, nc, &drain))
+	api.Routes(e, healthProbes(log, pool, nc, &drain, id.platform))
 	var inflight sync.WaitGroup // proxied requests, joined before the publisher closes
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if providers.IsProxyPath(r.URL.Path) {
@@ -239,15 +276,6 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	defer internal.lis.Close()
 
-	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
-	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(grpcSrv, hs)
-	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
-	if err != nil {
-		return err
-	}
-
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()
 	var bg sync.WaitGroup
@@ -266,7 +294,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
-		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)
+		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,
+		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); drain.Begin() }()
@@ -278,7 +307,18 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 			DrainDelay: cfg.DrainDelay, Grace: cfg.ShutdownGrace, End: func() { px.EndCalls() }, EndWait: endWait,
 		}, log)
 	})
-	g.Go(func() error { return grpcserve.Serve(gctx, grpcSrv, lis, hs, 5*time.Second) })
+	g.Go(func() error {
+		select {
+		case err := <-grpcDone:
+			grpcStopped = true
+			return err
+		case <-gctx.Done():
+			stopGRPC()
+			err := <-grpcDone
+			grpcStopped = true
+			return err
+		}
+	})
 	g.Go(func() error { return internal.serve(gctx, log) })
 	err = g.Wait()
 	// Calls whose connection was closed after endWait still finish their
@@ -307,9 +347,16 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 // (deploy/k8s/base/gateway.yaml).
 const endWait = 4 * time.Second
 
-// healthProbes: the health routes check Postgres and NATS and turn unready
-// once drain began (shutdown); the local readiness checks only the latter.
-// The caches need no probe: the listener opens after they are loaded.
-func healthProbes(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, drain *httpserver.Drain) httpserver.Probes {
-	return httpserver.NewProbes(log, drain, []httpserver.Check{httpserver.PostgresCheck(pool), httpserver.NATSCheck(nc)})
+// healthProbes: the health routes check Postgres, NATS and whether the
+// platform accepts this instance's service tokens (while it refuses them,
+// the proxy serves on from its caches, and readiness says "refused"), and
+// turn unready once drain began (shutdown); the local readiness checks only
+// the latter. The caches need no probe: the listener opens after they are
+// loaded.
+func healthProbes(log *slog.Logger, pool *pgxpool.Pool, nc *nats.Conn, drain *httpserver.Drain, platformAuth *svcauth.PeerState) httpserver.Probes {
+	return httpserver.NewProbes(log, drain, []httpserver.Check{
+		httpserver.PostgresCheck(pool),
+		httpserver.NATSCheck(nc),
+		{Name: "platform_auth", Down: "refused", Probe: platformAuth.Probe},
+	})
 }

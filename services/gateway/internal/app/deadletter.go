@@ -23,9 +23,15 @@ import (
 // request and tenant ids, and the event); "deadletter replay [--limit N]"
 // sends their events back to the usage stream and deletes them (an event
 // refused again comes back as a new dead letter; lines that are not whole
-// events are kept). The environment is the server's (NATS_URL, NATS_PREFIX).
+// events are kept). "revoke-instance ID" / "revoke-key KID" revoke an
+// instance or a key of the gateway's service identity (its database, then
+// a NATS event). The environment is the server's (NATS_URL, NATS_PREFIX,
+// GATEWAY_DATABASE_URL).
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	const usageText = "usage: gateway deadletter list|replay [--limit N]"
+	if ok, err := revokeCommand(ctx, args, getenv, stdout); ok {
+		return err
+	}
+	const usageText = "usage: gateway deadletter list|replay [--limit N] | revoke-instance INSTANCE_ID | revoke-key KEY_ID"
 	if len(args) < 2 || args[0] != "deadletter" || (args[1] != "list" && args[1] != "replay") {
 		return errors.New(usageText)
 	}

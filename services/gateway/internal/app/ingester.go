@@ -38,7 +38,7 @@ func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
 // job, with health on GATEWAY_HTTP_ADDR and /metrics on
 // GATEWAY_INTERNAL_ADDR, and neither the proxy nor the APIs. Proxy replicas
 // then run GATEWAY_ROLE=proxy and hold no ingestion batches in memory.
-func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, ls Listeners) error {
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, id serviceIdentity, ls Listeners) error {
 	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	reg := metrics.New("gateway")
 	e := httpserver.New(log, reg.Middleware())
 	var drain httpserver.Drain
-	httpapi.HealthRoutes(e, healthProbes(log, pool, nc, &drain))
+	httpapi.HealthRoutes(e, healthProbes(log, pool, nc, &drain, id.platform))
 
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBG()

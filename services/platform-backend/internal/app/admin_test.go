@@ -180,7 +180,7 @@ func TestAdminTenantsUsersStats(t *testing.T) {
 
 func TestAdminSuspendTenant(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "GATEWAY_GRPC_ADDR="+deadAddr(t), "PLATFORM_ADMIN_EMAILS=root@platform.example")
+	s := startServer(t, "PLATFORM_ADMIN_EMAILS=root@platform.example")
 	changed, revoked := s.events(t, "tenant.changed"), s.events(t, "tokens.revoked")
 	auth, _ := s.grpcClients(t)
 	root := s.newAdmin(t, "root@platform.example")

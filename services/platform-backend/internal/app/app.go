@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -23,6 +24,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
+	svcauthv1 "trueportai/proto/gen/trueport/svcauth/v1"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/grpcserve"
 	"trueportai/services/internal/httpserver"
@@ -32,7 +34,7 @@ import (
 	"trueportai/services/internal/natsconn"
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
-	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/svcauth"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
@@ -59,8 +61,11 @@ type Listeners struct {
 }
 
 // Run starts the service (or runs a CLI subcommand given in args:
-// "grant-admin EMAIL", or "migrate", which applies the migrations whatever
-// MIGRATE_ON_START says) on the listeners its parent process handed down
+// "grant-admin EMAIL"; "migrate", which applies the migrations whatever
+// MIGRATE_ON_START says; "revoke-instance ID" / "revoke-key KID", which
+// revoke an instance or a key of the platform's service identity; or
+// "dev-certs DIR", which writes a throwaway CA and certificates for
+// both services' mutual TLS in dev) on the listeners its parent process handed down
 // (LISTEN_FDS), or on PLATFORM_HTTP_ADDR / PLATFORM_GRPC_ADDR when there
 // are none.
 func Run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -77,6 +82,9 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		if l != nil {
 			defer l.Close()
 		}
+	}
+	if len(args) > 0 && args[0] == "dev-certs" {
+		return devCerts(args, stderr)
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -97,7 +105,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	st := store.New(pool)
 
 	if len(args) > 0 {
-		return runCommand(ctx, st, args, stderr)
+		return runCommand(ctx, cfg, st, args, stderr)
 	}
 
 	// PLATFORM_ADMIN_EMAILS: only users who proved their address (the rest
@@ -121,6 +129,12 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return err
 	}
 	box, err := loadBox(ctx, cfg, st)
+	if err != nil {
+		return err
+	}
+	// Service identity (the tokens of the calls to the gateway) and the
+	// mutual TLS of the gRPC connections between the services.
+	id, err := newServiceIdentity(ctx, cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -151,11 +165,22 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
-	out, closeOut, err := newOutbound(cfg, mailer, log)
+	out, closeOut, err := newOutbound(cfg, mailer, log, id.tls.DialOption(), id.minter.DialOption(svcauth.Gateway, id.tls != nil))
 	if err != nil {
 		return err
 	}
 	defer closeOut()
+	// The gateway's service tokens are checked through its introspection;
+	// revocation events refuse an instance or key at once.
+	verifier := svcauth.NewVerifier(svcauth.Platform, map[string]svcauth.Introspector{
+		svcauth.Gateway:  svcauthv1.NewServiceAuthServiceClient(out.gateway.Conn()),
+		svcauth.Platform: id.introspection.Local(),
+	}, log, nil)
+	revSub, err := svcauth.SubscribeRevocations(nc, events.Subjects{Prefix: cfg.NATSPrefix}, verifier, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = revSub.Unsubscribe() }()
 
 	// Rate limits: in memory, or shared by the replicas through Redis
 	// (REDIS_URL; falls back to limit ÷ replicas while Redis is down).
@@ -212,8 +237,10 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	internalSrv := httpserver.NewServer(httpserver.InternalHandler(reg.Handler()), lim)
 	internalSrv.Addr = internalLis.Addr().String()
 
-	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
+	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
+	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
 	gs := grpcapi.New(log, st, tokens, box)
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
 	platformv1.RegisterConfigServiceServer(grpcSrv, gs)
@@ -225,7 +252,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	}
 
 	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
-		"internal_addr", internalLis.Addr().String(), "app_env", cfg.AppEnv)
+		"internal_addr", internalLis.Addr().String(), "app_env", cfg.AppEnv,
+		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	go func() { <-gctx.Done(); drain.Begin() }()
 	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })
@@ -242,7 +270,13 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	return err
 }
 
-func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writer) error {
+func runCommand(ctx context.Context, cfg config.Config, st *store.Store, args []string, out io.Writer) error {
+	if ok, err := svcauth.RevokeCommand(ctx, svcauth.Platform, args, revoker{st}, cfg.NATSURL, events.Subjects{Prefix: cfg.NATSPrefix}); ok {
+		if err == nil {
+			fmt.Fprintf(out, "%s %s revoked\n", strings.TrimPrefix(args[0], "revoke-"), args[1])
+		}
+		return err
+	}
 	switch args[0] {
 	case "grant-admin":
 		if len(args) != 2 {
@@ -265,7 +299,7 @@ func runCommand(ctx context.Context, st *store.Store, args []string, out io.Writ
 		fmt.Fprintln(out, "migrations applied")
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (commands: grant-admin EMAIL, migrate)", args[0])
+		return fmt.Errorf("unknown command %q (commands: grant-admin EMAIL, migrate, revoke-instance ID, revoke-key KID, dev-certs DIR)", args[0])
 	}
 }
 

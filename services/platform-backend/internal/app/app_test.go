@@ -28,6 +28,7 @@ import (
 
 	platformv1 "trueportai/proto/gen/trueport/platform/v1"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/svcauth"
 	"trueportai/services/platform-backend/internal/token"
 )
 
@@ -103,6 +104,11 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	for _, kv := range extraEnv {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
+	}
+	if env["GATEWAY_GRPC_ADDR"] == "" {
+		// The gateway's service tokens are checked at its introspection:
+		// a fake gateway serving only that (usage calls fail).
+		env["GATEWAY_GRPC_ADDR"] = startGatewayIdentity(t, false).addr
 	}
 	s := &server{
 		t: t, baseURL: "http://" + httpLis.Addr().String(), grpcAddr: grpcLis.Addr().String(),
@@ -418,10 +424,26 @@ func (s *server) issuer(t *testing.T, now func() time.Time) *token.Issuer {
 	return iss
 }
 
-// grpcClients dials the service's gRPC port.
+// gatewayMinter mints service tokens as the fake gateway the service
+// checks them with (its GATEWAY_GRPC_ADDR).
+func (s *server) gatewayMinter(t *testing.T) *svcauth.Minter {
+	t.Helper()
+	ring, ok := gatewayRings.Load(s.env["GATEWAY_GRPC_ADDR"])
+	if !ok {
+		t.Fatalf("no fake gateway identity at %s", s.env["GATEWAY_GRPC_ADDR"])
+	}
+	m, err := svcauth.NewMinter(ring.(*svcauth.KeyRing), "gw-test-"+randHex(4), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// grpcClients dials the service's gRPC port as the gateway (its service
+// token on every call).
 func (s *server) grpcClients(t *testing.T) (platformv1.AuthServiceClient, platformv1.TenantServiceClient) {
 	t.Helper()
-	cc, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), s.gatewayMinter(t).DialOption(svcauth.Platform, false))
 	if err != nil {
 		t.Fatal(err)
 	}

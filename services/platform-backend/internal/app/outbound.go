@@ -3,7 +3,8 @@ package app
 import (
 	"log/slog"
 
-	"trueportai/services/internal/rpcauth"
+	"google.golang.org/grpc"
+
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/mail"
@@ -19,9 +20,10 @@ type outbound struct {
 	mailer  mail.Sender
 }
 
-// newOutbound builds them; close releases the gateway client.
-func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger) (outbound, func(), error) {
-	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, rpcauth.DialOptions(cfg.InternalGRPCToken)...)
+// newOutbound builds them (dial: the transport and the service token of
+// the gateway connection); close releases the gateway client.
+func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger, dial ...grpc.DialOption) (outbound, func(), error) {
+	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, dial...)
 	if err != nil {
 		return outbound{}, nil, err
 	}

@@ -7,6 +7,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -20,14 +22,19 @@ import (
 	"google.golang.org/grpc"
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
+	svcauthv1 "trueportai/proto/gen/trueport/svcauth/v1"
+	"trueportai/services/internal/svcauth"
 	"trueportai/services/platform-backend/internal/token"
 )
 
-// fakeGateway is the gateway's UsageService with canned answers.
+// fakeGateway is the gateway's UsageService with canned answers, and the
+// introspection of its service tokens (the platform checks every call's
+// token there).
 type fakeGateway struct {
 	gatewayv1.UnimplementedUsageServiceServer
 	addr string
 	srv  *grpc.Server
+	ring *svcauth.KeyRing
 
 	mu         sync.Mutex
 	keys       map[string]int64                              // tenant id → key count
@@ -38,14 +45,42 @@ type fakeGateway struct {
 
 func startFakeGateway(t *testing.T) *fakeGateway {
 	t.Helper()
+	return startGatewayIdentity(t, true)
+}
+
+// gatewayRings are the service-token keys of the fake gateways by
+// address: a test's platform calls at GATEWAY_GRPC_ADDR, and its gRPC
+// clients mint with the ring found there.
+var gatewayRings sync.Map
+
+// startGatewayIdentity starts a fake gateway serving the introspection of
+// its service tokens, and its UsageService when usage is true (else the
+// platform's usage calls fail as with a gateway that cannot answer).
+func startGatewayIdentity(t *testing.T, usage bool) *fakeGateway {
+	t.Helper()
 	f := &fakeGateway{keys: map[string]int64{}, usage: map[string]*gatewayv1.GetUsageSummaryResponse{}}
+	pemKey, err := svcauth.GenerateKeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := svcauth.ParsePrivateKeyPEM(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ring, err = svcauth.NewKeyRing(svcauth.Gateway, signer); err != nil {
+		t.Fatal(err)
+	}
 	lis := listenLocal(t)
 	f.addr = lis.Addr().String()
 	f.srv = grpc.NewServer()
-	gatewayv1.RegisterUsageServiceServer(f.srv, f)
+	if usage {
+		gatewayv1.RegisterUsageServiceServer(f.srv, f)
+	}
+	svcauthv1.RegisterServiceAuthServiceServer(f.srv, svcauth.NewIntrospection(f.ring, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), nil))
+	gatewayRings.Store(f.addr, f.ring)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f.srv.Serve(lis) }()
-	t.Cleanup(func() { f.srv.Stop(); <-done })
+	t.Cleanup(func() { f.srv.Stop(); <-done; gatewayRings.Delete(f.addr) })
 	return f
 }
 

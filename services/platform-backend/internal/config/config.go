@@ -5,6 +5,7 @@ package config
 import (
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/ratelimit/redisstore"
+	"trueportai/services/internal/svctls"
 
 	"errors"
 	"fmt"
@@ -35,8 +36,16 @@ type Config struct {
 	PreviousEncryptionKeys []string
 	// PreviousJWTKeyFiles keep retired signing keys in the JWKS.
 	PreviousJWTKeyFiles []string
-	// InternalGRPCToken authenticates gRPC calls between the services.
-	InternalGRPCToken   string
+	// ServiceKeyFile signs this service's service tokens (the calls it
+	// makes to the gateway); ServicePreviousKeyFiles are keys still
+	// accepted after a rotation. Dev: generated and kept in dev_keys.
+	ServiceKeyFile          string
+	ServicePreviousKeyFiles []string
+	// InstanceID is the sub of this process's service tokens (generated
+	// when unset).
+	InstanceID string
+	// GRPCTLS: mutual TLS between the services (required in prod).
+	GRPCTLS             svctls.Files
 	SMTPAddr            string
 	SMTPFrom            string
 	SMTPUsername        string
@@ -85,7 +94,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:       get("MIGRATE_ON_START", "true") != "false",
 		JWTSigningKeyFile:    get("JWT_SIGNING_KEY_FILE", ""),
 		SecretsEncryptionKey: get("SECRETS_ENCRYPTION_KEY", ""),
-		InternalGRPCToken:    get("INTERNAL_GRPC_TOKEN", ""),
+		ServiceKeyFile:       get("SERVICE_KEY_FILE", ""),
+		InstanceID:           get("SERVICE_INSTANCE_ID", ""),
+		GRPCTLS:              svctls.Files{CA: get("GRPC_TLS_CA_FILE", ""), Cert: get("GRPC_TLS_CERT_FILE", ""), Key: get("GRPC_TLS_KEY_FILE", "")},
 		SMTPAddr:             get("SMTP_ADDR", ""),
 		SMTPFrom:             get("SMTP_FROM", "TruePortAI <no-reply@trueportai.local>"),
 		SMTPUsername:         get("SMTP_USERNAME", ""),
@@ -110,6 +121,10 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.PreviousEncryptionKeys = splitList(get("SECRETS_ENCRYPTION_KEYS_PREVIOUS", ""))
 	c.PreviousJWTKeyFiles = splitList(get("JWT_PREVIOUS_KEY_FILES", ""))
+	c.ServicePreviousKeyFiles = splitList(get("SERVICE_PREVIOUS_KEY_FILES", ""))
+	if err := c.GRPCTLS.Validate(!c.Dev()); err != nil {
+		errs = append(errs, err)
+	}
 	for _, e := range strings.Split(get("PLATFORM_ADMIN_EMAILS", ""), ",") {
 		if e = strings.ToLower(strings.TrimSpace(e)); e != "" {
 			c.PlatformAdminEmails = append(c.PlatformAdminEmails, e)
@@ -152,8 +167,8 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.SecretsEncryptionKey == "" {
 			errs = append(errs, errors.New("SECRETS_ENCRYPTION_KEY is required when APP_ENV=prod"))
 		}
-		if len(c.InternalGRPCToken) < 32 {
-			errs = append(errs, errors.New("INTERNAL_GRPC_TOKEN (at least 32 characters) is required when APP_ENV=prod"))
+		if c.ServiceKeyFile == "" {
+			errs = append(errs, errors.New("SERVICE_KEY_FILE is required when APP_ENV=prod (the key signing this service's calls to the gateway)"))
 		}
 	}
 	return c, errors.Join(errs...)

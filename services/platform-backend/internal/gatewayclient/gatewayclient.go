@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -36,10 +35,11 @@ type Client struct {
 
 // New returns a client for the gateway at addr; it connects lazily, so a
 // gateway that is down at start-up is not an error (calls then fail with
-// 503 gateway_unavailable). Each call is bounded by timeout.
+// 503 gateway_unavailable). Each call is bounded by timeout. extra must
+// set the transport (mutual TLS, or plaintext in dev) and the service
+// token.
 func New(addr string, timeout time.Duration, extra ...grpc.DialOption) (*Client, error) {
 	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Reconnect quickly once the gateway is back (the default backoff
 		// grows to two minutes).
 		grpc.WithConnectParams(grpc.ConnectParams{
@@ -53,6 +53,10 @@ func New(addr string, timeout time.Duration, extra ...grpc.DialOption) (*Client,
 	}
 	return &Client{conn: conn, usage: gatewayv1.NewUsageServiceClient(conn), timeout: timeout}, nil
 }
+
+// Conn is the connection to the gateway, for its other services (the
+// introspection of its service tokens).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
 
 // Close releases the connection.
 func (c *Client) Close() error { return c.conn.Close() }
