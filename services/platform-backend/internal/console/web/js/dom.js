@@ -148,7 +148,9 @@ export function setFieldError(form, name, msg) {
   const input = wrap.querySelector('input, select, textarea');
   const eid = nextId('err');
   wrap.classList.add('has-error');
-  wrap.append(h('p.field-error', { id: eid }, msg));
+  // "config.pattern: invalid …" reads "invalid …" under the field itself.
+  const text = String(msg).startsWith(`${name}: `) ? String(msg).slice(name.length + 2) : msg;
+  wrap.append(h('p.field-error', { id: eid }, text));
   if (input) {
     input.setAttribute('aria-invalid', 'true');
     input.setAttribute('aria-describedby', [input.getAttribute('aria-describedby'), eid].filter(Boolean).join(' '));

@@ -172,7 +172,7 @@ export async function audit(ctx) {
   const offset = Math.max(0, Number(query.get('offset')) || 0);
   append(view, [h('h1', 'Audit log')]);
   const filters = form([h('div.filters',
-    field('Action', input({ name: 'action', value: f.action, placeholder: 'e.g. tenant.status' }), { name: 'action' }),
+    field('Action', input({ name: 'action', value: f.action, placeholder: 'e.g. invite.create' }), { name: 'action' }),
     field('Tenant id', input({ name: 'tenant_id', value: f.tenant_id }), { name: 'tenant_id' }),
     field('Actor id', input({ name: 'actor_id', value: f.actor_id }), { name: 'actor_id' }))],
   async (fm) => ctx.navigate('admin/audit', { action: val(fm, 'action').trim(), tenant_id: val(fm, 'tenant_id').trim(), actor_id: val(fm, 'actor_id').trim() }),

@@ -158,6 +158,8 @@ export async function account(ctx) {
   }
   view.append(h('h2', 'Change password'));
   view.append(form([
+    // The account's name for password managers (and their a11y advice).
+    input({ type: 'email', name: 'username', autocomplete: 'username', value: user.email, hidden: true, readOnly: true }),
     field('Current password', input({ type: 'password', name: 'current_password', autocomplete: 'current-password', required: true }), { name: 'current_password' }),
     field('New password', input({ type: 'password', name: 'new_password', autocomplete: 'new-password', minlength: '10', required: true }),
       { name: 'new_password', hint: 'At least 10 characters. Every session of the account ends, this one too.' }),
