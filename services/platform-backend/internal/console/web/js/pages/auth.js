@@ -128,7 +128,8 @@ export async function verify(ctx) {
   ], async (f) => {
     const out = await call('POST', `${P}/global/auth/verify-email/confirm`, { auth: 'global', body: { token: val(f, 'token').trim() } });
     if (out && out.user) session.setUser(out.user);
-    f.replaceWith(h('p.notice', { role: 'status' }, 'Your address is verified.'));
+    f.replaceWith(h('p.notice', { role: 'status' }, 'Your address is verified.',
+      session.isPlatformAdmin() ? [' It makes you a platform admin: ', h('a', { href: '#/admin' }, 'open the admin area'), '.'] : null));
     announce('Your address is verified');
   }, { submitLabel: 'Verify' }));
 }
