@@ -25,7 +25,7 @@ func TestStatsSeriesLatency(t *testing.T) {
 				Provider: "openai", Model: "gpt-4o-mini", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK, LatencyMS: latency})
 		}
 	}
-	add(hour.Add(-2*time.Hour+time.Minute), 20, 10)  // a fast hour
+	add(hour.Add(-2*time.Hour+time.Minute), 20, 10)   // a fast hour
 	add(hour.Add(-1*time.Hour+time.Minute), 3000, 10) // a slow one
 	if _, err := New(pool).Insert(ctx, evs); err != nil {
 		t.Fatal(err)
