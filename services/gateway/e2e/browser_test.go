@@ -202,9 +202,23 @@ func (b *browser) choose(sel, value string) {
 	}
 }
 
-// shot writes a full-page screenshot (PNG) named after the step.
+// unlabelled lists the visible form controls without a label (a <label
+// for>, a wrapping label or aria-label) and buttons without a name.
+const unlabelled = `[...document.querySelectorAll('input, select, textarea, button')].filter(e => {
+	if (e.type === 'hidden' || e.hidden || e.closest('[hidden]') || e.offsetParent === null) return false;
+	if (e.tagName === 'BUTTON') return !(e.textContent.trim() || e.getAttribute('aria-label'));
+	return !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby');
+}).map(e => e.outerHTML.slice(0, 120))`
+
+// shot writes a full-page screenshot (PNG) named after the step, and checks
+// that every visible control of the page has a label.
 func (b *browser) shot(name string) {
 	b.t.Helper()
+	if name != "failure" {
+		for _, html := range evalJS[[]string](b, unlabelled) {
+			b.t.Errorf("%s: a control without a label: %s", name, html)
+		}
+	}
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)

@@ -140,6 +140,9 @@ func TestConsole(t *testing.T) {
 	b.shot("request-log")
 	b.click(`main tbody tr:first-child button.link`)
 	b.waitFor("request detail", `document.querySelector('dialog dl.facts')?.textContent.includes('Total tokens')`, 5*time.Second)
+	if !strings.Contains(b.text(`dialog`), "Bodies are not kept") {
+		t.Errorf("request detail without the storage note: %q", b.text(`dialog`))
+	}
 	b.shot("request-detail")
 	b.pressKeys(kb.Escape)
 	// Filters travel in the fragment: streamed requests only.
