@@ -72,8 +72,10 @@ func New(log *slog.Logger, opts Options) (*Handler, error) {
 // Routes registers GET (and HEAD) /console, /console/ and the files below.
 func (h *Handler) Routes(e *echo.Echo) {
 	e.GET("/console", h.redirect)
+	e.HEAD("/console", h.redirect)
 	e.GET("/console/config.json", h.config)
 	e.GET("/console/*", h.serve)
+	e.HEAD("/console/*", h.serve)
 }
 
 func (h *Handler) redirect(c echo.Context) error {

@@ -71,6 +71,16 @@ func TestServesFilesWithSecurityHeaders(t *testing.T) {
 	if rec := get(e, "/console"); rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/console/" {
 		t.Errorf("/console: %d %q", rec.Code, rec.Header().Get("Location"))
 	}
+	head := httptest.NewRecorder()
+	e.ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/console/", nil))
+	if head.Code != http.StatusOK || head.Header().Get("Content-Security-Policy") != CSP {
+		t.Errorf("HEAD /console/: %d", head.Code)
+	}
+	post := httptest.NewRecorder()
+	e.ServeHTTP(post, httptest.NewRequest(http.MethodPost, "/console/", nil))
+	if post.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /console/: %d, want 405", post.Code)
+	}
 }
 
 // TestUnknownAndTraversal: only embedded files are served; no path leaves

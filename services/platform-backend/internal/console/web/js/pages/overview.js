@@ -48,7 +48,7 @@ function chart(title, points, lines, { unit = '', fmt = (v) => fmtNum(v) } = {})
     width, height: 190,
     scales: { x: { time: true } },
     series: [{}, ...lines.map((l) => ({ label: l.label, stroke: l.color, width: 2, fill: `${l.color}14`, points: { show: points.length <= 48, size: 5 }, spanGaps: false, value: (u, v) => (v === null || v === undefined ? '—' : `${fmt(v)}${unit}`) }))],
-    axes: [{ stroke: '#374151', grid: { stroke: '#e5e7eb' } }, { stroke: '#374151', grid: { stroke: '#e5e7eb' }, size: 64, values: (u, vals) => vals.map((v) => fmt(v)) }],
+    axes: [{ stroke: '#374151', grid: { stroke: '#e5e7eb' } }, { stroke: '#374151', grid: { stroke: '#e5e7eb' }, size: 76, values: (u, vals) => vals.map((v) => fmt(v)) }],
     legend: { show: true },
   }, data, plot);
   requestAnimationFrame(() => {
