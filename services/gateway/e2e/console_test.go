@@ -115,6 +115,11 @@ func TestConsole(t *testing.T) {
 		t.Fatal("the secret is still in the page after the dialog closed")
 	}
 	b.shot("keys")
+	// Keys belong to an environment: staging has none.
+	b.choose(`#env-select`, "staging")
+	b.waitFor("staging keys", `document.querySelector('main p.hint')?.textContent.includes('staging') && document.querySelector('main p.empty')`, 10*time.Second)
+	b.choose(`#env-select`, "production")
+	b.waitFor("production keys", `document.querySelector('main p.hint')?.textContent.includes('production') && document.querySelector('main tbody')`, 10*time.Second)
 
 	// Traffic through the official OpenAI SDK: three answers and a stream.
 	client := openai.NewClient(option.WithBaseURL(s.gatewayURL+"/trueportai-services/openai/v1/"), option.WithAPIKey(apiKey), option.WithMaxRetries(0))
@@ -306,6 +311,16 @@ func TestConsole(t *testing.T) {
 	b.page("billing", "Plan and subscription")
 	if b.exists(`main section.plan button`) {
 		t.Error("a viewer sees plan switch buttons")
+	}
+
+	// The session ends when its token expires (here: made to expire in a
+	// second, as the stored expiry says after a reload).
+	evalJS[chromedp.Void](b, `(() => { const k = 'trueportai.console.session'; const s = JSON.parse(sessionStorage.getItem(k));
+		s.global.exp = Date.now() + 1500; sessionStorage.setItem(k, JSON.stringify(s)); })()`)
+	b.do("reload", chromedp.Reload())
+	b.waitFor("session expired", `location.hash === '#/signin' && document.querySelector('main')?.textContent.includes('session expired')`, 10*time.Second)
+	if evalJS[bool](b, `!!sessionStorage.getItem('trueportai.console.session')`) {
+		t.Error("the expired session is still stored")
 	}
 
 	// No token, key or mailed secret ever travelled in a URL the browser
