@@ -67,7 +67,7 @@ func TestConsole(t *testing.T) {
 	b.waitFor("sign-in page", `document.querySelector('#signin-password')`, 15*time.Second)
 	b.shot("signin")
 	b.click(`a[href="#/signup"]`)
-	b.waitFor("sign-up page", `document.querySelector('main h1')?.textContent === 'Create an account'`, 5*time.Second)
+	b.waitFor("sign-up page", `document.querySelector('main h1')?.textContent === 'Create an account'`, 10*time.Second)
 	b.typeIn(`main input[name=name]`, "Olive Owner")
 	b.typeIn(`main input[name=email]`, owner)
 	b.typeIn(`main input[name=password]`, password)
@@ -77,7 +77,7 @@ func TestConsole(t *testing.T) {
 	// No organisation yet: create one (the slug follows the name).
 	b.waitFor("organisations page", `location.hash === '#/tenants' && document.querySelector('main form[aria-label="Create an organisation"]')`, 15*time.Second)
 	b.typeIn(`main input[name=name]`, "Browser Co "+id)
-	b.waitFor("slug availability", `document.querySelector('main .field[data-field=slug] p[aria-live]')?.textContent.includes('is available')`, 5*time.Second)
+	b.waitFor("slug availability", `document.querySelector('main .field[data-field=slug] p[aria-live]')?.textContent.includes('is available')`, 10*time.Second)
 	b.shot("organisations")
 	b.click(`main form[aria-label="Create an organisation"] button[type=submit]`)
 	b.waitFor("overview after creating the organisation", `location.hash === '#/overview' && document.querySelector('[data-stat=requests]')`, 15*time.Second)
@@ -144,7 +144,7 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("request-log")
 	b.click(`main tbody tr:first-child button.link`)
-	b.waitFor("request detail", `document.querySelector('dialog dl.facts')?.textContent.includes('Total tokens')`, 5*time.Second)
+	b.waitFor("request detail", `document.querySelector('dialog dl.facts')?.textContent.includes('Total tokens')`, 10*time.Second)
 	if !strings.Contains(b.text(`dialog`), "Bodies are not kept") {
 		t.Errorf("request detail without the storage note: %q", b.text(`dialog`))
 	}
@@ -159,7 +159,7 @@ func TestConsole(t *testing.T) {
 	b.page("overview", "Overview")
 	b.waitFor("overview totals", `document.querySelector('[data-stat=requests] .stat-value')?.textContent === '4'`, 10*time.Second)
 	b.waitFor("requests chart", `document.querySelector('figure[data-chart=requests]')?.dataset.sum === '4' && document.querySelector('figure[data-chart=requests] canvas')`, 10*time.Second)
-	b.waitFor("latency chart", `Number(document.querySelector('figure[data-chart=p95_latency_ms]')?.dataset.points) > 0`, 5*time.Second)
+	b.waitFor("latency chart", `Number(document.querySelector('figure[data-chart=p95_latency_ms]')?.dataset.points) > 0`, 10*time.Second)
 	if got := b.text(`[data-breakdown="By model"]`); !strings.Contains(got, "gpt-4o-mini") {
 		t.Fatalf("model breakdown: %q", got)
 	}
@@ -206,7 +206,7 @@ func TestConsole(t *testing.T) {
 	}
 	b.shot("violations")
 	b.click(`main tbody tr:first-child button.link`)
-	b.waitFor("violation detail", `document.querySelector('dialog .snippet')`, 5*time.Second)
+	b.waitFor("violation detail", `document.querySelector('dialog .snippet')`, 10*time.Second)
 	if got := b.text(`dialog .snippet`); strings.Contains(got, "nightingale") {
 		t.Errorf("the match is not masked: %q", got)
 	}
@@ -225,10 +225,10 @@ func TestConsole(t *testing.T) {
 	inviteToken := s.lastMatch(inviteLinkRE, logMark)
 
 	b.page("billing", "Plan and subscription")
-	b.waitFor("plans", `document.querySelectorAll('section.plan').length >= 2 && document.querySelector('section.plan.current')`, 5*time.Second)
+	b.waitFor("plans", `document.querySelectorAll('section.plan').length >= 2 && document.querySelector('section.plan.current')`, 10*time.Second)
 	b.shot("plan")
 	b.page("storage", "Storage settings")
-	b.waitFor("storage form", `document.querySelector('main input[name=retention_days]')`, 5*time.Second)
+	b.waitFor("storage form", `document.querySelector('main input[name=retention_days]')`, 10*time.Second)
 	b.shot("storage")
 
 	// The owner's address is in PLATFORM_ADMIN_EMAILS: proving it (the
@@ -244,28 +244,28 @@ func TestConsole(t *testing.T) {
 	b.waitFor("verified", `document.querySelector('main')?.textContent.includes('is verified')`, 10*time.Second)
 	b.click(`main a[href="#/admin"]`)
 	b.waitFor("admin area", `document.querySelector('main h1')?.textContent === 'Platform admin' && document.querySelector('.topbar a[href="#/admin"]')`, 10*time.Second)
-	b.waitFor("admin stats", `document.querySelectorAll('main .stat').length >= 3`, 5*time.Second)
+	b.waitFor("admin stats", `document.querySelectorAll('main .stat').length >= 3`, 10*time.Second)
 	b.idle()
 	b.shot("admin-stats")
 	b.page("admin/tenants", "Tenants")
-	b.waitFor("admin tenants", `document.querySelector('main tbody')?.textContent.includes('Browser Co')`, 5*time.Second)
+	b.waitFor("admin tenants", `document.querySelector('main tbody')?.textContent.includes('Browser Co')`, 10*time.Second)
 	b.shot("admin-tenants")
 	b.click(`main tbody a[href^="#/admin/tenant?id="]`)
 	b.waitFor("admin tenant detail", `document.querySelector('main h1')?.textContent === 'Browser Co `+id+`' && document.querySelector('main dl.facts')?.textContent.includes(`+js(owner)+`)`, 10*time.Second)
 	b.shot("admin-tenant")
 	b.page("admin/users", "Users")
-	b.waitFor("admin users", `document.querySelector('main tbody')?.textContent.includes(`+js(owner)+`)`, 5*time.Second)
+	b.waitFor("admin users", `document.querySelector('main tbody')?.textContent.includes(`+js(owner)+`)`, 10*time.Second)
 	b.shot("admin-users")
 	b.page("admin/configs", "Global configs")
-	b.waitFor("global configs", `document.querySelector('main tbody')?.textContent.includes('signup.enabled')`, 5*time.Second)
+	b.waitFor("global configs", `document.querySelector('main tbody')?.textContent.includes('signup.enabled')`, 10*time.Second)
 	b.shot("admin-configs")
 	b.page("admin/audit", "Audit log")
-	b.waitFor("audit", `document.querySelector('main tbody')?.textContent.includes('invite')`, 5*time.Second)
+	b.waitFor("audit", `document.querySelector('main tbody')?.textContent.includes('invite')`, 10*time.Second)
 	b.shot("admin-audit")
 
 	// Sign out; sign in again with the keyboard only (Tab, Enter).
 	b.click(`#sign-out`)
-	b.waitFor("signed out", `location.hash === '#/signin' && document.querySelector('main')?.textContent.includes('You signed out')`, 5*time.Second)
+	b.waitFor("signed out", `location.hash === '#/signin' && document.querySelector('main')?.textContent.includes('You signed out')`, 10*time.Second)
 	if evalJS[bool](b, `!!sessionStorage.getItem('trueportai.console.session')`) {
 		t.Fatal("the session outlived sign-out")
 	}
@@ -278,7 +278,7 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("register the viewer: %d", c)
 	}
 	b.click(`#sign-out`)
-	b.waitFor("signed out", `location.hash === '#/signin'`, 5*time.Second)
+	b.waitFor("signed out", `location.hash === '#/signin'`, 10*time.Second)
 	b.click(`#tab-code`)
 	b.typeIn(`#signin-code input[name=email]`, viewer)
 	logMark = len(s.platform.logs())
