@@ -543,7 +543,7 @@ func cfBehaviourFor(d *cfDistributionConfig, p string) *cfBehavior {
 // other route, and the internal paths, fall to the default behaviour.
 func checkCFRoutes(rep *Report, repo Repo, d *cfDistributionConfig) {
 	for _, b := range k8sBinaries {
-		if b.edge == "" {
+		if len(b.edges) == 0 {
 			continue
 		}
 		role := ""
@@ -557,8 +557,8 @@ func checkCFRoutes(rep *Report, repo Repo, d *cfDistributionConfig) {
 		for _, r := range routes {
 			p := samplePath(r.path)
 			beh := cfBehaviourFor(d, p)
-			if !strings.HasPrefix(p, b.edge) {
-				rep.check("cf.internal", beh == nil, "%s %s (not under %s) falls to the default behaviour", b.name, r.path, b.edge)
+			if under, edge := b.underEdge(p); !under {
+				rep.check("cf.internal", beh == nil, "%s %s (not under %s) falls to the default behaviour", b.name, r.path, edge)
 				continue
 			}
 			ok := beh != nil && cloudFrontOrigins[beh.TargetOriginId] == b.name

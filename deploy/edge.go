@@ -153,7 +153,7 @@ func checkEdge(ctx context.Context, rep *Report, repo Repo, p *types.Project, li
 
 	// Every public route reaches its service; nothing else reaches any.
 	for _, b := range k8sBinaries {
-		if b.edge == "" {
+		if len(b.edges) == 0 {
 			continue
 		}
 		role := ""
@@ -168,8 +168,8 @@ func checkEdge(ctx context.Context, rep *Report, repo Repo, p *types.Project, li
 		for _, r := range routes {
 			path := samplePath(r.path)
 			loc := srv.locationFor(path)
-			if !strings.HasPrefix(path, b.edge) {
-				rep.check("edge.internal", edgeRefuses(loc), "%s %s (not under %s) is answered 404 by the edge", b.name, r.path, b.edge)
+			if ok, prefix := b.underEdge(path); !ok {
+				rep.check("edge.internal", edgeRefuses(loc), "%s %s (not under %s) is answered 404 by the edge", b.name, r.path, prefix)
 				continue
 			}
 			got, want := "nothing", svcName+":"+strconv.Itoa(listen[svcName][httpAddrVar(b.name)])

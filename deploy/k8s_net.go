@@ -394,7 +394,7 @@ func checkIngress(ctx context.Context, rep *Report, repo Repo, m *manifests) []f
 
 	routed := map[string]bool{} // public paths checked, for messages
 	for _, b := range k8sBinaries {
-		if b.edge == "" {
+		if len(b.edges) == 0 {
 			continue
 		}
 		role := ""
@@ -408,8 +408,8 @@ func checkIngress(ctx context.Context, rep *Report, repo Repo, m *manifests) []f
 		for _, r := range routes {
 			p := samplePath(r.path)
 			ing, be := ingressTarget(m, p)
-			if !strings.HasPrefix(p, b.edge) {
-				rep.check("k8s.ingress-internal", be == nil, "%s: %s %s (not under %s) is not routed by an Ingress", o, b.name, r.path, b.edge)
+			if under, edge := b.underEdge(p); !under {
+				rep.check("k8s.ingress-internal", be == nil, "%s: %s %s (not under %s) is not routed by an Ingress", o, b.name, r.path, edge)
 				continue
 			}
 			routed[p] = true

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,9 +57,9 @@ type k8sBinary struct {
 	// requiredProd are required too when APP_ENV=prod (config.Load refuses
 	// to start without them).
 	requiredProd []string
-	// edge is the path prefix the Ingress and CloudFront route to this
-	// binary ("" when it is not public).
-	edge string
+	// edges are the path prefixes the Ingress and CloudFront route to this
+	// binary (none when it is not public).
+	edges []string
 	// shutdown is how long the process may take to stop after SIGTERM,
 	// given its SHUTDOWN_GRACE; serving is whether Services send it
 	// requests (a preStop drain delay is then required). A nil shutdown:
@@ -88,7 +89,7 @@ var k8sBinaries = []k8sBinary{
 			"NATS_URL", "GATEWAY_GRPC_ADDR", "SERVICE_INSTANCE_ID", "SHUTDOWN_GRACE", "GOMEMLIMIT",
 			"REDIS_URL", "LIMITS_REPLICAS_FALLBACK"}},
 		requiredProd: []string{"JWT_SIGNING_KEY_FILE", "SECRETS_ENCRYPTION_KEY", "SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
-		edge:         "/platform/api/",
+		edges:        []string{"/platform/api/", "/console"}, // the REST API and the web console
 		readiness:    "/health/ready/local",
 		limits:       func(string) bool { return true },
 		// HTTP and gRPC drain together, then the mail jobs drain (each
@@ -108,7 +109,7 @@ var k8sBinaries = []k8sBinary{
 				"GATEWAY_DATABASE_URL", "NATS_URL", "SERVICE_INSTANCE_ID", "GOMEMLIMIT"},
 		},
 		requiredProd: []string{"SERVICE_KEY_FILE", "GRPC_TLS_CA_FILE", "GRPC_TLS_CERT_FILE", "GRPC_TLS_KEY_FILE"},
-		edge:         "/trueportai-services/",
+		edges:        []string{"/trueportai-services/"},
 		// The proxy drains HTTP for SHUTDOWN_GRACE, then waits up to 5 s for
 		// cut streams to queue their usage; the ingester's HTTP server
 		// drains for a fixed 5 s (internal/app: runIngester).
@@ -145,13 +146,30 @@ const (
 	gatewayAPIFile   = "services/gateway/internal/httpapi/api.go"
 	gatewayProxyFile = "services/gateway/internal/provider/provider.go" // RoutePrefix: every proxied path
 	fakeProviderFile = "services/gateway/internal/fakeprovider/fakeprovider.go"
+	consoleFile      = "services/platform-backend/internal/console/console.go" // the web console's routes
 )
+
+// underEdge reports whether path p is routed to b at the edge, and the
+// prefix that routes it (the binary's prefixes, for messages, when none).
+func (b k8sBinary) underEdge(p string) (bool, string) {
+	for _, e := range b.edges {
+		if strings.HasPrefix(p, e) {
+			return true, e
+		}
+	}
+	return false, strings.Join(b.edges, " or ")
+}
 
 // servedRoutes is what the binary serves on its HTTP port in role.
 func servedRoutes(repo Repo, binary, role string) ([]route, error) {
 	switch {
 	case binary == "platform-backend":
-		return routeTable(repo, platformAPIFile, "Routes")
+		rs, err := routeTable(repo, platformAPIFile, "Routes")
+		if err != nil {
+			return nil, err
+		}
+		cs, err := routeTable(repo, consoleFile, "Routes")
+		return append(rs, cs...), err
 	case binary == "gateway" && role == roleIngester:
 		return routeTable(repo, gatewayAPIFile, "HealthRoutes")
 	case binary == "gateway":
@@ -190,4 +208,4 @@ var runtimeEnv = map[string]bool{"GOMEMLIMIT": true}
 
 // notDialled are URL/address variables that name no destination the
 // process connects to.
-var notDialled = map[string]bool{"PUBLIC_BASE_URL": true}
+var notDialled = map[string]bool{"PUBLIC_BASE_URL": true, "GATEWAY_PUBLIC_URL": true}

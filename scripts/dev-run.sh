@@ -71,12 +71,14 @@ G=http://$GATEWAY_HTTP_ADDR/trueportai-services
 cat <<QUICK
 
 TruePortAI is running in dev mode (logs: data/logs/, stop: make stop)
+  web console       http://$PLATFORM_HTTP_ADDR/console/   (sign up, create an organisation, store a credential, create a key;
+                    mails such as sign-in codes and invites are written to data/logs/platform-backend.log)
   platform-backend  http://$PLATFORM_HTTP_ADDR   (gRPC $PLATFORM_GRPC_ADDR, metrics http://$PLATFORM_INTERNAL_ADDR/metrics)
   gateway           http://$GATEWAY_HTTP_ADDR   (gRPC $GATEWAY_GRPC_ADDR, metrics http://$GATEWAY_INTERNAL_ADDR/metrics)
   gRPC between them: mutual TLS (CA and certificates in data/certs), service JWTs
   upstream OpenAI   $UPSTREAM_OPENAI_URL
 
-Quickstart (copy-paste; needs curl and jq):
+Quickstart without the console (copy-paste; needs curl and jq):
 
   P=$P
   G=$G

@@ -175,7 +175,9 @@ func TestStatsFromRollups(t *testing.T) {
 			P95         float64 `json:"p95_latency_ms"`
 		} `json:"totals"`
 		Series []struct {
-			Requests int64 `json:"requests"`
+			Requests int64   `json:"requests"`
+			P95      float64 `json:"p95_latency_ms"`
+			Avg      float64 `json:"avg_latency_ms"`
 		} `json:"series"`
 		Breakdown []struct {
 			Key      string `json:"key"`
@@ -196,6 +198,10 @@ func TestStatsFromRollups(t *testing.T) {
 	var sum int64
 	for _, p := range st.Series {
 		sum += p.Requests
+		// Each bucket with traffic has its own latency (the console's p95 chart).
+		if p.Requests > 0 && (p.P95 <= 0 || p.Avg <= 0) {
+			t.Fatalf("series point without latency: %+v", p)
+		}
 	}
 	if sum != 3 {
 		t.Fatalf("series: %+v", st.Series)

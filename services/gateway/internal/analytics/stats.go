@@ -33,11 +33,13 @@ type Totals struct {
 
 // Point is one bucket of the series.
 type Point struct {
-	Bucket      time.Time // UTC
-	Requests    int64
-	Errors      int64
-	TotalTokens int64
-	CostUSD     float64
+	Bucket       time.Time // UTC
+	Requests     int64
+	Errors       int64
+	TotalTokens  int64
+	CostUSD      float64
+	AvgLatencyMS float64
+	P95LatencyMS float64 // estimated from the bucket's latency histogram
 }
 
 // Group is one entry of the breakdown.
@@ -90,6 +92,17 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	var latSum float64
 	hist := make([]int64, len(LatencyBounds)+1)
 	series := []Point{}
+	// The open bucket's latency sum and histogram (rows come by bucket).
+	var ptLat float64
+	ptHist := make([]int64, len(hist))
+	closePoint := func() {
+		if n := len(series); n > 0 && series[n-1].Requests > 0 {
+			series[n-1].AvgLatencyMS = ptLat / float64(series[n-1].Requests)
+			series[n-1].P95LatencyMS = Percentile(ptHist, 0.95)
+		}
+		ptLat = 0
+		clear(ptHist)
+	}
 	groups := map[string]*Group{}
 	for rows.Next() {
 		var b time.Time
@@ -117,6 +130,7 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		}
 		b = b.UTC()
 		if n := len(series); n == 0 || !series[n-1].Bucket.Equal(b) {
+			closePoint()
 			series = append(series, Point{Bucket: b})
 		}
 		pt := &series[len(series)-1]
@@ -124,6 +138,10 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		pt.Errors += errs
 		pt.TotalTokens += total
 		pt.CostUSD += cost
+		ptLat += lat
+		for i, v := range h {
+			ptHist[i] += v
+		}
 		gr, ok := groups[g]
 		if !ok {
 			gr = &Group{Key: g}
@@ -136,6 +154,7 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	if err := rows.Err(); err != nil {
 		return Stats{}, err
 	}
+	closePoint()
 	if t.Requests > 0 {
 		t.AvgLatencyMS = latSum / float64(t.Requests)
 		t.P95LatencyMS = Percentile(hist, 0.95)

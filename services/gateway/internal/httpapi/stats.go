@@ -23,11 +23,13 @@ type statsTotals struct {
 }
 
 type statsPoint struct {
-	Bucket      time.Time `json:"bucket"`
-	Requests    int64     `json:"requests"`
-	Errors      int64     `json:"errors"`
-	TotalTokens int64     `json:"total_tokens"`
-	CostUSD     float64   `json:"cost_usd"`
+	Bucket       time.Time `json:"bucket"`
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"`
+	TotalTokens  int64     `json:"total_tokens"`
+	CostUSD      float64   `json:"cost_usd"`
+	AvgLatencyMS float64   `json:"avg_latency_ms"`
+	P95LatencyMS float64   `json:"p95_latency_ms"`
 }
 
 type statsGroup struct {

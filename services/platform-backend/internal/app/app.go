@@ -38,6 +38,8 @@ import (
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
+	"trueportai/services/platform-backend/internal/console"
+	"trueportai/services/platform-backend/internal/gatewayrelay"
 	"trueportai/services/platform-backend/internal/grpcapi"
 	"trueportai/services/platform-backend/internal/httpapi"
 	"trueportai/services/platform-backend/internal/identity"
@@ -218,6 +220,16 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	// false when shutdown begins and never looks at Postgres or NATS.
 	var drain httpserver.Drain
 	api.Routes(e, httpserver.NewProbes(log, &drain, []httpserver.Check{httpserver.PostgresCheck(st), httpserver.NATSCheck(nc)}))
+	// The web console (/console/) and, without an edge, its way to the
+	// gateway's management API on this origin (docs/decisions.md, "Console").
+	con, err := console.New(log, console.Options{GatewayURL: cfg.GatewayPublicURL})
+	if err != nil {
+		return err
+	}
+	con.Routes(e)
+	if cfg.ConsoleGatewayURL != nil {
+		gatewayrelay.New(cfg.ConsoleGatewayURL, log).Routes(e)
+	}
 	lim := httpserver.DefaultLimits
 	lim.ReadHeaderTimeout, lim.BodyReadTimeout = cfg.ReadHeaderTimeout, cfg.BodyReadTimeout
 	httpLis, err := listenfd.Or(ls.HTTP, cfg.HTTPAddr, "http")

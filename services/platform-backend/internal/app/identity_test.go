@@ -316,7 +316,7 @@ func TestForgotAndResetPassword(t *testing.T) {
 	}
 	sameBody(t, "forgot-password", known, unknown)
 	m := s.waitMail(t, u.Email, 1)
-	if !strings.Contains(m.Text, "https://app.trueport.test/reset-password?token=") {
+	if !strings.Contains(m.Text, "https://app.trueport.test/console/#/reset-password?token=") {
 		t.Errorf("reset link does not use PUBLIC_BASE_URL: %q", m.Text)
 	}
 	tok := resetTokenIn(t, m.Text)

@@ -147,7 +147,7 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-var inviteLinkRE = regexp.MustCompile(`/invites/accept\?token=([A-Za-z0-9_-]{43})\b`)
+var inviteLinkRE = regexp.MustCompile(`/console/#/accept-invite\?token=([A-Za-z0-9_-]{43})\b`)
 
 // inviteToken returns the token of the newest invite mail to `to` (the
 // logging mailer writes whole mails to the service log).

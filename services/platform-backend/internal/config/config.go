@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -70,6 +71,14 @@ type Config struct {
 	// each call is bounded by GatewayRPCTimeout.
 	GatewayGRPCAddr   string
 	GatewayRPCTimeout time.Duration
+	// ConsoleGatewayURL, when set, is the gateway the platform relays the
+	// console's /trueportai-services/api/ calls to (one origin without an
+	// edge): CONSOLE_GATEWAY_URL, in dev by default http://GATEWAY_HTTP_ADDR.
+	ConsoleGatewayURL *url.URL
+	// GatewayPublicURL is where SDKs reach the gateway's proxy routes, for
+	// the console's snippets (GATEWAY_PUBLIC_URL; in dev by default
+	// CONSOLE_GATEWAY_URL; else empty: the console's own origin).
+	GatewayPublicURL string
 }
 
 // Dev reports dev mode (APP_ENV=dev).
@@ -159,6 +168,23 @@ func Load(getenv func(string) string) (Config, error) {
 	c.GatewayGRPCAddr = get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091")
 	if c.GatewayRPCTimeout, err = time.ParseDuration(get("GATEWAY_RPC_TIMEOUT", "3s")); err != nil || c.GatewayRPCTimeout <= 0 || c.GatewayRPCTimeout > time.Minute {
 		errs = append(errs, errors.New("GATEWAY_RPC_TIMEOUT must be a positive duration up to 1m"))
+	}
+	relay := get("CONSOLE_GATEWAY_URL", "")
+	if relay == "" && c.Dev() {
+		relay = "http://" + get("GATEWAY_HTTP_ADDR", "127.0.0.1:8081")
+	}
+	if relay != "" {
+		u, err := url.Parse(relay)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("CONSOLE_GATEWAY_URL must be an http(s) URL of scheme and host only, got %q", relay))
+		} else {
+			c.ConsoleGatewayURL = u
+			c.GatewayPublicURL = strings.TrimRight(relay, "/")
+		}
+	}
+	c.GatewayPublicURL = strings.TrimRight(get("GATEWAY_PUBLIC_URL", c.GatewayPublicURL), "/")
+	if u, err := url.Parse(c.GatewayPublicURL); c.GatewayPublicURL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		errs = append(errs, fmt.Errorf("GATEWAY_PUBLIC_URL must be an http(s) URL, got %q", c.GatewayPublicURL))
 	}
 	if !c.Dev() {
 		if c.JWTSigningKeyFile == "" {

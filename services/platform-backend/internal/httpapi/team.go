@@ -13,6 +13,7 @@ import (
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/role"
+	"trueportai/services/platform-backend/internal/identity"
 	"trueportai/services/platform-backend/internal/mail"
 	"trueportai/services/platform-backend/internal/team"
 )
@@ -116,7 +117,7 @@ func (a *API) createInvite(c echo.Context) error {
 // and a link under the configured public base URL (never the Host header).
 func (a *API) inviteMail(p *principal, inv team.Invite, tok string) (string, string) {
 	subject := fmt.Sprintf("You are invited to join %s on TruePortAI", p.Tenant.Name)
-	link := a.cfg.PublicBaseURL + "/invites/accept?token=" + url.QueryEscape(tok)
+	link := a.cfg.PublicBaseURL + identity.ConsoleLinkPrefix + "accept-invite?token=" + url.QueryEscape(tok)
 	text := fmt.Sprintf(`%s invited you to join the organisation %q on TruePortAI as %s.
 
 Sign in (or register with this address, %s), then accept the invite:

@@ -184,6 +184,13 @@ type Revoker interface {
 	TokensRevoked(ctx context.Context, ev events.TokensRevokedEvent)
 }
 
+// ConsoleLinkPrefix starts the path of every link mailed to a user (after
+// PUBLIC_BASE_URL): a route of the web console, whose page takes the token.
+// The token rides in the URL fragment, which browsers never send to a
+// server (nor in a Referer), so no access log or proxy on the way sees it;
+// the console removes it from the address bar once read.
+const ConsoleLinkPrefix = "/console/#/"
+
 // Config holds the flows' parameters.
 type Config struct {
 	// Pepper keys the HMAC of stored codes and tokens (32 bytes).
@@ -414,7 +421,7 @@ func (s *Service) sendVerification(ctx context.Context, email string) {
 		s.log.ErrorContext(ctx, "address verification: store", "user_id", u.ID, "err", err)
 		return
 	}
-	link := s.cfg.PublicBaseURL + "/verify-email?token=" + tok
+	link := s.cfg.PublicBaseURL + ConsoleLinkPrefix + "verify-email?token=" + tok
 	s.deliver(ctx, u, mail.Message{
 		To:      u.Email,
 		Subject: "Confirm your TruePortAI email address",
@@ -478,7 +485,7 @@ func (s *Service) sendReset(ctx context.Context, email string) {
 		s.log.ErrorContext(ctx, "password reset: store", "user_id", u.ID, "err", err)
 		return
 	}
-	link := s.cfg.PublicBaseURL + "/reset-password?token=" + tok
+	link := s.cfg.PublicBaseURL + ConsoleLinkPrefix + "reset-password?token=" + tok
 	s.deliver(ctx, u, mail.Message{
 		To:      u.Email,
 		Subject: "Reset your TruePortAI password",
