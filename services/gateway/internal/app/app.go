@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ import (
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/ratelimit/redisstore"
 	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/telemetry"
 )
 
 // Run starts the gateway on the listeners its parent process handed down
@@ -78,6 +80,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	// Tracing (OTEL_*; off by default), flushed after everything stopped.
+	tel, err := telemetry.FromEnv(ctx, getenv, "gateway")
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tel.Close(5*time.Second, log)
+	tel.Announce(log)
 
 	// Analytics filters (status ranges, optional fields) get poor generic
 	// plans once pgx's prepared statements are reused: plan each execution.
@@ -96,7 +105,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		}
 	}
 
-	conn, err := grpc.NewClient(cfg.PlatformGRPC, append(rpcauth.DialOptions(cfg.InternalGRPCToken), grpc.WithTransportCredentials(insecure.NewCredentials()))...)
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, slices.Concat(rpcauth.DialOptions(cfg.InternalGRPCToken), []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, tel.GRPCDialOptions())...)
 	if err != nil {
 		return fmt.Errorf("platform grpc client: %w", err)
 	}
@@ -104,7 +113,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants, ls)
+		return runIngester(ctx, cfg, log, pool, tenants, ls, tel)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -205,11 +214,12 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		Prices: livePrices, Quota: quotas, Metrics: proxy.NewMetrics(reg), Policies: policySnap, RedactBody: redact,
 		Providers: providers, Egress: &cfg.Egress, MaxConcurrent: cfg.ProxyMaxConcurrent, MaxBufferedBytes: cfg.ProxyMaxBuffered,
 		BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
+		Telemetry: tel,
 	})
 
 	var draining sync.Once
 	ready := make(chan struct{}) // closed when shutdown begins: readiness turns false
-	e := httpserver.New(log, reg.Middleware())
+	e := httpserver.New(log, reg.Middleware(), tel.Middleware())
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
 	if shared != nil {
 		api.SetLimiter(shared) // management and analytics limits across replicas too
@@ -241,7 +251,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	defer internal.lis.Close()
 
-	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken), tel.GRPCServerOptions())...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
@@ -264,7 +274,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
-	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams, tel), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)

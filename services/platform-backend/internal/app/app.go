@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,7 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/telemetry"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
@@ -83,6 +85,13 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	// Tracing (OTEL_*; off by default), flushed after everything stopped.
+	tel, err := telemetry.FromEnv(ctx, getenv, "platform-backend")
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tel.Close(5*time.Second, log)
+	tel.Announce(log)
 
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
@@ -133,7 +142,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	pub := events.NewPublisher(nc, events.Subjects{Prefix: cfg.NATSPrefix}, log)
 
 	reg := metrics.New("platform-backend")
-	e := httpserver.New(log, reg.Middleware())
+	e := httpserver.New(log, reg.Middleware(), tel.Middleware())
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
@@ -151,7 +160,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
-	out, closeOut, err := newOutbound(cfg, mailer, log)
+	out, closeOut, err := newOutbound(cfg, mailer, log, tel)
 	if err != nil {
 		return err
 	}
@@ -209,7 +218,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	internalSrv := httpserver.NewServer(httpserver.InternalHandler(reg.Handler()), lim)
 	internalSrv.Addr = internalLis.Addr().String()
 
-	grpcSrv := grpc.NewServer(append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken)...)...)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), rpcauth.ServerOptions(cfg.InternalGRPCToken), tel.GRPCServerOptions())...)
 	gs := grpcapi.New(log, st, tokens, box)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)

@@ -2,8 +2,10 @@ package app
 
 import (
 	"log/slog"
+	"slices"
 
 	"trueportai/services/internal/rpcauth"
+	"trueportai/services/internal/telemetry"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/mail"
@@ -20,8 +22,8 @@ type outbound struct {
 }
 
 // newOutbound builds them; close releases the gateway client.
-func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger) (outbound, func(), error) {
-	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, rpcauth.DialOptions(cfg.InternalGRPCToken)...)
+func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger, tel *telemetry.Telemetry) (outbound, func(), error) {
+	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, slices.Concat(rpcauth.DialOptions(cfg.InternalGRPCToken), tel.GRPCDialOptions())...)
 	if err != nil {
 		return outbound{}, nil, err
 	}
