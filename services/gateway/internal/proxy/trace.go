@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/telemetry"
 )
 
@@ -51,6 +52,10 @@ func (p *Proxy) startTrace(w http.ResponseWriter, r *http.Request, c *call) *htt
 // call became and ends it.
 func (p *Proxy) endTrace(c *call) {
 	span := c.span
+	if !span.IsRecording() { // not sampled: nothing to record
+		span.End()
+		return
+	}
 	if c.prov != nil {
 		span.SetName("proxy " + c.prov.Name())
 		span.SetAttributes(attrProvider.String(c.prov.Name()))
@@ -76,7 +81,11 @@ func (c *call) attributes() []attribute.KeyValue {
 	if model != "" {
 		a = append(a, attrModel.String(model))
 	}
-	a = append(a, attrStream.Bool(c.stream), attrOutcome.String(c.outcome))
+	outcome := c.outcome
+	if c.status >= 400 && outcome == usage.OutcomeOK {
+		outcome = usage.OutcomeError // as the usage event says (record)
+	}
+	a = append(a, attrStream.Bool(c.stream), attrOutcome.String(outcome))
 	if c.errText != "" {
 		a = append(a, attrErrorCode.String(c.errText))
 	}
@@ -88,13 +97,20 @@ func (c *call) attributes() []attribute.KeyValue {
 }
 
 // startUpstream starts the span of the upstream call (a child of the
-// request's span), ended by endUpstream once the answer is relayed.
+// request's span, when that is sampled), ended by endUpstream once the
+// answer is relayed.
 func (p *Proxy) startUpstream(ctx context.Context, c *call, up *http.Request) {
+	if !c.span.IsRecording() {
+		return
+	}
 	_, c.upSpan = p.tracer.Start(ctx, "upstream "+c.prov.Name(), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attrProvider.String(c.prov.Name()), telemetry.AttrMethod.String(up.Method), telemetry.AttrServer.String(up.URL.Hostname())))
 }
 
 func (p *Proxy) endUpstream(c *call) {
+	if c.upSpan == nil {
+		return
+	}
 	c.upSpan.SetAttributes(c.attributes()...)
 	status := c.status
 	if c.headersAt.IsZero() {
