@@ -69,6 +69,7 @@ const bodyLimit = 1 << 20
 // Routes registers the management routes.
 func (a *API) Routes(e *echo.Echo, health echo.HandlerFunc) {
 	HealthRoutes(e, health)
+	e.GET("/trueportai-services/api/v1/openapi.json", openAPI) // openapi.go (public)
 	g := e.Group("/trueportai-services/api/v1")
 	g.POST("/keys", a.createKey, a.requireRole("admin"), a.limit("management", 300))
 	g.GET("/keys", a.listKeys, a.requireRole("member"), a.limit("management", 300))
