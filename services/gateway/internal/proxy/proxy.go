@@ -238,8 +238,7 @@ type call struct {
 	overheadMS float64
 	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
 	gate       bodyGate   // the request body, counted against MaxBufferedBytes
-	span       trace.Span // tracing on: the request's server span (trace.go)
-	upSpan     trace.Span // and its upstream call's
+	tr         *callTrace // tracing on: the request's spans (trace.go)
 }
 
 // errOverloaded: the replica holds as many request bytes as it may.
@@ -550,7 +549,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 
-	if c.span != nil {
+	if c.tr != nil {
 		p.startUpstream(r.Context(), c, up)
 		defer p.endUpstream(c)
 	}
@@ -816,7 +815,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 func (p *Proxy) record(r *http.Request, c *call, status int) {
 	end := p.now()
 	c.status = status
-	p.opts.Metrics.observe(c.providerName(), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)), c.span)
+	p.opts.Metrics.observe(c.providerName(), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)), c.tr.serverSpan())
 	if c.key == nil || c.tenant == nil {
 		return // unauthenticated: nothing to attribute
 	}
@@ -838,8 +837,8 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 		ev.Outcome = usage.OutcomeError
 	}
 	ev.Violations = c.violations // the ingester derives violation_ids from them
-	if c.span != nil {
-		ev.Trace = c.span.SpanContext()
+	if c.tr != nil {
+		ev.Traceparent = c.tr.traceparent()
 	}
 	if c.tenant.LogRequestBodies && c.reqBody != nil {
 		ev.RequestBody = p.loggedBody(c, policy.DirectionRequest, c.reqBody)

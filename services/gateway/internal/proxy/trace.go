@@ -21,7 +21,31 @@ import (
 // header value or a key. The trace context is not sent upstream: the
 // providers are third parties.
 //
-// Off, none of this runs: ServeHTTP and forward test c.span (nil) once.
+// Off, none of this runs: ServeHTTP, forward and record test c.tr (nil)
+// once each, and the call and the usage event are the size they were.
+
+// callTrace is the spans of a traced call.
+type callTrace struct {
+	span trace.Span // the request's server span
+	up   trace.Span // its upstream call's (sampled requests only)
+}
+
+// serverSpan is the request's span, nil when tracing is off.
+func (t *callTrace) serverSpan() trace.Span {
+	if t == nil {
+		return nil
+	}
+	return t.span
+}
+
+// traceparent is the W3C context of the request's span when it is sampled
+// (what the usage event carries to the ingester), else "".
+func (t *callTrace) traceparent() string {
+	if sc := t.span.SpanContext(); sc.IsSampled() {
+		return telemetry.Traceparent(sc)
+	}
+	return ""
+}
 
 // Span attribute keys of the proxy (OpenTelemetry's GenAI conventions
 // where they exist).
@@ -44,14 +68,14 @@ const (
 func (p *Proxy) startTrace(w http.ResponseWriter, r *http.Request, c *call) *http.Request {
 	ctx, span := p.opts.Telemetry.StartServer(r.Context(), p.tracer, "proxy", r.Header, w.Header(),
 		telemetry.AttrMethod.String(r.Method), telemetry.AttrRequestID.String(c.requestID))
-	c.span = span
+	c.tr = &callTrace{span: span}
 	return r.WithContext(ctx)
 }
 
 // endTrace names the server span after its provider, records what the
 // call became and ends it.
 func (p *Proxy) endTrace(c *call) {
-	span := c.span
+	span := c.tr.span
 	if !span.IsRecording() { // not sampled: nothing to record
 		span.End()
 		return
@@ -100,27 +124,28 @@ func (c *call) attributes() []attribute.KeyValue {
 // request's span, when that is sampled), ended by endUpstream once the
 // answer is relayed.
 func (p *Proxy) startUpstream(ctx context.Context, c *call, up *http.Request) {
-	if !c.span.IsRecording() {
+	if !c.tr.span.IsRecording() {
 		return
 	}
-	_, c.upSpan = p.tracer.Start(ctx, "upstream "+c.prov.Name(), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+	_, c.tr.up = p.tracer.Start(ctx, "upstream "+c.prov.Name(), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attrProvider.String(c.prov.Name()), telemetry.AttrMethod.String(up.Method), telemetry.AttrServer.String(up.URL.Hostname())))
 }
 
 func (p *Proxy) endUpstream(c *call) {
-	if c.upSpan == nil {
+	up := c.tr.up
+	if up == nil {
 		return
 	}
-	c.upSpan.SetAttributes(c.attributes()...)
+	up.SetAttributes(c.attributes()...)
 	status := c.status
 	if c.headersAt.IsZero() {
 		status = 0 // no answer: the server span says what the client got
 	}
 	if status != 0 {
-		c.upSpan.SetAttributes(telemetry.AttrStatusCode.Int(status))
+		up.SetAttributes(telemetry.AttrStatusCode.Int(status))
 	}
 	if status >= 500 || status == 0 {
-		c.upSpan.SetStatus(codes.Error, c.errText)
+		up.SetStatus(codes.Error, c.errText)
 	}
-	c.upSpan.End()
+	up.End()
 }

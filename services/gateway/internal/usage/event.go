@@ -5,11 +5,7 @@
 // stores them with package analytics (the owner of the usage tables).
 package usage
 
-import (
-	"time"
-
-	"go.opentelemetry.io/otel/trace"
-)
+import "time"
 
 // Event is one proxied request as metered. Token fields are nil when the
 // provider did not report usage: unknown is never recorded as 0.
@@ -38,10 +34,11 @@ type Event struct {
 	Violations       []Violation `json:"violations,omitempty"`
 	RequestBody      *string     `json:"request_body,omitempty"`
 	ResponseBody     *string     `json:"response_body,omitempty"`
-	// Trace is the proxied request's server span (tracing on): the
-	// publisher carries it in the message headers (traceparent) to the
-	// ingester's insert span. Never part of the stored event.
-	Trace trace.SpanContext `json:"-"`
+	// Traceparent is the W3C trace context of the proxied request's server
+	// span when tracing is on and the request sampled: the publisher
+	// carries it in the message headers to the ingester's insert span.
+	// Never part of the stored event.
+	Traceparent string `json:"-"`
 }
 
 // Violation is one policy match of a request, as stored (masked snippets only).

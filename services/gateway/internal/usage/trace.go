@@ -16,10 +16,10 @@ const maxTraceparents = 8
 // appendTraceparent adds ev's trace context (tracing on, sampled request)
 // to a message's list.
 func appendTraceparent(tps []string, ev *Event) []string {
-	if !ev.Trace.IsSampled() || len(tps) >= maxTraceparents {
+	if ev.Traceparent == "" || len(tps) >= maxTraceparents {
 		return tps
 	}
-	return append(tps, telemetry.Traceparent(ev.Trace))
+	return append(tps, ev.Traceparent)
 }
 
 // setTraceparents writes the message's trace contexts as its traceparent
