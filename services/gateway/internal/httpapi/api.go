@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
@@ -22,6 +23,7 @@ import (
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/role"
+	"trueportai/services/internal/telemetry"
 )
 
 // ChangeEvents announces key and policy changes to other replicas.
@@ -116,6 +118,7 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 					WithDetails(map[string]any{"required_role": min, "role": p.Role})
 			}
 			c.Set(principalKey, p)
+			trace.SpanFromContext(c.Request().Context()).SetAttributes(telemetry.AttrTenantID.String(p.TenantID)) // tracing on
 			c.SetRequest(c.Request().WithContext(logging.WithAttrs(c.Request().Context(),
 				slog.String("tenant_id", p.TenantID), slog.String("user_id", p.UserID))))
 			return next(c)

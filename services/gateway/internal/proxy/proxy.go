@@ -414,6 +414,9 @@ var dropResponseHeaders = map[string]bool{
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Set-Cookie": true, "Set-Cookie2": true,
 	"Authorization": true, "X-Api-Key": true, "Api-Key": true, "X-Goog-Api-Key": true, "Www-Authenticate": true,
 	"Content-Length": true, "X-Request-Id": true, "Alt-Svc": true,
+	// The provider's trace context is not the client's: with tracing on the
+	// answer carries the gateway's (trace.go), off none.
+	"Traceparent": true, "Tracestate": true,
 }
 
 func copyHeaders(dst, src http.Header, drop map[string]bool) {

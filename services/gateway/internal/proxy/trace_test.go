@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -183,3 +184,35 @@ func BenchmarkProxyJSONTraced(b *testing.B)            { benchTraced(b, benchJSO
 func BenchmarkProxyStreamTraced(b *testing.B)          { benchTraced(b, benchStreamBody, true, 1) }
 func BenchmarkProxyJSONTracedUnsampled(b *testing.B)   { benchTraced(b, benchJSONBody, false, 0) }
 func BenchmarkProxyStreamTracedUnsampled(b *testing.B) { benchTraced(b, benchStreamBody, true, 0) }
+
+// tracingUpstream answers as the canned upstream, with its own trace
+// context in the headers.
+type tracingUpstream struct{ *cannedUpstream }
+
+func (u tracingUpstream) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := u.cannedUpstream.RoundTrip(r)
+	if err == nil {
+		resp.Header.Set("Traceparent", "00-11111111111111111111111111111111-2222222222222222-01")
+		resp.Header.Set("Tracestate", "provider=1")
+	}
+	return resp, err
+}
+
+// TestProviderTraceContextNotRelayed: a provider's traceparent is not the
+// client's trace: off, the answer has none; on, the gateway's.
+func TestProviderTraceContextNotRelayed(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		h := newBenchHarness(t, benchJSONBody)
+		opts := h.p.opts
+		opts.Transport = tracingUpstream{h.up}
+		if on {
+			opts.Telemetry = telemetry.New(telemetry.Config{Service: "gateway", SpanProcessor: tracetest.NewSpanRecorder(), Ratio: 1})
+		}
+		h.p = New(slog.New(slog.DiscardHandler), h.p.keys, h.p.tenants, h.p.limiter, h.pub, opts)
+		h.check(t, false)
+		got := h.w.h.Get("Traceparent")
+		if strings.Contains(got, "1111111111") || h.w.h.Get("Tracestate") != "" || (got != "") != on {
+			t.Errorf("tracing on=%v: answered traceparent %q, tracestate %q", on, got, h.w.h.Get("Tracestate"))
+		}
+	}
+}
