@@ -240,17 +240,28 @@ func TestTracingAcrossServices(t *testing.T) {
 		}
 	}
 
-	// The ingester's insert span closes the trace (the usage event travels
-	// through JetStream, the spans through the batch exporters).
+	// Wait for every span expected (the usage event travels through
+	// JetStream, the spans through each process's batch exporter).
+	expected := []struct{ service, name string }{
+		{"platform-backend", "POST /platform/api/global/auth/select-tenant"},
+		{"platform-backend", "AuthService/IntrospectToken"}, {"platform-backend", "TenantService/GetTenantContext"},
+		{"gateway", "POST /trueportai-services/api/v1/keys"}, {"gateway", "AuthService/IntrospectToken"},
+		{"gateway", "TenantService/GetTenantContext"}, {"gateway", "proxy openai"}, {"gateway", "upstream openai"},
+		{"gateway", "usage insert"},
+	}
 	var spans []gotSpan
 	eventually(t, 30*time.Second, func() error {
 		spans = recv.trace(traceID)
-		for _, sp := range spans {
-			if sp.name == "usage insert" {
-				return nil
+	next:
+		for _, e := range expected {
+			for _, sp := range spans {
+				if sp.service == e.service && strings.HasSuffix(sp.name, e.name) {
+					continue next
+				}
 			}
+			return fmt.Errorf("%d spans of the trace, none %s %q yet", len(spans), e.service, e.name)
 		}
-		return fmt.Errorf("%d spans of the trace, no usage insert yet", len(spans))
+		return nil
 	})
 
 	byID := map[string]gotSpan{}
