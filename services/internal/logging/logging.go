@@ -1,5 +1,6 @@
 // Package logging builds the services' slog logger and carries request-scoped
-// attributes (request id, tenant id) through the context.
+// attributes (request id, tenant id) through the context; a record logged
+// with a context holding a trace span carries its trace_id and span_id.
 package logging
 
 import (
@@ -7,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // New returns a JSON (or text, format "text") logger at the given level name.
@@ -47,6 +50,11 @@ type ctxHandler struct{ slog.Handler }
 func (h ctxHandler) Handle(ctx context.Context, r slog.Record) error {
 	if attrs, ok := ctx.Value(ctxKey{}).([]slog.Attr); ok {
 		r.AddAttrs(attrs...)
+	}
+	// Tracing on: the record names the trace (sampled or not) so logs and
+	// traces join; off, no span context is ever valid.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

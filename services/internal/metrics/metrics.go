@@ -1,5 +1,6 @@
 // Package metrics exposes Prometheus metrics: a per-service registry, an echo
-// middleware for REST routes, and the /metrics handler.
+// middleware for REST routes, and the /metrics handler (OpenMetrics when the
+// scraper asks, so that duration histograms carry trace exemplars).
 package metrics
 
 import (
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Registry is a service's metric registry with Go and process collectors.
@@ -49,13 +51,27 @@ func (r *Registry) Middleware() echo.MiddlewareFunc {
 				route = "unmatched"
 			}
 			r.httpRequests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).Inc()
-			r.httpDuration.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+			Observe(r.httpDuration.WithLabelValues(c.Request().Method, route), time.Since(start).Seconds(), trace.SpanContextFromContext(c.Request().Context()))
 			return err
 		}
 	}
 }
 
-// Handler serves the registry in the Prometheus text format.
+// Observe records v on o, with the trace id of sc as exemplar when sc is
+// a sampled span (tracing on; the span the request's server span or a
+// child of it): a latency bucket then links to a trace that fell in it.
+func Observe(o prometheus.Observer, v float64, sc trace.SpanContext) {
+	if sc.IsSampled() {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, prometheus.Labels{"trace_id": sc.TraceID().String()})
+			return
+		}
+	}
+	o.Observe(v)
+}
+
+// Handler serves the registry in the Prometheus text format, or in
+// OpenMetrics (with exemplars) to a scraper that asks for it.
 func (r *Registry) Handler() http.Handler {
-	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry})
+	return promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{Registry: r.Registry, EnableOpenMetrics: true})
 }

@@ -23,7 +23,7 @@ import (
 // goBenchmarks are the benchmarks run: a function that locates the package,
 // and the -bench expression.
 var goBenchmarks = []struct{ fn, expr string }{
-	{"BenchmarkProxyJSON", "^BenchmarkProxy(JSON|Stream|JSONPolicies)$"},
+	{"BenchmarkProxyJSON", "^BenchmarkProxy(JSON|Stream|JSONPolicies|JSONTraced|StreamTraced)$"}, // Traced: tracing on, every request sampled
 	{"BenchmarkEvaluate10Rules4KB", "^BenchmarkEvaluate10Rules4KB$"},
 	{"BenchmarkMeterJSON", "^BenchmarkMeterJSON$/^(chat.json|long_100KB)$"},
 	{"BenchmarkStreamFirstChunk", "^BenchmarkStreamFirstChunk$"},

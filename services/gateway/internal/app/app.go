@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -56,6 +57,7 @@ import (
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/ratelimit/redisstore"
 	"trueportai/services/internal/svcauth"
+	"trueportai/services/internal/telemetry"
 )
 
 // Run starts the gateway on the listeners its parent process handed down
@@ -77,6 +79,13 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	// Tracing (OTEL_*; off by default), flushed after everything stopped.
+	tel, err := telemetry.FromEnv(ctx, getenv, "gateway")
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tel.Close(5*time.Second, log)
+	tel.Announce(log)
 
 	// Analytics filters (status ranges, optional fields) get poor generic
 	// plans once pgx's prepared statements are reused: plan each execution.
@@ -101,7 +110,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(cfg.PlatformGRPC, id.platformDialOptions()...)
+	conn, err := grpc.NewClient(cfg.PlatformGRPC, slices.Concat(id.platformDialOptions(), tel.GRPCDialOptions())...)
 	if err != nil {
 		return fmt.Errorf("platform grpc client: %w", err)
 	}
@@ -109,7 +118,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	intro := platform.NewIntrospector(platformv1.NewAuthServiceClient(conn), 60*time.Second)
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
-		return runIngester(ctx, cfg, log, pool, tenants, id, ls)
+		return runIngester(ctx, cfg, log, pool, tenants, id, ls, tel)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -121,7 +130,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	// introspection.
 	verifier := id.verifier(conn, log)
 	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
-	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
 	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
 	hs := health.NewServer()
@@ -241,10 +250,11 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		Providers: providers, Egress: &cfg.Egress, MaxConcurrent: cfg.ProxyMaxConcurrent, MaxBufferedBytes: cfg.ProxyMaxBuffered,
 		BodyLimit: cfg.ProxyBodyLimit, HeaderTimeout: cfg.UpstreamHeaderTimeout, IdleTimeout: cfg.StreamIdleTimeout,
 		KeepAliveInterval: cfg.StreamKeepAlive,
+		Telemetry:         tel,
 	})
 
 	var drain httpserver.Drain // shutdown began: readiness turns false
-	e := httpserver.New(log, reg.Middleware())
+	e := httpserver.New(log, reg.Middleware(), tel.Middleware())
 	api := httpapi.New(log, intro, tenants, keyStore, keyCache, ev, usageStore, policyStore, policySnap, providers.Names())
 	if shared != nil {
 		api.SetLimiter(shared) // management and analytics limits across replicas too
@@ -291,7 +301,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	bg.Go(func() { priceSync.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { reloader.Run(bgCtx, cfg.CacheTTL) })
 	bg.Go(func() { px.Run(bgCtx) }) // stream keep-alives
-	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams, tel), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,

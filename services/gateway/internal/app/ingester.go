@@ -22,23 +22,28 @@ import (
 	"trueportai/services/internal/listenfd"
 	"trueportai/services/internal/metrics"
 	"trueportai/services/internal/natsconn"
+	"trueportai/services/internal/telemetry"
 )
 
 // ingestConfig is the part of the ingester role cfg's GATEWAY_ROLE and
 // INGESTER_* settings enable.
-func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
-	return ingest.Config{
+func ingestConfig(cfg config.Config, streams usage.Streams, tel *telemetry.Telemetry) ingest.Config {
+	c := ingest.Config{
 		DatabaseURL: cfg.DatabaseURL, Streams: streams,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}
+	if tel.Enabled() {
+		c.Traces = tel.TracerProvider()
+	}
+	return c
 }
 
 // runIngester is GATEWAY_ROLE=ingester: the usage consumer and the retention
 // job, with health on GATEWAY_HTTP_ADDR and /metrics on
 // GATEWAY_INTERNAL_ADDR, and neither the proxy nor the APIs. Proxy replicas
 // then run GATEWAY_ROLE=proxy and hold no ingestion batches in memory.
-func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, id serviceIdentity, ls Listeners) error {
+func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, tenants *platform.Tenants, id serviceIdentity, ls Listeners, tel *telemetry.Telemetry) error {
 	nc, err := natsconn.Connect(cfg.NATSURL, "gateway-ingester", log)
 	if err != nil {
 		return err
@@ -62,7 +67,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	defer feed.Close()
 
 	reg := metrics.New("gateway")
-	e := httpserver.New(log, reg.Middleware())
+	e := httpserver.New(log, reg.Middleware(), tel.Middleware())
 	var drain httpserver.Drain
 	httpapi.HealthRoutes(e, healthProbes(log, pool, nc, &drain, id.platform))
 
@@ -80,7 +85,7 @@ func runIngester(ctx context.Context, cfg config.Config, log *slog.Logger, pool 
 	defer internal.lis.Close()
 	var bg sync.WaitGroup
 	bg.Go(func() { tenants.Run(bgCtx, nil) })
-	ingester := ingest.New(ingestConfig(cfg, streams), js, ingest.RetentionFrom(tenants), reg, log)
+	ingester := ingest.New(ingestConfig(cfg, streams, tel), js, ingest.RetentionFrom(tenants), reg, log)
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway ingester starting", "http_addr", httpLis.Addr().String(), "internal_addr", internal.lis.Addr().String(),
 		"workers", cfg.IngesterWorkers)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
@@ -22,6 +23,7 @@ import (
 	"trueportai/services/internal/logging"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/role"
+	"trueportai/services/internal/telemetry"
 )
 
 // ChangeEvents announces key and policy changes to other replicas.
@@ -69,6 +71,7 @@ const bodyLimit = 1 << 20
 // Routes registers the management routes.
 func (a *API) Routes(e *echo.Echo, health httpserver.Probes) {
 	HealthRoutes(e, health)
+	e.GET("/trueportai-services/api/v1/openapi.json", openAPI) // openapi.go (public)
 	g := e.Group("/trueportai-services/api/v1")
 	g.POST("/keys", a.createKey, a.requireRole("admin"), a.limit("management", 300))
 	g.GET("/keys", a.listKeys, a.requireRole("member"), a.limit("management", 300))
@@ -115,6 +118,7 @@ func (a *API) requireRole(min string) echo.MiddlewareFunc {
 					WithDetails(map[string]any{"required_role": min, "role": p.Role})
 			}
 			c.Set(principalKey, p)
+			trace.SpanFromContext(c.Request().Context()).SetAttributes(telemetry.AttrTenantID.String(p.TenantID)) // tracing on
 			c.SetRequest(c.Request().WithContext(logging.WithAttrs(c.Request().Context(),
 				slog.String("tenant_id", p.TenantID), slog.String("user_id", p.UserID))))
 			return next(c)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/usage"
@@ -58,6 +59,8 @@ type Ingester struct {
 	// crashAfterCommit (tests only) simulates a process dying between the
 	// commit and the acks: when it returns true, no ack is sent.
 	crashAfterCommit func() bool
+	// tracer records insert spans (trace.go); nil: tracing off.
+	tracer trace.Tracer
 }
 
 // NewIngester builds an ingester for stream.
@@ -193,6 +196,10 @@ func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 	// messages are kept from redelivery.
 	stopKeepAlive := keepAlive(msgs, in.ackWait/2)
 	defer stopKeepAlive()
+	// Tracing on: the batch's insert span in each sampled request's trace.
+	spans := in.startInsertSpans(ctx, msgs, len(evs)) // trace.go
+	nStored, failure := 0, "stopped before the batch was stored: left for redelivery"
+	defer func() { endInsertSpans(spans, nStored, len(dead), failure) }()
 	var refused []refusal
 	if !in.retry(stop, "store usage events", func() (err error) {
 		refused, err = in.insert(ctx, evs, 0)
@@ -226,6 +233,7 @@ func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		_ = m.Ack()
 	}
+	nStored, failure = len(stored), ""
 	last := map[string]time.Time{}
 	for _, ev := range stored {
 		if ev.KeyID != "" && ev.CreatedAt.After(last[ev.KeyID]) {

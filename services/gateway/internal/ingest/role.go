@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/keys"
@@ -40,6 +41,9 @@ type Config struct {
 	Streams           usage.Streams // the usage stream and its dead-letter stream
 	Retention         bool          // the retention and partition job
 	RetentionInterval time.Duration
+	// Traces, when set (tracing on), records the insert spans of sampled
+	// requests (Ingester.SetTracerProvider).
+	Traces trace.TracerProvider
 }
 
 // Role is the ingester role of one process.
@@ -84,6 +88,9 @@ func (r *Role) Run(ctx context.Context) {
 		ing.SetFetchBytes(r.cfg.FetchBytes)
 		ing.SetStreams(r.cfg.Streams)
 		ing.SetMetrics(r.metrics)
+		if r.cfg.Traces != nil {
+			ing.SetTracerProvider(r.cfg.Traces)
+		}
 		for range max(r.cfg.Workers, 1) {
 			wg.Go(func() { _ = ing.Run(ctx) })
 		}

@@ -4,6 +4,9 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"trueportai/services/internal/metrics"
 )
 
 // Metrics are the proxy's Prometheus series.
@@ -37,13 +40,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(provider string, status int, outcome string, overheadMS, latencyMS float64) {
+// observe records a request; span (tracing on) gives the latency an
+// exemplar when sampled.
+func (m *Metrics) observe(provider string, status int, outcome string, overheadMS, latencyMS float64, span trace.Span) {
 	if m == nil {
 		return
 	}
 	m.requests.WithLabelValues(provider, strconv.Itoa(status), outcome).Inc()
 	if overheadMS > 0 {
 		m.overhead.Observe(overheadMS / 1000)
+	}
+	if span != nil {
+		metrics.Observe(m.latency.WithLabelValues(provider), latencyMS/1000, span.SpanContext())
+		return
 	}
 	m.latency.WithLabelValues(provider).Observe(latencyMS / 1000)
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/metering"
@@ -30,6 +31,7 @@ import (
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/httpserver"
 	"trueportai/services/internal/ratelimit"
+	"trueportai/services/internal/telemetry"
 )
 
 // KeyLookup finds keys by hash (the keys cache).
@@ -105,6 +107,9 @@ type Options struct {
 	// request gets a fast 503 with Retry-After (0: no bound).
 	MaxConcurrent    int
 	MaxBufferedBytes int64
+	// Telemetry traces proxied requests (trace.go); nil or off: no tracing
+	// and no cost.
+	Telemetry *telemetry.Telemetry
 }
 
 // Proxy is the http.Handler of the proxy routes.
@@ -123,6 +128,8 @@ type Proxy struct {
 	// refuses what the egress policy refuses.
 	tenantRT http.RoundTripper
 	now      func() time.Time
+	// tracer is set when tracing is on (trace.go).
+	tracer trace.Tracer
 	// inflight and buffered count what MaxConcurrent and MaxBufferedBytes
 	// bound.
 	inflight atomic.Int64
@@ -166,10 +173,14 @@ func New(log *slog.Logger, k KeyLookup, t TenantLookup, l RateLimiter, pub Publi
 		tr.DialContext = opts.Egress.DialContext(10*time.Second, 30*time.Second)
 		trt = tr
 	}
-	return &Proxy{
+	p := &Proxy{
 		log: log, keys: k, tenants: t, limiter: l, pub: pub, opts: opts, now: time.Now,
 		rt: rt, tenantRT: trt,
 	}
+	if opts.Telemetry.Enabled() {
+		p.tracer = opts.Telemetry.Tracer("trueportai/gateway/proxy")
+	}
+	return p
 }
 
 // NewTransport is the tuned upstream transport: keep-alive pools sized for a
@@ -234,6 +245,7 @@ type call struct {
 	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
 	gate       bodyGate   // the request body, counted against MaxBufferedBytes
 	open       openCall   // on the proxy's list while the upstream request is in flight
+	tr         *callTrace // tracing on: the request's spans (trace.go)
 }
 
 // errOverloaded: the replica holds as many request bytes as it may.
@@ -274,6 +286,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	c.hdr.set(w.Header(), "X-Request-Id", c.requestID)
+	if p.tracer != nil {
+		r = p.startTrace(w, r, c)
+		defer p.endTrace(c)
+	}
 	var err error
 	prov, rest, ok := p.opts.Providers.Match(r.URL.EscapedPath())
 	if ok {
@@ -281,6 +297,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.target, err = prov.Route(rest)
 	}
 	if !ok || err != nil {
+		c.status = http.StatusBadRequest
 		refusal{http.StatusBadRequest, "invalid_path", "the request path is not allowed"}.write(w, c.prov)
 		return
 	}
@@ -404,6 +421,9 @@ var dropResponseHeaders = map[string]bool{
 	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Set-Cookie": true, "Set-Cookie2": true,
 	"Authorization": true, "X-Api-Key": true, "Api-Key": true, "X-Goog-Api-Key": true, "Www-Authenticate": true,
 	"Content-Length": true, "X-Request-Id": true, "Alt-Svc": true,
+	// The provider's trace context is not the client's: with tracing on the
+	// answer carries the gateway's (trace.go), off none.
+	"Traceparent": true, "Tracestate": true,
 }
 
 func copyHeaders(dst, src http.Header, drop map[string]bool) {
@@ -541,6 +561,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		return
 	}
 
+	if c.tr != nil {
+		p.startUpstream(r.Context(), c, up)
+		defer p.endUpstream(c)
+	}
 	c.sentAt = p.now()
 	resp, err := rt.RoundTrip(up)
 	if err != nil {
@@ -813,7 +837,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // record publishes the usage event of a call.
 func (p *Proxy) record(r *http.Request, c *call, status int) {
 	end := p.now()
-	p.opts.Metrics.observe(c.providerName(), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)))
+	c.status = status
+	p.opts.Metrics.observe(c.providerName(), status, c.outcome, c.overheadMS, ms(end.Sub(c.start)), c.tr.serverSpan())
 	if c.key == nil || c.tenant == nil {
 		return // unauthenticated: nothing to attribute
 	}
@@ -835,6 +860,9 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 		ev.Outcome = usage.OutcomeError
 	}
 	ev.Violations = c.violations // the ingester derives violation_ids from them
+	if c.tr != nil {
+		ev.Traceparent = c.tr.traceparent()
+	}
 	if c.tenant.LogRequestBodies && c.reqBody != nil {
 		ev.RequestBody = p.loggedBody(c, policy.DirectionRequest, c.reqBody)
 	}

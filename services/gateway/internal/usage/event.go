@@ -34,6 +34,11 @@ type Event struct {
 	Violations       []Violation `json:"violations,omitempty"`
 	RequestBody      *string     `json:"request_body,omitempty"`
 	ResponseBody     *string     `json:"response_body,omitempty"`
+	// Traceparent is the W3C trace context of the proxied request's server
+	// span when tracing is on and the request sampled: the publisher
+	// carries it in the message headers to the ingester's insert span.
+	// Never part of the stored event.
+	Traceparent string `json:"-"`
 }
 
 // Violation is one policy match of a request, as stored (masked snippets only).

@@ -225,6 +225,7 @@ func (p *Publisher) send(evs []*Event) {
 	limit := MessageLimit(p.nc)
 	batchBytes := min(maxBatchBytes, limit)
 	var buf []byte
+	var tps []string // trace contexts of the message's sampled events (trace.go)
 	first, n := "", 0
 	flush := func() {
 		if n == 0 {
@@ -234,8 +235,8 @@ func (p *Publisher) send(evs []*Event) {
 		if n > 1 {
 			id = first + "+" + strconv.Itoa(n-1)
 		}
-		p.publishAsync(id, buf)
-		buf, first, n = nil, "", 0
+		p.publishAsync(id, buf, tps)
+		buf, tps, first, n = nil, nil, "", 0
 	}
 	for _, ev := range evs {
 		b, ok := p.encode(ev, limit)
@@ -251,6 +252,7 @@ func (p *Publisher) send(evs []*Event) {
 			first = ev.RequestID
 		}
 		buf = append(buf, b...)
+		tps = appendTraceparent(tps, ev)
 		n++
 	}
 	flush()
@@ -272,7 +274,7 @@ func (p *Publisher) encode(ev *Event, limit int) ([]byte, bool) {
 	return b, true
 }
 
-func (p *Publisher) publishAsync(id string, data []byte) {
+func (p *Publisher) publishAsync(id string, data []byte, tps []string) {
 	if p.nc.Status() != nats.CONNECTED {
 		p.spoolRaw(id, data, errors.New("nats not connected"))
 		return
@@ -286,6 +288,7 @@ func (p *Publisher) publishAsync(id string, data []byte) {
 	}
 	msg := &nats.Msg{Subject: p.subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
+	setTraceparents(msg.Header, tps)
 	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait)); err != nil {
 		p.inflight.Release(weight(len(data)))
 		p.spoolRaw(id, data, err)

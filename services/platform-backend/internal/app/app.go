@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -35,6 +36,7 @@ import (
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/svcauth"
+	"trueportai/services/internal/telemetry"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/configs"
@@ -93,6 +95,13 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		return fmt.Errorf("config: %w", err)
 	}
 	log := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	// Tracing (OTEL_*; off by default), flushed after everything stopped.
+	tel, err := telemetry.FromEnv(ctx, getenv, "platform-backend")
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer tel.Close(5*time.Second, log)
+	tel.Announce(log)
 
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
 	if err != nil {
@@ -149,7 +158,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	pub := events.NewPublisher(nc, events.Subjects{Prefix: cfg.NATSPrefix}, log)
 
 	reg := metrics.New("platform-backend")
-	e := httpserver.New(log, reg.Middleware())
+	e := httpserver.New(log, reg.Middleware(), tel.Middleware())
 	// Identity: mail goes out from an owned worker pool, stopped after the
 	// HTTP server (so no request can queue a job that is then dropped).
 	jobs := worker.New(log, worker.Options{Drain: cfg.ShutdownGrace})
@@ -167,7 +176,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
-	out, closeOut, err := newOutbound(cfg, mailer, log, id.tls.DialOption(), id.minter.DialOption(svcauth.Gateway, id.tls != nil))
+	out, closeOut, err := newOutbound(cfg, mailer, log, tel, id.tls.DialOption(), id.minter.DialOption(svcauth.Gateway, id.tls != nil))
 	if err != nil {
 		return err
 	}
@@ -250,7 +259,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	internalSrv.Addr = internalLis.Addr().String()
 
 	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
-	grpcSrv := grpc.NewServer(append(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log)...)...)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
 	gs := grpcapi.New(log, st, tokens, box)
 	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)

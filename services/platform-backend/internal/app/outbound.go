@@ -2,9 +2,11 @@ package app
 
 import (
 	"log/slog"
+	"slices"
 
 	"google.golang.org/grpc"
 
+	"trueportai/services/internal/telemetry"
 	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/mail"
@@ -22,8 +24,8 @@ type outbound struct {
 
 // newOutbound builds them (dial: the transport and the service token of
 // the gateway connection); close releases the gateway client.
-func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger, dial ...grpc.DialOption) (outbound, func(), error) {
-	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, dial...)
+func newOutbound(cfg config.Config, sender mail.Sender, log *slog.Logger, tel *telemetry.Telemetry, dial ...grpc.DialOption) (outbound, func(), error) {
+	gw, err := gatewayclient.New(cfg.GatewayGRPCAddr, cfg.GatewayRPCTimeout, slices.Concat(dial, tel.GRPCDialOptions())...)
 	if err != nil {
 		return outbound{}, nil, err
 	}

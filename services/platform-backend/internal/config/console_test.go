@@ -11,7 +11,8 @@ import (
 // scheme and host only. GATEWAY_PUBLIC_URL follows the relay unless set.
 func TestConsoleGateway(t *testing.T) {
 	t.Parallel()
-	prod := map[string]string{"JWT_SIGNING_KEY_FILE": "k.pem", "SECRETS_ENCRYPTION_KEY": "x", "INTERNAL_GRPC_TOKEN": strings.Repeat("t", 32)}
+	prod := map[string]string{"JWT_SIGNING_KEY_FILE": "k.pem", "SECRETS_ENCRYPTION_KEY": "x", "SERVICE_KEY_FILE": "s.pem",
+		"GRPC_TLS_CA_FILE": "ca.crt", "GRPC_TLS_CERT_FILE": "tls.crt", "GRPC_TLS_KEY_FILE": "tls.key"}
 	for _, tc := range []struct {
 		name              string
 		env               map[string]string
