@@ -15,8 +15,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
