@@ -24,8 +24,14 @@ import (
 // sends their events back to the usage stream and deletes them (an event
 // refused again comes back as a new dead letter; lines that are not whole
 // events are kept). The environment is the server's (NATS_URL, NATS_PREFIX).
+//
+// "rollups rebuild --tenant ID --from T --to T" recomputes a tenant's
+// rollups from its logs (rollupsCommand).
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	const usageText = "usage: gateway deadletter list|replay [--limit N]"
+	if len(args) > 0 && args[0] == "rollups" {
+		return rollupsCommand(ctx, args, getenv, stdout)
+	}
+	usageText := "usage: gateway deadletter list|replay [--limit N]\n       " + rollupsUsage[len("usage: "):]
 	if len(args) < 2 || args[0] != "deadletter" || (args[1] != "list" && args[1] != "replay") {
 		return errors.New(usageText)
 	}
