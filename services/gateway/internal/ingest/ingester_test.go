@@ -20,8 +20,8 @@ import (
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/usage"
-	"trueportai/services/internal/money"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/money"
 	"trueportai/services/internal/pgdb"
 )
 
