@@ -89,10 +89,13 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		return Stats{}, fmt.Errorf("analytics: unknown interval %q", q.Interval)
 	}
 	src, args := rollupSource(g.dim, q.TenantID, q.Env, q.From, q.To, q.Interval)
-	// One pass over the rollup rows, grouped by (bucket, group); totals,
-	// series, breakdown and the latency histogram are folded here.
-	rows, err := s.pool.Query(ctx, `SELECT date_trunc('`+q.Interval+`', r.bucket, 'UTC'), `+g.col+statsSumCols+`
-		FROM `+src+` GROUP BY 1, 2 ORDER BY 1`, args...)
+	// One pass over the rollup rows with two grouping sets: one row per
+	// bucket (the series; the totals and the latency histogram are their
+	// sums) and one per group (the breakdown), not one per (bucket, group):
+	// an hourly month by key is 744 + 20 rows, not 744 × 20.
+	bucket := `date_trunc('` + q.Interval + `', r.bucket, 'UTC')`
+	rows, err := s.pool.Query(ctx, `SELECT `+bucket+`, `+g.col+`, GROUPING(`+bucket+`)`+statsSumCols+`
+		FROM `+src+` GROUP BY GROUPING SETS ((`+bucket+`), (`+g.col+`)) ORDER BY 3, 1`, args...)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -101,11 +104,12 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	var latSum int64
 	hist := make([]int64, histBuckets)
 	series := []Point{}
-	groups := map[string]*Group{}
-	var b time.Time
-	var key string
+	breakdown := []Group{}
+	var b *time.Time
+	var key *string
+	var byGroup int32
 	m := make([]int64, len(measureCols))
-	dst := []any{&b, &key}
+	dst := []any{&b, &key, &byGroup}
 	for i := range m {
 		dst = append(dst, &m[i])
 	}
@@ -113,35 +117,27 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		if err := rows.Scan(dst...); err != nil {
 			return Stats{}, err
 		}
-		req, errs, cost := m[0], m[1], money.USD(m[6])
-		t.Requests += req
-		t.Errors += errs
-		t.UnknownUsage += m[2]
-		t.PromptTokens += m[3]
-		t.CompletionTokens += m[4]
-		t.TotalTokens += m[5]
-		t.CostUSD += cost
-		latSum += m[7]
-		for i := range hist {
-			hist[i] += m[8+i]
+		req, cost := m[0], money.USD(m[6])
+		if byGroup == 0 { // a bucket of the series
+			t.Requests += req
+			t.Errors += m[1]
+			t.UnknownUsage += m[2]
+			t.PromptTokens += m[3]
+			t.CompletionTokens += m[4]
+			t.TotalTokens += m[5]
+			t.CostUSD += cost
+			latSum += m[7]
+			for i := range hist {
+				hist[i] += m[8+i]
+			}
+			series = append(series, Point{Bucket: b.UTC(), Requests: req, Errors: m[1], TotalTokens: m[5], CostUSD: cost})
+			continue
 		}
-		bu := b.UTC()
-		if n := len(series); n == 0 || !series[n-1].Bucket.Equal(bu) {
-			series = append(series, Point{Bucket: bu})
+		k := ""
+		if key != nil {
+			k = *key
 		}
-		pt := &series[len(series)-1]
-		pt.Requests += req
-		pt.Errors += errs
-		pt.TotalTokens += m[5]
-		pt.CostUSD += cost
-		gr, ok := groups[key]
-		if !ok {
-			gr = &Group{Key: key}
-			groups[key] = gr
-		}
-		gr.Requests += req
-		gr.TotalTokens += m[5]
-		gr.CostUSD += cost
+		breakdown = append(breakdown, Group{Key: k, Requests: req, TotalTokens: m[5], CostUSD: cost})
 	}
 	if err := rows.Err(); err != nil {
 		return Stats{}, err
@@ -149,10 +145,6 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	if t.Requests > 0 {
 		t.AvgLatencyMS = float64(latSum) / 1000 / float64(t.Requests)
 		t.P95LatencyMS = Percentile(hist, 0.95)
-	}
-	breakdown := make([]Group, 0, len(groups))
-	for _, g := range groups {
-		breakdown = append(breakdown, *g)
 	}
 	sort.Slice(breakdown, func(i, j int) bool {
 		if breakdown[i].Requests != breakdown[j].Requests {
