@@ -63,6 +63,9 @@ func statsSQL(groupBy, interval string) string {
 		sums.WriteString(", sum(r." + c + ")::bigint")
 	}
 	bucket := "date_trunc('" + interval + "', r.bucket, 'UTC')"
+	if interval == "hour" {
+		bucket = "r.bucket"
+	}
 	return fmt.Sprintf(`SELECT %[1]s, %[2]s, GROUPING(%[1]s)%[3]s
 		FROM %[4]s GROUP BY GROUPING SETS ((%[1]s), (%[2]s)) ORDER BY 3, 1`, bucket, d.col, sums.String(), src)
 }

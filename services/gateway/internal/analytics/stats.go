@@ -94,6 +94,9 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	// sums) and one per group (the breakdown), not one per (bucket, group):
 	// an hourly month by key is 744 + 20 rows, not 744 × 20.
 	bucket := `date_trunc('` + q.Interval + `', r.bucket, 'UTC')`
+	if q.Interval == "hour" {
+		bucket = `r.bucket` // hourly rows are hours already: no sort on an expression
+	}
 	rows, err := s.pool.Query(ctx, `SELECT `+bucket+`, `+g.col+`, GROUPING(`+bucket+`)`+statsSumCols+`
 		FROM `+src+` GROUP BY GROUPING SETS ((`+bucket+`), (`+g.col+`)) ORDER BY 3, 1`, args...)
 	if err != nil {
