@@ -459,6 +459,8 @@ type logRow struct {
 	TotalTokens      *int64  `json:"total_tokens"`
 	Outcome          string  `json:"outcome"`
 	LatencyMS        float64 `json:"latency_ms"`
+	// The cost as written (a decimal JSON number), to check it exactly.
+	CostUSD json.Number `json:"cost_usd"`
 }
 
 type logPage struct {

@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"trueportai/services/internal/money"
 )
 
 // member registers a user, adds it to tenantID with role (directly in the
@@ -169,10 +172,10 @@ func TestStatsFromRollups(t *testing.T) {
 	}
 	var st struct {
 		Totals struct {
-			Requests    int64   `json:"requests"`
-			TotalTokens int64   `json:"total_tokens"`
-			CostUSD     float64 `json:"cost_usd"`
-			P95         float64 `json:"p95_latency_ms"`
+			Requests    int64       `json:"requests"`
+			TotalTokens int64       `json:"total_tokens"`
+			CostUSD     json.Number `json:"cost_usd"`
+			P95         float64     `json:"p95_latency_ms"`
 		} `json:"totals"`
 		Series []struct {
 			Requests int64   `json:"requests"`
@@ -189,8 +192,22 @@ func TestStatsFromRollups(t *testing.T) {
 	if c := call(t, "GET", url, ts.scopedToken, nil, &st); c != 200 {
 		t.Fatalf("stats: %d", c)
 	}
-	if st.Totals.Requests != 3 || st.Totals.TotalTokens != wantTokens || st.Totals.CostUSD <= 0 || st.Totals.P95 <= 0 {
+	if st.Totals.Requests != 3 || st.Totals.TotalTokens != wantTokens || st.Totals.P95 <= 0 {
 		t.Fatalf("totals: %+v (want 3 requests, %d tokens)", st.Totals, wantTokens)
+	}
+	// Money is exact: every cost is a plain decimal of at most 10 decimals
+	// (no binary-float tail, no exponent), and the stats total is exactly
+	// the sum of the logged costs.
+	var wantCost money.USD
+	for _, r := range page.Items {
+		c, err := money.Parse(r.CostUSD.String())
+		if err != nil || c <= 0 || c.String() != r.CostUSD.String() {
+			t.Fatalf("log %s: cost_usd %q is not a plain decimal (%v)", r.RequestID, r.CostUSD, err)
+		}
+		wantCost += c
+	}
+	if got, err := money.Parse(st.Totals.CostUSD.String()); err != nil || got != wantCost || got.String() != st.Totals.CostUSD.String() {
+		t.Fatalf("stats cost_usd %q, want exactly the logs' sum %s", st.Totals.CostUSD, wantCost)
 	}
 	if len(st.Breakdown) != 1 || st.Breakdown[0].Key != "gpt-4o-mini" || st.Breakdown[0].Requests != 3 {
 		t.Fatalf("breakdown: %+v", st.Breakdown)

@@ -155,22 +155,30 @@ func TestAnalyticsHelpers(t *testing.T) {
 	if strings.Contains(up, "DROP TABLE") || !strings.Contains(up, "DO $$") {
 		t.Errorf("upSection:\n%s", up)
 	}
-	iters := [][]float64{{10, 4, 6}, {9, 4, 5}, {8, 3, 5}, {7, 3, 4}, {6, 3, 3}, {5, 2, 3}, {4, 2, 2}, {3, 1, 2}}
-	row, steady := tableRow("x", iters, 0)
-	if row != "| x | 8 | 8.0 | 4.0 | 10.0 |" || steady != "4.0" {
-		t.Errorf("tableRow = %q, %q", row, steady)
+	if p := pct([]float64{5, 1, 4, 2, 3}, 0.5); p != 3 {
+		t.Errorf("p50 = %v", p)
 	}
-	if _, steady := tableRow("x", iters[:3], 0); steady != "9.0" {
-		t.Errorf("steady without runs 6+ = %q, want the p50 of runs 1-5", steady)
+	if p := pct([]float64{5, 1, 4, 2, 3}, 0.99); p != 5 {
+		t.Errorf("p99 of 5 runs = %v, want the maximum", p)
+	}
+	if n := len(statsMatrix(365)); n != 4*(3+5+3) {
+		t.Errorf("stats matrix of 365 days: %d scenarios", n)
+	}
+	if n := len(statsMatrix(30)); n != 4*(3+3+1) {
+		t.Errorf("stats matrix of 30 days: %d scenarios", n)
+	}
+	if got := statsArgs("t", time.Date(2026, 1, 1, 10, 30, 0, 0, time.UTC), time.Date(2026, 1, 5, 7, 0, 0, 0, time.UTC), "day"); got !=
+		"'t', 'production', '2026-01-02T00:00:00Z', '2026-01-05T00:00:00Z', '2026-01-01T10:00:00Z', '2026-01-05T00:00:00Z', '2026-01-05T07:00:00Z'" {
+		t.Errorf("statsArgs = %s", got)
 	}
 	if got := streamName("bench1a2b.x-y"); got != "BENCH1A2B_X_Y_USAGE" {
 		t.Errorf("streamName = %q", got)
 	}
-	if met(25000) != ", **met**" || met(10000) != ", **missed** (50 % of the target)" || met(0) != "" {
+	if met(45000, 40000) != ", **met**" || met(20000, 40000) != ", **missed** (50 % of the target)" || met(0, 1) != "" {
 		t.Error("met")
 	}
-	if verdictMs("232.0", 200) != "**missed** by 32 ms (1.2×)" || verdictMs("50.0", 50) != "**met**" {
-		t.Error("verdictMs")
+	if verdict(232, 200) != "**missed** (1.2×)" || verdict(50, 50) != "met" {
+		t.Error("verdict")
 	}
 	f := filepath.Join(t.TempDir(), "stat.csv")
 	csv := "# started on Sun Dec  6 06:00:00 2026\n\n1500,,syscalls:sys_enter_write,3500000000,100.00,,\n3000,,syscalls:sys_enter_read,3500000000,100.00,,\n0,,syscalls:sys_enter_fsync,3500000000,100.00,,\n"

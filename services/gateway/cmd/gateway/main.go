@@ -1,6 +1,8 @@
 // Command gateway serves the TruePortAI AI gateway: the provider proxy routes,
 // the management API, and the usage ingester. "gateway deadletter
-// list|replay [--limit N]" lists or replays the usage pipeline's dead letters.
+// list|replay [--limit N]" lists or replays the usage pipeline's dead letters;
+// "gateway rollups rebuild --tenant ID --from T --to T" recomputes a
+// tenant's usage rollups from its logs.
 package main
 
 import (

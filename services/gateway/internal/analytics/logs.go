@@ -2,8 +2,14 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"trueportai/services/internal/money"
 )
 
 // LogFilter selects the usage log rows of one tenant environment. Zero
@@ -70,7 +76,7 @@ type Log struct {
 	CompletionTokens *int64
 	TotalTokens      *int64
 	CachedTokens     *int64
-	CostUSD          *float64
+	CostUSD          *money.USD
 	Outcome          string
 	Error            string
 	ViolationIDs     []string
@@ -83,26 +89,32 @@ type Log struct {
 // volumes).
 const LogTotalCap = 10000
 
+// LogCountBudget bounds the time the count behind a page's total may take:
+// a rare filter (a model's 5xx, a provider without an index of its own)
+// may have to walk millions of index entries to find LogTotalCap matches.
+// Past the budget the total is Postgres's estimate for the filter, marked
+// as such (LogPage.Estimated).
+const LogCountBudget = 15 * time.Millisecond
+
 // LogPage is one page of logs, newest first.
 type LogPage struct {
-	Items  []Log
-	Total  int  // matching rows, at most LogTotalCap
-	Capped bool // more than LogTotalCap rows match
+	Items     []Log
+	Total     int  // matching rows: exact up to LogTotalCap, unless Estimated
+	Capped    bool // more than LogTotalCap rows match (Total is the cap)
+	Estimated bool // the count ran out of LogCountBudget: Total is the planner's estimate
 }
 
 // Logs returns a page of the rows f selects, newest first.
 func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPage, error) {
 	w := f.where()
-	var page LogPage
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+w.String()+` LIMIT `+strconv.Itoa(LogTotalCap+1)+`) x`,
-		w.args...).Scan(&page.Total); err != nil {
+	page, err := s.logTotal(ctx, w)
+	if err != nil {
 		return LogPage{}, err
 	}
-	page.Capped = page.Total > LogTotalCap
-	page.Total = min(page.Total, LogTotalCap)
 	limitOffset, args := w.page(limit, offset)
 	rows, err := s.pool.Query(ctx, `SELECT id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
-		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd, outcome, error, violation_ids, request_body, response_body
+		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
+		COALESCE(cost_usd_e10, round(cost_usd * 1e10)::bigint), outcome, error, violation_ids, request_body, response_body
 		FROM usage_logs WHERE `+w.String()+` ORDER BY created_at DESC, id DESC `+limitOffset, args...)
 	if err != nil {
 		return LogPage{}, err
@@ -111,13 +123,54 @@ func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPa
 	page.Items = []Log{}
 	for rows.Next() {
 		var l Log
+		var cost *int64
 		if err := rows.Scan(&l.ID, &l.RequestID, &l.CreatedAt, &l.KeyID, &l.KeyName, &l.Env, &l.Provider, &l.Model, &l.Path, &l.StatusCode, &l.Stream,
-			&l.LatencyMS, &l.TTFBMS, &l.PromptTokens, &l.CompletionTokens, &l.TotalTokens, &l.CachedTokens, &l.CostUSD, &l.Outcome, &l.Error,
+			&l.LatencyMS, &l.TTFBMS, &l.PromptTokens, &l.CompletionTokens, &l.TotalTokens, &l.CachedTokens, &cost, &l.Outcome, &l.Error,
 			&l.ViolationIDs, &l.RequestBody, &l.ResponseBody); err != nil {
 			return LogPage{}, err
+		}
+		if cost != nil {
+			c := money.USD(*cost)
+			l.CostUSD = &c
 		}
 		l.CreatedAt = l.CreatedAt.UTC()
 		page.Items = append(page.Items, l)
 	}
 	return page, rows.Err()
+}
+
+// logTotal counts the rows w selects, up to LogTotalCap+1, within
+// LogCountBudget (statement_timeout in its own transaction); past it, the
+// total is the planner's row estimate of the filter.
+func (s *Store) logTotal(ctx context.Context, w *where) (LogPage, error) {
+	var page LogPage
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(LogCountBudget.Milliseconds(), 10)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+w.String()+` LIMIT `+strconv.Itoa(LogTotalCap+1)+`) x`,
+			w.args...).Scan(&page.Total)
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the budget ran out
+		var plan []map[string]any
+		if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM usage_logs WHERE `+w.String(), w.args...).Scan(&plan); err != nil {
+			return LogPage{}, err
+		}
+		if len(plan) > 0 {
+			if p, ok := plan[0]["Plan"].(map[string]any); ok {
+				if rows, ok := p["Plan Rows"].(float64); ok {
+					page.Total = int(rows)
+				}
+			}
+		}
+		page.Estimated = true
+		return page, nil
+	}
+	if err != nil {
+		return LogPage{}, err
+	}
+	page.Capped = page.Total > LogTotalCap
+	page.Total = min(page.Total, LogTotalCap)
+	return page, nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/money"
 	"trueportai/services/internal/pgdb"
 )
 
@@ -139,12 +141,12 @@ func TestEnsurePartitions(t *testing.T) {
 	if n := queryInt(t, pool, `SELECT count(*) FROM usage_logs`); n != 2 {
 		t.Fatalf("usage_logs has %d rows after the redelivery, want 2", n)
 	}
-	if n := queryInt(t, pool, `SELECT sum(requests) FROM usage_rollups_hourly`); n != 2 {
+	if n := queryInt(t, pool, `SELECT sum(requests) FROM usage_rollups_model_hourly`); n != 2 {
 		t.Fatalf("rollups count %d requests, want 2", n)
 	}
 	// Partitions created by the maintenance carry the parent's keys and indexes.
-	if n := queryInt(t, pool, `SELECT count(*) FROM pg_indexes WHERE tablename = $1`, month); n != 6 {
-		t.Fatalf("%s has %d indexes, want 6 (primary key, unique, 4 filter indexes)", month, n)
+	if n := queryInt(t, pool, `SELECT count(*) FROM pg_indexes WHERE tablename = $1`, month); n != 5 {
+		t.Fatalf("%s has %d indexes, want 5 (unique key, 4 filter indexes)", month, n)
 	}
 	// Idempotent.
 	if created, err := EnsurePartitions(ctx, pool, later); err != nil || len(created) != 0 {
@@ -246,7 +248,7 @@ func TestRetentionDropsPartitionsOnlyWhenSafe(t *testing.T) {
 		}
 	}
 	// Rollups are kept.
-	if n := queryInt(t, pool, `SELECT sum(requests) FROM usage_rollups_daily`); n != int64(len(evs)) {
+	if n := queryInt(t, pool, `SELECT sum(requests) FROM usage_rollups_key_daily`); n != int64(len(evs)) {
 		t.Errorf("daily rollups count %d requests, want %d", n, len(evs))
 	}
 
@@ -266,39 +268,16 @@ func TestRetentionDropsPartitionsOnlyWhenSafe(t *testing.T) {
 
 // TestRollupUpsertAccumulates: several batches, some of them concurrent,
 // hitting the same rollup rows add up to the rollups of all their events
-// (sums and every latency_hist bucket); a redelivered batch adds nothing.
+// in every table (sums and every histogram bucket, computed here in Go as
+// the oracle); a redelivered batch adds nothing; and a rebuild from the
+// logs (RebuildRollups) gives exactly the same rows.
 func TestRollupUpsertAccumulates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := migratedPool(t, "rollups")
 	in := New(pool)
-	rng := rand.New(rand.NewPCG(7, 11))
-	base := time.Now().UTC().Truncate(time.Hour).Add(-30 * time.Hour)
-	tenants := []string{tenantA, tenantB}
-	keys := []string{"", "11111111-2222-4333-8444-555555555555"}
-	statuses := []int{200, 429, 500}
-	var all []usage.Event
-	var batches [][]usage.Event
-	for b := range 8 {
-		var batch []usage.Event
-		for i := range 300 {
-			ev := testEvent(fmt.Sprintf("b%d-%d", b, i), base.Add(time.Duration(rng.IntN(30*3600))*time.Second), tenants[rng.IntN(2)],
-				math.Exp(rng.Float64()*11))
-			ev.KeyID = keys[rng.IntN(2)]
-			ev.StatusCode = statuses[rng.IntN(3)]
-			if ev.StatusCode == 200 {
-				p, c := int64(rng.IntN(1000)), int64(rng.IntN(300))
-				tot, cost := p+c, float64(p+c)/1e6
-				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostUSD = &p, &c, &tot, &cost
-			} else {
-				ev.Outcome = usage.OutcomeError
-			}
-			batch = append(batch, ev)
-		}
-		all = append(all, batch...)
-		batches = append(batches, batch)
-	}
-	// Two batches alone, then three pairs concurrently.
+	all, batches := rollupTestBatches()
+	// Two batches alone, then the rest concurrently.
 	for _, b := range batches[:2] {
 		if err := insertErr(in.Insert(ctx, b)); err != nil {
 			t.Fatal(err)
@@ -317,55 +296,193 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := insertErr(in.Insert(ctx, batches[3])); err != nil { // a redelivery
+	if n, err := in.Insert(ctx, batches[3]); err != nil || n != 0 { // a redelivery
+		t.Fatalf("redelivery: %d new, %v", n, err)
+	}
+	incremental := checkRollups(t, pool, all)
+
+	// Rebuild tenant A over its whole range after damaging its rollups:
+	// the tables come back row for row; tenant B's rows are not touched.
+	for _, table := range RollupTables() {
+		if _, err := pool.Exec(ctx, `UPDATE `+table+` SET requests = requests + 5, h3 = 0 WHERE tenant_id = $1`, tenantA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM usage_rollups_key_daily WHERE tenant_id = $1`, tenantA); err != nil {
 		t.Fatal(err)
 	}
-	ptrs := make([]*usage.Event, len(all))
-	for i := range all {
-		ptrs[i] = &all[i]
+	from, to := all[0].CreatedAt, all[0].CreatedAt
+	for _, e := range all {
+		from, to = minTime(from, e.CreatedAt), maxTime(to, e.CreatedAt)
 	}
-	for _, table := range []struct {
-		name string
-		span time.Duration
-	}{{"usage_rollups_hourly", time.Hour}, {"usage_rollups_daily", 24 * time.Hour}} {
-		want := aggregate(ptrs, table.span)
-		rows, err := pool.Query(ctx, `SELECT tenant_id::text, env, bucket, provider, model, key_id::text, status_code, requests, errors, unknown_usage,
-			prompt_tokens, completion_tokens, total_tokens, cost_usd, latency_sum_ms, latency_hist FROM `+table.name+`
-			ORDER BY tenant_id, env, bucket, provider, model, key_id, status_code`)
-		if err != nil {
-			t.Fatal(err)
+	res, err := in.RebuildRollups(ctx, tenantA, from, to.Add(time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantRows int64
+	for _, e := range all {
+		if e.TenantID == tenantA {
+			wantRows++
 		}
-		var got []*rollup
-		for rows.Next() {
-			r := &rollup{}
-			if err := rows.Scan(&r.tenant, &r.env, &r.bucket, &r.provider, &r.model, &r.keyID, &r.status, &r.requests, &r.errors, &r.unknown,
-				&r.prompt, &r.completion, &r.total, &r.cost, &r.latencySum, &r.hist); err != nil {
+	}
+	if res.Rows != wantRows || res.Days < 2 {
+		t.Fatalf("rebuild read %d rows over %d days, want %d rows", res.Rows, res.Days, wantRows)
+	}
+	rebuilt := checkRollups(t, pool, all)
+	for table, rows := range incremental {
+		if fmt.Sprint(rows) != fmt.Sprint(rebuilt[table]) {
+			t.Fatalf("%s: rebuilt rows differ from the incremental ones", table)
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// rollupTestBatches makes 8 batches of 300 events over 30 hours, two
+// tenants and envs, keys and no key, three statuses, latencies on and
+// between the histogram bounds, and costs.
+func rollupTestBatches() (all []usage.Event, batches [][]usage.Event) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	base := time.Now().UTC().Truncate(time.Hour).Add(-30 * time.Hour)
+	tenants := []string{tenantA, tenantB}
+	keys := []string{"", "11111111-2222-4333-8444-555555555555"}
+	statuses := []int{200, 429, 500}
+	models := []string{"gpt-4o", "gpt-4o-mini", "claude-haiku-4-5"}
+	for b := range 8 {
+		var batch []usage.Event
+		for i := range 300 {
+			lat := math.Exp(rng.Float64() * 11)
+			if i%10 == 0 {
+				lat = LatencyBounds[rng.IntN(len(LatencyBounds))] // exactly on a bound
+			}
+			ev := testEvent(fmt.Sprintf("b%d-%d", b, i), base.Add(time.Duration(rng.IntN(30*3600*1000))*time.Millisecond), tenants[rng.IntN(2)], lat)
+			ev.KeyID = keys[rng.IntN(2)]
+			ev.StatusCode = statuses[rng.IntN(3)]
+			ev.Model = models[rng.IntN(3)]
+			if ev.Model == "claude-haiku-4-5" {
+				ev.Provider = "anthropic"
+			}
+			if i%7 == 0 {
+				ev.Env = "staging"
+			}
+			if ev.StatusCode == 200 {
+				p, c := int64(rng.IntN(1000)), int64(rng.IntN(300))
+				tot, cost := p+c, money.USD(rng.Int64N(1e9))
+				ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CostUSD = &p, &c, &tot, &cost
+			} else {
+				ev.Outcome = usage.OutcomeError
+			}
+			batch = append(batch, ev)
+		}
+		all = append(all, batch...)
+		batches = append(batches, batch)
+	}
+	return all, batches
+}
+
+// checkRollups compares every rollup table with the Go oracle of evs and
+// returns the tables' rows (as text, in key order).
+func checkRollups(t *testing.T, pool *pgxpool.Pool, evs []usage.Event) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, d := range dimensions {
+		for _, g := range []struct {
+			suffix string
+			span   time.Duration
+		}{{"hourly", time.Hour}, {"daily", 24 * time.Hour}} {
+			table := "usage_rollups_" + d.name + "_" + g.suffix
+			want := oracle(evs, d.name, g.span)
+			rows, err := pool.Query(context.Background(), `SELECT tenant_id::text || '|' || env || '|' || to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24')
+				|| '|' || concat_ws('|', `+strings.Join(d.cols, ", ")+`), `+strings.Join(measureCols, ", ")+` FROM `+table+`
+				ORDER BY tenant_id, env, bucket, `+strings.Join(d.cols, ", "))
+			if err != nil {
 				t.Fatal(err)
 			}
-			r.bucket = r.bucket.UTC()
-			got = append(got, r)
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d rows, want %d", table.name, len(got), len(want))
-		}
-		if len(want) >= len(all) {
-			t.Fatalf("%s: the events hit %d rows: no row got several events", table.name, len(want))
-		}
-		for i := range want {
-			g, w := got[i], want[i]
-			// Costs and latency sums are float sums in another order.
-			if math.Abs(g.cost-w.cost) > 1e-9 || math.Abs(g.latencySum-w.latencySum) > 1e-6*max(1, w.latencySum) {
-				t.Fatalf("%s row %d: cost/latency %v/%v, want %v/%v", table.name, i, g.cost, g.latencySum, w.cost, w.latencySum)
+			got := map[string][]int64{}
+			var keys []string
+			for rows.Next() {
+				var k string
+				m := make([]int64, len(measureCols))
+				dst := []any{&k}
+				for i := range m {
+					dst = append(dst, &m[i])
+				}
+				if err := rows.Scan(dst...); err != nil {
+					t.Fatal(err)
+				}
+				got[k] = m
+				keys = append(keys, k)
+				out[table] = append(out[table], k+fmt.Sprint(m))
 			}
-			g.cost, g.latencySum = w.cost, w.latencySum
-			if fmt.Sprint(*g) != fmt.Sprint(*w) {
-				t.Fatalf("%s row %d:\n got %+v\nwant %+v", table.name, i, *g, *w)
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d rows, want %d", table, len(got), len(want))
+			}
+			if len(want) >= len(evs) {
+				t.Fatalf("%s: the events hit %d rows: no row got several events", table, len(want))
+			}
+			for _, k := range keys {
+				if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+					t.Fatalf("%s %s:\n got %v\nwant %v (%v)", table, k, got[k], want[k], measureCols)
+				}
 			}
 		}
 	}
+	return out
+}
+
+// oracle folds evs into the measures (measureCols) of dimension dim at
+// span granularity, keyed as checkRollups keys the table rows.
+func oracle(evs []usage.Event, dim string, span time.Duration) map[string][]int64 {
+	out := map[string][]int64{}
+	for _, e := range evs {
+		var dv string
+		switch dim {
+		case "model":
+			dv = e.Provider + "|" + e.Model
+		case "key":
+			dv = e.KeyID
+			if dv == "" {
+				dv = zeroUUID
+			}
+		case "status":
+			dv = fmt.Sprint(e.StatusCode)
+		}
+		k := e.TenantID + "|" + e.Env + "|" + e.CreatedAt.UTC().Truncate(span).Format("2006-01-02 15") + "|" + dv
+		m, ok := out[k]
+		if !ok {
+			m = make([]int64, len(measureCols))
+			out[k] = m
+		}
+		m[0]++
+		if e.StatusCode >= 400 || e.Outcome == usage.OutcomeError {
+			m[1]++
+		}
+		if e.TotalTokens == nil {
+			m[2]++
+		} else {
+			m[5] += *e.TotalTokens
+		}
+		if e.PromptTokens != nil {
+			m[3] += *e.PromptTokens
+		}
+		if e.CompletionTokens != nil {
+			m[4] += *e.CompletionTokens
+		}
+		if e.CostUSD != nil {
+			m[6] += int64(*e.CostUSD)
+		}
+		m[7] += int64(math.RoundToEven(e.LatencyMS * 1000)) // Postgres rounds float8 half to even
+		m[8+latencyBucket(e.LatencyMS)]++
+	}
+	return out
 }
 
 // insertErr drops Insert's count of new rows.

@@ -1,17 +1,20 @@
 package analytics
 
 import (
-	"trueportai/services/gateway/internal/usage"
-
-	"sort"
-	"time"
+	"fmt"
+	"strconv"
+	"strings"
 )
 
-// LatencyBounds are the upper bounds (ms) of the rollup latency histogram;
-// the last bucket is open-ended.
+// LatencyBounds are the upper bounds (ms) of the rollup latency histogram
+// (columns h0…h12; h13 counts the rest).
 var LatencyBounds = []float64{5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
 
-// latencyBucket returns the histogram index of ms.
+// histBuckets is the number of histogram columns.
+const histBuckets = 14
+
+// latencyBucket returns the histogram index of ms: the first bound ms does
+// not exceed (the SQL twin is latencyBucketSQL).
 func latencyBucket(ms float64) int {
 	for i, b := range LatencyBounds {
 		if ms <= b {
@@ -21,83 +24,130 @@ func latencyBucket(ms float64) int {
 	return len(LatencyBounds)
 }
 
-// rollupKey identifies one hourly rollup row.
-type rollupKey struct {
-	tenant, env string
-	bucket      time.Time
-	provider    string
-	model       string
-	keyID       string
-	status      int
+// latencyBucketSQL is latencyBucket over a latency_ms column: width_bucket
+// of the negated value over the negated bounds counts the bounds ≥ ms.
+func latencyBucketSQL(col string) string {
+	neg := make([]string, len(LatencyBounds))
+	for i, b := range LatencyBounds {
+		neg[len(LatencyBounds)-1-i] = "-" + strconv.FormatFloat(b, 'f', -1, 64)
+	}
+	return fmt.Sprintf("(%d - width_bucket(-%s, '{%s}'::float8[]))", len(LatencyBounds), col, strings.Join(neg, ","))
 }
 
-type rollup struct {
-	rollupKey
-	requests, errors, unknown int64
-	prompt, completion, total int64
-	cost, latencySum          float64
-	hist                      []int64
+// dimension is one group-by dimension of the rollups: its tables are
+// usage_rollups_<name>_hourly and _daily, keyed by (tenant_id, env, bucket,
+// cols…).
+type dimension struct {
+	name string
+	cols []string // key columns after bucket
+	expr []string // their values from a usage_logs row
 }
 
+// zeroUUID stands for "no key" in the key rollups (a key column is part of
+// their primary key).
 const zeroUUID = "00000000-0000-0000-0000-000000000000"
 
-// aggregate folds events into rollup rows of the given span (an hour or a
-// UTC day), sorted by key (a stable lock order for concurrent ingesters).
-func aggregate(evs []*usage.Event, span time.Duration) []*rollup {
-	m := map[rollupKey]*rollup{}
-	for _, e := range evs {
-		k := rollupKey{e.TenantID, e.Env, e.CreatedAt.UTC().Truncate(span), e.Provider, e.Model, e.KeyID, e.StatusCode}
-		if k.keyID == "" {
-			k.keyID = zeroUUID
-		}
-		r, ok := m[k]
-		if !ok {
-			r = &rollup{rollupKey: k, hist: make([]int64, len(LatencyBounds)+1)}
-			m[k] = r
-		}
-		r.requests++
-		if e.StatusCode >= 400 || e.Outcome == usage.OutcomeError {
-			r.errors++
-		}
-		if e.TotalTokens == nil {
-			r.unknown++
-		} else {
-			r.total += *e.TotalTokens
-		}
-		if e.PromptTokens != nil {
-			r.prompt += *e.PromptTokens
-		}
-		if e.CompletionTokens != nil {
-			r.completion += *e.CompletionTokens
-		}
-		if e.CostUSD != nil {
-			r.cost += *e.CostUSD
-		}
-		r.latencySum += e.LatencyMS
-		r.hist[latencyBucket(e.LatencyMS)]++
+var dimensions = []dimension{
+	{"model", []string{"provider", "model"}, []string{"provider", "model"}},
+	{"key", []string{"key_id"}, []string{"COALESCE(key_id, '" + zeroUUID + "'::uuid)"}},
+	{"status", []string{"status_code"}, []string{"status_code"}},
+}
+
+// RollupTables lists every rollup table (hourly and daily of each dimension).
+func RollupTables() []string {
+	var out []string
+	for _, d := range dimensions {
+		out = append(out, "usage_rollups_"+d.name+"_hourly", "usage_rollups_"+d.name+"_daily")
 	}
-	out := make([]*rollup, 0, len(m))
-	for _, r := range m {
-		out = append(out, r)
+	return out
+}
+
+// measureCols are the summed columns of every rollup table, in order.
+var measureCols = func() []string {
+	out := []string{"requests", "errors", "unknown_usage", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd_e10", "latency_sum_us"}
+	for i := range histBuckets {
+		out = append(out, "h"+strconv.Itoa(i))
 	}
-	sort.Slice(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		switch {
-		case a.tenant != b.tenant:
-			return a.tenant < b.tenant
-		case a.env != b.env:
-			return a.env < b.env
-		case !a.bucket.Equal(b.bucket):
-			return a.bucket.Before(b.bucket)
-		case a.provider != b.provider:
-			return a.provider < b.provider
-		case a.model != b.model:
-			return a.model < b.model
-		case a.keyID != b.keyID:
-			return a.keyID < b.keyID
+	return out
+}()
+
+// rowMeasures aggregates usage_logs rows (a relation with its columns and
+// lb, the latency bucket) into measureCols. Every measure is an integer,
+// so sums are exact in any order: a rebuild equals the increments.
+func rowMeasures() string {
+	m := []string{
+		"count(*)",
+		"count(*) FILTER (WHERE status_code >= 400 OR outcome = 'error')",
+		"count(*) FILTER (WHERE total_tokens IS NULL)",
+		"COALESCE(sum(prompt_tokens), 0)",
+		"COALESCE(sum(completion_tokens), 0)",
+		"COALESCE(sum(total_tokens), 0)",
+		"COALESCE(sum(COALESCE(cost_usd_e10, round(cost_usd * 1e10)::bigint)), 0)",
+		"sum(round(latency_ms * 1000)::bigint)",
+	}
+	for i := range histBuckets {
+		m = append(m, fmt.Sprintf("count(*) FILTER (WHERE lb = %d)", i))
+	}
+	return strings.Join(aliased(m, measureCols), ", ")
+}
+
+// sumMeasures re-aggregates rows that already hold measureCols.
+func sumMeasures() string {
+	m := make([]string, len(measureCols))
+	for i, c := range measureCols {
+		m[i] = "sum(" + c + ")::bigint"
+	}
+	return strings.Join(m, ", ")
+}
+
+// logColsForRollups are the usage_logs columns the rollups read.
+const logColsForRollups = "tenant_id, env, created_at, provider, model, key_id, status_code, outcome, latency_ms, prompt_tokens, completion_tokens, total_tokens, cost_usd_e10, cost_usd"
+
+// rollupCTEs returns WITH items (each ending in a comma) that fold the
+// usage_logs rows of relation src into every rollup table: for each
+// dimension, the hour-grain aggregate (<dim>_h, read by two inserts), its
+// hourly upsert and the daily upsert of its regrouping by UTC day. mode
+// is "add" (ON CONFLICT adds: ingestion) or "insert" (plain insert: a
+// rebuild into emptied ranges). Rows are written in key order, the lock
+// order every ingester shares.
+func rollupCTEs(src, mode string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "f AS MATERIALIZED (SELECT *, %s AS lb FROM %s),\n", latencyBucketSQL("latency_ms"), src)
+	for _, d := range dimensions {
+		keyCols := "tenant_id, env, bucket, " + strings.Join(d.cols, ", ")
+		n := 3 + len(d.cols)
+		groupBy := make([]string, n)
+		for i := range groupBy {
+			groupBy[i] = strconv.Itoa(i + 1)
 		}
-		return a.status < b.status
-	})
+		gb := strings.Join(groupBy, ", ")
+		fmt.Fprintf(&b, "%s_h AS (SELECT tenant_id, env, date_trunc('hour', created_at, 'UTC') AS bucket, %s, %s FROM f GROUP BY %s),\n",
+			d.name, strings.Join(aliased(d.expr, d.cols), ", "), rowMeasures(), gb)
+		for _, g := range []struct{ suffix, sel string }{
+			{"hourly", fmt.Sprintf("SELECT * FROM %s_h ORDER BY %s", d.name, gb)},
+			{"daily", fmt.Sprintf("SELECT tenant_id, env, date_trunc('day', bucket, 'UTC'), %s, %s FROM %s_h GROUP BY %s ORDER BY %s",
+				strings.Join(d.cols, ", "), sumMeasures(), d.name, gb, gb)},
+		} {
+			table := "usage_rollups_" + d.name + "_" + g.suffix
+			fmt.Fprintf(&b, "%s_%s AS (INSERT INTO %s AS r (%s, %s) %s", d.name, g.suffix, table, keyCols, strings.Join(measureCols, ", "), g.sel)
+			if mode == "add" {
+				set := make([]string, len(measureCols))
+				for i, c := range measureCols {
+					set[i] = c + " = r." + c + " + EXCLUDED." + c
+				}
+				fmt.Fprintf(&b, " ON CONFLICT (%s) DO UPDATE SET %s", keyCols, strings.Join(set, ", "))
+			}
+			b.WriteString("),\n")
+		}
+	}
+	return b.String()
+}
+
+func aliased(expr, cols []string) []string {
+	out := make([]string, len(expr))
+	for i := range expr {
+		out[i] = expr[i] + " AS " + cols[i]
+	}
 	return out
 }
 

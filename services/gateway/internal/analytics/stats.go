@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
+	"strings"
 	"time"
+
+	"trueportai/services/internal/money"
 )
 
 // StatsQuery asks for the usage of one tenant environment in [From, To),
-// as a series per Interval ("hour" or "day") and a breakdown by GroupBy
-// ("model", "provider", "key" or "status").
+// as a series per Interval ("hour", "day" or "month", UTC) and a breakdown
+// by GroupBy ("model", "provider", "key" or "status").
 type StatsQuery struct {
 	TenantID, Env string
 	From, To      time.Time
@@ -26,7 +28,7 @@ type Totals struct {
 	PromptTokens     int64
 	CompletionTokens int64
 	TotalTokens      int64
-	CostUSD          float64
+	CostUSD          money.USD
 	AvgLatencyMS     float64
 	P95LatencyMS     float64 // estimated from the rollups' latency histogram
 }
@@ -37,7 +39,7 @@ type Point struct {
 	Requests     int64
 	Errors       int64
 	TotalTokens  int64
-	CostUSD      float64
+	CostUSD      money.USD
 	AvgLatencyMS float64
 	P95LatencyMS float64 // estimated from the bucket's latency histogram
 }
@@ -47,7 +49,7 @@ type Group struct {
 	Key         string
 	Requests    int64
 	TotalTokens int64
-	CostUSD     float64
+	CostUSD     money.USD
 }
 
 // Stats is the answer to a StatsQuery.
@@ -60,108 +62,99 @@ type Stats struct {
 // MaxGroups bounds the breakdown.
 const MaxGroups = 200
 
-// groupColumns maps a StatsQuery.GroupBy to its rollup column.
-var groupColumns = map[string]string{"model": "model", "provider": "provider", "key": "key_id::text", "status": "status_code::text"}
+// groupBys maps a StatsQuery.GroupBy to its rollup dimension and the
+// column (expression) it groups by.
+var groupBys = map[string]struct{ dim, col string }{
+	"model":    {"model", "model"},
+	"provider": {"model", "provider"},
+	"key":      {"key", "key_id::text"},
+	"status":   {"status", "status_code::text"},
+}
 
-// Stats answers from the rollups, never by scanning raw logs: From is
-// rounded down to its hour.
+// statsSumCols are the sums every stats query reads, in scan order.
+var statsSumCols = func() string {
+	var b strings.Builder
+	for _, c := range measureCols {
+		b.WriteString(", sum(r." + c + ")::bigint")
+	}
+	return b.String()
+}()
+
+// Stats answers from the rollups of the group-by's dimension, never by
+// scanning raw logs: From is rounded down to its hour.
 func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
-	col, ok := groupColumns[q.GroupBy]
+	g, ok := groupBys[q.GroupBy]
 	if !ok {
 		return Stats{}, fmt.Errorf("analytics: unknown group %q", q.GroupBy)
 	}
-	if q.Interval != "hour" && q.Interval != "day" {
+	if q.Interval != "hour" && q.Interval != "day" && q.Interval != "month" {
 		return Stats{}, fmt.Errorf("analytics: unknown interval %q", q.Interval)
 	}
-	src, args := rollupSource(q.TenantID, q.Env, q.From, q.To, q.Interval)
-
-	// One pass over the rollup rows, grouped by (bucket, group); totals,
-	// series, breakdown and the latency histogram are folded here.
-	histCols := ""
-	for i := 1; i <= len(LatencyBounds)+1; i++ {
-		histCols += ", sum(r.latency_hist[" + strconv.Itoa(i) + "])"
+	src, args := rollupSource(g.dim, q.TenantID, q.Env, q.From, q.To, q.Interval)
+	// One pass over the rollup rows with two grouping sets: one row per
+	// bucket (the series; the totals and the latency histogram are their
+	// sums) and one per group (the breakdown), not one per (bucket, group):
+	// an hourly month by key is 744 + 20 rows, not 744 × 20.
+	bucket := `date_trunc('` + q.Interval + `', r.bucket, 'UTC')`
+	if q.Interval == "hour" {
+		bucket = `r.bucket` // hourly rows are hours already: no sort on an expression
 	}
-	rows, err := s.pool.Query(ctx, `SELECT date_trunc('`+q.Interval+`', r.bucket), `+col+`, sum(r.requests), sum(r.errors), sum(r.unknown_usage),
-		sum(r.prompt_tokens), sum(r.completion_tokens), sum(r.total_tokens), sum(r.cost_usd), sum(r.latency_sum_ms)`+histCols+`
-		FROM `+src+` GROUP BY 1, 2 ORDER BY 1`, args...)
+	rows, err := s.pool.Query(ctx, `SELECT `+bucket+`, `+g.col+`, GROUPING(`+bucket+`)`+statsSumCols+`
+		FROM `+src+` GROUP BY GROUPING SETS ((`+bucket+`), (`+g.col+`)) ORDER BY 3, 1`, args...)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer rows.Close()
 	var t Totals
-	var latSum float64
-	hist := make([]int64, len(LatencyBounds)+1)
+	var latSum int64
+	hist := make([]int64, histBuckets)
 	series := []Point{}
-	// The open bucket's latency sum and histogram (rows come by bucket).
-	var ptLat float64
-	ptHist := make([]int64, len(hist))
-	closePoint := func() {
-		if n := len(series); n > 0 && series[n-1].Requests > 0 {
-			series[n-1].AvgLatencyMS = ptLat / float64(series[n-1].Requests)
-			series[n-1].P95LatencyMS = Percentile(ptHist, 0.95)
-		}
-		ptLat = 0
-		clear(ptHist)
+	breakdown := []Group{}
+	var b *time.Time
+	var key *string
+	var byGroup int32
+	m := make([]int64, len(measureCols))
+	dst := []any{&b, &key, &byGroup}
+	for i := range m {
+		dst = append(dst, &m[i])
 	}
-	groups := map[string]*Group{}
 	for rows.Next() {
-		var b time.Time
-		var g string
-		var req, errs, unknown, prompt, completion, total int64
-		var cost, lat float64
-		h := make([]int64, len(hist))
-		dst := []any{&b, &g, &req, &errs, &unknown, &prompt, &completion, &total, &cost, &lat}
-		for i := range h {
-			dst = append(dst, &h[i])
-		}
 		if err := rows.Scan(dst...); err != nil {
 			return Stats{}, err
 		}
-		t.Requests += req
-		t.Errors += errs
-		t.UnknownUsage += unknown
-		t.PromptTokens += prompt
-		t.CompletionTokens += completion
-		t.TotalTokens += total
-		t.CostUSD += cost
-		latSum += lat
-		for i, v := range h {
-			hist[i] += v
+		req, cost := m[0], money.USD(m[6])
+		if byGroup == 0 { // a bucket of the series
+			t.Requests += req
+			t.Errors += m[1]
+			t.UnknownUsage += m[2]
+			t.PromptTokens += m[3]
+			t.CompletionTokens += m[4]
+			t.TotalTokens += m[5]
+			t.CostUSD += cost
+			latSum += m[7]
+			for i := range hist {
+				hist[i] += m[8+i]
+			}
+			pt := Point{Bucket: b.UTC(), Requests: req, Errors: m[1], TotalTokens: m[5], CostUSD: cost}
+			if req > 0 { // the bucket's own latency (the console's p95 chart)
+				pt.AvgLatencyMS = float64(m[7]) / 1000 / float64(req)
+				pt.P95LatencyMS = Percentile(m[8:8+histBuckets], 0.95)
+			}
+			series = append(series, pt)
+			continue
 		}
-		b = b.UTC()
-		if n := len(series); n == 0 || !series[n-1].Bucket.Equal(b) {
-			closePoint()
-			series = append(series, Point{Bucket: b})
+		k := ""
+		if key != nil {
+			k = *key
 		}
-		pt := &series[len(series)-1]
-		pt.Requests += req
-		pt.Errors += errs
-		pt.TotalTokens += total
-		pt.CostUSD += cost
-		ptLat += lat
-		for i, v := range h {
-			ptHist[i] += v
-		}
-		gr, ok := groups[g]
-		if !ok {
-			gr = &Group{Key: g}
-			groups[g] = gr
-		}
-		gr.Requests += req
-		gr.TotalTokens += total
-		gr.CostUSD += cost
+		breakdown = append(breakdown, Group{Key: k, Requests: req, TotalTokens: m[5], CostUSD: cost})
 	}
 	if err := rows.Err(); err != nil {
 		return Stats{}, err
 	}
-	closePoint()
 	if t.Requests > 0 {
-		t.AvgLatencyMS = latSum / float64(t.Requests)
+		t.AvgLatencyMS = float64(latSum) / 1000 / float64(t.Requests)
 		t.P95LatencyMS = Percentile(hist, 0.95)
-	}
-	breakdown := make([]Group, 0, len(groups))
-	for _, g := range groups {
-		breakdown = append(breakdown, *g)
 	}
 	sort.Slice(breakdown, func(i, j int) bool {
 		if breakdown[i].Requests != breakdown[j].Requests {
@@ -175,16 +168,27 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	return Stats{Totals: t, Series: series, Breakdown: breakdown}, nil
 }
 
-// rollupSource returns a FROM source (aliased r) of rollup rows covering
-// [from, to) at hour precision: whole UTC days from the daily table and the
-// partial first and last days from the hourly table, so long ranges read
-// ~24× fewer rows. Hourly series read the hourly table alone.
-func rollupSource(tenantID, env string, from, to time.Time, interval string) (string, []any) {
-	const cols = `bucket, provider, model, key_id, status_code, requests, errors, unknown_usage, prompt_tokens, completion_tokens,
-		total_tokens, cost_usd, latency_sum_ms, latency_hist`
+// rollupSource returns a FROM source (aliased r) of dimension dim's rollup
+// rows covering [from, to) at hour precision: whole UTC days from the daily
+// table and the partial first and last days from the hourly table, so long
+// ranges read ~24× fewer rows. Hourly series read the hourly table alone.
+// An empty env means all of the tenant's, an empty tenantID every tenant
+// (the platform's totals).
+func rollupSource(dim, tenantID, env string, from, to time.Time, interval string) (string, []any) {
+	cols := "bucket, " + strings.Join(dimensionByName(dim).cols, ", ") + ", " + strings.Join(measureCols, ", ")
+	hourly, daily := "usage_rollups_"+dim+"_hourly", "usage_rollups_"+dim+"_daily"
+	var who string
+	switch {
+	case tenantID == "":
+		who = "$1 = '' AND $2 = ''"
+	case env == "":
+		who = "tenant_id = $1::uuid AND $2 = ''"
+	default:
+		who = "tenant_id = $1::uuid AND env = $2"
+	}
 	fromHour := from.UTC().Truncate(time.Hour)
 	if interval == "hour" {
-		return `(SELECT ` + cols + ` FROM usage_rollups_hourly WHERE tenant_id = $1::uuid AND env = $2 AND bucket >= $3 AND bucket < $4) r`,
+		return `(SELECT ` + cols + ` FROM ` + hourly + ` WHERE ` + who + ` AND bucket >= $3 AND bucket < $4) r`,
 			[]any{tenantID, env, fromHour, to}
 	}
 	day := 24 * time.Hour
@@ -196,11 +200,20 @@ func rollupSource(tenantID, env string, from, to time.Time, interval string) (st
 	if lastDay.Before(firstDay) {
 		lastDay = firstDay
 	}
-	return `(SELECT ` + cols + ` FROM usage_rollups_daily WHERE tenant_id = $1::uuid AND env = $2 AND bucket >= $3 AND bucket < $4
+	return `(SELECT ` + cols + ` FROM ` + daily + ` WHERE ` + who + ` AND bucket >= $3 AND bucket < $4
 		UNION ALL
-		SELECT ` + cols + ` FROM usage_rollups_hourly WHERE tenant_id = $1::uuid AND env = $2
+		SELECT ` + cols + ` FROM ` + hourly + ` WHERE ` + who + `
 			AND ((bucket >= $5 AND bucket < $3) OR (bucket >= $6 AND bucket < $7))) r`,
 		[]any{tenantID, env, firstDay, lastDay, fromHour, maxTime(lastDay, fromHour), to}
+}
+
+func dimensionByName(name string) dimension {
+	for _, d := range dimensions {
+		if d.name == name {
+			return d
+		}
+	}
+	panic("analytics: unknown dimension " + name)
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/money"
 )
 
 // TestStatsSeriesLatency: every bucket of the series carries its own
@@ -48,4 +49,105 @@ func TestStatsSeriesLatency(t *testing.T) {
 	if st.Totals.Requests != 20 || st.Totals.P95LatencyMS <= 2500 {
 		t.Errorf("totals: %+v", st.Totals)
 	}
+}
+
+// TestStatsMatchTheEvents: for every interval and group_by, the totals, the
+// series and the breakdown of a range are the sums of the events in it
+// (the range's hours: from is rounded down to its hour), exactly, money
+// included; the summary agrees.
+func TestStatsMatchTheEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "stats")
+	s := New(pool)
+	all, _ := rollupTestBatches()
+	if _, err := s.Insert(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	var minT, maxT time.Time
+	for i, e := range all {
+		if i == 0 || e.CreatedAt.Before(minT) {
+			minT = e.CreatedAt
+		}
+		if e.CreatedAt.After(maxT) {
+			maxT = e.CreatedAt
+		}
+	}
+	from, to := minT.Add(3*time.Hour+17*time.Minute), maxT.Add(-5*time.Hour).Truncate(time.Hour) // partial first day, whole last hours
+	in := func(e usage.Event) bool {
+		return e.TenantID == tenantA && e.Env == "production" && !e.CreatedAt.Before(from.Truncate(time.Hour)) && e.CreatedAt.Before(to)
+	}
+	var want Totals
+	wantGroups := map[string]map[string]int64{}
+	for _, e := range all {
+		if !in(e) {
+			continue
+		}
+		want.Requests++
+		if e.TotalTokens != nil {
+			want.TotalTokens += *e.TotalTokens
+		}
+		if e.CostUSD != nil {
+			want.CostUSD += *e.CostUSD
+		}
+		for g, k := range map[string]string{"model": e.Model, "provider": e.Provider, "key": keyOrZero(e.KeyID), "status": fmt.Sprint(e.StatusCode)} {
+			if wantGroups[g] == nil {
+				wantGroups[g] = map[string]int64{}
+			}
+			wantGroups[g][k]++
+		}
+	}
+	if want.Requests < 100 {
+		t.Fatalf("only %d events in range", want.Requests)
+	}
+	for _, iv := range []string{"hour", "day", "month"} {
+		for _, g := range []string{"model", "provider", "key", "status"} {
+			st, err := s.Stats(ctx, StatsQuery{TenantID: tenantA, Env: "production", From: from, To: to, Interval: iv, GroupBy: g})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Totals.Requests != want.Requests || st.Totals.TotalTokens != want.TotalTokens || st.Totals.CostUSD != want.CostUSD {
+				t.Fatalf("%s/%s totals %+v, want %+v", iv, g, st.Totals, want)
+			}
+			var sr int64
+			var sc money.USD
+			for i, p := range st.Series {
+				sr, sc = sr+p.Requests, sc+p.CostUSD
+				if i > 0 && !p.Bucket.After(st.Series[i-1].Bucket) {
+					t.Fatalf("%s/%s: series out of order", iv, g)
+				}
+			}
+			if sr != want.Requests || sc != want.CostUSD {
+				t.Fatalf("%s/%s: series sums %d, %s", iv, g, sr, sc)
+			}
+			if len(st.Breakdown) != len(wantGroups[g]) {
+				t.Fatalf("%s/%s: %d groups, want %d", iv, g, len(st.Breakdown), len(wantGroups[g]))
+			}
+			for _, b := range st.Breakdown {
+				if b.Requests != wantGroups[g][b.Key] {
+					t.Fatalf("%s/%s: group %q has %d requests, want %d", iv, g, b.Key, b.Requests, wantGroups[g][b.Key])
+				}
+			}
+		}
+	}
+	sum, err := s.Summary(ctx, tenantA, from.Truncate(time.Hour), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var envAll int64
+	for _, e := range all {
+		if e.TenantID == tenantA && !e.CreatedAt.Before(from.Truncate(time.Hour)) && e.CreatedAt.Before(to) {
+			envAll++
+		}
+	}
+	if sum.Requests != envAll {
+		t.Fatalf("summary counts %d requests, want %d (every env)", sum.Requests, envAll)
+	}
+}
+
+func keyOrZero(k string) string {
+	if k == "" {
+		return zeroUUID
+	}
+	return k
 }

@@ -92,8 +92,11 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	// No JIT: every query here is short, and JIT compilation of the stats
 	// aggregates (up to 68 ms in one EXPLAIN ANALYZE) is pure overhead for
 	// them; measured over 20 runs the 30-day hourly series went 284 → 275 ms.
+	// No parallel workers: these queries read thousands of rows, and
+	// starting two workers cost 100 ms of a 113 ms stats query on a loaded
+	// machine (docs/benchmarks.md, "Analytics at 10 M rows over a year").
 	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log, pgdb.WithRuntimeParam("plan_cache_mode", "force_custom_plan"),
-		pgdb.WithRuntimeParam("jit", "off"))
+		pgdb.WithRuntimeParam("jit", "off"), pgdb.WithRuntimeParam("max_parallel_workers_per_gather", "0"))
 	if err != nil {
 		return err
 	}

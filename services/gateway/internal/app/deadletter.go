@@ -27,11 +27,17 @@ import (
 // instance or a key of the gateway's service identity (its database, then
 // a NATS event). The environment is the server's (NATS_URL, NATS_PREFIX,
 // GATEWAY_DATABASE_URL).
+//
+// "rollups rebuild --tenant ID --from T --to T" recomputes a tenant's
+// rollups from its logs (rollupsCommand).
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "rollups" {
+		return rollupsCommand(ctx, args, getenv, stdout)
+	}
 	if ok, err := revokeCommand(ctx, args, getenv, stdout); ok {
 		return err
 	}
-	const usageText = "usage: gateway deadletter list|replay [--limit N] | revoke-instance INSTANCE_ID | revoke-key KEY_ID"
+	usageText := "usage: gateway deadletter list|replay [--limit N] | revoke-instance INSTANCE_ID | revoke-key KEY_ID\n       " + rollupsUsage[len("usage: "):]
 	if len(args) < 2 || args[0] != "deadletter" || (args[1] != "list" && args[1] != "replay") {
 		return errors.New(usageText)
 	}

@@ -48,7 +48,9 @@ func (s *Server) GetUsageSummary(ctx context.Context, req *gatewayv1.GetUsageSum
 		s.log.ErrorContext(ctx, "usage summary", "err", err)
 		return nil, status.Error(codes.Unavailable, "gateway database unavailable")
 	}
-	return &gatewayv1.GetUsageSummaryResponse{Requests: sum.Requests, Errors: sum.Errors, TotalTokens: sum.TotalTokens, CostUsd: sum.CostUSD}, nil
+	cost := int64(sum.CostUSD)
+	return &gatewayv1.GetUsageSummaryResponse{Requests: sum.Requests, Errors: sum.Errors, TotalTokens: sum.TotalTokens,
+		CostUsd: sum.CostUSD.Float64(), CostUsdE10: &cost}, nil
 }
 
 // CountKeys counts a tenant's live API keys.

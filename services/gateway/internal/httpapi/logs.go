@@ -13,32 +13,33 @@ import (
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/money"
 )
 
 type logResp struct {
-	ID               string    `json:"id"`
-	RequestID        string    `json:"request_id"`
-	CreatedAt        time.Time `json:"created_at"`
-	KeyID            *string   `json:"key_id"`
-	KeyName          string    `json:"key_name"`
-	Env              string    `json:"env"`
-	Provider         string    `json:"provider"`
-	Model            string    `json:"model"`
-	Path             string    `json:"path"`
-	StatusCode       int       `json:"status_code"`
-	Stream           bool      `json:"stream"`
-	LatencyMS        float64   `json:"latency_ms"`
-	TTFBMS           *float64  `json:"ttfb_ms"`
-	PromptTokens     *int64    `json:"prompt_tokens"`
-	CompletionTokens *int64    `json:"completion_tokens"`
-	TotalTokens      *int64    `json:"total_tokens"`
-	CachedTokens     *int64    `json:"cached_tokens"`
-	CostUSD          *float64  `json:"cost_usd"`
-	Outcome          string    `json:"outcome"`
-	Error            string    `json:"error,omitempty"`
-	ViolationIDs     []string  `json:"violation_ids"`
-	RequestBody      *string   `json:"request_body,omitempty"`
-	ResponseBody     *string   `json:"response_body,omitempty"`
+	ID               string     `json:"id"`
+	RequestID        string     `json:"request_id"`
+	CreatedAt        time.Time  `json:"created_at"`
+	KeyID            *string    `json:"key_id"`
+	KeyName          string     `json:"key_name"`
+	Env              string     `json:"env"`
+	Provider         string     `json:"provider"`
+	Model            string     `json:"model"`
+	Path             string     `json:"path"`
+	StatusCode       int        `json:"status_code"`
+	Stream           bool       `json:"stream"`
+	LatencyMS        float64    `json:"latency_ms"`
+	TTFBMS           *float64   `json:"ttfb_ms"`
+	PromptTokens     *int64     `json:"prompt_tokens"`
+	CompletionTokens *int64     `json:"completion_tokens"`
+	TotalTokens      *int64     `json:"total_tokens"`
+	CachedTokens     *int64     `json:"cached_tokens"`
+	CostUSD          *money.USD `json:"cost_usd"` // a JSON number, at most 10 decimals
+	Outcome          string     `json:"outcome"`
+	Error            string     `json:"error,omitempty"`
+	ViolationIDs     []string   `json:"violation_ids"`
+	RequestBody      *string    `json:"request_body,omitempty"`
+	ResponseBody     *string    `json:"response_body,omitempty"`
 }
 
 func toLogResp(l analytics.Log) logResp {
@@ -106,7 +107,8 @@ func parseLogFilter(c echo.Context, tenantID, env string, providers []string) (a
 
 // listLogs answers a page of logs. The total is exact up to
 // analytics.LogTotalCap matching rows; beyond that it is reported as the
-// cap with total_capped=true.
+// cap with total_capped=true; a count that would take longer than
+// analytics.LogCountBudget gives Postgres's estimate, total_estimated=true.
 func (a *API) listLogs(c echo.Context) error {
 	page, err := httpserver.ParsePage(c)
 	if err != nil {
@@ -125,11 +127,15 @@ func (a *API) listLogs(c echo.Context) error {
 	for i, l := range res.Items {
 		items[i] = toLogResp(l)
 	}
-	return c.JSON(http.StatusOK, cappedList[logResp]{List: httpserver.NewList(items, res.Total, page), TotalCapped: res.Capped})
+	return c.JSON(http.StatusOK, cappedList[logResp]{List: httpserver.NewList(items, res.Total, page), TotalCapped: res.Capped,
+		TotalEstimated: res.Estimated})
 }
 
-// cappedList is the overview's envelope plus total_capped.
+// cappedList is the overview's envelope plus total_capped (total is the
+// cap: more rows match) and total_estimated (total is Postgres's estimate:
+// counting would have taken longer than analytics.LogCountBudget).
 type cappedList[T any] struct {
 	httpserver.List[T]
-	TotalCapped bool `json:"total_capped"`
+	TotalCapped    bool `json:"total_capped"`
+	TotalEstimated bool `json:"total_estimated"`
 }

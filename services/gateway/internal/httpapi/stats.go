@@ -8,18 +8,19 @@ import (
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/money"
 )
 
 type statsTotals struct {
-	Requests         int64   `json:"requests"`
-	Errors           int64   `json:"errors"`
-	UnknownUsage     int64   `json:"unknown_usage"`
-	PromptTokens     int64   `json:"prompt_tokens"`
-	CompletionTokens int64   `json:"completion_tokens"`
-	TotalTokens      int64   `json:"total_tokens"`
-	CostUSD          float64 `json:"cost_usd"`
-	AvgLatencyMS     float64 `json:"avg_latency_ms"`
-	P95LatencyMS     float64 `json:"p95_latency_ms"`
+	Requests         int64     `json:"requests"`
+	Errors           int64     `json:"errors"`
+	UnknownUsage     int64     `json:"unknown_usage"`
+	PromptTokens     int64     `json:"prompt_tokens"`
+	CompletionTokens int64     `json:"completion_tokens"`
+	TotalTokens      int64     `json:"total_tokens"`
+	CostUSD          money.USD `json:"cost_usd"`
+	AvgLatencyMS     float64   `json:"avg_latency_ms"`
+	P95LatencyMS     float64   `json:"p95_latency_ms"`
 }
 
 type statsPoint struct {
@@ -27,16 +28,16 @@ type statsPoint struct {
 	Requests     int64     `json:"requests"`
 	Errors       int64     `json:"errors"`
 	TotalTokens  int64     `json:"total_tokens"`
-	CostUSD      float64   `json:"cost_usd"`
+	CostUSD      money.USD `json:"cost_usd"`
 	AvgLatencyMS float64   `json:"avg_latency_ms"`
 	P95LatencyMS float64   `json:"p95_latency_ms"`
 }
 
 type statsGroup struct {
-	Key         string  `json:"key"`
-	Requests    int64   `json:"requests"`
-	TotalTokens int64   `json:"total_tokens"`
-	CostUSD     float64 `json:"cost_usd"`
+	Key         string    `json:"key"`
+	Requests    int64     `json:"requests"`
+	TotalTokens int64     `json:"total_tokens"`
+	CostUSD     money.USD `json:"cost_usd"`
 }
 
 // stats answers from the rollups (never by scanning raw logs): from is
@@ -71,9 +72,9 @@ func (a *API) stats(c echo.Context) error {
 		if to.Sub(from) > 48*time.Hour {
 			interval = "day"
 		}
-	case "hour", "day":
+	case "hour", "day", "month":
 	default:
-		return apperr.InvalidField("interval", "interval must be hour or day")
+		return apperr.InvalidField("interval", "interval must be hour, day or month")
 	}
 	if interval == "hour" && to.Sub(from) > 31*24*time.Hour {
 		return apperr.InvalidField("interval", "hourly series are limited to 31 days; use interval=day")

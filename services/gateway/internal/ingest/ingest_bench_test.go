@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/money"
 	"trueportai/services/internal/pgdb"
 )
 
@@ -59,6 +61,10 @@ import (
 //	INGEST_BENCH_PG_PARAMS  session parameters of the pool, "name=value ..."
 //	                      ["none": the ingester has its own pool without the
 //	                      analytics pool's plan_cache_mode]
+//	INGEST_BENCH_ENCODING  "binary" (usage.Encode, what the publisher
+//	                      sends) or "json" (older publishers) [binary]
+//	INGEST_BENCH_MSG_EVENTS  events per message, '\n'-separated as the
+//	                      publisher batches them (up to 256 under load) [1]
 //
 // Reported metrics: events/s (ingestion rate, the target is ≥ 20000),
 // publish_events/s (the publishing side alone), ingester_cpu_us/event (CPU
@@ -78,13 +84,20 @@ func BenchmarkIngest(b *testing.B) {
 	}
 	// One event set for every run: generating it is not part of any timing.
 	fleet := newBenchFleet(rand.New(rand.NewPCG(1, 2)))
-	payloads, ids, wantViolations := fleet.events(n, time.Now().UTC().Add(-time.Hour))
+	encoding := benchEnv("INGEST_BENCH_ENCODING", "binary")
+	if encoding != "binary" && encoding != "json" {
+		b.Fatalf("INGEST_BENCH_ENCODING: %q is neither binary nor json", encoding)
+	}
+	payloads, ids, wantViolations := fleet.events(n, time.Now().UTC().Add(-time.Hour), encoding)
+	withViolations := countWithViolations(payloads)
+	avg := avgLen(payloads)
+	msgs, msgIDs := batchMessages(payloads, ids, benchEnvInt(b, "INGEST_BENCH_MSG_EVENTS", 1))
 	var tenants []string
 	for _, t := range fleet.tenants {
 		tenants = append(tenants, t.id)
 	}
-	b.Logf("events: %d, %.0f bytes on average, %d violations (%.1f%% of events have some)",
-		n, avgLen(payloads), wantViolations, 100*float64(countWithViolations(payloads))/float64(n))
+	b.Logf("events: %d (%s), %.0f bytes on average, %d a message, %d violations (%.1f%% of events have some)",
+		n, encoding, avg, n/len(msgs), wantViolations, 100*float64(withViolations)/float64(n))
 
 	for _, mode := range strings.Fields(benchEnv("INGEST_BENCH_MODES", "prefilled concurrent")) {
 		if mode != "prefilled" && mode != "concurrent" {
@@ -98,7 +111,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				var sum ingestResult
 				for range b.N {
-					r := runIngest(b, mode, batch, ingesters, tenants, payloads, ids, wantViolations)
+					r := runIngest(b, mode, batch, ingesters, tenants, msgs, msgIDs, n, wantViolations)
 					sum.drain += r.drain
 					sum.publish += r.publish
 					sum.procCPU += r.procCPU
@@ -124,7 +137,27 @@ type ingestResult struct {
 
 // runIngest sets up a database and a stream, runs one measurement and checks
 // the result; setup and checks are outside the timer.
-func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string, payloads [][]byte, ids []string, wantViolations int) ingestResult {
+// batchMessages joins k events a message, with the publisher's message id
+// (the first request id, "+", the number of further events).
+func batchMessages(payloads [][]byte, ids []string, k int) ([][]byte, []string) {
+	if k <= 1 {
+		return payloads, ids
+	}
+	var msgs [][]byte
+	var msgIDs []string
+	for i := 0; i < len(payloads); i += k {
+		j := min(i+k, len(payloads))
+		msgs = append(msgs, bytes.Join(payloads[i:j], []byte{'\n'}))
+		id := ids[i]
+		if j-i > 1 {
+			id += "+" + strconv.Itoa(j-i-1)
+		}
+		msgIDs = append(msgIDs, id)
+	}
+	return msgs, msgIDs
+}
+
+func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string, payloads [][]byte, ids []string, events, wantViolations int) ingestResult {
 	b.StopTimer()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -157,7 +190,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	// other rows), and an existing database gets its old state back.
 	mine := func(q string) int { return benchCount(b, pool, q+` WHERE tenant_id = ANY($1::uuid[])`, tenants) }
 	cleanup := func() {
-		for _, t := range []string{"usage_logs", "usage_rollups_hourly", "usage_rollups_daily", "violations"} {
+		for _, t := range append([]string{"usage_logs", "violations"}, analytics.RollupTables()...) {
 			if _, err := pool.Exec(context.Background(), `DELETE FROM `+t+` WHERE tenant_id = ANY($1::uuid[])`, tenants); err != nil {
 				b.Fatal(err)
 			}
@@ -278,10 +311,10 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		if published {
 			ci, err := cons.Info(ctx)
 			if err == nil && ci.NumPending == 0 && ci.NumAckPending == 0 && ci.Delivered.Stream >= uint64(len(payloads)) {
-				if rows := mine(`SELECT count(*) FROM usage_logs`); rows == len(payloads) {
+				if rows := mine(`SELECT count(*) FROM usage_logs`); rows == events {
 					break
-				} else if rows > len(payloads) {
-					b.Fatalf("usage_logs has %d rows, want %d", rows, len(payloads))
+				} else if rows > events {
+					b.Fatalf("usage_logs has %d rows, want %d", rows, events)
 				}
 			}
 		}
@@ -297,18 +330,18 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	}
 	b.StopTimer()
 
-	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`); got != len(payloads) {
-		b.Fatalf("rollups count %d requests, want %d", got, len(payloads))
+	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_model_hourly`); got != events {
+		b.Fatalf("rollups count %d requests, want %d", got, events)
 	}
 	if got := mine(`SELECT count(*) FROM violations`); got != wantViolations {
 		b.Fatalf("violations: %d rows, want %d", got, wantViolations)
 	}
-	rollups := mine(`SELECT count(*) FROM usage_rollups_hourly`)
+	rollups := mine(`SELECT count(*) FROM usage_rollups_model_hourly`)
 	b.Logf("%s batch=%d ingesters=%d: %d events in %.2f s = %.0f events/s (publish %.2f s = %.0f/s); %d rollup rows; CPU µs/event: this process %.1f, Postgres backends %.1f, nats-server %.1f, whole machine %.1f (load average %s)",
-		mode, batch, ingesters, len(payloads), res.drain.Seconds(), float64(len(payloads))/res.drain.Seconds(), res.publish.Seconds(),
-		float64(len(payloads))/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(len(payloads)),
-		float64(res.pgCPU.Microseconds())/float64(len(payloads)), float64(res.natsCPU.Microseconds())/float64(len(payloads)),
-		float64(res.boxCPU.Microseconds())/float64(len(payloads)), loadAvg())
+		mode, batch, ingesters, events, res.drain.Seconds(), float64(events)/res.drain.Seconds(), res.publish.Seconds(),
+		float64(events)/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(events),
+		float64(res.pgCPU.Microseconds())/float64(events), float64(res.natsCPU.Microseconds())/float64(events),
+		float64(res.boxCPU.Microseconds())/float64(events), loadAvg())
 	return res
 }
 
@@ -446,7 +479,7 @@ func avgLen(p [][]byte) float64 {
 func countWithViolations(p [][]byte) int {
 	n := 0
 	for _, x := range p {
-		if strings.Contains(string(x), `"violations"`) {
+		if ev, err := usage.Decode(x); err == nil && len(ev.Violations) > 0 {
 			n++
 		}
 	}
@@ -525,7 +558,7 @@ func benchUUID(rng *rand.Rand) string {
 
 // events returns n marshalled events spread over one hour from start, their
 // request ids, and the number of violations they carry.
-func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
+func (f *benchFleet) events(n int, start time.Time, encoding string) ([][]byte, []string, int) {
 	rng := f.rng
 	payloads, ids := make([][]byte, n), make([]string, n)
 	violations := 0
@@ -600,7 +633,7 @@ func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
 				ca = pt / 2
 			}
 			tot := pt + ct
-			cost := (float64(pt-ca)*m.inPerM + float64(ca)*m.inPerM/2 + float64(ct)*m.outPerM) / 1e6
+			cost := money.FromFloat((float64(pt-ca)*m.inPerM + float64(ca)*m.inPerM/2 + float64(ct)*m.outPerM) / 1e6)
 			ev.PromptTokens, ev.CompletionTokens, ev.TotalTokens, ev.CachedTokens, ev.CostUSD = &pt, &ct, &tot, &ca, &cost
 		}
 		if t.logBodies {
@@ -613,7 +646,13 @@ func (f *benchFleet) events(n int, start time.Time) ([][]byte, []string, int) {
 				ev.ResponseBody = &resp
 			}
 		}
-		b, err := json.Marshal(ev)
+		var b []byte
+		var err error
+		if encoding == "json" {
+			b, err = json.Marshal(ev)
+		} else {
+			b, _, err = usage.Encode(&ev, 1<<20)
+		}
 		if err != nil {
 			panic(err)
 		}

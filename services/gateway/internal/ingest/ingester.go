@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -307,12 +306,14 @@ func nakAll(msgs []jetstream.Msg) {
 	}
 }
 
-// decode reads one line as a usage event and sanitises it (events of a
-// gateway that did not sanitise, or written by another publisher, are
-// stored the same way as current ones).
+// decode reads one line as a usage event, in either encoding (binary from
+// current publishers, JSON from older ones during a rolling deploy, from
+// their spool files and from replayed dead letters), and sanitises it
+// (events of a gateway that did not sanitise, or written by another
+// publisher, are stored the same way as current ones).
 func decode(line []byte) (usage.Event, error) {
-	var ev usage.Event
-	if err := json.Unmarshal(line, &ev); err != nil {
+	ev, err := usage.Decode(line)
+	if err != nil {
 		return ev, fmt.Errorf("not a usage event: %w", err)
 	}
 	if ev.RequestID == "" || ev.TenantID == "" {

@@ -21,6 +21,7 @@ import (
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/dbtest"
+	"trueportai/services/internal/money"
 	"trueportai/services/internal/pgdb"
 )
 
@@ -116,13 +117,13 @@ func TestIngesterCrashBetweenCommitAndAck(t *testing.T) {
 	}
 	// Rollups counted each event once despite the redelivery.
 	var rolled int
-	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_hourly`).Scan(&rolled); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_model_hourly`).Scan(&rolled); err != nil {
 		t.Fatal(err)
 	}
 	if rolled != n {
 		t.Fatalf("rollups count %d requests, want %d", rolled, n)
 	}
-	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_daily`).Scan(&rolled); err != nil || rolled != n {
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(requests), 0) FROM usage_rollups_status_daily`).Scan(&rolled); err != nil || rolled != n {
 		t.Fatalf("daily rollups count %d requests (%v), want %d", rolled, err, n)
 	}
 }
@@ -251,13 +252,39 @@ func TestIngesterSplitsBatchedMessages(t *testing.T) {
 	if _, err := js.Publish(ctx, subject, []byte(bad)); err != nil {
 		t.Fatal(err)
 	}
+	// A rolling deploy: one message mixing an older publisher's JSON event
+	// (its cost a float) and a current binary one; both land, the float
+	// cost as the decimal it stood for, and a binary redelivery of the
+	// JSON event is the same row.
+	oldJSON := `{"request_id":"req-json","created_at":"2026-11-28T10:00:00.123456789Z","tenant_id":"6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11","env":"production","provider":"openai","model":"gpt-4o-mini","path":"/x","status_code":200,"prompt_tokens":78,"total_tokens":78,"cost_usd":1.1700000000000001e-05,"outcome":"ok"}`
+	cost := money.USD(4_500_000)
+	bin, _, err := usage.Encode(&usage.Event{RequestID: "req-bin", CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11",
+		Env: "production", Provider: "openai", Path: "/x", StatusCode: 200, Outcome: usage.OutcomeOK, CostUSD: &cost}, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := usage.Decode([]byte(oldJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	againBin, _, _ := usage.Encode(&again, 1<<20)
+	mixed := oldJSON + "\n" + string(bin) + "\n" + string(againBin)
+	if _, err := js.Publish(ctx, subject, []byte(mixed)); err != nil {
+		t.Fatal(err)
+	}
 
 	in := NewIngester(analytics.New(pool), js, stream, noTouch{}, log)
 	ictx, istop := context.WithCancel(ctx)
 	defer istop()
 	go func() { _ = in.Run(ictx) }()
 	waitDrained(t, js, stream)
-	if got := countRows(t, pool, ctx); got != n+1 {
-		t.Fatalf("rows = %d, want exactly %d", got, n+1)
+	if got := countRows(t, pool, ctx); got != n+3 {
+		t.Fatalf("rows = %d, want exactly %d", got, n+3)
+	}
+	for id, want := range map[string]string{"req-json": "117000", "req-bin": "4500000"} {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT cost_usd_e10::text FROM usage_logs WHERE request_id = $1`, id).Scan(&got); err != nil || got != want {
+			t.Errorf("%s: cost_usd_e10 %q, %v; want %s", id, got, err, want)
+		}
 	}
 }

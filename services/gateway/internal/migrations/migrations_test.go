@@ -26,17 +26,7 @@ func TestPartitioningKeepsRows(t *testing.T) {
 	}
 	t.Cleanup(pool.Close)
 
-	before := fstest.MapFS{}
-	entries, err := fs.ReadDir(FS, ".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if e.Name() < "00005" {
-			b, _ := fs.ReadFile(FS, e.Name())
-			before[e.Name()] = &fstest.MapFile{Data: b}
-		}
-	}
+	before := upTo(t, "00005")
 	if len(before) != 4 {
 		t.Fatalf("expected migrations 00001..00004, got %d files", len(before))
 	}
@@ -65,7 +55,7 @@ func TestPartitioningKeepsRows(t *testing.T) {
 	}
 	logs, vios := digest("usage_logs"), digest("violations")
 
-	if err := pgdb.Migrate(ctx, pool, FS, log); err != nil {
+	if err := pgdb.Migrate(ctx, pool, upTo(t, "00006"), log); err != nil {
 		t.Fatal(err)
 	}
 	if got := digest("usage_logs"); got != logs {
@@ -106,4 +96,57 @@ func TestPartitioningKeepsRows(t *testing.T) {
 		!strings.Contains(def, "(id, created_at)") {
 		t.Fatalf("usage_logs primary key: %q (%v)", def, err)
 	}
+
+	// Migration 00006: the wide rollups carry over into the per-dimension
+	// tables, regrouped, the float cost and latency sums converted once;
+	// usage_logs gains cost_usd_e10 and loses its primary key, rows intact.
+	if _, err := pool.Exec(ctx, `INSERT INTO usage_rollups_hourly (tenant_id, env, bucket, provider, model, key_id, status_code, requests, errors,
+		unknown_usage, prompt_tokens, completion_tokens, total_tokens, cost_usd, latency_sum_ms, latency_hist)
+		SELECT '11111111-1111-1111-1111-111111111111', 'production', timestamptz '2026-11-28 10:00:00+00', 'openai', 'gpt-4o',
+			('00000000-0000-0000-0000-00000000000' || k)::uuid, s, 2, CASE WHEN s >= 400 THEN 2 ELSE 0 END, 0, 10, 5, 15,
+			1.1700000000000001e-05, 12.3456, ARRAY[1,1,0,0,0,0,0,0,0,0,0,0,0,0]::bigint[]
+		FROM generate_series(1, 3) k, unnest(ARRAY[200, 500]) s;
+		INSERT INTO usage_rollups_daily SELECT * FROM usage_rollups_hourly`); err != nil {
+		t.Fatal(err)
+	}
+	if err := pgdb.Migrate(ctx, pool, FS, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := digest("(SELECT id, request_id, created_at, tenant_id, env, key_id, key_name, provider, model, path, status_code, stream, latency_ms, " +
+		"ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd, outcome, error, violation_ids, request_body, response_body, " +
+		"ingested_at FROM usage_logs)"); got != logs {
+		t.Errorf("usage_logs changed by 00006: %s, was %s", got, logs)
+	}
+	var pk int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_constraint WHERE conrelid = 'usage_logs'::regclass AND contype = 'p'`).Scan(&pk); err != nil || pk != 0 {
+		t.Errorf("usage_logs still has a primary key (%d, %v)", pk, err)
+	}
+	for table, want := range map[string]string{
+		"usage_rollups_model_hourly":  "1 12 702000 74074 6 6", // one model row: 6 × 2 requests, 6 × 0.0000117 USD, 6 × 12.3456 ms
+		"usage_rollups_key_daily":     "3 12 702000 74073 6 6", // each row rounds its own sum
+		"usage_rollups_status_hourly": "2 12 702000 74074 6 6",
+	} {
+		var got string
+		if err := pool.QueryRow(ctx, `SELECT count(*) || ' ' || sum(requests) || ' ' || sum(cost_usd_e10) || ' ' || sum(latency_sum_us) || ' ' || sum(h0) || ' ' || sum(h1)
+			FROM `+table).Scan(&got); err != nil || got != want {
+			t.Errorf("%s: %q (%v), want %q", table, got, err, want)
+		}
+	}
+}
+
+// upTo is the migrations before the one named next.
+func upTo(t *testing.T, next string) fstest.MapFS {
+	t.Helper()
+	out := fstest.MapFS{}
+	entries, err := fs.ReadDir(FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() < next {
+			b, _ := fs.ReadFile(FS, e.Name())
+			out[e.Name()] = &fstest.MapFile{Data: b}
+		}
+	}
+	return out
 }

@@ -42,7 +42,7 @@ func costOf(t *testing.T, live *pricing.Live, model string) float64 {
 	if !ok {
 		t.Fatalf("no price for %s", model)
 	}
-	return c
+	return c.Float64()
 }
 
 func TestRefreshAppliesOverridesAndKeepsThemOnFailure(t *testing.T) {

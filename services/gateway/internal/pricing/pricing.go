@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+
+	"trueportai/services/internal/money"
 )
 
 //go:embed prices.json
@@ -93,15 +95,20 @@ func (t *Table) Lookup(model string) (Price, bool) {
 }
 
 // Cost prices prompt (of which cached) and completion tokens; ok is false for
-// an unknown model.
-func (t *Table) Cost(model string, prompt, cached, completion int64) (float64, bool) {
+// an unknown model. The prices (USD per 1M tokens, read as decimals with at
+// most 10 decimals) and the token counts are multiplied exactly; the sum is
+// rounded once, half up, to money's 10⁻¹⁰ dollar.
+func (t *Table) Cost(model string, prompt, cached, completion int64) (money.USD, bool) {
 	p, ok := t.Lookup(model)
 	if !ok {
 		return 0, false
 	}
 	cached = min(max(cached, 0), prompt)
-	usd := (float64(prompt-cached)*p.Input + float64(cached)*p.CachedInput + float64(completion)*p.Output) / 1e6
-	return usd, true
+	var sum money.Product
+	sum.Add(prompt-cached, money.FromFloat(p.Input))
+	sum.Add(cached, money.FromFloat(p.CachedInput))
+	sum.Add(completion, money.FromFloat(p.Output))
+	return sum.Div(1_000_000), true
 }
 
 // Models returns a copy of the table's prices.
@@ -128,7 +135,7 @@ func NewLive(base *Table) *Live {
 }
 
 // Cost prices with the current table.
-func (l *Live) Cost(model string, prompt, cached, completion int64) (float64, bool) {
+func (l *Live) Cost(model string, prompt, cached, completion int64) (money.USD, bool) {
 	return l.cur.Load().Cost(model, prompt, cached, completion)
 }
 

@@ -30,6 +30,7 @@ import (
 	"trueportai/services/gateway/internal/usage"
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/money"
 	"trueportai/services/internal/ratelimit"
 	"trueportai/services/internal/telemetry"
 )
@@ -57,7 +58,7 @@ type PolicySource interface {
 
 // Pricer prices metered tokens (ok=false for an unknown model).
 type Pricer interface {
-	Cost(model string, prompt, cached, completion int64) (usd float64, ok bool)
+	Cost(model string, prompt, cached, completion int64) (usd money.USD, ok bool)
 }
 
 // RateLimiter admits one request of a key under its requests per minute,
@@ -847,7 +848,8 @@ func (p *Proxy) record(r *http.Request, c *call, status int) {
 	box := &struct {
 		ev             usage.Event
 		pt, ct, tt, ca int64
-		ttfb, usd      float64
+		ttfb           float64
+		usd            money.USD
 	}{}
 	ev := &box.ev
 	*ev = usage.Event{

@@ -170,7 +170,7 @@ func TestHeadersNeverCross(t *testing.T) {
 		t.Errorf("response headers: %v", resp.Header)
 	}
 	ev := f.evs.wait(t)
-	if ev.CostUSD == nil || *ev.CostUSD != (1000*0.15+500*0.60)/1e6 {
+	if ev.CostUSD == nil || ev.CostUSD.String() != "0.00045" { // (1000·0.15 + 500·0.60) / 1M
 		t.Fatalf("cost %v", ev.CostUSD)
 	}
 	if ev.RequestID != resp.Header.Get("X-Request-Id") {

@@ -61,6 +61,15 @@ func NewDeadLetter(stage string, line []byte, cause error, seq uint64, limit int
 		RequestID string `json:"request_id"`
 		TenantID  string `json:"tenant_id"`
 	}
+	if Binary(line) {
+		// A binary event is kept as its JSON: readable in the list, and
+		// replayable (the ingester reads both encodings).
+		if ev, err := Decode(line); err == nil {
+			if j, err := json.Marshal(&ev); err == nil {
+				line = j
+			}
+		}
+	}
 	if json.Valid(line) {
 		_ = json.Unmarshal(line, &head)
 		dl.RequestID, _ = cleanString(head.RequestID, MaxIDBytes)

@@ -5,7 +5,11 @@
 // stores them with package analytics (the owner of the usage tables).
 package usage
 
-import "time"
+import (
+	"time"
+
+	"trueportai/services/internal/money"
+)
 
 // Event is one proxied request as metered. Token fields are nil when the
 // provider did not report usage: unknown is never recorded as 0.
@@ -27,7 +31,7 @@ type Event struct {
 	CompletionTokens *int64      `json:"completion_tokens,omitempty"`
 	TotalTokens      *int64      `json:"total_tokens,omitempty"`
 	CachedTokens     *int64      `json:"cached_tokens,omitempty"`
-	CostUSD          *float64    `json:"cost_usd,omitempty"`
+	CostUSD          *money.USD  `json:"cost_usd,omitempty"` // exact; older publishers' floats read rounded to 10 decimals
 	Outcome          string      `json:"outcome"`
 	Error            string      `json:"error,omitempty"`
 	ViolationIDs     []string    `json:"violation_ids,omitempty"`

@@ -3,7 +3,6 @@ package usage
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -356,8 +355,8 @@ func (p *Publisher) replay() {
 		evs := make([][]byte, 0, len(lines))
 		ids := make([]string, 0, len(lines))
 		for _, line := range lines {
-			var ev Event
-			if err := json.Unmarshal(line, &ev); err != nil || ev.RequestID == "" || ev.TenantID == "" {
+			ev, err := Decode(line) // either encoding: spool files of an older gateway replay too
+			if err != nil || ev.RequestID == "" || ev.TenantID == "" {
 				if err == nil {
 					err = errors.New("not a usage event: request_id or tenant_id missing")
 				}

@@ -2,7 +2,6 @@ package usage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -162,8 +161,8 @@ func TestPublisherSanitisesPoisonEvents(t *testing.T) {
 			t.Fatalf("a message of %d bytes, over the limit %d", len(msg.Data()), MessageLimit(nc))
 		}
 		for _, line := range strings.Split(string(msg.Data()), "\n") {
-			var ev Event
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			ev, err := Decode([]byte(line))
+			if err != nil {
 				t.Fatal(err)
 			}
 			got[ev.RequestID] = ev

@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// spoolLine is ev as an older gateway spooled it (JSON): replay reads those
+// as it reads current (binary) lines.
 func spoolLine(t *testing.T, ev Event) []byte {
 	t.Helper()
 	b, err := json.Marshal(ev)
@@ -81,8 +83,8 @@ func TestSpoolReplaySkipsNothingWedgesOnNothing(t *testing.T) {
 			t.Fatalf("after %v: %v", got, err)
 		}
 		for _, line := range strings.Split(string(msg.Data()), "\n") {
-			var ev Event
-			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			ev, err := Decode([]byte(line))
+			if err != nil {
 				t.Fatal(err)
 			}
 			got[ev.RequestID] = ev
@@ -119,7 +121,12 @@ func TestSpoolFullDisk(t *testing.T) {
 	}
 	nc.Close() // NATS unreachable: every event spools
 	dir := t.TempDir()
-	one := len(spoolLine(t, testUsageEvent("req-000"))) + 1
+	first := testUsageEvent("req-000")
+	line, _, err := Encode(&first, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := len(line) + 1
 	spool, err := OpenSpool(dir, int64(3*one+one/2)) // room for three events
 	if err != nil {
 		t.Fatal(err)
@@ -155,8 +162,8 @@ func TestSpoolFullDisk(t *testing.T) {
 	var ids []string
 	if _, err := spool.Replay(100, 1<<20, func(lines [][]byte) error {
 		for _, l := range lines {
-			var ev Event
-			if err := json.Unmarshal(l, &ev); err != nil {
+			ev, err := Decode(l)
+			if err != nil {
 				return fmt.Errorf("spooled line %q: %w", l, err)
 			}
 			ids = append(ids, ev.RequestID)

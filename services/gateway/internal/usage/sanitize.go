@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -163,14 +162,14 @@ func cut(s string, max int) string {
 	return s[:n] + TruncationMark
 }
 
-// Encode sanitises ev and returns its JSON, at most limit bytes: when the
-// JSON is longer (escaping can make a 64 KiB body six times longer), the
-// logged bodies are cut, then the violations' match lists and snippets,
-// until it fits. Violations themselves, ids, tokens and costs are never
+// Encode sanitises ev and returns its binary line (encoding.go: '#' and the
+// base64 of its protobuf), at most limit bytes: when the line is longer
+// (base64 makes a 64 KiB body a third longer), the logged bodies are cut,
+// then the violations' match lists and snippets, until it fits. Violations themselves, ids, tokens and costs are never
 // dropped. sanitised reports whether ev was changed.
 func Encode(ev *Event, limit int) (b []byte, sanitised bool, err error) {
 	sanitised = ev.Sanitize()
-	b, err = json.Marshal(ev)
+	b, err = marshal(ev)
 	if err != nil {
 		return nil, sanitised, err
 	}
@@ -179,14 +178,14 @@ func Encode(ev *Event, limit int) (b []byte, sanitised bool, err error) {
 			return nil, true, ErrEventTooLarge
 		}
 		sanitised = true
-		if b, err = json.Marshal(ev); err != nil {
+		if b, err = marshal(ev); err != nil {
 			return nil, true, err
 		}
 	}
 	return b, sanitised, nil
 }
 
-// shrink removes at least excess JSON bytes' worth of ev's bulk if it can:
+// shrink removes at least excess encoded bytes' worth of ev's bulk if it can:
 // the logged bodies first (cut by the excess, at least by half, down to the
 // mark alone), then every violation's matches (two left, snippets of
 // minFitSnippet bytes), then the matches altogether. It reports false once

@@ -77,7 +77,10 @@ func TestAdminTenantsUsersStats(t *testing.T) {
 	ta, tb := s.newTenant(t, ua, "Alpha", "alpha"), s.newTenant(t, ub, "Beta", "beta")
 	s.addMember(t, ta.ID, ub.ID, "viewer")
 	gw.setUsage(ta.ID, &gatewayv1.GetUsageSummaryResponse{Requests: 120, Errors: 3, TotalTokens: 4567, CostUsd: 1.25})
-	gw.setUsage("", &gatewayv1.GetUsageSummaryResponse{Requests: 999, Errors: 9, TotalTokens: 88888, CostUsd: 12.5})
+	// The platform total comes from a current gateway: the exact cost wins
+	// over the float (0.1 + 0.2 as a float is 0.30000000000000004).
+	exact := int64(3_000_000_001) // 0.3000000001 USD
+	gw.setUsage("", &gatewayv1.GetUsageSummaryResponse{Requests: 999, Errors: 9, TotalTokens: 88888, CostUsd: 0.1 + 0.2, CostUsdE10: &exact})
 
 	list := wantEnvelope(t, s.get(t, "/platform/api/admin/tenants", root.Global))
 	if list.Total != 2 || len(list.Items) != 2 {
@@ -156,8 +159,11 @@ func TestAdminTenantsUsersStats(t *testing.T) {
 	if st["users"] != 3.0 || st["tenants"] != 2.0 || st["active_tenants"] != 2.0 || st["requests_this_month"] != 999.0 {
 		t.Errorf("stats = %v", st)
 	}
-	if u, _ := st["usage_this_month"].(obj); u == nil || u["total_tokens"] != 88888.0 {
+	if u, _ := st["usage_this_month"].(obj); u == nil || u["total_tokens"] != 88888.0 || u["cost_usd"] != 0.3000000001 {
 		t.Errorf("stats usage = %v", st["usage_this_month"])
+	}
+	if raw := s.get(t, "/platform/api/admin/stats", root.Global); !strings.Contains(string(raw.Body), `"cost_usd":0.3000000001`) {
+		t.Errorf("stats cost is not the exact decimal: %s", raw.Body)
 	}
 
 	// Gateway down: lists still answer, usage is null.

@@ -16,6 +16,7 @@ import (
 
 	gatewayv1 "trueportai/proto/gen/trueport/gateway/v1"
 	"trueportai/services/internal/apperr"
+	"trueportai/services/internal/money"
 )
 
 // Usage is a usage total over a period.
@@ -23,7 +24,7 @@ type Usage struct {
 	Requests    int64
 	Errors      int64
 	TotalTokens int64
-	CostUSD     float64
+	CostUSD     money.USD
 }
 
 // Client calls the gateway's UsageService.
@@ -87,7 +88,11 @@ func (c *Client) UsageSummary(ctx context.Context, tenantID string, from, to tim
 }
 
 func toUsage(r *gatewayv1.GetUsageSummaryResponse) Usage {
-	return Usage{Requests: r.GetRequests(), Errors: r.GetErrors(), TotalTokens: r.GetTotalTokens(), CostUSD: r.GetCostUsd()}
+	cost := money.FromFloat(r.GetCostUsd()) // a gateway older than cost_usd_e10
+	if r.CostUsdE10 != nil {
+		cost = money.USD(r.GetCostUsdE10())
+	}
+	return Usage{Requests: r.GetRequests(), Errors: r.GetErrors(), TotalTokens: r.GetTotalTokens(), CostUSD: cost}
 }
 
 // toAppError maps a gRPC failure: anything but a refusal of the arguments

@@ -15,6 +15,7 @@ import (
 	"trueportai/services/internal/apperr"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/httpserver"
+	"trueportai/services/internal/money"
 	"trueportai/services/platform-backend/internal/billing"
 	"trueportai/services/platform-backend/internal/gatewayclient"
 	"trueportai/services/platform-backend/internal/store"
@@ -62,10 +63,10 @@ func monthWindow(now time.Time) (time.Time, time.Time) {
 }
 
 type usageResp struct {
-	Requests    int64   `json:"requests"`
-	Errors      int64   `json:"errors"`
-	TotalTokens int64   `json:"total_tokens"`
-	CostUSD     float64 `json:"cost_usd"`
+	Requests    int64     `json:"requests"`
+	Errors      int64     `json:"errors"`
+	TotalTokens int64     `json:"total_tokens"`
+	CostUSD     money.USD `json:"cost_usd"` // a JSON number, at most 10 decimals
 }
 
 func toUsageResp(u gatewayclient.Usage) *usageResp {

@@ -84,11 +84,16 @@ func (x *GetUsageSummaryRequest) GetTo() *timestamppb.Timestamp {
 }
 
 type GetUsageSummaryResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Requests      int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
-	Errors        int64                  `protobuf:"varint,2,opt,name=errors,proto3" json:"errors,omitempty"`
-	TotalTokens   int64                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
-	CostUsd       float64                `protobuf:"fixed64,4,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Requests    int64                  `protobuf:"varint,1,opt,name=requests,proto3" json:"requests,omitempty"`
+	Errors      int64                  `protobuf:"varint,2,opt,name=errors,proto3" json:"errors,omitempty"`
+	TotalTokens int64                  `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	// Deprecated: a binary float; read cost_usd_e10 (kept for platforms older
+	// than it).
+	CostUsd float64 `protobuf:"fixed64,4,opt,name=cost_usd,json=costUsd,proto3" json:"cost_usd,omitempty"`
+	// The exact cost in units of 1e-10 US dollars; absent from gateways older
+	// than it (the platform then rounds cost_usd).
+	CostUsdE10    *int64 `protobuf:"varint,5,opt,name=cost_usd_e10,json=costUsdE10,proto3,oneof" json:"cost_usd_e10,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -147,6 +152,13 @@ func (x *GetUsageSummaryResponse) GetTotalTokens() int64 {
 func (x *GetUsageSummaryResponse) GetCostUsd() float64 {
 	if x != nil {
 		return x.CostUsd
+	}
+	return 0
+}
+
+func (x *GetUsageSummaryResponse) GetCostUsdE10() int64 {
+	if x != nil && x.CostUsdE10 != nil {
+		return *x.CostUsdE10
 	}
 	return 0
 }
@@ -247,12 +259,15 @@ const file_trueport_gateway_v1_gateway_proto_rawDesc = "" +
 	"\x16GetUsageSummaryRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12.\n" +
 	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\x8b\x01\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xc3\x01\n" +
 	"\x17GetUsageSummaryResponse\x12\x1a\n" +
 	"\brequests\x18\x01 \x01(\x03R\brequests\x12\x16\n" +
 	"\x06errors\x18\x02 \x01(\x03R\x06errors\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x12\x19\n" +
-	"\bcost_usd\x18\x04 \x01(\x01R\acostUsd\"/\n" +
+	"\bcost_usd\x18\x04 \x01(\x01R\acostUsd\x12%\n" +
+	"\fcost_usd_e10\x18\x05 \x01(\x03H\x00R\n" +
+	"costUsdE10\x88\x01\x01B\x0f\n" +
+	"\r_cost_usd_e10\"/\n" +
 	"\x10CountKeysRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\"'\n" +
 	"\x11CountKeysResponse\x12\x12\n" +
@@ -300,6 +315,7 @@ func file_trueport_gateway_v1_gateway_proto_init() {
 	if File_trueport_gateway_v1_gateway_proto != nil {
 		return
 	}
+	file_trueport_gateway_v1_gateway_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
