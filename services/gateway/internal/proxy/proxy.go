@@ -438,7 +438,9 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	if max := p.opts.MaxBufferedBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		c.gate = bodyGate{ReadCloser: r.Body, p: p, max: max}
 		r.Body = &c.gate
-		defer func() { p.buffered.Add(-c.gate.reserved) }()
+		// The caller's request keeps its own body (a reused request must not
+		// wrap gate in gate: each would count the bytes again).
+		defer func() { r.Body = c.gate.ReadCloser; p.buffered.Add(-c.gate.reserved) }()
 	}
 	body, err := readBody(r, p.opts.BodyLimit, c.bodyBuf)
 	if err != nil {
