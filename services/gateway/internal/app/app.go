@@ -62,10 +62,17 @@ import (
 // Run starts the gateway on the listeners its parent process handed down
 // (LISTEN_FDS, named "http" and "grpc": package listenfd), or on
 // GATEWAY_HTTP_ADDR / GATEWAY_GRPC_ADDR when there are none.
+//
+// Run also sets the process-wide runtime settings (the soft memory limit,
+// the contention profiles), which in-process callers of RunWithListeners
+// (tests) leave alone.
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	ls, err := inheritedListeners(getenv)
 	if err != nil {
 		return err
+	}
+	if cfg, err := config.Load(getenv); err == nil {
+		applyRuntime(cfg, getenv)
 	}
 	return RunWithListeners(ctx, getenv, stderr, ls)
 }

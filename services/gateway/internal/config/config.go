@@ -68,6 +68,18 @@ type Config struct {
 	LogLevel      string
 	LogFormat     string
 
+	// MemoryLimit is the Go runtime's soft memory limit of the process
+	// (GATEWAY_MEMORY_LIMIT, bytes; 0: none), set at start unless
+	// GOMEMLIMIT is set (the runtime applies that one itself). The GC
+	// collects more often as the heap nears it, instead of letting the heap
+	// double between cycles.
+	MemoryLimit int64
+	// PprofBlockRate and PprofMutexFraction turn on the block and mutex
+	// profiles of the internal listener's /debug/pprof (0: off; see
+	// runtime.SetBlockProfileRate and runtime.SetMutexProfileFraction).
+	PprofBlockRate     int
+	PprofMutexFraction int
+
 	// UsageStreamMaxBytes bounds the usage stream, UsageDLQMaxBytes its
 	// dead-letter stream (JetStream reserves both on the server);
 	// UsageStreamReplicas is their replica count.
@@ -120,6 +132,13 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	count := func(k string) int64 {
+		n, err := strconv.ParseInt(get(k, "0"), 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s must be a non-negative integer", k))
+		}
+		return n
+	}
 	// A process that also proxies keeps its ingestion memory small (one
 	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
 	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
@@ -165,6 +184,10 @@ func Load(getenv func(string) string) (Config, error) {
 		BodyReadTimeout:       dur("BODY_READ_TIMEOUT", "30s"),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
+
+		MemoryLimit:        count("GATEWAY_MEMORY_LIMIT"),
+		PprofBlockRate:     int(count("PPROF_BLOCK_RATE")),
+		PprofMutexFraction: int(count("PPROF_MUTEX_FRACTION")),
 
 		UsageStreamMaxBytes: num("USAGE_STREAM_MAX_BYTES", defaultStreamBytes),
 		UsageDLQMaxBytes:    num("USAGE_DLQ_MAX_BYTES", defaultDLQBytes),
