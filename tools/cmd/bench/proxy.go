@@ -482,6 +482,13 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 		if err := pgExec(ctx, platformDB, "UPDATE tenants SET plan_id='enterprise' WHERE id=$1", tid); err != nil {
 			return "", "", err
 		}
+		// Without a maximum RPM per key (a key's limit is at most its plan's)
+		// nor a monthly cap: the limiter and the quota still run on every
+		// request, they never refuse.
+		if err := pgExec(ctx, platformDB, `INSERT INTO tenant_limit_overrides (tenant_id, limits)
+			VALUES ($1, '{"max_rpm_per_key":0,"monthly_requests":0}')`, tid); err != nil {
+			return "", "", err
+		}
 		k, err := api(ctx, "POST", G+"/api/v1/keys", scoped, map[string]any{"name": keyName, "rpm_limit": 6000})
 		if err != nil {
 			return "", "", err
