@@ -33,6 +33,7 @@ import (
 	"trueportai/services/gateway/internal/cachesync"
 	"trueportai/services/gateway/internal/changefeed"
 	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/filepages"
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/ingest"
@@ -275,6 +276,14 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys)
+	// Start-up touched most of the binary's code (every package's
+	// initialisation, migrations, cache loads): let those file pages go,
+	// the proxy's own come back on first use (package filepages).
+	if spanned, err := filepages.Release(); err != nil {
+		log.Warn("start-up file pages not released", "err", err)
+	} else {
+		log.Debug("start-up file pages released", "mapped_bytes", spanned)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); draining.Do(func() { close(ready) }) }()

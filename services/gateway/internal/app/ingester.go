@@ -30,6 +30,7 @@ func ingestConfig(cfg config.Config, streams usage.Streams) ingest.Config {
 	return ingest.Config{
 		DatabaseURL: cfg.DatabaseURL, Streams: streams,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
+		Duty: cfg.IngesterDuty, MaxLag: cfg.IngesterMaxLag,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}
 }

@@ -46,7 +46,12 @@ type Config struct {
 	IngesterWorkers int
 	// IngesterFetchBytes bounds one fetch of each loop (its batch memory).
 	IngesterFetchBytes int
-	ProxyBodyLimit     int64
+	// IngesterDuty (INGESTER_DUTY, 0 < duty ≤ 1) is the share of time an
+	// ingester loop may spend on batches while fewer than IngesterMaxLag
+	// (INGESTER_MAX_LAG_EVENTS) events wait in the stream; 1: flat out.
+	IngesterDuty   float64
+	IngesterMaxLag int
+	ProxyBodyLimit int64
 	// ProxyMaxConcurrent and ProxyMaxBuffered bound the proxied requests in
 	// flight and the request bytes held; above them, a fast 503.
 	ProxyMaxConcurrent int
@@ -132,8 +137,8 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
-	count := func(k string) int64 {
-		n, err := strconv.ParseInt(get(k, "0"), 10, 64)
+	count := func(k string, def ...string) int64 {
+		n, err := strconv.ParseInt(get(k, append(def, "0")[0]), 10, 64)
 		if err != nil || n < 0 {
 			errs = append(errs, fmt.Errorf("%s must be a non-negative integer", k))
 		}
@@ -142,10 +147,16 @@ func Load(getenv func(string) string) (Config, error) {
 	// A process that also proxies keeps its ingestion memory small (one
 	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
 	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
+	// It also yields: half of its time at most while less than 100 000
+	// events wait, so that bursts of traffic get the CPU first. Its soft
+	// memory limit bounds the heap (GATEWAY_MEMORY_LIMIT).
 	role := get("GATEWAY_ROLE", RoleAll)
-	defaultWorkers, defaultFetchBytes := "1", "1048576"
-	if role == RoleIngester {
-		defaultWorkers, defaultFetchBytes = "2", "3145728"
+	defaultWorkers, defaultFetchBytes, defaultDuty, defaultMemory := "1", "524288", "0.5", "25165824"
+	switch role {
+	case RoleIngester:
+		defaultWorkers, defaultFetchBytes, defaultDuty, defaultMemory = "2", "3145728", "1", "0"
+	case RoleProxy:
+		defaultMemory = "16777216"
 	}
 	// A dev server (make run, tests) holds many short-lived streams, each
 	// reserving its MaxBytes: dev streams are small.
@@ -170,6 +181,7 @@ func Load(getenv func(string) string) (Config, error) {
 		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
 		Role:               role,
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
+		IngesterMaxLag:     int(num("INGESTER_MAX_LAG_EVENTS", "100000")),
 
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
 		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit()), 10))),
@@ -185,7 +197,7 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
 
-		MemoryLimit:        count("GATEWAY_MEMORY_LIMIT"),
+		MemoryLimit:        count("GATEWAY_MEMORY_LIMIT", defaultMemory),
 		PprofBlockRate:     int(count("PPROF_BLOCK_RATE")),
 		PprofMutexFraction: int(count("PPROF_MUTEX_FRACTION")),
 
@@ -203,6 +215,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
 	} else {
 		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
+	}
+	if d, err := strconv.ParseFloat(get("INGESTER_DUTY", defaultDuty), 64); err != nil || d <= 0 || d > 1 {
+		errs = append(errs, errors.New("INGESTER_DUTY must be a number above 0 and at most 1"))
+	} else {
+		c.IngesterDuty = d
 	}
 	if c.UsageStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("USAGE_STREAM_REPLICAS must be 1 to 5, got %d", c.UsageStreamReplicas))

@@ -50,6 +50,13 @@ type Ingester struct {
 	// while the database is unreachable.
 	retryMin, retryMax time.Duration
 	metrics            *IngestMetrics
+	// duty (0 < duty ≤ 1) is the share of time a loop may spend on batches
+	// while its backlog is under maxLag events: after a batch that took d
+	// it pauses d·(1/duty − 1). In a process that also proxies, this leaves
+	// the CPU to the proxy during bursts; the events wait in the stream and
+	// above maxLag the loop runs flat out. 1: never pauses.
+	duty   float64
+	maxLag int
 	// deadLetters is the subject of the dead-letter stream.
 	deadLetters string
 	// ensure creates the streams when the consumer cannot be created
@@ -63,7 +70,46 @@ type Ingester struct {
 // NewIngester builds an ingester for stream.
 func NewIngester(store Writer, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
 	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20,
-		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second}
+		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second, duty: 1}
+}
+
+// SetPacing makes each loop spend at most duty of its time on batches
+// while fewer than maxLag events wait in the stream (duty ≥ 1 or ≤ 0: no
+// pause).
+func (in *Ingester) SetPacing(duty float64, maxLag int) {
+	if duty <= 0 || duty > 1 {
+		duty = 1
+	}
+	in.duty, in.maxLag = duty, maxLag
+}
+
+// pacing is the pause after the batch msgs that took took.
+func (in *Ingester) pacing(took time.Duration, msgs []jetstream.Msg) time.Duration {
+	if in.duty >= 1 {
+		return 0
+	}
+	events := 0
+	for _, m := range msgs {
+		events += bytes.Count(m.Data(), []byte{'\n'}) + 1
+	}
+	var pending uint64
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		pending = md.NumPending
+	}
+	return in.pause(took, events, len(msgs), pending)
+}
+
+// pause is how long a loop rests after a batch of events events (out of
+// msgs messages) that took took, with pending messages still in the stream.
+func (in *Ingester) pause(took time.Duration, events, msgs int, pending uint64) time.Duration {
+	if in.duty >= 1 || msgs == 0 {
+		return 0
+	}
+	// The backlog in events, estimated from this batch's events per message.
+	if lag := float64(pending) * float64(events) / float64(msgs); lag >= float64(in.maxLag) {
+		return 0
+	}
+	return min(time.Duration(float64(took)*(1/in.duty-1)), 2*time.Second)
 }
 
 // SetFetchBytes bounds the bytes of one fetch (the ingester's batch memory);
@@ -130,7 +176,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) > 0 {
+			start := time.Now()
 			in.handle(context.WithoutCancel(ctx), ctx, msgs)
+			if d := in.pacing(time.Since(start), msgs); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
 		}
 	}
 	return nil
