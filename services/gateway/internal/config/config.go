@@ -190,8 +190,8 @@ func Load(getenv func(string) string) (Config, error) {
 		IngesterMaxLag:     int(num("INGESTER_MAX_LAG_EVENTS", "100000")),
 
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
-		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit()), 10))),
-		ProxyMaxBuffered:      num("PROXY_MAX_BUFFERED_BYTES", strconv.FormatInt(memoryLimit()/4, 10)),
+		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit(getenv)), 10))),
+		ProxyMaxBuffered:      num("PROXY_MAX_BUFFERED_BYTES", strconv.FormatInt(memoryLimit(getenv)/4, 10)),
 		UpstreamHeaderTimeout: dur("UPSTREAM_HEADER_TIMEOUT", "120s"),
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
 		CacheTTL:              dur("CACHE_TTL", "60s"),
@@ -253,9 +253,11 @@ func Load(getenv func(string) string) (Config, error) {
 }
 
 // memoryLimit is the memory the process may use: GOMEMLIMIT, else the
-// cgroup's memory.max, else the machine's memory, else 1 GiB.
-func memoryLimit() int64 {
-	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+// cgroup's memory.max, else the machine's memory, else 1 GiB. The soft
+// limit the gateway sets itself (GATEWAY_MEMORY_LIMIT, a cap on garbage)
+// is not that: the runtime's limit counts only when GOMEMLIMIT set it.
+func memoryLimit(getenv func(string) string) int64 {
+	if l := debug.SetMemoryLimit(-1); getenv("GOMEMLIMIT") != "" && l > 0 && l < math.MaxInt64 {
 		return l
 	}
 	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {

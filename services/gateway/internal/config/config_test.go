@@ -1,6 +1,7 @@
 package config
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +37,24 @@ func TestServerLimits(t *testing.T) {
 	}
 	if _, err := load("DEBUG_ADDR", "127.0.0.1:6060"); err == nil || !strings.Contains(err.Error(), "GATEWAY_INTERNAL_ADDR") {
 		t.Errorf("DEBUG_ADDR: err %v", err)
+	}
+}
+
+// TestOwnSoftLimitIsNotTheMemory: the soft limit the gateway sets itself
+// (GATEWAY_MEMORY_LIMIT, 40 MiB by default) must not shrink the proxy's
+// bounds, which follow GOMEMLIMIT, the cgroup or the machine: a 10 MiB
+// bound on buffered request bytes would refuse a single 32 MiB body.
+func TestOwnSoftLimitIsNotTheMemory(t *testing.T) {
+	prev := debug.SetMemoryLimit(40 << 20)
+	defer debug.SetMemoryLimit(prev)
+	c, err := Load(func(k string) string { return map[string]string{"APP_ENV": "dev"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MemoryLimit != 40<<20 {
+		t.Errorf("role all's default soft limit = %d, want 40 MiB", c.MemoryLimit)
+	}
+	if c.ProxyMaxBuffered <= 40<<20/4 {
+		t.Errorf("PROXY_MAX_BUFFERED_BYTES default %d follows the gateway's own soft limit", c.ProxyMaxBuffered)
 	}
 }
