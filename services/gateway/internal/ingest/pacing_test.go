@@ -30,3 +30,19 @@ func TestPause(t *testing.T) {
 		}
 	}
 }
+
+// TestDueTouches: a key's last_used_at is written at its first use and then
+// once a minute at most, whatever the number of batches in between.
+func TestDueTouches(t *testing.T) {
+	in := &Ingester{}
+	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if got := in.dueTouches(map[string]time.Time{"a": t0, "b": t0}); len(got) != 2 {
+		t.Fatalf("first batch: %v, want both keys", got)
+	}
+	if got := in.dueTouches(map[string]time.Time{"a": t0.Add(30 * time.Second), "c": t0}); len(got) != 1 || got["c"] != t0 {
+		t.Fatalf("30 s later: %v, want the new key only", got)
+	}
+	if got := in.dueTouches(map[string]time.Time{"a": t0.Add(time.Minute), "b": t0.Add(59 * time.Second)}); len(got) != 1 || got["a"] != t0.Add(time.Minute) {
+		t.Fatalf("a minute later: %v, want a only", got)
+	}
+}
