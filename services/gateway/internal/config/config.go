@@ -150,19 +150,21 @@ func Load(getenv func(string) string) (Config, error) {
 	// It also yields: half of its time at most while less than 100 000
 	// events wait, so that bursts of traffic get the CPU first.
 	//
-	// The soft memory limit (GATEWAY_MEMORY_LIMIT) caps the Go heap, stacks
-	// and runtime memory (not the binary's mapped code) above what the
-	// closed-loop bench needs (proxy: about 21 MiB anonymous memory for
-	// streams without a limit): a limit below the live heap makes the GC
-	// run back to back (16 MiB for role proxy: 4.4 times the CPU per
-	// streamed request), so it is a cap on garbage, not a squeeze.
+	// The soft memory limit (GATEWAY_MEMORY_LIMIT) is a cap on garbage,
+	// never a squeeze: a limit below the live memory makes the GC run back
+	// to back (the GC's CPU limiter then takes up to half the CPU). Fixed
+	// per-role values (all 40 MiB, proxy 32 MiB) did that in make bench
+	// once fixed-rate overload had left the process holding more: 3 to 4
+	// times the bare proxy's CPU per request. By default it is 4/5 of the
+	// cgroup's memory.max when there is one (a container), else none.
 	role := get("GATEWAY_ROLE", RoleAll)
-	defaultWorkers, defaultFetchBytes, defaultDuty, defaultMemory := "1", "524288", "0.5", "41943040"
-	switch role {
-	case RoleIngester:
-		defaultWorkers, defaultFetchBytes, defaultDuty, defaultMemory = "2", "3145728", "1", "0"
-	case RoleProxy:
-		defaultMemory = "33554432"
+	defaultWorkers, defaultFetchBytes, defaultDuty := "1", "524288", "0.5"
+	if role == RoleIngester {
+		defaultWorkers, defaultFetchBytes, defaultDuty = "2", "3145728", "1"
+	}
+	defaultMemory := "0"
+	if n := cgroupMemory(); n > 0 {
+		defaultMemory = strconv.FormatInt(n/5*4, 10)
 	}
 	// A dev server (make run, tests) holds many short-lived streams, each
 	// reserving its MaxBytes: dev streams are small.
@@ -252,6 +254,16 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// cgroupMemory is the cgroup's memory.max (0: none or unlimited).
+func cgroupMemory() int64 {
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 0
+}
+
 // memoryLimit is the memory the process may use: GOMEMLIMIT, else the
 // cgroup's memory.max, else the machine's memory, else 1 GiB. The soft
 // limit the gateway sets itself (GATEWAY_MEMORY_LIMIT, a cap on garbage)
@@ -260,10 +272,8 @@ func memoryLimit(getenv func(string) string) int64 {
 	if l := debug.SetMemoryLimit(-1); getenv("GOMEMLIMIT") != "" && l > 0 && l < math.MaxInt64 {
 		return l
 	}
-	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
-			return n
-		}
+	if n := cgroupMemory(); n > 0 {
+		return n
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
