@@ -9,11 +9,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -31,27 +34,44 @@ type loadResult struct {
 	errors, non2x int64
 }
 
-// request is what every run sends: same body and headers for every target.
+// request is what every run sends: same body and headers for every target;
+// each request carries the next of keys (Authorization: Bearer).
 type request struct {
-	url, key string
-	body     []byte
+	url  string
+	keys []string
+	body []byte
 }
 
-// wrkScript writes a wrk Lua script that posts r and prints its summary as
-// one JSON line prefixed BENCHJSON.
+// wrkScript writes a wrk Lua script that posts r, one request per key built
+// once at start and sent in turn (the same client work for one key or
+// many), and prints its summary as one JSON line prefixed BENCHJSON.
 func wrkScript(dir, name string, r request) (string, error) {
 	p := filepath.Join(dir, name+".lua")
-	s := fmt.Sprintf(`wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer %s"
+	var keys strings.Builder
+	for _, k := range r.keys {
+		fmt.Fprintf(&keys, "%q,", k)
+	}
+	s := fmt.Sprintf(`local body = [==[%s]==]
+local keys = {%s}
+local reqs = {}
+local i = 0
+init = function(args)
+  for j, k in ipairs(keys) do
+    reqs[j] = wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. k}, body)
+  end
+end
+request = function()
+  i = i + 1
+  if i > #reqs then i = 1 end
+  return reqs[i]
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCHJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,"non2xx":%%d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.timeout, e.status))
 end
-`, r.body, r.key)
+`, r.body, keys.String())
 	return p, os.WriteFile(p, []byte(s), 0o644)
 }
 
@@ -108,10 +128,14 @@ func wrkVersion() string {
 // runVegeta sends r at rate requests per second for d (keep-alive, 30 s
 // timeout: vegeta attack's defaults and the old script's flags).
 func runVegeta(ctx context.Context, rate int, d time.Duration, r request) loadResult {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("Authorization", "Bearer "+r.key)
-	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: r.url, Body: r.body, Header: h})
+	var ts []vegeta.Target
+	for _, k := range r.keys {
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Authorization", "Bearer "+k)
+		ts = append(ts, vegeta.Target{Method: "POST", URL: r.url, Body: r.body, Header: h})
+	}
+	tr := vegeta.NewStaticTargeter(ts...) // round robin over the keys
 	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	var m vegeta.Metrics
 	res := atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "bench")
@@ -128,4 +152,63 @@ func runVegeta(ctx context.Context, rate int, d time.Duration, r request) loadRe
 			m.Add(x)
 		}
 	}
+}
+
+// runFirstChunk sends r's stream requests at rate per second for d (open
+// loop, keep-alive) and measures each one's time to the first body byte:
+// the first SSE event a client sees. p50/p99 are of that time; ok is the
+// share answered 200 whose body was read to its end.
+func runFirstChunk(ctx context.Context, rate int, d time.Duration, r request) loadResult {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024,
+		IdleConnTimeout: 90 * time.Second, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	var firsts []time.Duration
+	var okN int64
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	start := time.Now()
+	sent := 0
+	for time.Since(start) < d && ctx.Err() == nil {
+		<-tick.C
+		key := r.keys[sent%len(r.keys)]
+		sent++
+		wg.Go(func() {
+			req, err := http.NewRequestWithContext(ctx, "POST", r.url, bytes.NewReader(r.body))
+			if err != nil {
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+key)
+			t0 := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			defer resp.Body.Close()
+			var buf [512]byte
+			n, err := resp.Body.Read(buf[:])
+			first := time.Since(t0)
+			if n == 0 && err != nil {
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			mu.Lock()
+			firsts = append(firsts, first)
+			if err == nil && resp.StatusCode == http.StatusOK {
+				okN++
+			}
+			mu.Unlock()
+		})
+	}
+	elapsed := time.Since(start)
+	wg.Wait()
+	res := loadResult{n: int64(sent), rps: float64(sent) / elapsed.Seconds(), ok: float64(okN) / float64(max(sent, 1))}
+	if len(firsts) > 0 {
+		slices.Sort(firsts)
+		res.p50ms = float64(firsts[len(firsts)/2]) / 1e6
+		res.p99ms = float64(firsts[min(len(firsts)-1, len(firsts)*99/100)]) / 1e6
+	}
+	return res
 }

@@ -34,9 +34,10 @@ func (b *proxyBench) perf(ctx context.Context) error {
 		return err
 	}
 	secs := int(b.cfg.closedDur.Round(time.Second) / time.Second)
+	gw := b.gatewayTargets()[0] // the first layout, one key
 	pidOf := func(target string) int {
-		if target == "gateway" {
-			return b.gw.pid()
+		if g := b.gwOf(target); g != nil {
+			return g.p.pid()
 		}
 		return b.bare.pid()
 	}
@@ -53,35 +54,35 @@ func (b *proxyBench) perf(ctx context.Context) error {
 		_ = os.WriteFile(p, fmt.Appendf(nil, `{"requests":%d,"rps":%.1f,"p50_ms":%.3f,"p99_ms":%.3f}`+"\n", r.n, r.rps, r.p50ms, r.p99ms), 0o644)
 	}
 	for _, mode := range []string{"json", "stream"} {
-		for _, target := range []string{"bare", "gateway"} {
+		for _, target := range []string{"bare", gw} {
 			say("proxy", "perf: %s closed loop on %s (%d s)", mode, target, secs)
 			data := filepath.Join(b.tmp, "perf.data")
 			r, err := perfAlongside(ctx, []string{"record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(pidOf(target)), "-o", data, "--", "sleep", strconv.Itoa(secs)}, wrk(mode, target, b.cfg.closedDur))
 			if err != nil {
 				return err
 			}
-			base := filepath.Join(dir, "perf-"+mode+"-"+target)
+			base := filepath.Join(dir, "perf-"+mode+"-"+strings.ReplaceAll(target, ":", "_"))
 			writeWrk(base+".wrk.json", r)
 			report(data, base+".self.txt", "--no-children", "--sort", "symbol", "--percent-limit", "0.7", "-g", "none")
 			report(data, base+".children.txt", "--children", "--sort", "symbol", "--percent-limit", "4", "-g", "none")
-			if target == "gateway" {
+			if target == gw {
 				b.settle(ctx)
 			}
 		}
 	}
 	// Where the whole machine's CPU goes (by command) under closed-loop load.
 	for _, mode := range []string{"json", "stream"} {
-		for _, target := range []string{"bare", "gateway"} {
+		for _, target := range []string{"bare", gw} {
 			say("proxy", "perf: machine-wide %s closed loop on %s (%d s)", mode, target, secs)
 			data := filepath.Join(b.tmp, "perf-all.data")
 			r, err := perfAlongside(ctx, []string{"record", "-q", "-a", "-F", "499", "-o", data, "--", "sleep", strconv.Itoa(secs)}, wrk(mode, target, b.cfg.closedDur))
 			if err != nil {
 				return err
 			}
-			base := filepath.Join(dir, "perf-all-"+mode+"-"+target)
+			base := filepath.Join(dir, "perf-all-"+mode+"-"+strings.ReplaceAll(target, ":", "_"))
 			writeWrk(base+".wrk.json", r)
 			report(data, base+".comm.txt", "--no-children", "--sort", "comm", "--percent-limit", "0.5")
-			if target == "gateway" {
+			if target == gw {
 				b.settle(ctx)
 			}
 		}
@@ -92,7 +93,7 @@ func (b *proxyBench) perf(ctx context.Context) error {
 	events := "syscalls:sys_enter_write,syscalls:sys_enter_read,syscalls:sys_enter_fsync,syscalls:sys_enter_futex"
 	for _, mode := range []string{"json", "stream"} {
 		for _, load := range []string{"500", "max"} {
-			for _, target := range []string{"bare", "gateway"} {
+			for _, target := range []string{"bare", gw} {
 				csvPath := filepath.Join(b.tmp, "stat.csv")
 				gen := wrk(mode, target, 3*time.Second)
 				if load != "max" {
@@ -108,7 +109,7 @@ func (b *proxyBench) perf(ctx context.Context) error {
 				}
 				n := float64(max(r.n, 1))
 				fmt.Fprintf(&md, "| %s | %s | %s | %.1f | %.1f | %.2f | %.1f |\n", mode, load, target, c["write"]/n, c["read"]/n, c["fsync"]/n, c["futex"]/n)
-				if target == "gateway" {
+				if target == gw {
 					b.settle(ctx)
 				}
 			}

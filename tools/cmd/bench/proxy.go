@@ -30,10 +30,22 @@ package main
 //	                      tenant with 10 policy rules ["500"; e.g. "500 max"]
 //	BENCH_PORT_BASE       first of the 10 local ports used [18080]
 //	BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
-//	BENCH_GATEWAY_LAYOUT  split: the gateway runs GATEWAY_ROLE=proxy and a second
-//	                      gateway process GATEWAY_ROLE=ingester consumes the usage
-//	                      stream (the production layout, both on this machine);
-//	                      all: one gateway process with the ingester in it [split]
+//	BENCH_LAYOUTS         gateway layouts measured side by side in the same rounds
+//	                      ["all proxy"]: all is one gateway process with the
+//	                      ingester in it (GATEWAY_ROLE=all, as make run starts it);
+//	                      proxy is a GATEWAY_ROLE=proxy process whose usage stream
+//	                      a second gateway process (GATEWAY_ROLE=ingester) consumes
+//	                      (the production layout, both on this machine). Each
+//	                      layout has its own NATS prefix and ports.
+//	                      BENCH_GATEWAY_LAYOUT=split|all (the old knob) picks one.
+//	BENCH_KEYS            numbers of API keys the gateway targets rotate over ["1 400"]:
+//	                      every request of a run uses the next key (wrk and vegeta
+//	                      alike, for every target, so the clients' work is the same)
+//	BENCH_FIRST_CHUNK_RATE  stream requests per second of the time-to-first-chunk
+//	                      runs [500]; 0 skips them
+//	BENCH_PPROF           a directory: after the rounds, CPU, block, mutex and heap
+//	                      profiles of each gateway layout under closed-loop JSON load
+//	                      (the gateway runs with PPROF_BLOCK_RATE/PPROF_MUTEX_FRACTION)
 //	BENCH_PERF            a directory: after the rounds, profile benchproxy and the
 //	                      gateway with perf under closed-loop load and count their
 //	                      syscalls per request (files in that directory, not in the table)
@@ -42,6 +54,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -75,8 +88,10 @@ type proxyConfig struct {
 	policyLoads           []string
 	base                  int
 	gatewayEnv            []string
-	layout                string
-	perfDir               string
+	layouts               []string // "all", "proxy"
+	keyCounts             []int
+	firstChunkRate        int
+	perfDir, pprofDir     string
 	rawRates, rawPolicies string
 }
 
@@ -112,19 +127,71 @@ func proxyConfigFromEnv() (proxyConfig, error) {
 		return c, err
 	}
 	c.out = envSet("BENCH_OUT", "docs/benchmarks.md")
-	c.rawPolicies = envSet("BENCH_POLICY_LOADS", "500")
+	c.rawPolicies = envSet("BENCH_POLICY_LOADS", "500 max")
 	c.policyLoads = strings.Fields(c.rawPolicies)
 	c.gatewayEnv = strings.Fields(os.Getenv("BENCH_GATEWAY_ENV"))
-	c.layout = envOr("BENCH_GATEWAY_LAYOUT", "split")
-	switch c.layout {
+	switch l := os.Getenv("BENCH_GATEWAY_LAYOUT"); l {
+	case "":
+		c.layouts = strings.Fields(envOr("BENCH_LAYOUTS", "all proxy"))
 	case "split":
-		c.gatewayEnv = append([]string{"GATEWAY_ROLE=proxy"}, c.gatewayEnv...)
+		c.layouts = []string{"proxy"}
 	case "all":
+		c.layouts = []string{"all"}
 	default:
 		return c, fmt.Errorf("BENCH_GATEWAY_LAYOUT must be split or all")
 	}
+	if len(c.layouts) == 0 {
+		return c, fmt.Errorf("BENCH_LAYOUTS is empty")
+	}
+	for _, l := range c.layouts {
+		if l != "all" && l != "proxy" {
+			return c, fmt.Errorf("BENCH_LAYOUTS: %q is not all or proxy", l)
+		}
+	}
+	for _, k := range strings.Fields(envOr("BENCH_KEYS", "1 400")) {
+		n, err := strconv.Atoi(k)
+		if err != nil || n < 1 || n > 5000 {
+			return c, fmt.Errorf("BENCH_KEYS: %q is not a key count from 1 to 5000", k)
+		}
+		c.keyCounts = append(c.keyCounts, n)
+	}
+	if len(c.keyCounts) == 0 {
+		return c, fmt.Errorf("BENCH_KEYS is empty")
+	}
+	if c.firstChunkRate, err = envInt("BENCH_FIRST_CHUNK_RATE", 500); err != nil {
+		return c, err
+	}
 	c.perfDir = os.Getenv("BENCH_PERF")
+	c.pprofDir = os.Getenv("BENCH_PPROF")
 	return c, nil
+}
+
+// gwTarget names the gateway target of a layout and key count
+// ("gw:all:400"); policies targets are "pol:LAYOUT:1".
+func gwTarget(kind, layout string, keys int) string {
+	return kind + ":" + layout + ":" + strconv.Itoa(keys)
+}
+
+// parseTarget splits a gateway target name; ok=false for direct and bare.
+func parseTarget(t string) (kind, layout string, keys int, ok bool) {
+	f := strings.Split(t, ":")
+	if len(f) != 3 {
+		return "", "", 0, false
+	}
+	n, err := strconv.Atoi(f[2])
+	return f[0], f[1], n, err == nil
+}
+
+// gatewayProc is the gateway of one layout: its process, the ingester
+// process of the proxy layout, its listeners and NATS prefix.
+type gatewayProc struct {
+	layout                   string
+	p, ing                   *proc
+	http, grpc, internal     string
+	ingHTTP, ingInternal     string
+	prefix                   string
+	hwmKB, idleKB, ingHWMKB  int64
+	published, spooled, lost int64
 }
 
 // The benchmark bodies. The stream asks for the usage chunk itself so that
@@ -157,21 +224,41 @@ type measurement struct {
 	n                   int64
 	rps, p50, p99, ok   float64
 	rssMB, cpuUs, boxUs float64 // cpuUs is NaN without a proxy process
+	anonMB              float64
 }
 
 type proxyBench struct {
-	cfg           proxyConfig
-	ps            *procs
-	tmp           string
-	prefix        string
-	addr          map[string]string
-	gw, ing, bare *proc
-	gatewayEnv    []string
-	reqs          map[string]request // "mode-target"
-	lua           map[string]string
-	results       []measurement
-	loadBefore    string
-	loadAfter     string
+	cfg        proxyConfig
+	ps         *procs
+	tmp        string
+	prefix     string
+	addr       map[string]string
+	gws        map[string]*gatewayProc // by layout
+	bare       *proc
+	reqs       map[string]request // "mode-target"
+	lua        map[string]string
+	results    []measurement
+	loadBefore string
+	loadAfter  string
+}
+
+// gwOf is the gateway process serving target (nil for direct and bare).
+func (b *proxyBench) gwOf(target string) *gatewayProc {
+	if _, layout, _, ok := parseTarget(target); ok {
+		return b.gws[layout]
+	}
+	return nil
+}
+
+// gatewayTargets lists the gateway targets (no policies) in layout, then key order.
+func (b *proxyBench) gatewayTargets() []string {
+	var t []string
+	for _, l := range b.cfg.layouts {
+		for _, k := range b.cfg.keyCounts {
+			t = append(t, gwTarget("gw", l, k))
+		}
+	}
+	return t
 }
 
 func benchProxy(ctx context.Context) (err error) {
@@ -198,9 +285,9 @@ func benchProxy(ctx context.Context) (err error) {
 		return fmt.Errorf("build benchproxy: %w\n%s", err, out)
 	}
 
-	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}}
+	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}, gws: map[string]*gatewayProc{}}
 	names := []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http",
-		"platform_internal", "gateway_internal", "ingester_internal"}
+		"platform_internal", "gateway_internal", "ingester_internal", "gwproxy_http", "gwproxy_grpc", "gwproxy_internal"}
 	b.addr = map[string]string{}
 	for i, n := range names {
 		a := fmt.Sprintf("127.0.0.1:%d", cfg.base+i)
@@ -223,8 +310,16 @@ func benchProxy(ctx context.Context) (err error) {
 	_, _ = rand.Read(rnd)
 	b.prefix = "bench" + hex.EncodeToString(rnd)
 	b.ps = newProcs("proxy", filepath.Join(b.tmp, "logs"))
+	for _, l := range cfg.layouts {
+		g := &gatewayProc{layout: l, http: b.addr["gateway_http"], grpc: b.addr["gateway_grpc"], internal: b.addr["gateway_internal"], prefix: b.prefix}
+		if l == "proxy" {
+			g.http, g.grpc, g.internal, g.prefix = b.addr["gwproxy_http"], b.addr["gwproxy_grpc"], b.addr["gwproxy_internal"], b.prefix+"x"
+			g.ingHTTP, g.ingInternal = b.addr["ingester_http"], b.addr["ingester_internal"]
+		}
+		b.gws[l] = g
+	}
 	defer func() {
-		b.ps.stopAll("gateway", "ingester", "platform-backend", "benchproxy", "fake-provider")
+		b.ps.stopAll("gateway-all", "gateway-proxy", "ingester", "platform-backend", "benchproxy", "fake-provider")
 		b.deleteStream()
 		if err != nil {
 			say("proxy", "failed: %v; last log lines:", err)
@@ -287,14 +382,32 @@ func (b *proxyBench) env() []string {
 	}
 }
 
-func (b *proxyBench) startGateway(ctx context.Context) error {
-	env := append(append(b.env(), "LOG_LEVEL=info"), b.cfg.gatewayEnv...)
-	p, err := b.ps.start("gateway", "bin/gateway", env)
+// startGateway starts the gateway of layout g (and the ingester process of
+// the proxy layout when withIngester).
+func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withIngester bool) error {
+	env := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_HTTP_ADDR="+g.http, "GATEWAY_GRPC_ADDR="+g.grpc,
+		"GATEWAY_INTERNAL_ADDR="+g.internal, "GATEWAY_ROLE="+g.layout)
+	if b.cfg.pprofDir != "" {
+		env = append(env, "PPROF_BLOCK_RATE=10000", "PPROF_MUTEX_FRACTION=10")
+	}
+	p, err := b.ps.start("gateway-"+g.layout, "bin/gateway", append(env, b.cfg.gatewayEnv...))
 	if err != nil {
 		return err
 	}
-	b.gw = p
-	return waitHTTP(ctx, "http://"+b.addr["gateway_http"]+"/trueportai-services/health", p)
+	g.p = p
+	if err := waitHTTP(ctx, "http://"+g.http+"/trueportai-services/health", p); err != nil {
+		return err
+	}
+	if !withIngester || g.layout != "proxy" {
+		return nil
+	}
+	say("proxy", "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
+	ienv := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+g.ingHTTP,
+		"GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_INTERNAL_ADDR="+g.ingInternal)
+	if g.ing, err = b.ps.start("ingester", "bin/gateway", append(ienv, b.cfg.gatewayEnv...)); err != nil {
+		return err
+	}
+	return waitHTTP(ctx, "http://"+g.ingHTTP+"/trueportai-services/health", g.ing)
 }
 
 // startAll: fresh databases, the processes, the tenants and keys through the
@@ -328,7 +441,8 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := b.startGateway(ctx); err != nil {
+	setup := b.gws[b.cfg.layouts[0]]
+	if err := b.startGateway(ctx, setup, false); err != nil {
 		return err
 	}
 
@@ -340,7 +454,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	// every request, it just never refuses.
 	say("proxy", "setting up user, tenant (enterprise plan), provider credential, API key")
 	P := "http://" + b.addr["platform_http"] + "/platform/api"
-	G := "http://" + b.addr["gateway_http"] + "/trueportai-services"
+	G := "http://" + setup.http + "/trueportai-services"
 	email := "bench-" + b.prefix + "@example.com"
 	cred := map[string]string{"email": email, "password": "correct-horse-battery"}
 	if _, err := api(ctx, "POST", P+"/global/auth/register", "", cred); err != nil {
@@ -369,6 +483,13 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 		if err := pgExec(ctx, platformDB, "UPDATE tenants SET plan_id='enterprise' WHERE id=$1", tid); err != nil {
 			return "", "", err
 		}
+		// Without a maximum RPM per key (a key's limit is at most its plan's)
+		// nor a monthly cap: the limiter and the quota still run on every
+		// request, they never refuse.
+		if err := pgExec(ctx, platformDB, `INSERT INTO tenant_limit_overrides (tenant_id, limits)
+			VALUES ($1, '{"max_rpm_per_key":0,"monthly_requests":0}')`, tid); err != nil {
+			return "", "", err
+		}
 		k, err := api(ctx, "POST", G+"/api/v1/keys", scoped, map[string]any{"name": keyName, "rpm_limit": 6000})
 		if err != nil {
 			return "", "", err
@@ -395,66 +516,111 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	if err := pgExec(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable", "UPDATE api_keys SET rpm_limit=100000000"); err != nil {
 		return err
 	}
-	b.ps.stop("gateway", 10*time.Second)
-	if err := b.startGateway(ctx); err != nil {
+	// More keys of the first tenant, for the runs that rotate over many
+	// (copies of the first key's row with their own secret, id and name).
+	allKeys, err := addKeys(ctx, key, slices.Max(b.cfg.keyCounts)-1)
+	if err != nil {
 		return err
 	}
-	chat := G + "/openai/v1/chat/completions"
+	b.ps.stop("gateway-"+setup.layout, 10*time.Second)
+	for _, l := range b.cfg.layouts {
+		say("proxy", "starting the gateway of layout %s (GATEWAY_ROLE=%s)", l, l)
+		if err := b.startGateway(ctx, b.gws[l], true); err != nil {
+			return err
+		}
+	}
 	hi := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
-	var code int
-	var limit string
-	for range 50 { // the tenant context is warmed in the background
-		code, limit = post(ctx, chat, key, hi)
-		if code == 200 {
-			break
+	for _, l := range b.cfg.layouts {
+		chat := "http://" + b.gws[l].http + "/trueportai-services/openai/v1/chat/completions"
+		var code int
+		var limit string
+		for _, k := range []string{key, allKeys[len(allKeys)-1]} {
+			for range 50 { // the tenant context is warmed in the background
+				code, limit = post(ctx, chat, k, hi)
+				if code == 200 {
+					break
+				}
+				_ = sleepCtx(ctx, 200*time.Millisecond)
+			}
+			if code != 200 || limit != "100000000" {
+				return fmt.Errorf("gateway (%s) smoke call: got %d %q, want 200 and X-Ratelimit-Limit 100000000", l, code, limit)
+			}
 		}
-		_ = sleepCtx(ctx, 200*time.Millisecond)
-	}
-	if code != 200 || limit != "100000000" {
-		return fmt.Errorf("gateway smoke call: got %d %q, want 200 and X-Ratelimit-Limit 100000000", code, limit)
-	}
-	for range 50 { // the policy tenant's key passes clean traffic
-		if code, _ = post(ctx, chat, pkey, hi); code == 200 {
-			break
+		for range 50 { // the policy tenant's key passes clean traffic
+			if code, _ = post(ctx, chat, pkey, hi); code == 200 {
+				break
+			}
+			_ = sleepCtx(ctx, 200*time.Millisecond)
 		}
-		_ = sleepCtx(ctx, 200*time.Millisecond)
-	}
-	if code != 200 {
-		return fmt.Errorf("policy tenant smoke call: got %d, want 200", code)
-	}
-	// ... and its rules are live.
-	if code, _ = post(ctx, chat, pkey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"this is confidential"}]}`); code != 400 {
-		return fmt.Errorf("policy tenant: a request matching a block rule got %d, want 400", code)
-	}
-	if b.cfg.layout == "split" {
-		say("proxy", "starting the ingester process (GATEWAY_ROLE=ingester)")
-		env := append(b.env(), "LOG_LEVEL=info", "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+b.addr["ingester_http"], "GATEWAY_GRPC_ADDR=127.0.0.1:0",
-			"GATEWAY_INTERNAL_ADDR="+b.addr["ingester_internal"])
-		if b.ing, err = b.ps.start("ingester", "bin/gateway", env); err != nil {
-			return err
+		if code != 200 {
+			return fmt.Errorf("policy tenant smoke call (%s): got %d, want 200", l, code)
 		}
-		if err := waitHTTP(ctx, "http://"+b.addr["ingester_http"]+"/trueportai-services/health", b.ing); err != nil {
-			return err
+		// ... and its rules are live.
+		if code, _ = post(ctx, chat, pkey, `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"this is confidential"}]}`); code != 400 {
+			return fmt.Errorf("policy tenant (%s): a request matching a block rule got %d, want 400", l, code)
 		}
 	}
 
-	urls := map[string]string{
-		"direct":  "http://" + b.addr["fake"] + "/openai/v1/chat/completions",
-		"bare":    "http://" + b.addr["bare"] + "/openai/v1/chat/completions",
-		"gateway": chat, "policies": chat,
-	}
-	// direct and bare carry the same key: the fake provider only checks that one is sent.
-	keys := map[string]string{"direct": key, "bare": key, "gateway": key, "policies": pkey}
 	for mode, body := range map[string]string{"json": jsonBody, "stream": streamBody} {
-		for _, t := range []string{"direct", "bare", "gateway", "policies"} {
-			r := request{url: urls[t], key: keys[t], body: []byte(body)}
-			b.reqs[mode+"-"+t] = r
-			if b.lua[mode+"-"+t], err = wrkScript(b.tmp, mode+"-"+t, r); err != nil {
+		for _, t := range []string{"direct", "bare"} {
+			url := "http://" + b.addr["fake"] + "/openai/v1/chat/completions"
+			if t == "bare" {
+				url = "http://" + b.addr["bare"] + "/openai/v1/chat/completions"
+			}
+			// direct and bare rotate over the same keys: the fake provider
+			// only checks that one is sent.
+			if err := b.addRequest(mode, t, request{url: url, keys: allKeys, body: []byte(body)}); err != nil {
+				return err
+			}
+		}
+		for _, l := range b.cfg.layouts {
+			chat := "http://" + b.gws[l].http + "/trueportai-services/openai/v1/chat/completions"
+			for _, n := range b.cfg.keyCounts {
+				if err := b.addRequest(mode, gwTarget("gw", l, n), request{url: chat, keys: allKeys[:n], body: []byte(body)}); err != nil {
+					return err
+				}
+			}
+			if err := b.addRequest(mode, gwTarget("pol", l, 1), request{url: chat, keys: []string{pkey}, body: []byte(body)}); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+func (b *proxyBench) addRequest(mode, target string, r request) error {
+	var err error
+	b.reqs[mode+"-"+target] = r
+	b.lua[mode+"-"+target], err = wrkScript(b.tmp, strings.ReplaceAll(mode+"-"+target, ":", "_"), r)
+	return err
+}
+
+// addKeys adds n keys to the tenant of the key first (rows copied from its
+// own, each with a fresh secret) and returns first followed by them.
+func addKeys(ctx context.Context, first string, n int) ([]string, error) {
+	all := []string{first}
+	if n <= 0 {
+		return all, nil
+	}
+	conn, err := pgx.Connect(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	h := sha256.Sum256([]byte(first))
+	for i := range n {
+		raw := make([]byte, 20)
+		_, _ = rand.Read(raw)
+		secret := "sk-" + hex.EncodeToString(raw)
+		kh := sha256.Sum256([]byte(secret))
+		if _, err := conn.Exec(ctx, `INSERT INTO api_keys (tenant_id, env, name, prefix, key_hash, enabled, rpm_limit, created_by)
+			SELECT tenant_id, env, $1, $2, $3, true, rpm_limit, created_by FROM api_keys WHERE key_hash = $4`,
+			fmt.Sprintf("bench-%d", i+2), secret[3:11], kh[:], h[:]); err != nil {
+			return nil, fmt.Errorf("add key: %w", err)
+		}
+		all = append(all, secret)
+	}
+	return all, nil
 }
 
 // api calls a JSON API and decodes the answer; HTTP ≥ 400 is an error.
@@ -525,55 +691,57 @@ func pgExec(ctx context.Context, url, sql string, args ...any) error {
 	return nil
 }
 
-// gatewayTicks is the CPU of the gateway process(es): the proxy, plus the
-// ingester when split.
+// gatewayTicks is the CPU of every gateway process: the proxies, plus the
+// ingester of the proxy layout.
 func (b *proxyBench) gatewayTicks() int64 {
-	t := cpuTicks(b.gw.pid())
-	if b.ing != nil {
-		t += cpuTicks(b.ing.pid())
+	var t int64
+	for _, g := range b.gws {
+		t += cpuTicks(g.p.pid())
+		if g.ing != nil {
+			t += cpuTicks(g.ing.pid())
+		}
 	}
 	return t
 }
 
-// settle waits (up to 10 s) until the gateway is idle: after a heavy run its
-// ingester is still draining the usage stream into Postgres, which would
-// otherwise load the next target's run. Idle: the gateway below 5% of a
-// core, and the whole machine (Postgres committing the last batches, NATS)
-// below 20% of its cores.
+// settle waits until the gateways are idle: after a heavy run the ingester
+// is still draining the usage stream into Postgres (in role all it may have
+// deferred work to after the burst: INGESTER_DUTY), which would otherwise
+// load the next target's run. Idle: the gateway processes below 5% of a
+// core (up to 30 s), and the whole machine below 20% of its cores (up to
+// 5 s: other sessions may keep it busy).
 func (b *proxyBench) settle(ctx context.Context) {
 	ncpu := int64(runtime.NumCPU())
-	for range 20 {
+	for i := range 60 {
 		a, ma := b.gatewayTicks(), boxTicks()
 		if sleepCtx(ctx, 500*time.Millisecond) != nil {
 			return
 		}
 		g, m := b.gatewayTicks()-a, boxTicks()-ma
-		if g <= clkTck/40 && m <= clkTck*ncpu/10 {
+		if g <= clkTck/40 && (m <= clkTck*ncpu/10 || i >= 10) {
 			return
 		}
 	}
-	say("proxy", "warning: gateway or machine still busy 10 s after a run")
+	say("proxy", "warning: gateway still busy 30 s after a run")
 }
 
 // rssSampler records the peak VmRSS of pid every 100 ms until stopped.
 type rssSampler struct {
 	stop chan struct{}
-	done chan int64
+	done chan [2]int64
 }
 
 func sampleRSS(pid int) *rssSampler {
-	s := &rssSampler{stop: make(chan struct{}), done: make(chan int64, 1)}
+	s := &rssSampler{stop: make(chan struct{}), done: make(chan [2]int64, 1)}
 	go func() {
-		var peak int64
+		var peak, anon int64
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if v := rssKB(pid); v > peak {
-				peak = v
-			}
+			peak, anon = max(peak, rssKB(pid)), max(anon, statusKB(pid, "RssAnon"))
 			select {
 			case <-s.stop:
-				s.done <- peak
+				s.done <- [2]int64{peak, anon}
 				return
 			case <-t.C:
 			}
@@ -582,15 +750,16 @@ func sampleRSS(pid int) *rssSampler {
 	return s
 }
 
-func (s *rssSampler) peakKB() int64 { close(s.stop); return <-s.done }
+// peakKB stops the sampler: the peak VmRSS and the peak RssAnon (the
+// process's own memory, without the file pages of its binary).
+func (s *rssSampler) peakKB() (rss, anon int64) { close(s.stop); p := <-s.done; return p[0], p[1] }
 
 // runOne measures one (mode, load, target) and appends it to b.results.
 func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target string) error {
 	var pid int
-	switch target {
-	case "gateway", "policies":
-		pid = b.gw.pid()
-	case "bare":
+	if g := b.gwOf(target); g != nil {
+		pid = g.p.pid()
+	} else if target == "bare" {
 		pid = b.bare.pid()
 	}
 	key := mode + "-" + target
@@ -603,7 +772,8 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 	}
 	var res loadResult
 	var err error
-	if load == "max" {
+	switch load {
+	case "max":
 		res, err = runWrk(ctx, b.cfg.threads, b.cfg.conns, b.cfg.closedDur, b.lua[key], b.reqs[key].url)
 		if err != nil {
 			if sampler != nil {
@@ -611,7 +781,9 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 			}
 			return fmt.Errorf("%s/%s/%s: %w", mode, load, target, err)
 		}
-	} else {
+	case "ttfc":
+		res = runFirstChunk(ctx, b.cfg.firstChunkRate, b.cfg.rateDur, b.reqs[key])
+	default:
 		rate, _ := strconv.Atoi(load)
 		res = runVegeta(ctx, rate, b.cfg.rateDur, b.reqs[key])
 	}
@@ -621,12 +793,13 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 		ok: res.ok, cpuUs: math.NaN(), boxUs: box / n}
 	if pid != 0 {
 		r.cpuUs = float64(cpuTicks(pid)-t0) * 1e6 / clkTck / n
-		r.rssMB = float64(sampler.peakKB()) / 1024
+		rss, anon := sampler.peakKB()
+		r.rssMB, r.anonMB = float64(rss)/1024, float64(anon)/1024
 	}
 	b.results = append(b.results, r)
-	say("proxy", "  %s/%s/%s rep %d: %d req/s, p50 %s ms, p99 %s ms, ok %d%%", mode, load, target, rep,
-		int64(r.rps), num(r.p50, 3), num(r.p99, 3), int64(r.ok*100))
-	if target == "gateway" || target == "policies" {
+	say("proxy", "  %s/%s/%s rep %d: %d req/s, p50 %s ms, p99 %s ms, ok %d%%, RSS %s MiB", mode, load, target, rep,
+		int64(r.rps), num(r.p50, 3), num(r.p99, 3), int64(r.ok*100), num(r.rssMB, 1))
+	if b.gwOf(target) != nil {
 		b.settle(ctx)
 	} else {
 		_ = sleepCtx(ctx, 300*time.Millisecond)
@@ -636,9 +809,9 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 
 // targetsOf lists the targets of one scenario.
 func (b *proxyBench) targetsOf(mode, load string) []string {
-	t := []string{"direct", "bare", "gateway"}
+	t := append([]string{"direct", "bare"}, b.gatewayTargets()...)
 	if mode == "json" && slices.Contains(b.cfg.policyLoads, load) {
-		t = append(t, "policies")
+		t = append(t, gwTarget("pol", b.cfg.layouts[0], 1))
 	}
 	return t
 }
@@ -646,14 +819,15 @@ func (b *proxyBench) targetsOf(mode, load string) []string {
 func (b *proxyBench) measure(ctx context.Context) error {
 	say("proxy", "warming up (1 s closed loop per target and body)")
 	for _, mode := range []string{"json", "stream"} {
-		for _, t := range []string{"direct", "bare", "gateway"} {
+		for _, t := range b.targetsOf(mode, "warm-up") {
 			if _, err := runWrk(ctx, b.cfg.threads, b.cfg.conns, time.Second, b.lua[mode+"-"+t], b.reqs[mode+"-"+t].url); err != nil {
 				return err
 			}
 		}
 	}
 	if len(b.cfg.policyLoads) > 0 {
-		if _, err := runWrk(ctx, b.cfg.threads, b.cfg.conns, time.Second, b.lua["json-policies"], b.reqs["json-policies"].url); err != nil {
+		t := gwTarget("pol", b.cfg.layouts[0], 1)
+		if _, err := runWrk(ctx, b.cfg.threads, b.cfg.conns, time.Second, b.lua["json-"+t], b.reqs["json-"+t].url); err != nil {
 			return err
 		}
 	}
@@ -665,6 +839,9 @@ func (b *proxyBench) measure(ctx context.Context) error {
 			scenarios = append(scenarios, [2]string{mode, r})
 		}
 		scenarios = append(scenarios, [2]string{mode, "max"})
+	}
+	if b.cfg.firstChunkRate > 0 {
+		scenarios = append(scenarios, [2]string{"stream", "ttfc"})
 	}
 	for rep := 1; rep <= b.cfg.reps; rep++ {
 		say("proxy", "round %d/%d", rep, b.cfg.reps)
@@ -679,6 +856,11 @@ func (b *proxyBench) measure(ctx context.Context) error {
 		}
 	}
 	b.loadAfter = loadavg()
+	if b.cfg.pprofDir != "" {
+		if err := b.pprof(ctx); err != nil {
+			return err
+		}
+	}
 	if b.cfg.perfDir != "" {
 		return b.perf(ctx)
 	}
@@ -687,8 +869,8 @@ func (b *proxyBench) measure(ctx context.Context) error {
 
 // usageCounters scrapes the gateway's publisher counters from /metrics on
 // its internal listener.
-func (b *proxyBench) usageCounters(ctx context.Context) (pub, spooled, lost int64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+b.addr["gateway_internal"]+"/metrics", nil)
+func (b *proxyBench) usageCounters(ctx context.Context, g *gatewayProc) (pub, spooled, lost int64, err error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+g.internal+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, 0, 0, err
@@ -716,45 +898,49 @@ func promFamilies(r io.Reader) (map[string]*dto.MetricFamily, error) {
 	return p.TextToMetricFamilies(r)
 }
 
-// finish reads the usage counters, stops the gateway gracefully, waits for
+// finish reads the usage counters, stops the gateways gracefully, waits for
 // the ingestion to finish, and renders the report.
 func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, error) {
-	gwHWM := hwmKB(b.gw.pid())
-	var ingHWM int64
-	if b.ing != nil {
-		ingHWM = hwmKB(b.ing.pid())
+	for _, g := range b.gws {
+		g.hwmKB, g.idleKB = hwmKB(g.p.pid()), rssKB(g.p.pid())
+		if g.ing != nil {
+			g.ingHWMKB = hwmKB(g.ing.pid())
+		}
 	}
-	gwIdle := rssKB(b.gw.pid())
 	bareHWM := hwmKB(b.bare.pid())
 
-	// The publisher's counters once they stop moving (it flushes a batch
-	// within milliseconds of the last request), then a graceful stop.
+	// The publishers' counters once they stop moving (each flushes a batch
+	// within milliseconds of the last request), then graceful stops.
 	b.settle(ctx)
-	var pub, spooled, lost int64
-	for i := range 20 {
-		p, s, l, err := b.usageCounters(ctx)
-		if err != nil {
-			return "", err
+	var pubAll int64
+	for _, l := range b.cfg.layouts {
+		g := b.gws[l]
+		for i := range 20 {
+			p, s, lo, err := b.usageCounters(ctx, g)
+			if err != nil {
+				return "", err
+			}
+			if i > 0 && p == g.published && s == g.spooled && lo == g.lost {
+				break
+			}
+			g.published, g.spooled, g.lost = p, s, lo
+			_ = sleepCtx(ctx, 500*time.Millisecond)
 		}
-		if i > 0 && p == pub && s == spooled && l == lost {
-			break
-		}
-		pub, spooled, lost = p, s, l
-		_ = sleepCtx(ctx, 500*time.Millisecond)
+		pubAll += g.published
+		say("proxy", "stopping the gateway of layout %s (graceful: flushes usage events)", l)
+		b.ps.stop("gateway-"+l, 40*time.Second)
 	}
-	say("proxy", "stopping the gateway (graceful: flushes usage events)")
-	b.ps.stop("gateway", 40*time.Second)
 
-	// The ingester (in its own process when split, or already stopped with
-	// the gateway) may still be draining: wait until the row count reaches
-	// the published count or stops moving.
+	// The ingesters (in their own process for the proxy layout, or already
+	// stopped with the gateway of layout all) may still be draining: wait
+	// until the row count reaches the published count or stops moving.
 	rows, err := countRows(ctx)
 	if err != nil {
 		return "", err
 	}
-	if b.ing != nil {
+	if g := b.gws["proxy"]; g != nil && g.ing != nil {
 		for range 60 {
-			if rows == pub || sleepCtx(ctx, time.Second) != nil {
+			if rows >= pubAll || sleepCtx(ctx, time.Second) != nil {
 				break
 			}
 			n, err := countRows(ctx)
@@ -772,30 +958,16 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 		rows, _ = countRows(ctx)
 		b.ps.stop("ingester", 10*time.Second)
 	}
-	var gwReqs int64
+	gwReqs := map[string]int64{}
 	for _, r := range b.results {
-		if r.target == "gateway" {
-			gwReqs += r.n
+		if g := b.gwOf(r.target); g != nil {
+			gwReqs[g.layout] += r.n
 		}
 	}
 	m := thisMachine()
-	spoolNote := "spooled none to disk"
-	if spooled != 0 {
-		spoolNote = fmt.Sprintf("**spooled %d to disk on the request path** (write + fsync each: its in-memory queue was full)", spooled)
-	}
 	cmdline := "`make bench`"
 	if o := overrides("BENCH_"); o != "" {
 		cmdline += " with " + o
-	}
-	gwEnv := "APP_ENV=dev"
-	for _, e := range b.cfg.gatewayEnv {
-		gwEnv += ", " + e
-	}
-	layout := "usage publisher + ingester in the gateway process"
-	if b.ing != nil {
-		layout = fmt.Sprintf("split layout: the proxy process (GATEWAY_ROLE=proxy) publishes usage, a second gateway process "+
-			"(GATEWAY_ROLE=ingester) on the same machine consumes it (ingester VmHWM %.1f MB; its CPU counts in the machine column, not the proxy column)",
-			float64(ingHWM)/1024)
 	}
 	var hdr strings.Builder
 	fmt.Fprintf(&hdr, "- command: %s\n", cmdline)
@@ -803,18 +975,38 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 	fmt.Fprintf(&hdr, "- CPU: %d cores (%s); memory: %d GiB total, %d GiB available\n", m.cores, m.cpuModel, m.memTotal, m.memAvail)
 	fmt.Fprintf(&hdr, "- %s\n", goVersion())
 	fmt.Fprintf(&hdr, "- load average (1/5/15 min) before the rounds: %s; after: %s\n", b.loadBefore, b.loadAfter)
-	fmt.Fprintf(&hdr, "- load generators: vegeta %s (library, fixed rate, %s per run), wrk %s (closed loop, -t%d -c%d, %s per run); %d rounds, medians; targets rotated each round\n",
-		vegetaVersion, b.cfg.rateDur, wrkVersion(), b.cfg.threads, b.cfg.conns, b.cfg.closedDur, b.cfg.reps)
+	fmt.Fprintf(&hdr, "- load generators: vegeta %s (library, fixed rate, %s per run), wrk %s (closed loop, -t%d -c%d, %s per run), "+
+		"time to first chunk: a Go client at %d stream requests/s for %s (first body byte); %d rounds, medians; targets rotated each round; "+
+		"every request of a run uses the next of the target's keys (1 or %d)\n",
+		vegetaVersion, b.cfg.rateDur, wrkVersion(), b.cfg.threads, b.cfg.conns, b.cfg.closedDur, b.cfg.firstChunkRate, b.cfg.rateDur, b.cfg.reps,
+		slices.Max(b.cfg.keyCounts))
 	fmt.Fprintf(&hdr, "- all on one machine: load generator, fake provider, proxies, Postgres, NATS share the %d cores\n", m.cores)
-	fmt.Fprintf(&hdr, "- gateway: %s, %s; gateway VmHWM %.1f MB, VmRSS at the end %.1f MB; benchproxy VmHWM %.1f MB\n",
-		gwEnv, layout, float64(gwHWM)/1024, float64(gwIdle)/1024, float64(bareHWM)/1024)
-	fmt.Fprintf(&hdr, "- usage events: %d gateway requests in the measured runs (plus warm-up); the publisher sent %d to JetStream from its queue, %s, lost %d; %d rows ingested into usage_logs by the end\n",
-		gwReqs, pub, spoolNote, lost, rows)
+	for _, l := range b.cfg.layouts {
+		g := b.gws[l]
+		env := "APP_ENV=dev, GATEWAY_ROLE=" + l
+		for _, e := range b.cfg.gatewayEnv {
+			env += ", " + e
+		}
+		what := "one process: proxy, usage publisher and ingester (as `make run` starts it)"
+		if l == "proxy" {
+			what = fmt.Sprintf("the proxy process publishes usage, a second gateway process (GATEWAY_ROLE=ingester, VmHWM %.1f MiB) on the same machine "+
+				"consumes it (its CPU counts in the machine column, not the proxy column)", float64(g.ingHWMKB)/1024)
+		}
+		spoolNote := "spooled none"
+		if g.spooled != 0 {
+			spoolNote = fmt.Sprintf("**spooled %d to disk**", g.spooled)
+		}
+		fmt.Fprintf(&hdr, "- layout %s (%s): %s; gateway VmHWM %.1f MiB, VmRSS at the end %.1f MiB; %d requests in the measured runs, "+
+			"%d usage events acknowledged by JetStream (warm-up included), %s, lost %d\n",
+			l, env, what, float64(g.hwmKB)/1024, float64(g.idleKB)/1024, gwReqs[l], g.published, spoolNote, g.lost)
+	}
+	fmt.Fprintf(&hdr, "- benchproxy VmHWM %.1f MiB; %d rows in usage_logs by the end (all layouts)\n", float64(bareHWM)/1024, rows)
 	fmt.Fprintf(&hdr, "- wall time of the whole run: %d s", int(time.Since(started).Seconds()))
 
 	sum := summarize(b.results)
 	return "## Results of the last `make bench`\n\n" + hdr.String() + "\n\n" + resultTable(sum) + "\n\n" + tableNotes +
-		"\n\n### Targets\n\n| target | goal | measured | verdict |\n|---|---|---|---|\n" + targetRows(sum, b.cfg.rates[0], gwHWM), nil
+		"\n\n### Targets (issue 13)\n\n" + targetNotes + "\n\n| target | goal | measured | verdict |\n|---|---|---|---|\n" +
+		targetRows(b.results, b.cfg.layouts, b.cfg.keyCounts, b.cfg.rates), nil
 }
 
 func countRows(ctx context.Context) (int64, error) {

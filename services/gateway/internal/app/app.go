@@ -32,6 +32,7 @@ import (
 	"trueportai/services/gateway/internal/cachesync"
 	"trueportai/services/gateway/internal/changefeed"
 	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/filepages"
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/ingest"
@@ -63,10 +64,17 @@ import (
 // Run starts the gateway on the listeners its parent process handed down
 // (LISTEN_FDS, named "http" and "grpc": package listenfd), or on
 // GATEWAY_HTTP_ADDR / GATEWAY_GRPC_ADDR when there are none.
+//
+// Run also sets the process-wide runtime settings (the soft memory limit,
+// the contention profiles), which in-process callers of RunWithListeners
+// (tests) leave alone.
 func Run(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	ls, err := inheritedListeners(getenv)
 	if err != nil {
 		return err
+	}
+	if cfg, err := config.Load(getenv); err == nil {
+		applyRuntime(cfg, getenv)
 	}
 	return RunWithListeners(ctx, getenv, stderr, ls)
 }
@@ -309,6 +317,14 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,
 		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
+	// Start-up touched most of the binary's code (every package's
+	// initialisation, migrations, cache loads): let those file pages go,
+	// the proxy's own come back on first use (package filepages).
+	if spanned, err := filepages.Release(); err != nil {
+		log.Warn("start-up file pages not released", "err", err)
+	} else {
+		log.Debug("start-up file pages released", "mapped_bytes", spanned)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		go func() { <-gctx.Done(); drain.Begin() }()

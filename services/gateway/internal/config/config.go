@@ -55,7 +55,12 @@ type Config struct {
 	IngesterWorkers int
 	// IngesterFetchBytes bounds one fetch of each loop (its batch memory).
 	IngesterFetchBytes int
-	ProxyBodyLimit     int64
+	// IngesterDuty (INGESTER_DUTY, 0 < duty ≤ 1) is the share of time an
+	// ingester loop may spend on batches while fewer than IngesterMaxLag
+	// (INGESTER_MAX_LAG_EVENTS) events wait in the stream; 1: flat out.
+	IngesterDuty   float64
+	IngesterMaxLag int
+	ProxyBodyLimit int64
 	// ProxyMaxConcurrent and ProxyMaxBuffered bound the proxied requests in
 	// flight and the request bytes held; above them, a fast 503.
 	ProxyMaxConcurrent int
@@ -85,6 +90,17 @@ type Config struct {
 	// its client before it gets a keep-alive (STREAM_KEEPALIVE_INTERVAL;
 	// 0: never).
 	StreamKeepAlive time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit of the process
+	// (GATEWAY_MEMORY_LIMIT, bytes; 0: none), set at start unless
+	// GOMEMLIMIT is set (the runtime applies that one itself). The GC
+	// collects more often as the heap nears it, instead of letting the heap
+	// double between cycles.
+	MemoryLimit int64
+	// PprofBlockRate and PprofMutexFraction turn on the block and mutex
+	// profiles of the internal listener's /debug/pprof (0: off; see
+	// runtime.SetBlockProfileRate and runtime.SetMutexProfileFraction).
+	PprofBlockRate     int
+	PprofMutexFraction int
 
 	// UsageStreamMaxBytes bounds the usage stream, UsageDLQMaxBytes its
 	// dead-letter stream (JetStream reserves both on the server);
@@ -158,13 +174,34 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
+	count := func(k string, def ...string) int64 {
+		n, err := strconv.ParseInt(get(k, append(def, "0")[0]), 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s must be a non-negative integer", k))
+		}
+		return n
+	}
 	// A process that also proxies keeps its ingestion memory small (one
 	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
 	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
+	// It also yields: half of its time at most while less than 100 000
+	// events wait, so that bursts of traffic get the CPU first.
+	//
+	// The soft memory limit (GATEWAY_MEMORY_LIMIT) is a cap on garbage,
+	// never a squeeze: a limit below the live memory makes the GC run back
+	// to back (the GC's CPU limiter then takes up to half the CPU). Fixed
+	// per-role values (all 40 MiB, proxy 32 MiB) did that in make bench
+	// once fixed-rate overload had left the process holding more: 3 to 4
+	// times the bare proxy's CPU per request. By default it is 4/5 of the
+	// cgroup's memory.max when there is one (a container), else none.
 	role := get("GATEWAY_ROLE", RoleAll)
-	defaultWorkers, defaultFetchBytes := "1", "1048576"
+	defaultWorkers, defaultFetchBytes, defaultDuty := "1", "524288", "0.5"
 	if role == RoleIngester {
-		defaultWorkers, defaultFetchBytes = "2", "3145728"
+		defaultWorkers, defaultFetchBytes, defaultDuty = "2", "3145728", "1"
+	}
+	defaultMemory := "0"
+	if n := cgroupMemory(); n > 0 {
+		defaultMemory = strconv.FormatInt(n/5*4, 10)
 	}
 	// A dev server (make run, tests) holds many short-lived streams, each
 	// reserving its MaxBytes: dev streams are small.
@@ -191,10 +228,11 @@ func Load(getenv func(string) string) (Config, error) {
 		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
 		Role:               role,
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
+		IngesterMaxLag:     int(num("INGESTER_MAX_LAG_EVENTS", "100000")),
 
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
-		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit()), 10))),
-		ProxyMaxBuffered:      num("PROXY_MAX_BUFFERED_BYTES", strconv.FormatInt(memoryLimit()/4, 10)),
+		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit(getenv)), 10))),
+		ProxyMaxBuffered:      num("PROXY_MAX_BUFFERED_BYTES", strconv.FormatInt(memoryLimit(getenv)/4, 10)),
 		UpstreamHeaderTimeout: dur("UPSTREAM_HEADER_TIMEOUT", "120s"),
 		StreamIdleTimeout:     dur("UPSTREAM_IDLE_TIMEOUT", "300s"),
 		CacheTTL:              dur("CACHE_TTL", "60s"),
@@ -207,6 +245,10 @@ func Load(getenv func(string) string) (Config, error) {
 		BodyReadTimeout:       dur("BODY_READ_TIMEOUT", "30s"),
 		LogLevel:              get("LOG_LEVEL", "info"),
 		LogFormat:             get("LOG_FORMAT", "json"),
+
+		MemoryLimit:        count("GATEWAY_MEMORY_LIMIT", defaultMemory),
+		PprofBlockRate:     int(count("PPROF_BLOCK_RATE")),
+		PprofMutexFraction: int(count("PPROF_MUTEX_FRACTION")),
 
 		UsageStreamMaxBytes: num("USAGE_STREAM_MAX_BYTES", defaultStreamBytes),
 		UsageDLQMaxBytes:    num("USAGE_DLQ_MAX_BYTES", defaultDLQBytes),
@@ -222,6 +264,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("EGRESS_ALLOW: %w", err))
 	} else {
 		c.Egress.Allow, c.Egress.AllowHosts = allow, hosts
+	}
+	if d, err := strconv.ParseFloat(get("INGESTER_DUTY", defaultDuty), 64); err != nil || d <= 0 || d > 1 {
+		errs = append(errs, errors.New("INGESTER_DUTY must be a number above 0 and at most 1"))
+	} else {
+		c.IngesterDuty = d
 	}
 	if c.UsageStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("USAGE_STREAM_REPLICAS must be 1 to 5, got %d", c.UsageStreamReplicas))
@@ -256,16 +303,26 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
-// memoryLimit is the memory the process may use: GOMEMLIMIT, else the
-// cgroup's memory.max, else the machine's memory, else 1 GiB.
-func memoryLimit() int64 {
-	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
-		return l
-	}
+// cgroupMemory is the cgroup's memory.max (0: none or unlimited).
+func cgroupMemory() int64 {
 	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
 			return n
 		}
+	}
+	return 0
+}
+
+// memoryLimit is the memory the process may use: GOMEMLIMIT, else the
+// cgroup's memory.max, else the machine's memory, else 1 GiB. The soft
+// limit the gateway sets itself (GATEWAY_MEMORY_LIMIT, a cap on garbage)
+// is not that: the runtime's limit counts only when GOMEMLIMIT set it.
+func memoryLimit(getenv func(string) string) int64 {
+	if l := debug.SetMemoryLimit(-1); getenv("GOMEMLIMIT") != "" && l > 0 && l < math.MaxInt64 {
+		return l
+	}
+	if n := cgroupMemory(); n > 0 {
+		return n
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {

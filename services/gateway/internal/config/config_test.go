@@ -1,6 +1,7 @@
 package config
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,24 @@ func TestStopAndKeepAliveSettings(t *testing.T) {
 		if _, err := load(kv[0], kv[1]); err == nil || !strings.Contains(err.Error(), kv[0]+" must be 0 (off)") {
 			t.Errorf("%s=%s: err %v", kv[0], kv[1], err)
 		}
+	}
+}
+
+// TestOwnSoftLimitIsNotTheMemory: the soft limit the gateway sets itself
+// (GATEWAY_MEMORY_LIMIT, here 40 MiB) must not shrink the proxy's
+// bounds, which follow GOMEMLIMIT, the cgroup or the machine: a 10 MiB
+// bound on buffered request bytes would refuse a single 32 MiB body.
+func TestOwnSoftLimitIsNotTheMemory(t *testing.T) {
+	prev := debug.SetMemoryLimit(40 << 20)
+	defer debug.SetMemoryLimit(prev)
+	c, err := Load(func(k string) string { return map[string]string{"APP_ENV": "dev"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := cgroupMemory() / 5 * 4; c.MemoryLimit != want {
+		t.Errorf("default soft limit = %d, want 4/5 of the cgroup's memory.max (%d; 0 without one)", c.MemoryLimit, want)
+	}
+	if c.ProxyMaxBuffered <= 40<<20/4 {
+		t.Errorf("PROXY_MAX_BUFFERED_BYTES default %d follows the gateway's own soft limit", c.ProxyMaxBuffered)
 	}
 }

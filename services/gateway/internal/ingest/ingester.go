@@ -50,6 +50,18 @@ type Ingester struct {
 	// while the database is unreachable.
 	retryMin, retryMax time.Duration
 	metrics            *IngestMetrics
+	// duty (0 < duty ≤ 1) is the share of time a loop may spend on batches
+	// while its backlog is under maxLag events: after a batch that took d
+	// it pauses d·(1/duty − 1). In a process that also proxies, this leaves
+	// the CPU to the proxy during bursts; the events wait in the stream and
+	// above maxLag the loop runs flat out. 1: never pauses.
+	duty   float64
+	maxLag int
+	// touched is when each key's last_used_at was last written: a key is
+	// written again only touchEvery later, not at every batch (400 keys in
+	// traffic were 400 row updates, and as many dead tuples, per batch).
+	touchMu sync.Mutex
+	touched map[string]time.Time
 	// deadLetters is the subject of the dead-letter stream.
 	deadLetters string
 	// ensure creates the streams when the consumer cannot be created
@@ -65,7 +77,68 @@ type Ingester struct {
 // NewIngester builds an ingester for stream.
 func NewIngester(store Writer, js jetstream.JetStream, stream string, keys KeyToucher, log *slog.Logger) *Ingester {
 	return &Ingester{store: store, js: js, stream: stream, durable: "usage-ingester", keys: keys, log: log, batch: 4000, fetchBytes: 3 << 20,
-		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second}
+		maxDeliver: -1, ackWait: 10 * time.Second, retryMin: 250 * time.Millisecond, retryMax: 5 * time.Second, duty: 1}
+}
+
+// touchEvery is the precision of a key's last_used_at.
+const touchEvery = time.Minute
+
+// dueTouches removes from last the keys whose last_used_at was written
+// less than touchEvery before their new time, and notes the others as
+// written.
+func (in *Ingester) dueTouches(last map[string]time.Time) map[string]time.Time {
+	in.touchMu.Lock()
+	defer in.touchMu.Unlock()
+	if in.touched == nil {
+		in.touched = map[string]time.Time{}
+	}
+	for id, t := range last {
+		if prev, ok := in.touched[id]; ok && t.Sub(prev) < touchEvery {
+			delete(last, id)
+			continue
+		}
+		in.touched[id] = t
+	}
+	return last
+}
+
+// SetPacing makes each loop spend at most duty of its time on batches
+// while fewer than maxLag events wait in the stream (duty ≥ 1 or ≤ 0: no
+// pause).
+func (in *Ingester) SetPacing(duty float64, maxLag int) {
+	if duty <= 0 || duty > 1 {
+		duty = 1
+	}
+	in.duty, in.maxLag = duty, maxLag
+}
+
+// pacing is the pause after the batch msgs that took took.
+func (in *Ingester) pacing(took time.Duration, msgs []jetstream.Msg) time.Duration {
+	if in.duty >= 1 {
+		return 0
+	}
+	events := 0
+	for _, m := range msgs {
+		events += bytes.Count(m.Data(), []byte{'\n'}) + 1
+	}
+	var pending uint64
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		pending = md.NumPending
+	}
+	return in.pause(took, events, len(msgs), pending)
+}
+
+// pause is how long a loop rests after a batch of events events (out of
+// msgs messages) that took took, with pending messages still in the stream.
+func (in *Ingester) pause(took time.Duration, events, msgs int, pending uint64) time.Duration {
+	if in.duty >= 1 || msgs == 0 {
+		return 0
+	}
+	// The backlog in events, estimated from this batch's events per message.
+	if lag := float64(pending) * float64(events) / float64(msgs); lag >= float64(in.maxLag) {
+		return 0
+	}
+	return min(time.Duration(float64(took)*(1/in.duty-1)), 2*time.Second)
 }
 
 // SetFetchBytes bounds the bytes of one fetch (the ingester's batch memory);
@@ -132,7 +205,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) > 0 {
+			start := time.Now()
 			in.handle(context.WithoutCancel(ctx), ctx, msgs)
+			if d := in.pacing(time.Since(start), msgs); d > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
 		}
 	}
 	return nil
@@ -239,7 +319,7 @@ func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 			last[ev.KeyID] = ev.CreatedAt
 		}
 	}
-	if len(last) > 0 {
+	if last = in.dueTouches(last); len(last) > 0 {
 		if err := in.keys.TouchLastUsed(ctx, last); err != nil {
 			in.log.Warn("ingester: update last_used_at failed", "err", err)
 		}

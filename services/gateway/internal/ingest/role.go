@@ -35,9 +35,11 @@ import (
 // Config says which parts of the role run, and how.
 type Config struct {
 	DatabaseURL       string
-	Ingest            bool          // the consumer loops
-	Workers           int           // consumer loops sharing the durable consumer
-	FetchBytes        int           // bytes of messages one loop fetches per batch
+	Ingest            bool    // the consumer loops
+	Workers           int     // consumer loops sharing the durable consumer
+	FetchBytes        int     // bytes of messages one loop fetches per batch
+	Duty              float64 // share of time a loop may spend on batches while behind by less than MaxLag events
+	MaxLag            int
 	Streams           usage.Streams // the usage stream and its dead-letter stream
 	Retention         bool          // the retention and partition job
 	RetentionInterval time.Duration
@@ -86,6 +88,7 @@ func (r *Role) Run(ctx context.Context) {
 	if r.cfg.Ingest {
 		ing := NewIngester(analytics.New(pool), r.js, r.cfg.Streams.Name, keys.NewStore(pool), r.log)
 		ing.SetFetchBytes(r.cfg.FetchBytes)
+		ing.SetPacing(r.cfg.Duty, r.cfg.MaxLag)
 		ing.SetStreams(r.cfg.Streams)
 		ing.SetMetrics(r.metrics)
 		if r.cfg.Traces != nil {

@@ -9,8 +9,31 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 )
+
+// Word-at-a-time helpers: strings (completion text) are most of a body's
+// bytes, and these skip their plain bytes eight at a time instead of one.
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasZero is non-zero when one of x's bytes is zero (exact as a boolean).
+func hasZero(x uint64) uint64 { return (x - ones) & ^x & highs }
+
+// quoteOrBackslash is non-zero when one of x's bytes is '"' or '\\'.
+func quoteOrBackslash(x uint64) uint64 {
+	return hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\'))
+}
+
+// stringSpecial is non-zero when one of x's bytes is '"', '\\' or a
+// control character (below 0x20: hasless(x, 0x20), exact as a boolean).
+func stringSpecial(x uint64) uint64 {
+	return quoteOrBackslash(x) | ((x - ones*0x20) & ^x & highs)
+}
 
 // SkipWS returns the index of the first non-whitespace byte at or after i.
 func SkipWS(b []byte, i int) int {
@@ -28,15 +51,29 @@ func SkipWS(b []byte, i int) int {
 // skipString expects b[i]=='"' and returns the index just past the closing
 // quote, or -1.
 func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
+	for i++; ; {
+		// Find the next '"' or '\\': eight bytes at a time, then the lowest
+		// flagged byte, which is exactly the first match.
+		if i+8 <= len(b) {
+			m := quoteOrBackslash(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(b) && b[i] != '"' && b[i] != '\\' {
+				i++
+			}
+			if i >= len(b) {
+				return -1
+			}
+		}
+		if b[i] == '"' {
 			return i + 1
 		}
+		i += 2 // an escape: skip the escaped byte
 	}
-	return -1
 }
 
 // SkipValue returns the index just past the JSON value starting at b[i]
@@ -237,7 +274,18 @@ const maxNesting = 10000
 // UTF-8 inside strings). It is iterative and allocation-free for depths up
 // to 64, and skips the bytes of long strings in a tight loop, which makes it
 // several times faster than json.Valid on completion bodies.
-func Valid(b []byte) bool {
+func Valid(b []byte) bool { return validate(b, nil) }
+
+// ValidMembers is Valid that also calls f with the raw quoted key and the
+// raw value of each member of a top-level object, in order, as it checks
+// them: one pass instead of Valid and then EachMember. f may have been
+// called when it returns false (the rest was invalid): callers keep what f
+// saw only when it returns true.
+func ValidMembers(b []byte, f func(key, val []byte)) bool { return validate(b, f) }
+
+func validate(b []byte, f func(key, val []byte)) bool {
+	// The top-level member being checked (when f is set).
+	keyStart, keyEnd, valStart := 0, 0, 0
 	var small [64]byte
 	stack := small[:0] // '{' or '[' of each open container
 	i := SkipWS(b, 0)
@@ -259,8 +307,12 @@ func Valid(b []byte) bool {
 				break
 			}
 			if c == '{' {
+				k := i
 				if i = objectKey(b, i); i < 0 {
 					return false
+				}
+				if f != nil && len(stack) == 1 {
+					keyStart, keyEnd, valStart = k, skipString(b, k), i
 				}
 			}
 			continue
@@ -283,6 +335,9 @@ func Valid(b []byte) bool {
 		}
 		// After a value: close containers or move to the next element.
 		for {
+			if f != nil && len(stack) == 1 && stack[0] == '{' {
+				f(b[keyStart:keyEnd], b[valStart:i])
+			}
 			i = SkipWS(b, i)
 			if len(stack) == 0 {
 				return i == len(b)
@@ -301,8 +356,12 @@ func Valid(b []byte) bool {
 			}
 			i = SkipWS(b, i+1)
 			if top == '{' {
+				k := i
 				if i = objectKey(b, i); i < 0 {
 					return false
+				}
+				if f != nil && len(stack) == 1 {
+					keyStart, keyEnd, valStart = k, skipString(b, k), i
 				}
 			}
 			break
@@ -329,12 +388,25 @@ func objectKey(b []byte, i int) int {
 // validString expects b[i]=='"' and returns the index past the closing
 // quote of a valid JSON string, or -1 (control characters, bad escapes).
 func validString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		c := b[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
+	for i++; ; {
+		// Find the next '"', '\\' or control character: eight bytes at a
+		// time, then the lowest flagged byte, which is exactly the first.
+		if i+8 <= len(b) {
+			m := stringSpecial(binary.LittleEndian.Uint64(b[i:]))
+			if m == 0 {
+				i += 8
+				continue
+			}
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+				i++
+			}
+			if i >= len(b) {
+				return -1
+			}
 		}
-		switch c {
+		switch b[i] {
 		case '"':
 			return i + 1
 		case '\\':
@@ -357,11 +429,11 @@ func validString(b []byte, i int) int {
 			default:
 				return -1
 			}
+			i++
 		default: // a control character
 			return -1
 		}
 	}
-	return -1
 }
 
 // validNumber returns the index past the JSON number at b[i], or -1.

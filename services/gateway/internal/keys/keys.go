@@ -62,5 +62,14 @@ func Generate() (secret, prefix string, hash [32]byte, err error) {
 	return secret, string(b[:prefixLen]), Hash(secret), nil
 }
 
-// Hash is the stored form of a key.
-func Hash(secret string) [32]byte { return sha256.Sum256([]byte(secret)) }
+// Hash is the stored form of a key. Keys of up to 128 bytes are hashed
+// from a copy on the stack: the proxy hashes the caller's key on every
+// request, and a longer-than-32-byte conversion would allocate.
+func Hash(secret string) [32]byte {
+	var buf [128]byte
+	if len(secret) <= len(buf) {
+		n := copy(buf[:], secret)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(secret))
+}

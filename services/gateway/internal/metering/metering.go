@@ -54,8 +54,34 @@ type MemberSink interface{ Member(key, val []byte) }
 // encoding/json. ok=false when body is not one valid JSON object.
 func TopLevel(body []byte, modelKey, usageKey string, usage MemberSink) (model string, ok bool) {
 	i := jsonscan.SkipWS(body, 0)
-	if i >= len(body) || body[i] != '{' || !jsonscan.Valid(body) {
+	if i >= len(body) || body[i] != '{' {
 		return "", false
+	}
+	// One pass checks the body and finds the two members; a body naming
+	// usage twice is read again member by member, as before.
+	var modelVal, usageVal []byte
+	usages := 0
+	if !jsonscan.ValidMembers(body, func(raw, val []byte) {
+		switch key := jsonscan.KeyName(raw); {
+		case string(key) == modelKey:
+			if len(val) > 2 && val[0] == '"' {
+				modelVal = val
+			}
+		case string(key) == usageKey:
+			usageVal = val
+			usages++
+		}
+	}) {
+		return "", false
+	}
+	if usages <= 1 {
+		if modelVal != nil {
+			model = jsonscan.Unquote(modelVal)
+		}
+		if usageVal != nil {
+			jsonscan.EachMember(usageVal, usage.Member)
+		}
+		return model, true
 	}
 	jsonscan.EachMember(body, func(key, val []byte) {
 		switch string(key) {

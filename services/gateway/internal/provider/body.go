@@ -7,27 +7,23 @@ import "trueportai/services/gateway/internal/jsonscan"
 // their relatives). Invalid JSON or a non-object yields the zero Request.
 // With duplicate keys the last occurrence wins, as with encoding/json.
 func BodyModelAndStream(body []byte) Request {
-	if !jsonscan.Valid(body) {
-		return Request{}
-	}
 	i := jsonscan.SkipWS(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return Request{}
 	}
+	// One pass checks the body and reads its top-level members (a prompt
+	// can be most of a megabyte: it is read once, not twice).
 	var modelRaw []byte
 	var r Request
-	for pos, first := i+1, true; ; first = false {
-		m, next, done, ok := jsonscan.NextMember(body, pos, first)
-		if !ok || done {
-			break
-		}
+	if !jsonscan.ValidMembers(body, func(key, val []byte) {
 		switch {
-		case jsonscan.KeyIs(m.Key, "model"):
-			modelRaw = body[m.Start:m.End]
-		case jsonscan.KeyIs(m.Key, "stream"):
-			r.Stream = string(body[m.Start:m.End]) == "true"
+		case jsonscan.KeyIs(key, "model"):
+			modelRaw = val
+		case jsonscan.KeyIs(key, "stream"):
+			r.Stream = string(val) == "true"
 		}
-		pos = next
+	}) {
+		return Request{}
 	}
 	r.Model = jsonscan.Unquote(modelRaw)
 	return r

@@ -28,8 +28,8 @@ import (
 // when an optimisation lands, never raise them to make a change pass.
 // `go test -run xxx -bench . -benchmem ./internal/proxy/` prints the figures.
 const (
-	allocBudgetJSON   = 32
-	allocBudgetStream = 33
+	allocBudgetJSON   = 26
+	allocBudgetStream = 27
 )
 
 const (

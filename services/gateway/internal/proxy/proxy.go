@@ -243,10 +243,12 @@ type call struct {
 	reqBody    []byte        // as forwarded, kept only when the tenant logs bodies
 	respBody   bytes.Buffer  // bounded copy, kept only when the tenant logs bodies
 	overheadMS float64
-	idleBody   idleReader // a stream's upstream body (part of the call's allocation)
-	gate       bodyGate   // the request body, counted against MaxBufferedBytes
-	open       openCall   // on the proxy's list while the upstream request is in flight
-	tr         *callTrace // tracing on: the request's spans (trace.go)
+	idleBody   idleReader       // a stream's upstream body (part of the call's allocation)
+	gate       bodyGate         // the request body, counted against MaxBufferedBytes
+	limited    io.LimitedReader // the request body, read up to BodyLimit+1
+	upBody     pooledBody       // the forwarded body, handed to the transport
+	open       openCall         // on the proxy's list while the upstream request is in flight
+	tr         *callTrace       // tracing on: the request's spans (trace.go)
 }
 
 // errOverloaded: the replica holds as many request bytes as it may.
@@ -388,10 +390,18 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, c *call) (refusal,
 	}
 	rl := p.limiter.Allow(k.ID, rpm, c.start)
 	if rl.Limit > 0 {
+		// The three values share one string (one allocation).
+		var nb [3 * 20]byte
+		b := strconv.AppendInt(nb[:0], int64(rl.Limit), 10)
+		i := len(b)
+		b = strconv.AppendInt(b, int64(rl.Remaining), 10)
+		j := len(b)
+		b = strconv.AppendInt(b, int64((rl.Reset+time.Second-1)/time.Second), 10)
+		vals := string(b)
 		h := w.Header()
-		c.hdr.set(h, "X-Ratelimit-Limit", strconv.Itoa(rl.Limit))
-		c.hdr.set(h, "X-Ratelimit-Remaining", strconv.Itoa(rl.Remaining))
-		c.hdr.set(h, "X-Ratelimit-Reset", strconv.Itoa(int((rl.Reset+time.Second-1)/time.Second)))
+		c.hdr.set(h, "X-Ratelimit-Limit", vals[:i])
+		c.hdr.set(h, "X-Ratelimit-Remaining", vals[i:j])
+		c.hdr.set(h, "X-Ratelimit-Reset", vals[j:])
 	}
 	if !rl.Allowed {
 		w.Header().Set("Retry-After", strconv.Itoa(int((rl.RetryAfter+time.Second-1)/time.Second)))
@@ -466,9 +476,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	if max := p.opts.MaxBufferedBytes; max > 0 && r.Body != nil && r.Body != http.NoBody {
 		c.gate = bodyGate{ReadCloser: r.Body, p: p, max: max}
 		r.Body = &c.gate
-		defer func() { p.buffered.Add(-c.gate.reserved) }()
+		// The caller's request keeps its own body (a reused request must not
+		// wrap gate in gate: each would count the bytes again).
+		defer func() { r.Body = c.gate.ReadCloser; p.buffered.Add(-c.gate.reserved) }()
 	}
-	body, err := readBody(r, p.opts.BodyLimit, c.bodyBuf)
+	body, err := readBody(r, p.opts.BodyLimit, c.bodyBuf, &c.limited)
 	if err != nil {
 		if errors.Is(err, errOverloaded) {
 			c.status = http.StatusServiceUnavailable
@@ -545,9 +557,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	if len(body) > 0 {
 		// The transport may still be writing the body after the response
 		// arrives; the pooled buffer goes back only when it closes the body.
-		buf := c.bodyBuf
+		// (Part of the call's allocation: the transport may hold it after
+		// ServeHTTP returns, which only keeps the call alive until then.)
+		c.upBody.Reader.Reset(body)
+		c.upBody.p, c.upBody.buf = p, c.bodyBuf
 		c.bodyBuf = nil
-		reqBody = &pooledBody{Reader: bytes.NewReader(body), release: func() { p.putBuffer(buf) }}
+		reqBody = &c.upBody
 	}
 	up, err := http.NewRequestWithContext(ctx, r.Method, dest, reqBody)
 	if err != nil {
@@ -690,19 +705,22 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, 
 // pooledBody is a request body that returns its buffer to the pool when the
 // transport closes it (exactly once).
 type pooledBody struct {
-	*bytes.Reader
-	once    sync.Once
-	release func()
+	bytes.Reader
+	once sync.Once
+	p    *Proxy
+	buf  *bytes.Buffer
 }
 
 func (b *pooledBody) Close() error {
-	b.once.Do(b.release)
+	b.once.Do(func() { b.p.putBuffer(b.buf) })
 	return nil
 }
 
 var errTooLarge = errors.New("body too large")
 
-func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
+// readBody reads r's body into buf through lr (the caller's, so that it
+// is not allocated per request).
+func readBody(r *http.Request, limit int64, buf *bytes.Buffer, lr *io.LimitedReader) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
@@ -716,7 +734,8 @@ func readBody(r *http.Request, limit int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > 0 {
 		buf.Grow(int(r.ContentLength) + 1)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	*lr = io.LimitedReader{R: r.Body, N: limit + 1}
+	n, err := buf.ReadFrom(lr)
 	if err != nil {
 		return nil, err
 	}

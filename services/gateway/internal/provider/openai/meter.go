@@ -173,9 +173,10 @@ func (m *StreamMeter) Event(name, data []byte) bool {
 	case "":
 		// Unnamed events (a relay dropped the event: field): a Responses
 		// terminal event is recognised by its type, confirmed by decoding.
-		maybeTerminal = !m.chat && (bytes.Contains(data, []byte(`"response.completed"`)) ||
-			bytes.Contains(data, []byte(`"response.incomplete"`)) ||
-			bytes.Contains(data, []byte(`"response.failed"`)))
+		maybeTerminal = !m.chat && bytes.Contains(data, []byte(`"response.`)) &&
+			(bytes.Contains(data, []byte(`"response.completed"`)) ||
+				bytes.Contains(data, []byte(`"response.incomplete"`)) ||
+				bytes.Contains(data, []byte(`"response.failed"`)))
 	}
 	hasUsage := jsonscan.HasNonNullKey(data, `"usage"`)
 	// Decode only while the model is still unknown, when usage is present,
