@@ -1,10 +1,13 @@
 package usage
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"trueportai/services/gateway/internal/journal"
 )
 
 // proxyEvent is the event of a typical proxied chat completion (what the
@@ -19,24 +22,47 @@ func proxyEvent() *Event {
 }
 
 // BenchmarkPublish is what Publish costs the request goroutine that calls
-// it (the proxy's record), with the event taken off the queue as the sender
-// would: the figure behind "Usage journal" in
-// docs/benchmarks.md.
+// it (the proxy's record): encoding the event, journaling it (journal=on),
+// queueing it; the event is taken off the queue as the sender would. The
+// figures are in docs/benchmarks.md ("Usage journal").
 func BenchmarkPublish(b *testing.B) {
-	pub := benchPublisher(b)
-	ev := proxyEvent()
-	b.ReportAllocs()
-	for b.Loop() {
-		pub.Publish(ev)
-		// The sender's receive, in this goroutine: no goroutine handoff
-		// (a parked receiver woken per event would measure the scheduler).
-		<-pub.queue
+	for _, withJournal := range []bool{false, true} {
+		name := "journal=off"
+		if withJournal {
+			name = "journal=on"
+		}
+		b.Run(name, func(b *testing.B) {
+			pub := benchPublisher(b)
+			if withJournal {
+				j, err := journal.Open(journal.Options{Dir: b.TempDir()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { defer close(done); j.Run(ctx) }()
+				defer func() { cancel(); <-done; j.Close() }()
+				pub.SetJournal(j)
+			}
+			ev := proxyEvent()
+			b.ReportAllocs()
+			for b.Loop() {
+				pub.Publish(ev)
+				// The sender's receive and the ack's release, in this
+				// goroutine: no goroutine handoff (a parked receiver woken
+				// per event would measure the scheduler).
+				q := <-pub.queue
+				q.ref.Release()
+			}
+		})
 	}
 }
 
 // benchPublisher is a publisher without NATS (Publish does not use the
 // connection; a live one made valgrind meet RDTSCP in contended runtime
 // locks).
-func benchPublisher(b *testing.B) *Publisher {
-	return &Publisher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), queue: make(chan *Event, 16384)}
+func benchPublisher(testing.TB) *Publisher {
+	p := &Publisher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), queue: make(chan queued, 16384)}
+	p.limit.Store(int64(MessageLimit(nil)))
+	return p
 }

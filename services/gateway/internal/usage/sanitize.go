@@ -1,7 +1,6 @@
 package usage
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -170,7 +169,7 @@ func cut(s string, max int) string {
 // dropped. sanitised reports whether ev was changed.
 func Encode(ev *Event, limit int) (b []byte, sanitised bool, err error) {
 	sanitised = ev.Sanitize()
-	b, err = json.Marshal(ev)
+	b, err = appendEvent(make([]byte, 0, sizeHint(ev)), ev)
 	if err != nil {
 		return nil, sanitised, err
 	}
@@ -179,11 +178,34 @@ func Encode(ev *Event, limit int) (b []byte, sanitised bool, err error) {
 			return nil, true, ErrEventTooLarge
 		}
 		sanitised = true
-		if b, err = json.Marshal(ev); err != nil {
+		if b, err = appendEvent(b[:0], ev); err != nil {
 			return nil, true, err
 		}
 	}
 	return b, sanitised, nil
+}
+
+// sizeHint is about the length of ev's JSON when nothing needs escaping
+// (one allocation for a typical event).
+func sizeHint(ev *Event) int {
+	n := 448 + len(ev.RequestID) + len(ev.TenantID) + len(ev.Env) + len(ev.KeyID) + len(ev.KeyName) + len(ev.Provider) +
+		len(ev.Model) + len(ev.Path) + len(ev.Outcome) + len(ev.Error)
+	for _, id := range ev.ViolationIDs {
+		n += len(id) + 3
+	}
+	for i := range ev.Violations {
+		v := &ev.Violations[i]
+		n += 160 + len(v.ID) + len(v.PolicyID) + len(v.PolicyName) + len(v.Type) + len(v.Action) + len(v.Severity) + len(v.Direction)
+		for _, m := range v.Matches {
+			n += 48 + len(m.Kind) + len(m.Snippet)
+		}
+	}
+	for _, b := range []*string{ev.RequestBody, ev.ResponseBody} {
+		if b != nil {
+			n += len(*b) + 24
+		}
+	}
+	return n
 }
 
 // shrink removes at least excess JSON bytes' worth of ev's bulk if it can:
