@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,6 +121,9 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 	s.gateway = startProc(t, "gateway", s.env, s.gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
 	restartedAt := time.Now()
+	// The restarted process moved what the killed one left in its journal
+	// to the spool (the current segment at least is never released).
+	recovered := metricValue(t, s.gatewayInternalURL, "trueport_usage_journal_recovered_total")
 	waitClosedLoop(t, cl, cl.served.Load()+500)
 	answers := cl.halt()
 
@@ -130,8 +136,8 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 			may = append(may, a.id)
 		}
 	}
-	t.Logf("closed loop, 32 clients: %d answered before the kill (%d within %s of it or after it, from the killed process), %d in all; %d requests cut",
-		servedAtKill, len(may), killMargin, len(answers), cl.failures.Load())
+	t.Logf("closed loop, 32 clients: %d answered before the kill (%d within %s of it or after it, from the killed process), %d in all; %d requests cut; "+
+		"%d events recovered from the journal at restart", servedAtKill, len(may), killMargin, len(answers), cl.failures.Load(), recovered)
 	report := os.Getenv("E2E_KILL_REPORT") == "1"
 	dsn := s.envValue("GATEWAY_DATABASE_URL")
 	var last idCheck
@@ -150,6 +156,9 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 		_ = check()
 		t.Logf("after settling: %v", last)
 		return
+	}
+	if recovered == 0 {
+		t.Errorf("the restarted gateway recovered no event from the journal")
 	}
 	eventually(t, 90*time.Second, check)
 	s.assertSettled()
@@ -242,4 +251,26 @@ func (c idCheck) String() string {
 	return fmt.Sprintf("%d answered, %d rows: %d ids answered more than %s before the kill (or after the restart) without a row %v, "+
 		"%d with several %v, %d rows not answered %v; of the %d answered around the kill, %d without a row",
 		c.answered, c.rows, len(c.missing), killMargin, clip(c.missing), len(c.twice), clip(c.twice), len(c.extra), clip(c.extra), c.near, c.nearMissing)
+}
+
+// metricValue reads an unlabelled series from the /metrics of the process
+// whose internal listener is base (-1 when it is not there).
+func metricValue(t *testing.T, base, series string) int64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %q", series, line)
+			}
+			return int64(f)
+		}
+	}
+	return -1
 }
