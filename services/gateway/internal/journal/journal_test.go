@@ -27,12 +27,15 @@ func open(t *testing.T, dir string, seg int, max int64) *Journal {
 	return j
 }
 
-// run starts j.Run until the test ends (Close is the test's).
-func run(t *testing.T, j *Journal) {
+// run starts j.Run until the returned stop is called or the test ends
+// (Close, after stop, is the test's).
+func run(t *testing.T, j *Journal) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); j.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }
 
 func rec(i int) []byte {
@@ -86,7 +89,7 @@ func segFiles(t *testing.T, dir string) []string {
 func TestRecoverUnreleased(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, 64<<10, 0)
-	run(t, j)
+	stop := run(t, j)
 	const n = 2000 // ~30 segments of 64 KiB
 	var want []string
 	for i := range n {
@@ -103,6 +106,7 @@ func TestRecoverUnreleased(t *testing.T) {
 	for j.Stats().Segments > int64(n/2/500+4) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	stop()
 	j.Close()
 	got := recoverAll(t, dir)
 	// Recovered: every unreleased record, in order, and at most the
@@ -129,7 +133,7 @@ func TestRecoverUnreleased(t *testing.T) {
 func TestReleasedSegmentsAreRemoved(t *testing.T) {
 	dir := t.TempDir()
 	j := open(t, dir, 64<<10, 0)
-	run(t, j)
+	stop := run(t, j)
 	var refs Refs
 	for i := range 3000 {
 		refs.Add(mustAppend(t, j, rec(i)))
@@ -138,6 +142,7 @@ func TestReleasedSegmentsAreRemoved(t *testing.T) {
 		t.Fatalf("refs: %d records in %d segments", refs.Len(), len(refs.segs))
 	}
 	refs.Release()
+	stop()
 	j.Close()
 	if files := segFiles(t, dir); len(files) != 0 {
 		t.Fatalf("segments left: %v", files)
