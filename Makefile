@@ -7,7 +7,7 @@ MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... .
 # deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
 TOOL_MODULES := deploy tools
 
-.PHONY: all build run stop test test-short chaos soak bench proto vet fmt tidy clean
+.PHONY: all build run stop test test-short chaos soak bench overload proto vet fmt tidy clean
 
 all: build
 
@@ -59,6 +59,14 @@ bench: build
 	@scripts/ensure-deps.sh
 	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
 	bin/bench all
+
+# The gateway under 3x its sustainable closed-loop rate for 60 s (bench
+# overload: no process killed, RSS under the memory limit, p99 of the 503s;
+# knobs BENCH_OVERLOAD_* and figures in docs/benchmarks.md).
+overload: build
+	@scripts/ensure-deps.sh
+	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
+	bin/bench overload
 
 proto:
 	scripts/gen-proto.sh
