@@ -105,9 +105,7 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 	s := newStack(t, "GATEWAY_ROLE=proxy")
 	s.startGateway("GATEWAY_ROLE=ingester", "GATEWAY_SPOOL_DIR="+t.TempDir())
 	ts := s.setupTenant("kill-" + randHex(3))
-	raiseRPM(t, s, ts)
-	execSQL(t, s.envValue("GATEWAY_DATABASE_URL"), `UPDATE api_keys SET rpm_limit = 100000000 WHERE id = $1`, ts.keyID)
-	s.restartGateway() // keys load at start
+	unlimitKey(t, s, ts)
 
 	cl := startClosedLoop(s.gatewayURL+"/trueportai-services/openai/v1/chat/completions", ts.apiKey, 32)
 	waitClosedLoop(t, cl, 1500)
