@@ -21,8 +21,12 @@ import (
 // through one gateway (GATEWAY_ROLE=all: proxy and ingester in one
 // process), samples the gateway's resident memory every 5 s, and checks
 // that every served request became exactly one usage row (ids compared)
-// and that memory did not keep growing: the RSS of the last minute must
-// stay within 1.5 times that of the second minute (after warm-up).
+// and that memory did not keep growing: the RSS trend after the first
+// minute must add less than 10 % over the run, and the RSS of the last
+// minute must stay within 1.5 times that of the second minute (after
+// warm-up). It logs where the memory is (RSS anonymous and file-backed,
+// the Go heap, stacks, GC goal); E2E_SOAK_PROFILES=dir saves heap
+// profiles after 90 s and at the end.
 func TestSoak(t *testing.T) {
 	v := os.Getenv("E2E_SOAK")
 	if v == "" {
@@ -176,6 +180,34 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("gateway RSS: early %.1f MiB, late %.1f MiB (drift %+.1f MiB), peak %.1f MiB",
 		float64(early)/1024, float64(late)/1024, float64(late-early)/1024, float64(peak)/1024)
+	// The RSS of a Go process at load swings with the GC cycle and the
+	// scavenger (heap between the live size and the GC goal, idle pages
+	// released and reused): two one-minute averages compare phases as much
+	// as sizes. Growth is the trend: the least-squares slope of the samples
+	// from the end of the first minute (third, for short runs), extrapolated
+	// over that span, must stay within 10 % of their mean.
+	from := time.Minute
+	if length < 3*time.Minute {
+		from = length / 3
+	}
+	var xs, ys []float64
+	var sysEarly, sysLate float64
+	for _, sm := range samples {
+		if sm.at >= from {
+			xs, ys = append(xs, sm.at.Minutes()), append(ys, float64(sm.rss)/1024)
+			if sysEarly == 0 {
+				sysEarly = sm.mem.sys
+			}
+			sysLate = sm.mem.sys
+		}
+	}
+	slope, mean := trend(xs, ys)
+	growth := slope * (took - from).Minutes()
+	t.Logf("gateway RSS trend from %s: %+.2f MiB/min, %+.1f MiB over the run (%+.1f %% of the mean %.1f MiB); Go runtime memory from the OS (sys) %.1f -> %.1f MiB",
+		from, slope, growth, 100*growth/mean, mean, sysEarly/(1<<20), sysLate/(1<<20))
+	if mean > 0 && growth > 0.1*mean {
+		t.Errorf("gateway RSS grows: %+.1f MiB over the run, more than 10 %% of %.1f MiB", growth, mean)
+	}
 	settle := time.Now()
 	eventually(t, 10*time.Minute, func() error { // the ingester's backlog
 		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
@@ -293,4 +325,26 @@ func saveProfile(url, path string) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644)
+}
+
+// trend is the least-squares slope of ys over xs, and the mean of ys.
+func trend(xs, ys []float64) (slope, mean float64) {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0, 0
+	}
+	var mx, my float64
+	for i := range xs {
+		mx, my = mx+xs[i], my+ys[i]
+	}
+	mx, my = mx/n, my/n
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return 0, my
+	}
+	return sxy / sxx, my
 }
