@@ -5,7 +5,7 @@ package main
 // closed-loop rate. First the sustainable rate: closed loop (a fixed number
 // of clients, each sending its next request when the last is answered) of
 // JSON chat completions against the fake provider. Then that rate times
-// BENCH_OVERLOAD_FACTOR, open loop (vegeta at a fixed rate: requests keep
+// BENCH_OVERLOAD_FACTOR, open loop (rawload.go at a fixed rate: requests keep
 // coming whatever the answers), for BENCH_OVERLOAD_DURATION. The gateway
 // runs with GOMEMLIMIT = BENCH_OVERLOAD_MEMORY, as in Kubernetes (the
 // container's memory limit), so PROXY_MAX_CONCURRENT and
@@ -19,12 +19,16 @@ package main
 // Environment (defaults in brackets):
 //
 //	BENCH_OVERLOAD_CONNS       closed-loop clients for the sustainable rate [64]
+//	BENCH_OVERLOAD_OPEN_CONNS  connections the open loop may use [4096: above PROXY_MAX_CONCURRENT's
+//	                           default for 512 MiB, so that the gateway's bound, not the generator, refuses]
 //	BENCH_OVERLOAD_MEASURE     length of the closed-loop measurement [20s]
 //	BENCH_OVERLOAD_FACTOR      multiple of the sustainable rate offered [3]
 //	BENCH_OVERLOAD_DURATION    length of the overload [60s]
 //	BENCH_OVERLOAD_MEMORY      the gateway's memory limit in MiB: GOMEMLIMIT and the RSS bound [512]
 //	BENCH_OVERLOAD_GATEWAY_ENV extra VAR=value words for the gateway (e.g. PROXY_MAX_CONCURRENT=256)
 //	BENCH_OVERLOAD_PORT_BASE   first of the 10 local ports used [18180]
+//	BENCH_OVERLOAD_PROFILES    a directory: the gateway's goroutines (pprof, text) halfway
+//	                           through the overload, its /metrics and the processes' logs at the end
 //	BENCH_OUT                  markdown file to update [docs/benchmarks.md]; empty: stdout only
 
 import (
@@ -32,31 +36,36 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 type overloadConfig struct {
 	conns        int
+	openConns    int
 	measure, dur time.Duration
 	factor       float64
 	memMiB       int
 	gatewayEnv   []string
 	base         int
 	out          string
+	profiles     string
 }
 
 func overloadConfigFromEnv() (overloadConfig, error) {
 	var c overloadConfig
 	var err error
 	if c.conns, err = envInt("BENCH_OVERLOAD_CONNS", 64); err != nil {
+		return c, err
+	}
+	if c.openConns, err = envInt("BENCH_OVERLOAD_OPEN_CONNS", 4096); err != nil {
 		return c, err
 	}
 	if c.measure, err = envDuration("BENCH_OVERLOAD_MEASURE", "20s"); err != nil {
@@ -76,69 +85,8 @@ func overloadConfigFromEnv() (overloadConfig, error) {
 	}
 	c.gatewayEnv = strings.Fields(os.Getenv("BENCH_OVERLOAD_GATEWAY_ENV"))
 	c.out = envSet("BENCH_OUT", "docs/benchmarks.md")
+	c.profiles = os.Getenv("BENCH_OVERLOAD_PROFILES")
 	return c, nil
-}
-
-// codeStats are the answers of one load run, by status (0: no answer).
-type codeStats struct {
-	n       int
-	elapsed time.Duration
-	rate    float64 // the rate vegeta achieved
-	byCode  map[uint16][]time.Duration
-	errs    map[string]int // the first words of client errors
-}
-
-func (s codeStats) count(code uint16) int { return len(s.byCode[code]) }
-
-// pct is the p-quantile latency of the answers with code, in ms.
-func (s codeStats) pct(code uint16, p float64) float64 {
-	l := s.byCode[code]
-	if len(l) == 0 {
-		return 0
-	}
-	return float64(l[min(len(l)-1, int(p*float64(len(l))))]) / 1e6
-}
-
-// attack runs vegeta: rate 0 with workers is a closed loop of that many
-// clients; otherwise an open loop at rate per second.
-func attack(ctx context.Context, r request, rate int, workers int, d time.Duration) codeStats {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("Authorization", "Bearer "+r.key)
-	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: "POST", URL: r.url, Body: r.body, Header: h})
-	opts := []func(*vegeta.Attacker){vegeta.KeepAlive(true), vegeta.Timeout(30 * time.Second)}
-	if rate == 0 {
-		opts = append(opts, vegeta.Workers(uint64(workers)), vegeta.MaxWorkers(uint64(workers)), vegeta.Connections(workers))
-	}
-	atk := vegeta.NewAttacker(opts...)
-	st := codeStats{byCode: map[uint16][]time.Duration{}, errs: map[string]int{}}
-	var m vegeta.Metrics
-	res := atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "overload")
-	for {
-		select {
-		case <-ctx.Done():
-			atk.Stop()
-		case x, ok := <-res:
-			if !ok {
-				m.Close()
-				for _, l := range st.byCode {
-					slices.Sort(l)
-				}
-				st.elapsed, st.rate = m.Duration, m.Rate
-				return st
-			}
-			m.Add(x)
-			st.n++
-			st.byCode[x.Code] = append(st.byCode[x.Code], x.Latency)
-			if x.Code == 0 && x.Error != "" { // no answer (non-2xx statuses are vegeta errors too)
-				e := x.Error
-				if i := strings.LastIndex(e, ": "); i >= 0 {
-					e = e[i+2:]
-				}
-				st.errs[e]++
-			}
-		}
-	}
 }
 
 // oomKills is the kernel's count of OOM kills (/proc/vmstat), -1 if unknown.
@@ -205,16 +153,18 @@ func benchOverload(ctx context.Context) (err error) {
 	}
 	fake := b.ps.byName["fake-provider"]
 	r := b.reqs["json-gateway"]
+	gw := b.addr["gateway_http"]
+	raw := rawRequest(gw, "/trueportai-services/openai/v1/chat/completions", r.key, r.body)
 
 	say("overload", "warming up (5 s closed loop, %d clients)", oc.conns)
-	_ = attack(ctx, r, 0, oc.conns, 5*time.Second)
+	_ = rawLoad(ctx, gw, raw, 0, oc.conns, 5*time.Second)
 	b.settle(ctx)
 	loadBefore := loadavg()
 	say("overload", "sustainable rate: closed loop, %d clients, %s", oc.conns, oc.measure)
-	sus := attack(ctx, r, 0, oc.conns, oc.measure)
+	sus := rawLoad(ctx, gw, raw, 0, oc.conns, oc.measure)
 	susRate := float64(sus.count(200)) / sus.elapsed.Seconds()
-	if sus.count(200) < sus.n*99/100 {
-		return fmt.Errorf("closed loop: only %d of %d answered 200 (%v): not a sustainable load", sus.count(200), sus.n, sus.errs)
+	if sus.count(200) < sus.sent*99/100 {
+		return fmt.Errorf("closed loop: only %d of %d answered 200 (%v): not a sustainable load", sus.count(200), sus.sent, sus.errs)
 	}
 	say("overload", "  %.0f req/s answered 200, p50 %.1f ms, p99 %.1f ms", susRate, sus.pct(200, .5), sus.pct(200, .99))
 	b.settle(ctx)
@@ -224,15 +174,31 @@ func benchOverload(ctx context.Context) (err error) {
 	oom0 := oomKills()
 	rss := sampleRSS(b.gw.pid())
 	t0, c0, m0 := cpuTicks(b.gw.pid()), cpuTicks(os.Getpid()), boxTicks()
-	ov := attack(ctx, r, offered, 0, oc.dur)
-	gwCPU := float64(cpuTicks(b.gw.pid())-t0) / clkTck
-	clientCPU := float64(cpuTicks(os.Getpid())-c0) / clkTck
-	boxCPU := float64(boxTicks()-m0) / clkTck
+	if oc.profiles != "" {
+		go func() {
+			if sleepCtx(ctx, oc.dur/2) == nil {
+				saveURL("http://"+b.addr["gateway_internal"]+"/debug/pprof/goroutine?debug=1", filepath.Join(oc.profiles, "goroutines-half.txt"))
+				saveURL("http://"+b.addr["gateway_internal"]+"/metrics", filepath.Join(oc.profiles, "metrics-half.txt"))
+			}
+		}()
+	}
+	ov := rawLoad(ctx, gw, raw, offered, oc.openConns, oc.dur)
+	secs := ov.elapsed.Seconds() // the run and its last answers
+	gwCPU := float64(cpuTicks(b.gw.pid())-t0) / clkTck / secs
+	clientCPU := float64(cpuTicks(os.Getpid())-c0) / clkTck / secs
+	boxCPU := float64(boxTicks()-m0) / clkTck / secs
 	peakKB := rss.peakKB()
 	hwm := hwmKB(b.gw.pid())
 	oom1 := oomKills()
 	loadAfter := loadavg()
 
+	pub, spooled, lost, _ := b.usageCounters(ctx)
+	if oc.profiles != "" {
+		saveURL("http://"+b.addr["gateway_internal"]+"/metrics", filepath.Join(oc.profiles, "metrics-end.txt"))
+		defer func() { // the logs so far, before the cleanup removes them
+			_ = exec.Command("cp", "-r", filepath.Join(b.tmp, "logs"), oc.profiles).Run()
+		}()
+	}
 	// Nobody died, and the gateway serves normally again.
 	var dead []string
 	for _, p := range []*proc{b.gw, b.ing, fake} {
@@ -246,7 +212,7 @@ func benchOverload(ctx context.Context) (err error) {
 	}
 
 	m := thisMachine()
-	answered := ov.n - ov.count(0)
+	answered := ov.sent - ov.count(0)
 	var verdicts []string
 	check := func(ok bool, what string) {
 		v := "**met**"
@@ -259,8 +225,8 @@ func benchOverload(ctx context.Context) (err error) {
 	peakMiB := float64(max(peakKB, hwm)) / 1024
 	check(len(dead) == 0 && (oom0 < 0 || oom1 == oom0), "no process killed")
 	check(peakMiB < bound, fmt.Sprintf("gateway peak RSS %.1f MiB under the %.0f MiB bound", peakMiB, bound))
-	check(ov.count(503) > 0 && ov.pct(503, .99) < 5, fmt.Sprintf("p99 of the 503s %.2f ms under 5 ms", ov.pct(503, .99)))
-	check(answered == ov.n, fmt.Sprintf("every request answered (%d of %d)", answered, ov.n))
+	check(ov.count(503) > 0 && ov.pct(503, .99) < 5, fmt.Sprintf("p99 of the 503s %.2f ms under 5 ms (service time)", ov.pct(503, .99)))
+	check(answered == ov.sent, fmt.Sprintf("every request answered (%d of %d sent)", answered, ov.sent))
 
 	var codes []string
 	for c := range ov.byCode {
@@ -268,16 +234,16 @@ func benchOverload(ctx context.Context) (err error) {
 	}
 	slices.Sort(codes)
 	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "| status | answers | share | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&tbl, "| status | answers | share | service p50 ms | service p99 ms | service max ms | intended p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, cs := range codes {
 		c, _ := strconv.Atoi(cs)
-		l := ov.byCode[uint16(c)]
+		l := ov.byCode[c]
 		name := cs
 		if c == 0 {
 			name = "0 (no answer)"
 		}
-		fmt.Fprintf(&tbl, "| %s | %d | %.1f %% | %s | %s | %s |\n", name, len(l), 100*float64(len(l))/float64(max(ov.n, 1)),
-			num(ov.pct(uint16(c), .5), 2), num(ov.pct(uint16(c), .99), 2), num(float64(l[len(l)-1])/1e6, 1))
+		fmt.Fprintf(&tbl, "| %s | %d | %.1f %% | %s | %s | %s | %s |\n", name, len(l), 100*float64(len(l))/float64(max(ov.sent, 1)),
+			num(ov.pct(c, .5), 2), num(ov.pct(c, .99), 2), num(float64(l[len(l)-1])/1e6, 1), num(ov.ipct(c, .99), 1))
 	}
 	cmdline := "`make overload`"
 	if o := overrides("BENCH_OVERLOAD_", "BENCH_OUT"); o != "" {
@@ -290,14 +256,17 @@ func benchOverload(ctx context.Context) (err error) {
 	fmt.Fprintf(&rep, "- CPU: %d cores (%s); memory: %d GiB total, %d GiB available; %s\n", m.cores, m.cpuModel, m.memTotal, m.memAvail, goVersion())
 	fmt.Fprintf(&rep, "- load average (1/5/15 min) before the measurements: %s; after the overload: %s (other sessions share the machine)\n", loadBefore, loadAfter)
 	fmt.Fprintf(&rep, "- gateway: GATEWAY_ROLE=proxy with GOMEMLIMIT=%d MiB (the Kubernetes memory limit; PROXY_MAX_CONCURRENT and PROXY_MAX_BUFFERED_BYTES "+
-		"from it: %d and %d MiB)%s; a GATEWAY_ROLE=ingester process, the fake provider (no delay), Postgres, NATS, the load generator (vegeta %s, in this process) on the same cores\n",
-		oc.memMiB, min(max(mem/(256<<10), 256), 65536), mem/4>>20, extraEnv(oc.gatewayEnv), vegetaVersion)
+		"from it: %d and %d MiB)%s; a GATEWAY_ROLE=ingester process, the fake provider (no delay), Postgres, NATS and the load generator "+
+		"(tools/cmd/bench/rawload.go: prepared requests on keep-alive connections, in this process) on the same cores\n",
+		oc.memMiB, min(max(mem/(256<<10), 256), 65536), mem/4>>20, extraEnv(oc.gatewayEnv))
 	fmt.Fprintf(&rep, "- sustainable rate: closed loop, %d clients, %s: %d requests, **%.0f req/s** answered 200 (%.1f %%), p50 %s ms, p99 %s ms\n",
-		oc.conns, oc.measure, sus.n, susRate, 100*float64(sus.count(200))/float64(max(sus.n, 1)), num(sus.pct(200, .5), 2), num(sus.pct(200, .99), 2))
-	fmt.Fprintf(&rep, "- overload: open loop at **%d req/s** (%.1f×) for %s: vegeta achieved %.0f req/s, %d requests; CPU used (in cores, of %d): gateway %.2f, load generator %.2f, whole machine %.2f\n",
-		offered, oc.factor, oc.dur, ov.rate, ov.n, m.cores, gwCPU/oc.dur.Seconds(), clientCPU/oc.dur.Seconds(), boxCPU/oc.dur.Seconds())
+		oc.conns, oc.measure, sus.sent, susRate, 100*float64(sus.count(200))/float64(max(sus.sent, 1)), num(sus.pct(200, .5), 2), num(sus.pct(200, .99), 2))
+	fmt.Fprintf(&rep, "- overload: open loop at **%d req/s** (%.1f×) for %s over at most %d connections: %d requests sent (%.0f/s), %d not sent (no free connection within a second of their time); "+
+		"CPU used (cores, of %d): gateway %.2f, load generator %.2f, whole machine %.2f\n",
+		offered, oc.factor, oc.dur, oc.openConns, ov.sent, float64(ov.sent)/oc.dur.Seconds(), ov.notSent, m.cores, gwCPU, clientCPU, boxCPU)
 	fmt.Fprintf(&rep, "- gateway RSS: peak %.1f MiB (VmRSS every 100 ms and VmHWM) against the %.0f MiB limit; kernel OOM kills during the run: %d; every process still running: %v; a request after the overload answered 200: %s\n",
 		peakMiB, bound, max(oom1-oom0, 0), len(dead) == 0, recovered)
+	fmt.Fprintf(&rep, "- usage events of the gateway: %d published to JetStream, %d spooled to disk (on the request path when its queue was full), %d lost\n", pub, spooled, lost)
 	if len(ov.errs) > 0 {
 		fmt.Fprintf(&rep, "- requests without an answer, by error: %v\n", ov.errs)
 	}
@@ -320,4 +289,15 @@ func extraEnv(env []string) string {
 		return ""
 	}
 	return ", " + strings.Join(env, ", ")
+}
+
+// saveURL writes the body at url to path (diagnostics; errors ignored).
+func saveURL(url, path string) {
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Get(url)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	_ = os.WriteFile(path, b, 0o644)
 }
