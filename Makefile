@@ -30,7 +30,7 @@ stop:
 test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
-	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/...
+	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/gateway/internal/usage/ ./services/gateway/internal/journal/ ./services/internal/ratelimit/...
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
 # The usage pipeline's fault tests with 60 s outages (make test runs them

@@ -82,9 +82,9 @@ func FuzzAppendEvent(f *testing.F) {
 	})
 }
 
-// TestEncodeOneAllocation: encoding a typical event allocates its output
+// TestEncodeAllocs: encoding a typical event allocates its output
 // only (it runs on the request path).
-func TestEncodeOneAllocation(t *testing.T) {
+func TestEncodeAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates; make test's non-race run checks this")
 	}
