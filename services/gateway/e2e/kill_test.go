@@ -110,6 +110,7 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 	cl := startClosedLoop(s.gatewayURL+"/trueportai-services/openai/v1/chat/completions", ts.apiKey, 32)
 	waitClosedLoop(t, cl, 1500)
 	time.Sleep(time.Second) // full queues: well past the first requests
+	journalBefore := journalSeries(t, s.gatewayInternalURL)
 	killAt := time.Now()
 	if err := s.gateway.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -136,6 +137,7 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 	}
 	t.Logf("closed loop, 32 clients: %d answered before the kill (%d within %s of it or after it, from the killed process), %d in all; %d requests cut; "+
 		"%d events recovered from the journal at restart", servedAtKill, len(may), killMargin, len(answers), cl.failures.Load(), recovered)
+	t.Logf("the killed gateway's journal just before the kill: %s", journalBefore)
 	report := os.Getenv("E2E_KILL_REPORT") == "1"
 	dsn := s.envValue("GATEWAY_DATABASE_URL")
 	var last idCheck
@@ -271,4 +273,22 @@ func metricValue(t *testing.T, base, series string) int64 {
 		}
 	}
 	return -1
+}
+
+// journalSeries is the journal's series on a gateway's /metrics, one line.
+func journalSeries(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "trueport_usage_journal_") {
+			out = append(out, strings.TrimPrefix(line, "trueport_usage_journal_"))
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"trueportai/services/gateway/internal/journal"
 )
+
+func (e *Event) withID(id string) *Event { e.RequestID = id; return e }
 
 func testEvent(i int) *Event {
 	return &Event{RequestID: fmt.Sprintf("req-%d", i), CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11",
@@ -118,5 +124,66 @@ func TestPublisherReleasesJournal(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(dir, "*.journal")); len(m) != 0 {
 		t.Fatalf("segments left after every event was acknowledged: %v", m)
+	}
+}
+
+// TestReplayIDsNeverHideEvents: a replayed group whose first event and
+// size match a message already in the stream but whose other events differ
+// (the journal's order is not the batches' order: a recovered segment holds
+// events of several batches, some acknowledged, some not) must still be
+// stored. With the live batches' ids (first request id + "+" + count),
+// JetStream took it for a duplicate of the live message and dropped it,
+// and the events only in it were lost.
+func TestReplayIDsNeverHideEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	nc, js, stream, subject := testStream(t, "replayid")
+	spool, err := OpenSpool(t.TempDir(), 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := NewPublisher(nc, subject, spool, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(id string) []byte {
+		b, _, err := Encode(testEvent(0).withID(id), MessageLimit(nc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The live message "a+1" (events a and b) was published and stored.
+	live := &nats.Msg{Subject: subject, Data: bytes.Join([][]byte{enc("a"), enc("b")}, []byte{'\n'}), Header: nats.Header{}}
+	live.Header.Set(jetstream.MsgIDHeader, "a+1")
+	if _, err := js.PublishMsg(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	// The replay of a recovered segment groups a with c (never published).
+	if err := spool.AppendLines([][]byte{enc("a"), enc("c")}); err != nil {
+		t.Fatal(err)
+	}
+	pub.replay()
+	seen := map[string]bool{}
+	cons, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			break
+		}
+		for _, line := range bytes.Split(msg.Data(), []byte{'\n'}) {
+			var ev Event
+			if err := json.Unmarshal(line, &ev); err != nil {
+				t.Fatal(err)
+			}
+			seen[ev.RequestID] = true
+		}
+	}
+	if !seen["c"] {
+		t.Fatalf("event c, replayed in a group named like a stored message, is not in the stream (saw %v)", seen)
 	}
 }

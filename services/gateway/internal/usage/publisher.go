@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -471,6 +472,26 @@ func (p *Publisher) ensureStreams() {
 	p.streamsExist.Store(true)
 }
 
+// replayID is the Nats-Msg-Id of a replayed group: the first request id,
+// "+" and the number of further events as for live messages, then "~" and
+// a hash of the bytes. JetStream drops a message whose id it saw in its
+// dedup window; a group named like a live message (same first event, same
+// count) but holding other events — the journal's order is not the
+// batches' order, so a recovered segment regroups events of several
+// batches — was dropped whole, and the events only in it were lost. With
+// the hash, only the same bytes are deduplicated (a replay cut short and
+// sent again); anything else travelling twice is absorbed by the
+// ingester's idempotent insert.
+func replayID(first string, n int, body []byte) string {
+	h := fnv.New64a()
+	_, _ = h.Write(body)
+	id := first
+	if n > 1 {
+		id += "+" + strconv.Itoa(n-1)
+	}
+	return id + "~" + strconv.FormatUint(h.Sum64(), 36)
+}
+
 // publishLines publishes spooled events synchronously as one message, or
 // one by one when the server refuses the message for its size; a single
 // event it refuses for its size goes to the dead-letter stream.
@@ -478,12 +499,8 @@ func (p *Publisher) publishLines(ids []string, lines [][]byte, limit int) error 
 	if len(lines) == 0 {
 		return nil
 	}
-	id := ids[0]
-	if len(lines) > 1 {
-		id += "+" + strconv.Itoa(len(lines)-1)
-	}
 	body := bytes.Join(lines, []byte{'\n'})
-	err := p.publishRaw(id, body)
+	err := p.publishRaw(replayID(ids[0], len(lines), body), body)
 	switch {
 	case err == nil:
 		p.published.Add(int64(len(lines)))
