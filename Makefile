@@ -7,7 +7,7 @@ MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... .
 # deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
 TOOL_MODULES := deploy tools
 
-.PHONY: all build run stop test test-short chaos soak bench proto vet fmt tidy clean
+.PHONY: all build run stop test test-short chaos soak bench overload proto vet fmt tidy clean
 
 all: build
 
@@ -30,7 +30,7 @@ stop:
 test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
-	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/internal/ratelimit/...
+	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/gateway/internal/usage/ ./services/gateway/internal/journal/ ./services/internal/ratelimit/...
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
 # The usage pipeline's fault tests with 60 s outages (make test runs them
@@ -59,6 +59,14 @@ bench: build
 	@scripts/ensure-deps.sh
 	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
 	bin/bench all
+
+# The gateway under 3x its sustainable closed-loop rate for 60 s (bench
+# overload: no process killed, RSS under the memory limit, p99 of the 503s;
+# knobs BENCH_OVERLOAD_* and figures in docs/benchmarks.md).
+overload: build
+	@scripts/ensure-deps.sh
+	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
+	bin/bench overload
 
 proto:
 	scripts/gen-proto.sh

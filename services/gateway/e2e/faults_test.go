@@ -262,6 +262,20 @@ func raiseRPM(t *testing.T, s *stack, ts tenantSetup) {
 	}
 }
 
+// unlimitKey lifts every limit of the tenant's key for load tests: the
+// enterprise plan (raiseRPM), a limit override removing the plan's cap on
+// a key's RPM (keys above the cap are clamped to it: 6000 rpm would
+// refuse most of a load test), the key's own limit, and a gateway restart
+// (keys and tenant contexts load at start).
+func unlimitKey(t *testing.T, s *stack, ts tenantSetup) {
+	t.Helper()
+	raiseRPM(t, s, ts)
+	execSQL(t, s.envValue("PLATFORM_DATABASE_URL"), `INSERT INTO tenant_limit_overrides (tenant_id, limits) VALUES ($1, '{"max_rpm_per_key":0}')
+		ON CONFLICT (tenant_id) DO UPDATE SET limits = EXCLUDED.limits`, ts.tenantID)
+	execSQL(t, s.envValue("GATEWAY_DATABASE_URL"), `UPDATE api_keys SET rpm_limit = 100000000 WHERE id = $1`, ts.keyID)
+	s.restartGateway()
+}
+
 func (s *stack) envValue(name string) string {
 	v := ""
 	for _, kv := range s.env {

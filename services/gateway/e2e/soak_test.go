@@ -3,8 +3,10 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,8 +21,12 @@ import (
 // through one gateway (GATEWAY_ROLE=all: proxy and ingester in one
 // process), samples the gateway's resident memory every 5 s, and checks
 // that every served request became exactly one usage row (ids compared)
-// and that memory did not keep growing: the RSS of the last minute must
-// stay within 1.5 times that of the second minute (after warm-up).
+// and that memory did not keep growing: the RSS trend after the first
+// minute must add less than 10 % over the run, and the RSS of the last
+// minute must stay within 1.5 times that of the second minute (after
+// warm-up). It logs where the memory is (RSS anonymous and file-backed,
+// the Go heap, stacks, GC goal); E2E_SOAK_PROFILES=dir saves heap
+// profiles after 90 s and at the end.
 func TestSoak(t *testing.T) {
 	v := os.Getenv("E2E_SOAK")
 	if v == "" {
@@ -38,11 +44,7 @@ func TestSoak(t *testing.T) {
 	}
 	s := newStack(t)
 	ts := s.setupTenant("soak-" + randHex(3))
-	raiseRPM(t, s, ts)
-	// The key's limit must not refuse the soak: lift it in the database and
-	// restart the gateway, which loads keys at start.
-	execSQL(t, s.envValue("GATEWAY_DATABASE_URL"), `UPDATE api_keys SET rpm_limit = 100000000 WHERE id = $1`, ts.keyID)
-	s.restartGateway()
+	unlimitKey(t, s, ts) // the key's limit must not refuse the soak
 
 	url := s.gatewayURL + "/trueportai-services/openai/v1/chat/completions"
 	bodies := [][]byte{
@@ -90,8 +92,18 @@ func TestSoak(t *testing.T) {
 	type sample struct {
 		at  time.Duration
 		rss int64 // KiB
+		mem memSample
 	}
 	var samples []sample
+	profiles := os.Getenv("E2E_SOAK_PROFILES") // a directory: heap profiles after 90 s and at the end
+	heap := func(name string) {
+		if profiles != "" {
+			if err := saveProfile(s.gatewayInternalURL+"/debug/pprof/heap", filepath.Join(profiles, name)); err != nil {
+				t.Logf("heap profile %s: %v", name, err)
+			}
+		}
+	}
+	heapEarly := false
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	nextSample := time.Duration(0)
@@ -109,15 +121,20 @@ func TestSoak(t *testing.T) {
 			}
 		}
 		if el >= nextSample {
-			samples = append(samples, sample{el, rssKiB(pid)})
+			samples = append(samples, sample{el, rssKiB(pid), readMem(pid, s.gatewayInternalURL)})
 			nextSample += 5 * time.Second
+		}
+		if !heapEarly && el >= 90*time.Second {
+			heapEarly = true
+			go heap("heap-90s.pb.gz")
 		}
 	}
 	tick.Stop()
 	close(tokens)
 	wg.Wait()
 	took := time.Since(start)
-	samples = append(samples, sample{took, rssKiB(pid)})
+	samples = append(samples, sample{took, rssKiB(pid), readMem(pid, s.gatewayInternalURL)})
+	heap("heap-end.pb.gz")
 
 	mu.Lock()
 	served := append([]string(nil), ids...)
@@ -155,8 +172,42 @@ func TestSoak(t *testing.T) {
 	t.Logf("soak %s at %d req/s: %d sent, %d served (%.0f/s), %d failed, %d not sent (client behind); latency p50 %s p99 %s",
 		length, rate, sent, len(served), float64(len(served))/took.Seconds(), failures.Load(), missed.Load(), pct(0.5), pct(0.99))
 	t.Logf("gateway RSS MiB every 5 s: %s", strings.Join(series, " "))
+	t.Logf("gateway memory every 30 s (MiB): %s", memHeader)
+	for i, sm := range samples {
+		if i%6 == 0 || i == len(samples)-1 {
+			t.Logf("  %4.0fs %s", sm.at.Seconds(), sm.mem)
+		}
+	}
 	t.Logf("gateway RSS: early %.1f MiB, late %.1f MiB (drift %+.1f MiB), peak %.1f MiB",
 		float64(early)/1024, float64(late)/1024, float64(late-early)/1024, float64(peak)/1024)
+	// The RSS of a Go process at load swings with the GC cycle and the
+	// scavenger (heap between the live size and the GC goal, idle pages
+	// released and reused): two one-minute averages compare phases as much
+	// as sizes. Growth is the trend: the least-squares slope of the samples
+	// from the end of the first minute (third, for short runs), extrapolated
+	// over that span, must stay within 10 % of their mean.
+	from := time.Minute
+	if length < 3*time.Minute {
+		from = length / 3
+	}
+	var xs, ys []float64
+	var sysEarly, sysLate float64
+	for _, sm := range samples {
+		if sm.at >= from {
+			xs, ys = append(xs, sm.at.Minutes()), append(ys, float64(sm.rss)/1024)
+			if sysEarly == 0 {
+				sysEarly = sm.mem.sys
+			}
+			sysLate = sm.mem.sys
+		}
+	}
+	slope, mean := trend(xs, ys)
+	growth := slope * (took - from).Minutes()
+	t.Logf("gateway RSS trend from %s: %+.2f MiB/min, %+.1f MiB over the run (%+.1f %% of the mean %.1f MiB); Go runtime memory from the OS (sys) %.1f -> %.1f MiB",
+		from, slope, growth, 100*growth/mean, mean, sysEarly/(1<<20), sysLate/(1<<20))
+	if mean > 0 && growth > 0.1*mean {
+		t.Errorf("gateway RSS grows: %+.1f MiB over the run, more than 10 %% of %.1f MiB", growth, mean)
+	}
 	settle := time.Now()
 	eventually(t, 10*time.Minute, func() error { // the ingester's backlog
 		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
@@ -191,4 +242,109 @@ func rssKiB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// memSample is where a process's memory is: the kernel's view (RSS split
+// into anonymous and file-backed pages) and the Go runtime's (from the
+// gateway's /metrics: heap in use, heap idle and released to the OS, the
+// GC's next goal, stacks, goroutines).
+type memSample struct {
+	rssAnon, rssFile                               int64 // KiB
+	heapInuse, heapIdle, heapReleased, nextGC, sys float64
+	stack, goroutines                              float64
+}
+
+const memHeader = "RssAnon RssFile | heap_inuse heap_idle heap_released next_gc stack sys | goroutines"
+
+func (m memSample) String() string {
+	mib := func(b float64) float64 { return b / (1 << 20) }
+	return fmt.Sprintf("%5.1f %5.1f | %5.1f %5.1f %5.1f %5.1f %4.1f %5.1f | %4.0f", float64(m.rssAnon)/1024, float64(m.rssFile)/1024,
+		mib(m.heapInuse), mib(m.heapIdle), mib(m.heapReleased), mib(m.nextGC), mib(m.stack), mib(m.sys), m.goroutines)
+}
+
+func readMem(pid int, internalURL string) memSample {
+	var m memSample
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			for key, dst := range map[string]*int64{"RssAnon:": &m.rssAnon, "RssFile:": &m.rssFile} {
+				if rest, ok := strings.CutPrefix(line, key); ok {
+					*dst, _ = strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				}
+			}
+		}
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(internalURL + "/metrics")
+	if err != nil {
+		return m
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			m.heapInuse = f
+		case "go_memstats_heap_idle_bytes":
+			m.heapIdle = f
+		case "go_memstats_heap_released_bytes":
+			m.heapReleased = f
+		case "go_memstats_next_gc_bytes":
+			m.nextGC = f
+		case "go_memstats_stack_inuse_bytes":
+			m.stack = f
+		case "go_memstats_sys_bytes":
+			m.sys = f
+		case "go_goroutines":
+			m.goroutines = f
+		}
+	}
+	return m
+}
+
+// saveProfile writes the profile at url (pprof on the internal listener)
+// to path.
+func saveProfile(url, path string) error {
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d", url, resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// trend is the least-squares slope of ys over xs, and the mean of ys.
+func trend(xs, ys []float64) (slope, mean float64) {
+	n := float64(len(xs))
+	if n < 2 {
+		return 0, 0
+	}
+	var mx, my float64
+	for i := range xs {
+		mx, my = mx+xs[i], my+ys[i]
+	}
+	mx, my = mx/n, my/n
+	var sxy, sxx float64
+	for i := range xs {
+		sxy += (xs[i] - mx) * (ys[i] - my)
+		sxx += (xs[i] - mx) * (xs[i] - mx)
+	}
+	if sxx == 0 {
+		return 0, my
+	}
+	return sxy / sxx, my
 }

@@ -8,6 +8,8 @@
 //	bench analytics  ingestion rates and the analytics SQL on generated data
 //	                 (bench-analytics block)
 //	bench all        go, proxy, then analytics (BENCH_ANALYTICS=0 skips it)
+//	bench overload   the gateway under 3x its sustainable closed-loop rate
+//	                 (bench-overload block; not part of all: make overload)
 //
 // Run it from the repository root after make build: proxy starts the real
 // binaries from bin/ on loopback ports. Every knob is an environment
@@ -39,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: bench go|proxy|analytics|all ...")
+		return fmt.Errorf("usage: bench go|proxy|analytics|overload|all ...")
 	}
 	if _, err := os.Stat("go.work"); err != nil {
 		return fmt.Errorf("run bench from the repository root (no go.work here)")
@@ -64,8 +66,10 @@ func run(ctx context.Context, args []string) error {
 			err = benchProxy(ctx)
 		case "analytics":
 			err = benchAnalytics(ctx)
+		case "overload":
+			err = benchOverload(ctx)
 		default:
-			return fmt.Errorf("unknown subcommand %q (go, proxy, analytics, all)", c)
+			return fmt.Errorf("unknown subcommand %q (go, proxy, analytics, overload, all)", c)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", c, err)

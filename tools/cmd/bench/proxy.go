@@ -93,6 +93,10 @@ type proxyConfig struct {
 	firstChunkRate        int
 	perfDir, pprofDir     string
 	rawRates, rawPolicies string
+	// db prefixes the run's databases (<db>_platform, <db>_gateway);
+	// noBare: no benchproxy (bench overload).
+	db     string
+	noBare bool
 }
 
 func proxyConfigFromEnv() (proxyConfig, error) {
@@ -163,6 +167,7 @@ func proxyConfigFromEnv() (proxyConfig, error) {
 	}
 	c.perfDir = os.Getenv("BENCH_PERF")
 	c.pprofDir = os.Getenv("BENCH_PPROF")
+	c.db = "trueport_bench"
 	return c, nil
 }
 
@@ -373,8 +378,8 @@ func (b *proxyBench) env() []string {
 		"PLATFORM_HTTP_ADDR=" + b.addr["platform_http"], "PLATFORM_GRPC_ADDR=" + b.addr["platform_grpc"],
 		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.addr["gateway_grpc"],
 		"PLATFORM_INTERNAL_ADDR=" + b.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + b.addr["gateway_internal"],
-		"PLATFORM_DATABASE_URL=" + pgServer + "/trueport_bench_platform?sslmode=disable",
-		"GATEWAY_DATABASE_URL=" + pgServer + "/trueport_bench_gateway?sslmode=disable",
+		"PLATFORM_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_platform?sslmode=disable",
+		"GATEWAY_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_gateway?sslmode=disable",
 		"GATEWAY_SPOOL_DIR=" + filepath.Join(b.tmp, "spool"),
 		"UPSTREAM_OPENAI_URL=" + fake + "/openai/v1", "UPSTREAM_ANTHROPIC_URL=" + fake + "/anthropic/v1",
 		"UPSTREAM_GOOGLE_URL=" + fake + "/google/v1beta",
@@ -413,7 +418,7 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 // startAll: fresh databases, the processes, the tenants and keys through the
 // REST APIs, smoke checks.
 func (b *proxyBench) startAll(ctx context.Context) error {
-	for _, db := range []string{"trueport_bench_platform", "trueport_bench_gateway"} {
+	for _, db := range []string{b.cfg.db + "_platform", b.cfg.db + "_gateway"} {
 		if err := pgExec(ctx, pgServer+"/postgres?sslmode=disable", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
 			return err
 		}
@@ -424,19 +429,23 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.bare, err = b.ps.start("benchproxy", "bin/benchproxy", append(b.env(), "BENCH_PROXY_ADDR="+b.addr["bare"],
-		"BENCH_UPSTREAM=http://"+b.addr["fake"])); err != nil {
-		return err
+	type up struct {
+		url string
+		p   *proc
+	}
+	ups := []up{{"http://" + b.addr["fake"] + "/health", fake}}
+	if !b.cfg.noBare {
+		if b.bare, err = b.ps.start("benchproxy", "bin/benchproxy", append(b.env(), "BENCH_PROXY_ADDR="+b.addr["bare"],
+			"BENCH_UPSTREAM=http://"+b.addr["fake"])); err != nil {
+			return err
+		}
+		ups = append(ups, up{"http://" + b.addr["bare"] + "/health", b.bare})
 	}
 	plat, err := b.ps.start("platform-backend", "bin/platform-backend", b.env())
 	if err != nil {
 		return err
 	}
-	for _, w := range []struct {
-		url string
-		p   *proc
-	}{{"http://" + b.addr["fake"] + "/health", fake}, {"http://" + b.addr["bare"] + "/health", b.bare},
-		{"http://" + b.addr["platform_http"] + "/health", plat}} {
+	for _, w := range append(ups, up{"http://" + b.addr["platform_http"] + "/health", plat}) {
 		if err := waitHTTP(ctx, w.url, w.p); err != nil {
 			return err
 		}
@@ -465,7 +474,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 		return err
 	}
 	gt := str(login, "global_access_token")
-	platformDB := pgServer + "/trueport_bench_platform?sslmode=disable"
+	platformDB := pgServer + "/" + b.cfg.db + "_platform?sslmode=disable"
 	tenant := func(name, slug, keyName string) (scoped, key string, err error) {
 		t, err := api(ctx, "POST", P+"/global/tenants", gt, map[string]string{"name": name, "slug": slug})
 		if err != nil {
@@ -513,7 +522,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := pgExec(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable", "UPDATE api_keys SET rpm_limit=100000000"); err != nil {
+	if err := pgExec(ctx, pgServer+"/"+b.cfg.db+"_gateway?sslmode=disable", "UPDATE api_keys SET rpm_limit=100000000"); err != nil {
 		return err
 	}
 	// More keys of the first tenant, for the runs that rotate over many
@@ -1010,7 +1019,7 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 }
 
 func countRows(ctx context.Context) (int64, error) {
-	conn, err := pgx.Connect(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable")
+	conn, err := pgx.Connect(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable") // bench proxy's
 	if err != nil {
 		return 0, err
 	}

@@ -36,6 +36,7 @@ import (
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
 	"trueportai/services/gateway/internal/ingest"
+	"trueportai/services/gateway/internal/journal"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/platform"
@@ -214,6 +215,16 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	}
 	pub.SetStreams(streams)
 	reg.MustRegister(pub.Collectors()...)
+	// The usage journal: every event survives a kill of this process
+	// (docs/decisions.md, "Usage journal"); what a previous process left
+	// goes to the spool now.
+	var jr *journal.Journal
+	if cfg.JournalDir != "" {
+		jr = usage.OpenJournal(cfg.JournalDir, cfg.JournalMaxBytes, usage.MessageLimit(nc), spool, log)
+	}
+	defer jr.Close() // after the publisher stopped: unreleased segments stay for the next start
+	pub.SetJournal(jr)
+	reg.MustRegister(journal.Collectors(jr)...)
 	ev := events.NewPublisher(nc, subj, log)
 
 	prices, err := pricesync.LoadTable(cfg.PricingFile)
@@ -302,6 +313,9 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	var bg sync.WaitGroup
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.Run(bgCtx) }()
+	if jr != nil {
+		bg.Go(func() { jr.Run(bgCtx) })
+	}
 	bg.Go(func() { tenants.Run(bgCtx, keyCache.TenantIDs) })
 	bg.Go(func() {
 		quotas.Run(bgCtx, cfg.CacheTTL, func(err error) { log.Warn("quota resync failed", "err", err) })

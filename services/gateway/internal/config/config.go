@@ -5,6 +5,7 @@ package config
 import (
 	"math"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/ratelimit/redisstore"
@@ -42,10 +43,14 @@ type Config struct {
 	NATSURL     string
 	NATSPrefix  string
 	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
-	Limits          redisstore.Settings
-	MigrateOnStart  bool
-	SpoolDir        string
-	SpoolMaxBytes   int64
+	Limits         redisstore.Settings
+	MigrateOnStart bool
+	SpoolDir       string
+	SpoolMaxBytes  int64
+	// JournalDir holds the usage journal (GATEWAY_JOURNAL_DIR; default
+	// SpoolDir/journal; empty: no journal), JournalMaxBytes bounds it.
+	JournalDir      string
+	JournalMaxBytes int64
 	IngesterEnabled bool
 	// Role selects what this process runs: RoleAll (proxy, management API,
 	// gRPC, ingester and retention), RoleProxy (no ingester, no retention)
@@ -224,6 +229,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:     get("MIGRATE_ON_START", "true") != "false",
 		SpoolDir:           get("GATEWAY_SPOOL_DIR", "./data/spool"),
 		SpoolMaxBytes:      num("GATEWAY_SPOOL_MAX_BYTES", "1073741824"),
+		JournalMaxBytes:    num("GATEWAY_JOURNAL_MAX_BYTES", "67108864"),
 		IngesterEnabled:    get("INGESTER_ENABLED", "true") != "false",
 		IngesterWorkers:    int(num("INGESTER_WORKERS", defaultWorkers)),
 		Role:               role,
@@ -253,6 +259,11 @@ func Load(getenv func(string) string) (Config, error) {
 		UsageStreamMaxBytes: num("USAGE_STREAM_MAX_BYTES", defaultStreamBytes),
 		UsageDLQMaxBytes:    num("USAGE_DLQ_MAX_BYTES", defaultDLQBytes),
 		UsageStreamReplicas: int(num("USAGE_STREAM_REPLICAS", "1")),
+	}
+	// The journal lives beside the spool (in Kubernetes, on its volume);
+	// "off" turns it off.
+	if j := get("GATEWAY_JOURNAL_DIR", filepath.Join(c.SpoolDir, "journal")); j != "off" {
+		c.JournalDir = j
 	}
 	if c.AppEnv != "dev" && c.AppEnv != "prod" {
 		errs = append(errs, fmt.Errorf("APP_ENV must be dev or prod, got %q", c.AppEnv))

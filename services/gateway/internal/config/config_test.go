@@ -85,3 +85,25 @@ func TestOwnSoftLimitIsNotTheMemory(t *testing.T) {
 		t.Errorf("PROXY_MAX_BUFFERED_BYTES default %d follows the gateway's own soft limit", c.ProxyMaxBuffered)
 	}
 }
+
+// TestJournalDir: the usage journal defaults to the spool directory's
+// journal/ (in Kubernetes, the spool's volume), GATEWAY_JOURNAL_DIR moves
+// it, "off" turns it off; its bound defaults to 64 MiB.
+func TestJournalDir(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ spool, journal, want string }{
+		{"", "", "data/spool/journal"},
+		{"/var/lib/gateway/spool", "", "/var/lib/gateway/spool/journal"},
+		{"/s", "/j", "/j"},
+		{"/s", "off", ""},
+	} {
+		env := map[string]string{"APP_ENV": "dev", "GATEWAY_SPOOL_DIR": tc.spool, "GATEWAY_JOURNAL_DIR": tc.journal}
+		c, err := Load(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.JournalDir != tc.want || c.JournalMaxBytes != 64<<20 {
+			t.Errorf("spool %q journal %q: JournalDir %q (%d bytes), want %q", tc.spool, tc.journal, c.JournalDir, c.JournalMaxBytes, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -14,19 +15,37 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/semaphore"
+
+	"trueportai/services/gateway/internal/journal"
 )
 
 // Publisher sends events to JetStream off the request path with async
 // publishes (bounded pending acks). Publish never blocks on the network:
 // events queue in memory, and whatever JetStream does not acknowledge (error,
 // timeout, disconnect) goes to the spool, replayed when NATS is back.
+//
+// With a journal (SetJournal), Publish also copies each encoded event into
+// it before queueing it, and releases it once JetStream acknowledged it or
+// the spool holds it: a process killed outright leaves its unacknowledged
+// events in the journal, which the next start replays (docs/decisions.md,
+// "Usage journal").
 type Publisher struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	subject string
 	spool   *Spool
 	log     *slog.Logger
-	queue   chan *Event
+	queue   chan queued
+	journal *journal.Journal
+	// limit caches MessageLimit(nc) for Publish (reading it takes the
+	// connection's lock, which its writer holds while it writes to the
+	// socket); the sender refreshes it.
+	limit atomic.Int64
+
+	// acks holds the journal references of each message awaiting its
+	// JetStream ack, by Nats-Msg-Id.
+	acksMu sync.Mutex
+	acks   map[string]journal.Refs
 
 	mu     sync.RWMutex // guards closed against Publish racing Close
 	closed bool
@@ -47,7 +66,16 @@ type Publisher struct {
 	lastEnsureLog time.Time // replay tick only
 
 	published, spooled, lost, sanitised, deadLettered atomic.Int64
-	lastSpoolLog                                      atomic.Int64 // unix ns
+	lastSpoolLog, lastSanitiseLog                     atomic.Int64 // unix ns
+}
+
+// queued is an event on its way to JetStream: encoded, with its journal
+// reference.
+type queued struct {
+	data []byte
+	id   string
+	ref  journal.Ref
+	tp   string // the event's trace context when sampled (trace.go)
 }
 
 // ackTimeout bounds the wait for one JetStream ack before the event spools.
@@ -65,18 +93,21 @@ func weight(n int) int64 { return int64(min(n, maxInflightBytes)) }
 
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan *Event, 16384),
-		inflight: semaphore.NewWeighted(maxInflightBytes)}
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan queued, 16384),
+		inflight: semaphore.NewWeighted(maxInflightBytes), acks: map[string]journal.Refs{}}
+	p.limit.Store(int64(MessageLimit(nc)))
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(8192),
 		jetstream.WithPublishAsyncTimeout(ackTimeout),
 		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 			p.inflight.Release(weight(len(m.Data)))
 			p.published.Add(int64(eventCount(m.Data)))
+			p.takeRefs(m.Header.Get(jetstream.MsgIDHeader)).Release()
 		}),
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
 			p.inflight.Release(weight(len(m.Data)))
-			p.spoolRaw(m.Header.Get(jetstream.MsgIDHeader), m.Data, err)
+			id := m.Header.Get(jetstream.MsgIDHeader)
+			p.spoolRaw(id, m.Data, p.takeRefs(id), err)
 		}),
 	)
 	if err != nil {
@@ -86,21 +117,31 @@ func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger)
 	return p, nil
 }
 
-// Publish queues ev; when the queue is full, or the publisher is closing,
-// it is spooled synchronously (never dropped).
+// Publish encodes ev (sanitised, fitted to the server's message size),
+// journals it when there is a journal, and queues it; when the queue is
+// full, or the publisher is closing, it is spooled synchronously (never
+// dropped). Publish owns ev: it may change it (Sanitize).
 func (p *Publisher) Publish(ev *Event) {
+	b, ok := p.encode(ev, int(p.limit.Load()))
+	if !ok {
+		return
+	}
+	ref := p.journal.Append(b)
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if p.closed {
-		p.toSpool(ev, errors.New("publisher closed"))
+		p.toSpool(queued{b, ev.RequestID, ref, ev.Traceparent}, errors.New("publisher closed"))
 		return
 	}
 	select {
-	case p.queue <- ev:
+	case p.queue <- queued{b, ev.RequestID, ref, ev.Traceparent}:
 	default:
-		p.toSpool(ev, errors.New("queue full"))
+		p.toSpool(queued{b, ev.RequestID, ref, ev.Traceparent}, errors.New("queue full"))
 	}
 }
+
+// SetJournal makes Publish journal every event in j (before Run).
+func (p *Publisher) SetJournal(j *journal.Journal) { p.journal = j }
 
 // SetDeadLetters makes spool replay send the lines it cannot publish to the
 // dead-letter stream on subject instead of dropping them.
@@ -191,40 +232,43 @@ const (
 // batch size. Events reach the stream at most batchLinger later. It returns
 // when the queue is closed and drained.
 func (p *Publisher) sendLoop() {
-	batch := make([]*Event, 0, maxBatchEvents)
+	batch := make([]queued, 0, maxBatchEvents)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
-	for ev := range p.queue {
-		batch = append(batch[:0], ev)
+	for q := range p.queue {
+		batch = append(batch[:0], q)
 		linger.Reset(batchLinger)
 	fill:
 		for len(batch) < maxBatchEvents {
 			select {
-			case ev, ok := <-p.queue:
+			case q, ok := <-p.queue:
 				if !ok {
 					break fill
 				}
-				batch = append(batch, ev)
+				batch = append(batch, q)
 			case <-linger.C:
 				break fill
 			}
 		}
 		linger.Stop()
 		p.send(batch)
+		clear(batch) // no event bytes kept past their message
 	}
 }
 
-// send publishes evs as one or more messages of newline-separated JSON
+// send publishes events as one or more messages of newline-separated JSON
 // events. A one-event message has Nats-Msg-Id = its request id; a batch has
 // the first request id, "+" and the number of further events (redeliveries
 // and replays are absorbed by the ingester's idempotent insert either way).
-// Each event is sanitised and fitted to the server's message limit first
-// (Encode), so no event can make a message the stream refuses.
-func (p *Publisher) send(evs []*Event) {
+// Publish encoded each event for the server's message limit, so no event
+// can make a message the stream refuses.
+func (p *Publisher) send(evs []queued) {
 	limit := MessageLimit(p.nc)
+	p.limit.Store(int64(limit))
 	batchBytes := min(maxBatchBytes, limit)
 	var buf []byte
 	var tps []string // trace contexts of the message's sampled events (trace.go)
+	var refs journal.Refs
 	first, n := "", 0
 	flush := func() {
 		if n == 0 {
@@ -234,36 +278,39 @@ func (p *Publisher) send(evs []*Event) {
 		if n > 1 {
 			id = first + "+" + strconv.Itoa(n-1)
 		}
-		p.publishAsync(id, buf, tps)
-		buf, tps, first, n = nil, nil, "", 0
+		p.publishAsync(id, buf, tps, refs)
+		buf, tps, refs, first, n = nil, nil, journal.Refs{}, "", 0
 	}
-	for _, ev := range evs {
-		b, ok := p.encode(ev, limit)
-		if !ok {
-			continue
-		}
-		if n > 0 && len(buf)+1+len(b) > batchBytes {
+	for _, q := range evs {
+		if n > 0 && len(buf)+1+len(q.data) > batchBytes {
 			flush()
 		}
 		if n > 0 {
 			buf = append(buf, '\n')
 		} else {
-			first = ev.RequestID
+			first = q.id
 		}
-		buf = append(buf, b...)
-		tps = appendTraceparent(tps, ev)
+		buf = append(buf, q.data...)
+		tps = appendTraceparent(tps, q.tp)
+		refs.Add(q.ref)
 		n++
 	}
 	flush()
 }
 
 // encode is Encode with the publisher's counters: sanitised events are
-// counted, an event that cannot be encoded is counted lost.
+// counted (and logged at most every 10 s: Publish runs on the request
+// path, and a key holder chooses how many poison events to send), an event
+// that cannot be encoded is counted lost.
 func (p *Publisher) encode(ev *Event, limit int) ([]byte, bool) {
 	b, sanitised, err := Encode(ev, limit)
 	if sanitised {
 		p.sanitised.Add(1)
-		p.log.Warn("usage event sanitised (invalid UTF-8, NUL or oversized fields)", "request_id", ev.RequestID, "tenant_id", ev.TenantID)
+		if now := time.Now().UnixNano(); now-p.lastSanitiseLog.Load() > int64(10*time.Second) {
+			p.lastSanitiseLog.Store(now)
+			p.log.Warn("usage event sanitised (invalid UTF-8, NUL or oversized fields)", "request_id", ev.RequestID, "tenant_id", ev.TenantID,
+				"sanitised_total", p.sanitised.Load())
+		}
 	}
 	if err != nil {
 		p.lost.Add(1)
@@ -273,25 +320,49 @@ func (p *Publisher) encode(ev *Event, limit int) ([]byte, bool) {
 	return b, true
 }
 
-func (p *Publisher) publishAsync(id string, data []byte, tps []string) {
+// publishAsync publishes one message whose events have the journal
+// references refs (released at the ack, or once spooled) and the trace
+// contexts tps.
+func (p *Publisher) publishAsync(id string, data []byte, tps []string, refs journal.Refs) {
 	if p.nc.Status() != nats.CONNECTED {
-		p.spoolRaw(id, data, errors.New("nats not connected"))
+		p.spoolRaw(id, data, refs, errors.New("nats not connected"))
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stallWait)
 	err := p.inflight.Acquire(ctx, weight(len(data)))
 	cancel()
 	if err != nil {
-		p.spoolRaw(id, data, errors.New("too many usage bytes awaiting JetStream acks"))
+		p.spoolRaw(id, data, refs, errors.New("too many usage bytes awaiting JetStream acks"))
 		return
 	}
 	msg := &nats.Msg{Subject: p.subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(jetstream.MsgIDHeader, id)
 	setTraceparents(msg.Header, tps)
+	p.putRefs(id, refs)
 	if _, err := p.js.PublishMsgAsync(msg, jetstream.WithStallWait(stallWait)); err != nil {
 		p.inflight.Release(weight(len(data)))
-		p.spoolRaw(id, data, err)
+		p.spoolRaw(id, data, p.takeRefs(id), err)
 	}
+}
+
+// putRefs and takeRefs keep a message's journal references until its ack.
+func (p *Publisher) putRefs(id string, refs journal.Refs) {
+	if refs.Len() == 0 {
+		return
+	}
+	p.acksMu.Lock()
+	p.acks[id] = refs
+	p.acksMu.Unlock()
+}
+
+func (p *Publisher) takeRefs(id string) journal.Refs {
+	p.acksMu.Lock()
+	defer p.acksMu.Unlock()
+	refs, ok := p.acks[id]
+	if ok {
+		delete(p.acks, id)
+	}
+	return refs
 }
 
 // publishRaw publishes synchronously (spool replay).
@@ -307,23 +378,25 @@ func (p *Publisher) publishRaw(id string, b []byte) error {
 	return err
 }
 
-func (p *Publisher) toSpool(ev *Event, cause error) {
-	b, ok := p.encode(ev, MessageLimit(p.nc))
-	if !ok {
-		return
-	}
-	p.spoolRaw(ev.RequestID, b, cause)
+func (p *Publisher) toSpool(q queued, cause error) {
+	var refs journal.Refs
+	refs.Add(q.ref)
+	p.spoolRaw(q.id, q.data, refs, cause)
 }
 
 // spoolRaw spools a message body: one line per event, so a batch replays
-// as single events.
-func (p *Publisher) spoolRaw(id string, b []byte, cause error) {
+// as single events. Once spooled (synced), the events' journal references
+// are released; events neither published nor spooled stay in the journal,
+// for the next start.
+func (p *Publisher) spoolRaw(id string, b []byte, refs journal.Refs, cause error) {
 	n := int64(eventCount(b))
 	if err := p.spool.Append(b); err != nil {
 		p.lost.Add(n)
-		p.log.Error("usage events lost: cannot publish nor spool", "msg_id", id, "events", n, "publish_err", cause, "spool_err", err)
+		p.log.Error("usage events lost: cannot publish nor spool", "msg_id", id, "events", n, "still_journaled", refs.Len(),
+			"publish_err", cause, "spool_err", err)
 		return
 	}
+	refs.Release()
 	p.spooled.Add(n)
 	// Say why, at most every 10 s: a full stream (DiscardNew), a server
 	// without room or an unreachable NATS must not spool silently.
@@ -351,6 +424,7 @@ func (p *Publisher) replay() {
 	// to the dead-letter stream, so replay neither stops at a line nor skips
 	// one.
 	limit := MessageLimit(p.nc)
+	p.limit.Store(int64(limit))
 	n, err := p.spool.Replay(maxBatchEvents, min(maxBatchBytes, limit), func(lines [][]byte) error {
 		evs := make([][]byte, 0, len(lines))
 		ids := make([]string, 0, len(lines))
@@ -402,6 +476,26 @@ func (p *Publisher) ensureStreams() {
 	p.streamsExist.Store(true)
 }
 
+// replayID is the Nats-Msg-Id of a replayed group: the first request id,
+// "+" and the number of further events as for live messages, then "~" and
+// a hash of the bytes. JetStream drops a message whose id it saw in its
+// dedup window; a group named like a live message (same first event, same
+// count) but holding other events — the journal's order is not the
+// batches' order, so a recovered segment regroups events of several
+// batches — was dropped whole, and the events only in it were lost. With
+// the hash, only the same bytes are deduplicated (a replay cut short and
+// sent again); anything else travelling twice is absorbed by the
+// ingester's idempotent insert.
+func replayID(first string, n int, body []byte) string {
+	h := fnv.New64a()
+	_, _ = h.Write(body)
+	id := first
+	if n > 1 {
+		id += "+" + strconv.Itoa(n-1)
+	}
+	return id + "~" + strconv.FormatUint(h.Sum64(), 36)
+}
+
 // publishLines publishes spooled events synchronously as one message, or
 // one by one when the server refuses the message for its size; a single
 // event it refuses for its size goes to the dead-letter stream.
@@ -409,12 +503,8 @@ func (p *Publisher) publishLines(ids []string, lines [][]byte, limit int) error 
 	if len(lines) == 0 {
 		return nil
 	}
-	id := ids[0]
-	if len(lines) > 1 {
-		id += "+" + strconv.Itoa(len(lines)-1)
-	}
 	body := bytes.Join(lines, []byte{'\n'})
-	err := p.publishRaw(id, body)
+	err := p.publishRaw(replayID(ids[0], len(lines), body), body)
 	switch {
 	case err == nil:
 		p.published.Add(int64(len(lines)))

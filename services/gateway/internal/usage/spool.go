@@ -57,9 +57,15 @@ func (s *Spool) current() string { return filepath.Join(s.dir, "current.jsonl") 
 // the next line never continues a partial one, and reopened at the next
 // Append. The caller counts the line lost.
 func (s *Spool) Append(line []byte) error {
+	buf := make([]byte, 0, len(line)+1)
+	return s.append(append(append(buf, line...), '\n'))
+}
+
+// append writes buf (whole lines) and syncs it.
+func (s *Spool) append(buf []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.size+int64(len(line))+1 > s.maxBytes {
+	if s.size+int64(len(buf)) > s.maxBytes {
 		return ErrSpoolFull
 	}
 	if s.f == nil {
@@ -69,8 +75,6 @@ func (s *Spool) Append(line []byte) error {
 		}
 		s.f = f
 	}
-	buf := make([]byte, 0, len(line)+1)
-	buf = append(append(buf, line...), '\n')
 	end, err := s.f.Seek(0, io.SeekEnd)
 	if err != nil {
 		_ = s.f.Close()
@@ -90,6 +94,21 @@ func (s *Spool) Append(line []byte) error {
 	}
 	s.size += int64(len(buf))
 	return nil
+}
+
+// AppendLines writes several lines with one write and one sync (the
+// journal's recovery at start); like Append, a failed write is undone
+// whole.
+func (s *Spool) AppendLines(lines [][]byte) error {
+	n := 0
+	for _, l := range lines {
+		n += len(l) + 1
+	}
+	buf := make([]byte, 0, n)
+	for _, l := range lines {
+		buf = append(append(buf, l...), '\n')
+	}
+	return s.append(buf)
 }
 
 // Empty reports whether nothing is spooled.

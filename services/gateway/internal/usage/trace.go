@@ -15,11 +15,11 @@ const maxTraceparents = 8
 
 // appendTraceparent adds ev's trace context (tracing on, sampled request)
 // to a message's list.
-func appendTraceparent(tps []string, ev *Event) []string {
-	if ev.Traceparent == "" || len(tps) >= maxTraceparents {
+func appendTraceparent(tps []string, tp string) []string {
+	if tp == "" || len(tps) >= maxTraceparents {
 		return tps
 	}
-	return append(tps, ev.Traceparent)
+	return append(tps, tp)
 }
 
 // setTraceparents writes the message's trace contexts as its traceparent
