@@ -117,7 +117,7 @@ func TestProxyKill9LosesNothing(t *testing.T) {
 	}
 	<-s.gateway.done
 	servedAtKill := cl.served.Load()
-	s.gateway = startProc(t, "gateway", s.env, s.gatewayLis)
+	s.gateway = startProc(t, "gateway", s.envFor("gateway", "SERVICE_INSTANCE_ID="+s.gatewayInstance), s.gatewayLis)
 	s.waitHealthy(s.gatewayURL + "/trueportai-services/health")
 	restartedAt := time.Now()
 	// The restarted process moved what the killed one left in its journal
