@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestSoak (make soak; skipped unless E2E_SOAK is set) sends a fixed rate
@@ -219,6 +223,7 @@ func TestSoak(t *testing.T) {
 		}
 		return nil
 	})
+	s.diagnoseMissing(ts.tenantID, served)
 	s.assertExactlyOnce(ts.tenantID, served)
 	t.Logf("every served request stored once, %s after the load ended", time.Since(settle).Round(time.Second))
 	if failures.Load() > 0 {
@@ -347,4 +352,51 @@ func trend(xs, ys []float64) (slope, mean float64) {
 		return 0, my
 	}
 	return sxy / sxx, my
+}
+
+// diagnoseMissing waits up to 90 s for a row per served id and, if some
+// are still missing, logs what the pipeline says about them: the gateway's
+// usage counters (published, spooled, ingested by result), the usage
+// stream's and the ingester consumer's state.
+func (s *stack) diagnoseMissing(tenantID string, served []string) {
+	t := s.t
+	dsn := s.envValue("GATEWAY_DATABASE_URL")
+	var err error
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var got []string
+		if got, err = usageIDs(dsn, tenantID); err == nil {
+			if err = compareIDs(served, got); err == nil {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("rows missing after 90 s: %v", err)
+	if resp, err := http.Get(s.gatewayInternalURL + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, "trueport_usage_") {
+				t.Logf("  %s", line)
+			}
+		}
+	}
+	if ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL")); err == nil {
+		t.Logf("  consumer: delivered stream seq %d, ack floor stream seq %d, pending %d, ack pending %d, redelivered %d",
+			ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumPending, ci.NumAckPending, ci.NumRedelivered)
+	} else {
+		t.Logf("  consumer: %v", err)
+	}
+	if nc, err := nats.Connect(natsURL(), nats.Timeout(2*time.Second)); err == nil {
+		defer nc.Close()
+		if js, err := jetstream.New(nc); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if st, err := js.Stream(ctx, strings.ToUpper(s.envValue("NATS_PREFIX"))+"_USAGE"); err == nil {
+				ss := st.CachedInfo().State
+				t.Logf("  stream: %d messages, first seq %d, last seq %d, %d deleted", ss.Msgs, ss.FirstSeq, ss.LastSeq, ss.NumDeleted)
+			}
+		}
+	}
 }
