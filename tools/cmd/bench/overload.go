@@ -127,6 +127,9 @@ func benchOverload(ctx context.Context) (err error) {
 		}
 		b.addr[n] = a
 	}
+	// Only the proxy layout's gateway runs here: the platform introspects the
+	// gateway's service tokens at GATEWAY_GRPC_ADDR, so that must be its address.
+	b.addr["gateway_grpc"] = b.addr["gwproxy_grpc"]
 	if b.tmp, err = os.MkdirTemp("", "trueport-overload."); err != nil {
 		return err
 	}
