@@ -62,6 +62,10 @@ type Ingester struct {
 	// traffic were 400 row updates, and as many dead tuples, per batch).
 	touchMu sync.Mutex
 	touched map[string]time.Time
+	// cycle is held for reading by each loop from its fetch to its acks,
+	// and for writing by the trim on a nats-server whose partial purge
+	// loses ack-pending state (see trim).
+	cycle sync.RWMutex
 	// deadLetters is the subject of the dead-letter stream.
 	deadLetters string
 	// ensure creates the streams when the consumer cannot be created
@@ -192,30 +196,35 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 	}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(500*time.Millisecond))
-		if err != nil {
+		if d := in.cycleOnce(ctx, cons); d > 0 {
 			select {
 			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
-			continue
-		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) > 0 {
-			start := time.Now()
-			in.handle(context.WithoutCancel(ctx), ctx, msgs)
-			if d := in.pacing(time.Since(start), msgs); d > 0 {
-				select {
-				case <-ctx.Done():
-				case <-time.After(d):
-				}
+			case <-time.After(d):
 			}
 		}
 	}
 	return nil
+}
+
+// cycleOnce fetches a batch and stores and acks it, holding cycle for
+// reading throughout; it returns how long to wait before the next fetch.
+func (in *Ingester) cycleOnce(ctx context.Context, cons jetstream.Consumer) time.Duration {
+	in.cycle.RLock()
+	defer in.cycle.RUnlock()
+	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(500*time.Millisecond))
+	if err != nil {
+		return 200 * time.Millisecond
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return 0
+	}
+	start := time.Now()
+	in.handle(context.WithoutCancel(ctx), ctx, msgs)
+	return in.pacing(time.Since(start), msgs)
 }
 
 // origin is where an event of a batch came from: its line as received and

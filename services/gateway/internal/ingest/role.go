@@ -97,7 +97,7 @@ func (r *Role) Run(ctx context.Context) {
 		for range max(r.cfg.Workers, 1) {
 			wg.Go(func() { _ = ing.Run(ctx) })
 		}
-		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Streams.Name, ing.durable, trimInterval, r.log) })
+		wg.Go(func() { runTrim(ctx, r.js, r.cfg.Streams.Name, ing.durable, trimInterval, &ing.cycle, r.log) })
 	}
 	wg.Wait()
 }
