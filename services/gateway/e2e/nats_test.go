@@ -53,6 +53,29 @@ func usageConsumer(prefix, url string) (*jetstream.ConsumerInfo, error) {
 	return cons.Info(ctx)
 }
 
+// usageStream is the state of the usage stream of prefix.
+func usageStream(prefix, url string) (jetstream.StreamState, error) {
+	if url == "" {
+		url = natsURL()
+	}
+	nc, err := nats.Connect(url, nats.Timeout(2*time.Second))
+	if err != nil {
+		return jetstream.StreamState{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return jetstream.StreamState{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, strings.ToUpper(prefix)+"_USAGE")
+	if err != nil {
+		return jetstream.StreamState{}, err
+	}
+	return st.CachedInfo().State, nil
+}
+
 func natsURL() string {
 	if u := os.Getenv("NATS_URL"); u != "" {
 		return u

@@ -108,6 +108,25 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	heapEarly := false
+	// The ingester's trim must keep the usage stream short under traffic
+	// (on a nats-server before 2.9.15 it purges only between batches).
+	var trimmedDuringLoad atomic.Uint64 // the stream's first sequence, last seen during the load
+	loadDone := make(chan struct{})
+	var streamWatch sync.WaitGroup
+	streamWatch.Go(func() {
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-loadDone:
+				return
+			case <-t.C:
+			}
+			if st, err := usageStream(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL")); err == nil {
+				trimmedDuringLoad.Store(st.FirstSeq)
+			}
+		}
+	})
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	nextSample := time.Duration(0)
@@ -136,6 +155,8 @@ func TestSoak(t *testing.T) {
 	tick.Stop()
 	close(tokens)
 	wg.Wait()
+	close(loadDone)
+	streamWatch.Wait()
 	took := time.Since(start)
 	samples = append(samples, sample{took, rssKiB(pid), readMem(pid, s.gatewayInternalURL)})
 	heap("heap-end.pb.gz")
@@ -223,6 +244,13 @@ func TestSoak(t *testing.T) {
 		}
 		return nil
 	})
+	if length >= 2*time.Minute {
+		first := trimmedDuringLoad.Load()
+		t.Logf("usage stream: first sequence %d at the last check during the load (trimmed below it)", first)
+		if first <= 1 {
+			t.Errorf("the usage stream was never trimmed during the load: it would fill up (MaxBytes, DiscardNew) and every event would spool")
+		}
+	}
 	s.diagnoseMissing(ts.tenantID, served)
 	s.assertExactlyOnce(ts.tenantID, served)
 	t.Logf("every served request stored once, %s after the load ended", time.Since(settle).Round(time.Second))
