@@ -82,6 +82,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // RunWithListeners is Run serving on the given listeners (closed on return).
 func RunWithListeners(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ls Listeners) error {
+	return RunWithOptions(ctx, args, getenv, stderr, Options{Listeners: ls})
+}
+
+// Options are what a caller (tests) hands Run besides the environment: the
+// listeners it has bound, and the clock of the rate limits (nil: time.Now),
+// which tests counting requests inside a window hold still.
+type Options struct {
+	Listeners
+	LimitClock func() time.Time
+}
+
+// RunWithOptions is Run with o.
+func RunWithOptions(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, o Options) error {
+	ls := o.Listeners
 	for _, l := range []net.Listener{ls.HTTP, ls.GRPC, ls.Internal} {
 		if l != nil {
 			defer l.Close()
@@ -219,6 +233,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		Configs:   configs.NewService(log, st.ConfigStore(), box, cfg.Egress.CheckURL),
 		Gateway:   out.gateway,
 		Mailer:    out.mailer,
+
+		LimitClock: o.LimitClock,
 	})
 	if err != nil {
 		return err
