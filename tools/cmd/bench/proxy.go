@@ -28,7 +28,7 @@ package main
 //	BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
 //	BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
 //	                      tenant with 10 policy rules ["500"; e.g. "500 max"]
-//	BENCH_PORT_BASE       first of the 10 local ports used [18080]
+//	BENCH_PORT_BASE       first of the 13 local ports used [18080]
 //	BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
 //	BENCH_LAYOUTS         gateway layouts measured side by side in the same rounds
 //	                      ["all proxy"]: all is one gateway process with the
@@ -280,57 +280,15 @@ func benchProxy(ctx context.Context) (err error) {
 			return fmt.Errorf("perf is required for BENCH_PERF (apt-get install -y linux-perf)")
 		}
 	}
-	for _, b := range []string{"platform-backend", "gateway", "fake-provider"} {
-		if st, err := os.Stat("bin/" + b); err != nil || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("bin/%s is missing: run make build (make bench builds first)", b)
-		}
+	b, err := newStack("proxy", "bench", "BENCH_PORT_BASE", cfg)
+	if err != nil {
+		return err
 	}
+	defer func() { b.close(err) }()
 	say("proxy", "go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy").CombinedOutput(); err != nil {
 		return fmt.Errorf("build benchproxy: %w\n%s", err, out)
 	}
-
-	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}, gws: map[string]*gatewayProc{}}
-	names := []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http",
-		"platform_internal", "gateway_internal", "ingester_internal", "gwproxy_http", "gwproxy_grpc", "gwproxy_internal"}
-	b.addr = map[string]string{}
-	for i, n := range names {
-		a := fmt.Sprintf("127.0.0.1:%d", cfg.base+i)
-		if !portFree(a) {
-			return fmt.Errorf("%s is in use (set BENCH_PORT_BASE)", a)
-		}
-		b.addr[n] = a
-	}
-	b.tmp, err = os.MkdirTemp("", "trueport-bench.")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(b.tmp)
-	for _, d := range []string{"logs", "spool"} {
-		if err := os.MkdirAll(filepath.Join(b.tmp, d), 0o755); err != nil {
-			return err
-		}
-	}
-	rnd := make([]byte, 4)
-	_, _ = rand.Read(rnd)
-	b.prefix = "bench" + hex.EncodeToString(rnd)
-	b.ps = newProcs("proxy", filepath.Join(b.tmp, "logs"))
-	for _, l := range cfg.layouts {
-		g := &gatewayProc{layout: l, http: b.addr["gateway_http"], grpc: b.addr["gateway_grpc"], internal: b.addr["gateway_internal"], prefix: b.prefix}
-		if l == "proxy" {
-			g.http, g.grpc, g.internal, g.prefix = b.addr["gwproxy_http"], b.addr["gwproxy_grpc"], b.addr["gwproxy_internal"], b.prefix+"x"
-			g.ingHTTP, g.ingInternal = b.addr["ingester_http"], b.addr["ingester_internal"]
-		}
-		b.gws[l] = g
-	}
-	defer func() {
-		b.ps.stopAll("gateway-all", "gateway-proxy", "ingester", "platform-backend", "benchproxy", "fake-provider")
-		b.deleteStream()
-		if err != nil {
-			say("proxy", "failed: %v; last log lines:", err)
-			b.ps.tails(15)
-		}
-	}()
 
 	if err := b.startAll(ctx); err != nil {
 		return err
@@ -376,7 +334,11 @@ func (b *proxyBench) env() []string {
 	return []string{
 		"APP_ENV=dev", "LOG_LEVEL=warn", "LOG_FORMAT=json", "NATS_PREFIX=" + b.prefix,
 		"PLATFORM_HTTP_ADDR=" + b.addr["platform_http"], "PLATFORM_GRPC_ADDR=" + b.addr["platform_grpc"],
-		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.addr["gateway_grpc"],
+		// The platform checks the gateways' service tokens at
+		// GATEWAY_GRPC_ADDR: the first layout's gateway, the one startAll
+		// runs first (the gateways share one key, kept in their database).
+		// Each gateway process is given its own address after this.
+		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.gws[b.cfg.layouts[0]].grpc,
 		"PLATFORM_INTERNAL_ADDR=" + b.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + b.addr["gateway_internal"],
 		"PLATFORM_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_platform?sslmode=disable",
 		"GATEWAY_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_gateway?sslmode=disable",
@@ -1029,8 +991,9 @@ func countRows(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// deleteStream removes the run's JetStream streams (usage and dead letters).
-func (b *proxyBench) deleteStream() {
+// deleteStreams removes the run's JetStream streams (usage and dead
+// letters of every layout's prefix).
+func (b *proxyBench) deleteStreams() {
 	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second))
 	if err != nil {
 		return
@@ -1042,8 +1005,10 @@ func (b *proxyBench) deleteStream() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = js.DeleteStream(ctx, streamName(b.prefix))
-	_ = js.DeleteStream(ctx, streamName(b.prefix)+"_DLQ")
+	for _, g := range b.gws {
+		_ = js.DeleteStream(ctx, streamName(g.prefix))
+		_ = js.DeleteStream(ctx, streamName(g.prefix)+"_DLQ")
+	}
 }
 
 // streamName is the usage stream of a NATS prefix: BENCH…_USAGE.
