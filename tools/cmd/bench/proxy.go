@@ -368,7 +368,7 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 	if !withIngester || g.layout != "proxy" {
 		return nil
 	}
-	say("proxy", "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
+	say(b.ps.who, "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
 	ienv := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+g.ingHTTP,
 		"GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_INTERNAL_ADDR="+g.ingInternal)
 	if g.ing, err = b.ps.start("ingester", "bin/gateway", append(ienv, b.cfg.gatewayEnv...)); err != nil {
@@ -385,7 +385,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	say("proxy", "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=%s)", b.prefix)
+	say(b.ps.who, "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=%s)", b.prefix)
 	fake, err := b.ps.start("fake-provider", "bin/fake-provider", append(b.env(), "FAKE_PROVIDER_ADDR="+b.addr["fake"],
 		"FAKE_PROVIDER_DELAY_MS=0", "FAKE_PROVIDER_CHUNKS=5", "FAKE_PROVIDER_CHUNK_DELAY_MS=0", "FAKE_PROVIDER_LOG_LEVEL=warn"))
 	if err != nil {
@@ -423,7 +423,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	// afresh), then lift the key's limit in the gateway DB and restart the
 	// gateway, which loads keys at start. The rate limiter still runs on
 	// every request, it just never refuses.
-	say("proxy", "setting up user, tenant (enterprise plan), provider credential, API key")
+	say(b.ps.who, "setting up user, tenant (enterprise plan), provider credential, API key")
 	P := "http://" + b.addr["platform_http"] + "/platform/api"
 	G := "http://" + setup.http + "/trueportai-services"
 	email := "bench-" + b.prefix + "@example.com"
@@ -474,7 +474,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	// A second tenant with 10 policy rules of every type, none of which
 	// matches the benchmark body: the cost of evaluating policies on clean
 	// traffic.
-	say("proxy", "setting up a second tenant with 10 policy rules")
+	say(b.ps.who, "setting up a second tenant with 10 policy rules")
 	st2, pkey, err := tenant("Bench policies", b.prefix+"p", "bench-policies")
 	if err != nil {
 		return err
@@ -495,7 +495,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	}
 	b.ps.stop("gateway-"+setup.layout, 10*time.Second)
 	for _, l := range b.cfg.layouts {
-		say("proxy", "starting the gateway of layout %s (GATEWAY_ROLE=%s)", l, l)
+		say(b.ps.who, "starting the gateway of layout %s (GATEWAY_ROLE=%s)", l, l)
 		if err := b.startGateway(ctx, b.gws[l], true); err != nil {
 			return err
 		}
@@ -693,7 +693,7 @@ func (b *proxyBench) settle(ctx context.Context) {
 			return
 		}
 	}
-	say("proxy", "warning: gateway still busy 30 s after a run")
+	say(b.ps.who, "warning: gateway still busy 30 s after a run")
 }
 
 // rssSampler records the peak VmRSS of pid every 100 ms until stopped.
