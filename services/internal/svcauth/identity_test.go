@@ -2,6 +2,7 @@ package svcauth
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -161,7 +162,11 @@ func TestIdentityPair(t *testing.T) {
 			}
 			gw := newID(Gateway, Platform, "gw-1", revList{instance: "gw-revoked"})
 			plat := newID(Platform, Gateway, "p-1", nil)
-			gwLis, platLis := listen(t), listen(t)
+			gwLis, err1 := net.Listen("tcp", "127.0.0.1:0")
+			platLis, err2 := net.Listen("tcp", "127.0.0.1:0")
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
 			serveIdentity(t, gw, ACL{}, gwLis, platLis.Addr().String())
 			serveIdentity(t, plat, ACL{"/test.Protected/": {Gateway}}, platLis, gwLis.Addr().String())
 
@@ -199,15 +204,6 @@ func TestIdentityPair(t *testing.T) {
 			}
 		})
 	}
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
 }
 
 // TestNewIdentityRefuses: the dev key store counts only in dev mode, and
