@@ -26,15 +26,13 @@ package main
 //	BENCH_OVERLOAD_DURATION    length of the overload [60s]
 //	BENCH_OVERLOAD_MEMORY      the gateway's memory limit in MiB: GOMEMLIMIT and the RSS bound [512]
 //	BENCH_OVERLOAD_GATEWAY_ENV extra VAR=value words for the gateway (e.g. PROXY_MAX_CONCURRENT=256)
-//	BENCH_OVERLOAD_PORT_BASE   first of the 10 local ports used [18180]
+//	BENCH_OVERLOAD_PORT_BASE   first of the 13 local ports used [18180]
 //	BENCH_OVERLOAD_PROFILES    a directory: the gateway's goroutines (pprof, text) halfway
 //	                           through the overload, its /metrics and the processes' logs at the end
 //	BENCH_OUT                  markdown file to update [docs/benchmarks.md]; empty: stdout only
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,50 +108,15 @@ func benchOverload(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	for _, bin := range []string{"platform-backend", "gateway", "fake-provider"} {
-		if st, err := os.Stat("bin/" + bin); err != nil || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("bin/%s is missing: run make build", bin)
-		}
-	}
 	mem := int64(oc.memMiB) << 20
 	cfg := proxyConfig{reps: 1, conns: oc.conns, threads: 2, base: oc.base, layouts: []string{"proxy"}, keyCounts: []int{1}, db: "trueport_overload", noBare: true,
 		gatewayEnv: append([]string{"GATEWAY_ROLE=proxy", "GOMEMLIMIT=" + strconv.FormatInt(mem, 10)}, oc.gatewayEnv...)}
-	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}, addr: map[string]string{}, gws: map[string]*gatewayProc{}}
-	for i, n := range []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http",
-		"platform_internal", "gateway_internal", "ingester_internal", "gwproxy_http", "gwproxy_grpc", "gwproxy_internal"} {
-		a := fmt.Sprintf("127.0.0.1:%d", oc.base+i)
-		if !portFree(a) {
-			return fmt.Errorf("%s is in use (set BENCH_OVERLOAD_PORT_BASE)", a)
-		}
-		b.addr[n] = a
-	}
-	// Only the proxy layout's gateway runs here: the platform introspects the
-	// gateway's service tokens at GATEWAY_GRPC_ADDR, so that must be its address.
-	b.addr["gateway_grpc"] = b.addr["gwproxy_grpc"]
-	if b.tmp, err = os.MkdirTemp("", "trueport-overload."); err != nil {
+	b, err := newStack("overload", "overload", "BENCH_OVERLOAD_PORT_BASE", cfg)
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(b.tmp)
-	for _, d := range []string{"logs", "spool"} {
-		if err := os.MkdirAll(filepath.Join(b.tmp, d), 0o755); err != nil {
-			return err
-		}
-	}
-	rnd := make([]byte, 4)
-	_, _ = rand.Read(rnd)
-	b.prefix = "overload" + hex.EncodeToString(rnd)
-	b.ps = newProcs("overload", filepath.Join(b.tmp, "logs"))
-	g := &gatewayProc{layout: "proxy", http: b.addr["gwproxy_http"], grpc: b.addr["gwproxy_grpc"], internal: b.addr["gwproxy_internal"],
-		prefix: b.prefix + "x", ingHTTP: b.addr["ingester_http"], ingInternal: b.addr["ingester_internal"]}
-	b.gws["proxy"] = g
-	defer func() {
-		b.ps.stopAll("gateway-proxy", "ingester", "platform-backend", "fake-provider")
-		b.deleteStream()
-		if err != nil {
-			say("overload", "failed: %v; last log lines:", err)
-			b.ps.tails(15)
-		}
-	}()
+	defer func() { b.close(err) }()
+	g := b.gws["proxy"]
 	if err := b.startAll(ctx); err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ package main
 //	BENCH_OUT             markdown file to update [docs/benchmarks.md]; empty: stdout only
 //	BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
 //	                      tenant with 10 policy rules ["500"; e.g. "500 max"]
-//	BENCH_PORT_BASE       first of the 10 local ports used [18080]
+//	BENCH_PORT_BASE       first of the 13 local ports used [18080]
 //	BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
 //	BENCH_LAYOUTS         gateway layouts measured side by side in the same rounds
 //	                      ["all proxy"]: all is one gateway process with the
@@ -280,57 +280,15 @@ func benchProxy(ctx context.Context) (err error) {
 			return fmt.Errorf("perf is required for BENCH_PERF (apt-get install -y linux-perf)")
 		}
 	}
-	for _, b := range []string{"platform-backend", "gateway", "fake-provider"} {
-		if st, err := os.Stat("bin/" + b); err != nil || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("bin/%s is missing: run make build (make bench builds first)", b)
-		}
+	b, err := newStack("proxy", "bench", "BENCH_PORT_BASE", cfg)
+	if err != nil {
+		return err
 	}
+	defer func() { b.close(err) }()
 	say("proxy", "go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy").CombinedOutput(); err != nil {
 		return fmt.Errorf("build benchproxy: %w\n%s", err, out)
 	}
-
-	b := &proxyBench{cfg: cfg, reqs: map[string]request{}, lua: map[string]string{}, gws: map[string]*gatewayProc{}}
-	names := []string{"platform_http", "gateway_http", "fake", "bare", "platform_grpc", "gateway_grpc", "ingester_http",
-		"platform_internal", "gateway_internal", "ingester_internal", "gwproxy_http", "gwproxy_grpc", "gwproxy_internal"}
-	b.addr = map[string]string{}
-	for i, n := range names {
-		a := fmt.Sprintf("127.0.0.1:%d", cfg.base+i)
-		if !portFree(a) {
-			return fmt.Errorf("%s is in use (set BENCH_PORT_BASE)", a)
-		}
-		b.addr[n] = a
-	}
-	b.tmp, err = os.MkdirTemp("", "trueport-bench.")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(b.tmp)
-	for _, d := range []string{"logs", "spool"} {
-		if err := os.MkdirAll(filepath.Join(b.tmp, d), 0o755); err != nil {
-			return err
-		}
-	}
-	rnd := make([]byte, 4)
-	_, _ = rand.Read(rnd)
-	b.prefix = "bench" + hex.EncodeToString(rnd)
-	b.ps = newProcs("proxy", filepath.Join(b.tmp, "logs"))
-	for _, l := range cfg.layouts {
-		g := &gatewayProc{layout: l, http: b.addr["gateway_http"], grpc: b.addr["gateway_grpc"], internal: b.addr["gateway_internal"], prefix: b.prefix}
-		if l == "proxy" {
-			g.http, g.grpc, g.internal, g.prefix = b.addr["gwproxy_http"], b.addr["gwproxy_grpc"], b.addr["gwproxy_internal"], b.prefix+"x"
-			g.ingHTTP, g.ingInternal = b.addr["ingester_http"], b.addr["ingester_internal"]
-		}
-		b.gws[l] = g
-	}
-	defer func() {
-		b.ps.stopAll("gateway-all", "gateway-proxy", "ingester", "platform-backend", "benchproxy", "fake-provider")
-		b.deleteStream()
-		if err != nil {
-			say("proxy", "failed: %v; last log lines:", err)
-			b.ps.tails(15)
-		}
-	}()
 
 	if err := b.startAll(ctx); err != nil {
 		return err
@@ -376,7 +334,11 @@ func (b *proxyBench) env() []string {
 	return []string{
 		"APP_ENV=dev", "LOG_LEVEL=warn", "LOG_FORMAT=json", "NATS_PREFIX=" + b.prefix,
 		"PLATFORM_HTTP_ADDR=" + b.addr["platform_http"], "PLATFORM_GRPC_ADDR=" + b.addr["platform_grpc"],
-		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.addr["gateway_grpc"],
+		// The platform checks the gateways' service tokens at
+		// GATEWAY_GRPC_ADDR: the first layout's gateway, the one startAll
+		// runs first (the gateways share one key, kept in their database).
+		// Each gateway process is given its own address after this.
+		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.gws[b.cfg.layouts[0]].grpc,
 		"PLATFORM_INTERNAL_ADDR=" + b.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + b.addr["gateway_internal"],
 		"PLATFORM_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_platform?sslmode=disable",
 		"GATEWAY_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_gateway?sslmode=disable",
@@ -406,7 +368,7 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 	if !withIngester || g.layout != "proxy" {
 		return nil
 	}
-	say("proxy", "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
+	say(b.ps.who, "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
 	ienv := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+g.ingHTTP,
 		"GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_INTERNAL_ADDR="+g.ingInternal)
 	if g.ing, err = b.ps.start("ingester", "bin/gateway", append(ienv, b.cfg.gatewayEnv...)); err != nil {
@@ -423,7 +385,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	say("proxy", "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=%s)", b.prefix)
+	say(b.ps.who, "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=%s)", b.prefix)
 	fake, err := b.ps.start("fake-provider", "bin/fake-provider", append(b.env(), "FAKE_PROVIDER_ADDR="+b.addr["fake"],
 		"FAKE_PROVIDER_DELAY_MS=0", "FAKE_PROVIDER_CHUNKS=5", "FAKE_PROVIDER_CHUNK_DELAY_MS=0", "FAKE_PROVIDER_LOG_LEVEL=warn"))
 	if err != nil {
@@ -461,7 +423,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	// afresh), then lift the key's limit in the gateway DB and restart the
 	// gateway, which loads keys at start. The rate limiter still runs on
 	// every request, it just never refuses.
-	say("proxy", "setting up user, tenant (enterprise plan), provider credential, API key")
+	say(b.ps.who, "setting up user, tenant (enterprise plan), provider credential, API key")
 	P := "http://" + b.addr["platform_http"] + "/platform/api"
 	G := "http://" + setup.http + "/trueportai-services"
 	email := "bench-" + b.prefix + "@example.com"
@@ -512,7 +474,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	// A second tenant with 10 policy rules of every type, none of which
 	// matches the benchmark body: the cost of evaluating policies on clean
 	// traffic.
-	say("proxy", "setting up a second tenant with 10 policy rules")
+	say(b.ps.who, "setting up a second tenant with 10 policy rules")
 	st2, pkey, err := tenant("Bench policies", b.prefix+"p", "bench-policies")
 	if err != nil {
 		return err
@@ -533,7 +495,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	}
 	b.ps.stop("gateway-"+setup.layout, 10*time.Second)
 	for _, l := range b.cfg.layouts {
-		say("proxy", "starting the gateway of layout %s (GATEWAY_ROLE=%s)", l, l)
+		say(b.ps.who, "starting the gateway of layout %s (GATEWAY_ROLE=%s)", l, l)
 		if err := b.startGateway(ctx, b.gws[l], true); err != nil {
 			return err
 		}
@@ -731,7 +693,7 @@ func (b *proxyBench) settle(ctx context.Context) {
 			return
 		}
 	}
-	say("proxy", "warning: gateway still busy 30 s after a run")
+	say(b.ps.who, "warning: gateway still busy 30 s after a run")
 }
 
 // rssSampler records the peak VmRSS of pid every 100 ms until stopped.
@@ -1029,8 +991,9 @@ func countRows(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// deleteStream removes the run's JetStream streams (usage and dead letters).
-func (b *proxyBench) deleteStream() {
+// deleteStreams removes the run's JetStream streams (usage and dead
+// letters of every layout's prefix).
+func (b *proxyBench) deleteStreams() {
 	nc, err := nats.Connect("nats://127.0.0.1:4222", nats.Timeout(2*time.Second))
 	if err != nil {
 		return
@@ -1042,8 +1005,10 @@ func (b *proxyBench) deleteStream() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = js.DeleteStream(ctx, streamName(b.prefix))
-	_ = js.DeleteStream(ctx, streamName(b.prefix)+"_DLQ")
+	for _, g := range b.gws {
+		_ = js.DeleteStream(ctx, streamName(g.prefix))
+		_ = js.DeleteStream(ctx, streamName(g.prefix)+"_DLQ")
+	}
 }
 
 // streamName is the usage stream of a NATS prefix: BENCH…_USAGE.

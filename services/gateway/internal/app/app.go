@@ -140,11 +140,10 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	// gRPC serves from here on, before the warm-up below calls the
 	// platform: the platform checks those calls' tokens at this service's
 	// introspection.
-	verifier := id.verifier(conn, log)
-	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
-	grpcSrv := grpc.NewServer(slices.Concat(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
+	verifier := id.Verifier(conn, log)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
 	gatewayv1.RegisterUsageServiceServer(grpcSrv, grpcapi.New(usageStore, keyStore, log))
-	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.Introspection)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, hs)
 	lis, err := listenfd.Or(ls.GRPC, cfg.GRPCAddr, "grpc")
@@ -330,7 +329,7 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	bg.Go(func() { ingester.Run(bgCtx) })
 	log.Info("gateway starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,
-		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
+		"instance", id.Minter.Instance(), "service_kid", id.Ring.KeyID(), "grpc_tls", id.TLS != nil)
 	// Start-up touched most of the binary's code (every package's
 	// initialisation, migrations, cache loads): let those file pages go,
 	// the proxy's own come back on first use (package filepages).

@@ -9,13 +9,11 @@ import (
 
 	"google.golang.org/grpc"
 
-	svcauthv1 "trueportai/proto/gen/trueport/svcauth/v1"
 	"trueportai/services/gateway/internal/config"
 	"trueportai/services/gateway/internal/servicekeys"
 	"trueportai/services/internal/events"
 	"trueportai/services/internal/pgdb"
 	"trueportai/services/internal/svcauth"
-	"trueportai/services/internal/svctls"
 )
 
 // grpcACL: the gateway's gRPC services answer the platform only
@@ -24,57 +22,26 @@ func grpcACL() svcauth.ACL {
 	return svcauth.ACL{"/trueport.gateway.v1.UsageService/": {svcauth.Platform}}
 }
 
-// serviceIdentity is the gateway towards the platform: its service-token
-// keys, the minter of its calls' tokens, the introspection of its tokens,
-// the mutual TLS of the gRPC connections (nil: plaintext, dev only), and
-// whether the platform accepts its tokens (readiness).
+// serviceIdentity is the gateway towards the platform (svcauth.Identity)
+// and whether the platform accepts its tokens (readiness).
 type serviceIdentity struct {
-	ring          *svcauth.KeyRing
-	minter        *svcauth.Minter
-	introspection *svcauth.Introspection
-	tls           *svctls.TLS
-	platform      *svcauth.PeerState
+	*svcauth.Identity
+	platform *svcauth.PeerState
 }
 
 func newServiceIdentity(ctx context.Context, cfg config.Config, st *servicekeys.Store, log *slog.Logger) (serviceIdentity, error) {
-	var dev svcauth.DevKeyStore
-	if cfg.Dev() {
-		dev = st.DevKey
-	}
-	ring, err := svcauth.LoadKeyRing(ctx, svcauth.Gateway, cfg.ServiceKeyFile, cfg.ServicePreviousKeyFiles, dev)
+	id, err := svcauth.NewIdentity(ctx, svcauth.Options{Service: svcauth.Gateway, Peer: svcauth.Platform,
+		Config: cfg.ServiceIdentity, DevKeys: st.DevKey, Revocations: st, Log: log})
 	if err != nil {
 		return serviceIdentity{}, err
 	}
-	minter, err := svcauth.NewMinter(ring, svcauth.NewInstanceID(cfg.InstanceID), 0, nil)
-	if err != nil {
-		return serviceIdentity{}, err
-	}
-	t, err := svctls.Load(cfg.GRPCTLS)
-	if err != nil {
-		return serviceIdentity{}, err
-	}
-	return serviceIdentity{ring: ring, minter: minter, tls: t, platform: svcauth.NewPeerState(svcauth.Platform),
-		introspection: svcauth.NewIntrospection(ring, st, log, nil)}, nil
+	return serviceIdentity{Identity: id, platform: svcauth.NewPeerState(svcauth.Platform)}, nil
 }
 
 // platformDialOptions: mutual TLS (when configured), a service token for
 // the platform on every call, and the refusal tracking of readiness.
 func (id serviceIdentity) platformDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{
-		id.tls.DialOption(),
-		id.minter.DialOption(svcauth.Platform, id.tls != nil),
-		grpc.WithChainUnaryInterceptor(id.platform.UnaryClientInterceptor()),
-	}
-}
-
-// verifier checks the platform's service tokens through the platform's
-// introspection (conn), and the gateway's own locally (they reach no
-// method: PermissionDenied).
-func (id serviceIdentity) verifier(conn *grpc.ClientConn, log *slog.Logger) *svcauth.Verifier {
-	return svcauth.NewVerifier(svcauth.Gateway, map[string]svcauth.Introspector{
-		svcauth.Platform: svcauthv1.NewServiceAuthServiceClient(conn),
-		svcauth.Gateway:  id.introspection.Local(),
-	}, log, nil)
+	return append(id.DialOptions(), grpc.WithChainUnaryInterceptor(id.platform.UnaryClientInterceptor()))
 }
 
 // revokeCommand runs "revoke-instance ID" / "revoke-key KID" (svcauth.RevokeCommand).

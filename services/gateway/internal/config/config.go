@@ -9,7 +9,7 @@ import (
 	"runtime/debug"
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/ratelimit/redisstore"
-	"trueportai/services/internal/svctls"
+	"trueportai/services/internal/svcauth"
 
 	"errors"
 	"fmt"
@@ -29,19 +29,14 @@ type Config struct {
 	// never on a public interface.
 	InternalAddr string
 	PlatformGRPC string
-	// ServiceKeyFile signs this service's service tokens (the calls it
-	// makes to the platform); ServicePreviousKeyFiles are keys still
-	// accepted after a rotation. Dev: generated and kept in dev_keys.
-	ServiceKeyFile          string
-	ServicePreviousKeyFiles []string
-	// InstanceID is the sub of this process's service tokens (generated
-	// when unset).
-	InstanceID string
-	// GRPCTLS: mutual TLS between the services (required in prod).
-	GRPCTLS     svctls.Files
-	DatabaseURL string
-	NATSURL     string
-	NATSPrefix  string
+	// ServiceIdentity: the key signing this service's service tokens (the
+	// calls it makes to the platform; dev: generated and kept in
+	// dev_keys), its instance id and the mutual TLS between the services
+	// (required in prod): SERVICE_*, GRPC_TLS_* (svcauth.LoadConfig).
+	ServiceIdentity svcauth.Config
+	DatabaseURL     string
+	NATSURL         string
+	NATSPrefix      string
 	// Limits: REDIS_URL, LIMITS_REPLICAS_FALLBACK (limits shared by replicas).
 	Limits         redisstore.Settings
 	MigrateOnStart bool
@@ -220,9 +215,6 @@ func Load(getenv func(string) string) (Config, error) {
 		GRPCAddr:           get("GATEWAY_GRPC_ADDR", "127.0.0.1:9091"),
 		InternalAddr:       get("GATEWAY_INTERNAL_ADDR", "127.0.0.1:9181"),
 		PlatformGRPC:       get("PLATFORM_GRPC_ADDR", "127.0.0.1:9090"),
-		ServiceKeyFile:     get("SERVICE_KEY_FILE", ""),
-		InstanceID:         get("SERVICE_INSTANCE_ID", ""),
-		GRPCTLS:            svctls.Files{CA: get("GRPC_TLS_CA_FILE", ""), Cert: get("GRPC_TLS_CERT_FILE", ""), Key: get("GRPC_TLS_KEY_FILE", "")},
 		DatabaseURL:        get("GATEWAY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/trueport_gateway?sslmode=disable"),
 		NATSURL:            get("NATS_URL", "nats://127.0.0.1:4222"),
 		NATSPrefix:         get("NATS_PREFIX", "trueport"),
@@ -300,16 +292,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if getenv("DEBUG_ADDR") != "" {
 		errs = append(errs, errors.New("DEBUG_ADDR is gone: the profiles are served under /debug/pprof/ on GATEWAY_INTERNAL_ADDR"))
 	}
-	for _, f := range strings.Split(get("SERVICE_PREVIOUS_KEY_FILES", ""), ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			c.ServicePreviousKeyFiles = append(c.ServicePreviousKeyFiles, f)
-		}
-	}
-	if err := c.GRPCTLS.Validate(c.AppEnv != "dev"); err != nil {
+	var err error
+	if c.ServiceIdentity, err = svcauth.LoadConfig(getenv, c.AppEnv == "dev", svcauth.Platform); err != nil {
 		errs = append(errs, err)
-	}
-	if c.AppEnv != "dev" && c.ServiceKeyFile == "" {
-		errs = append(errs, errors.New("SERVICE_KEY_FILE is required when APP_ENV=prod (the key signing this service's calls to the platform)"))
 	}
 	return c, errors.Join(errs...)
 }

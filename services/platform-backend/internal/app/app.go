@@ -82,6 +82,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 // RunWithListeners is Run serving on the given listeners (closed on return).
 func RunWithListeners(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, ls Listeners) error {
+	return RunWithOptions(ctx, args, getenv, stderr, Options{Listeners: ls})
+}
+
+// Options are what a caller (tests) hands Run besides the environment: the
+// listeners it has bound, and the clock of the rate limits (nil: time.Now),
+// which tests counting requests inside a window hold still.
+type Options struct {
+	Listeners
+	LimitClock func() time.Time
+}
+
+// RunWithOptions is Run with o.
+func RunWithOptions(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, o Options) error {
+	ls := o.Listeners
 	for _, l := range []net.Listener{ls.HTTP, ls.GRPC, ls.Internal} {
 		if l != nil {
 			defer l.Close()
@@ -145,7 +159,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	}
 	// Service identity (the tokens of the calls to the gateway) and the
 	// mutual TLS of the gRPC connections between the services.
-	id, err := newServiceIdentity(ctx, cfg, st, log)
+	id, err := svcauth.NewIdentity(ctx, svcauth.Options{Service: svcauth.Platform, Peer: svcauth.Gateway,
+		Config: cfg.ServiceIdentity, DevKeys: st.DevKey, Revocations: revoker{st}, Log: log})
 	if err != nil {
 		return err
 	}
@@ -176,17 +191,14 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	defer func() { stopJobs(); <-jobsDone }()
 
 	// Team, billing, admin: the gateway's gRPC and invite mail (outbound.go).
-	out, closeOut, err := newOutbound(cfg, mailer, log, tel, id.tls.DialOption(), id.minter.DialOption(svcauth.Gateway, id.tls != nil))
+	out, closeOut, err := newOutbound(cfg, mailer, log, tel, id.DialOptions()...)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 	// The gateway's service tokens are checked through its introspection;
 	// revocation events refuse an instance or key at once.
-	verifier := svcauth.NewVerifier(svcauth.Platform, map[string]svcauth.Introspector{
-		svcauth.Gateway:  svcauthv1.NewServiceAuthServiceClient(out.gateway.Conn()),
-		svcauth.Platform: id.introspection.Local(),
-	}, log, nil)
+	verifier := id.Verifier(out.gateway.Conn(), log)
 	revSub, err := svcauth.SubscribeRevocations(nc, events.Subjects{Prefix: cfg.NATSPrefix}, verifier, log)
 	if err != nil {
 		return err
@@ -221,6 +233,8 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 		Configs:   configs.NewService(log, st.ConfigStore(), box, cfg.Egress.CheckURL),
 		Gateway:   out.gateway,
 		Mailer:    out.mailer,
+
+		LimitClock: o.LimitClock,
 	})
 	if err != nil {
 		return err
@@ -258,10 +272,9 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 	internalSrv := httpserver.NewServer(httpserver.InternalHandler(reg.Handler()), lim)
 	internalSrv.Addr = internalLis.Addr().String()
 
-	grpcOpts := append(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.tls.ServerOption()...)
-	grpcSrv := grpc.NewServer(slices.Concat(grpcOpts, svcauth.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
+	grpcSrv := grpc.NewServer(slices.Concat(grpcserve.ServerOptions(cfg.ReadHeaderTimeout), id.ServerOptions(verifier, grpcACL(), log), tel.GRPCServerOptions())...)
 	gs := grpcapi.New(log, st, tokens, box)
-	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.introspection)
+	svcauthv1.RegisterServiceAuthServiceServer(grpcSrv, id.Introspection)
 	platformv1.RegisterAuthServiceServer(grpcSrv, gs)
 	platformv1.RegisterTenantServiceServer(grpcSrv, gs)
 	platformv1.RegisterConfigServiceServer(grpcSrv, gs)
@@ -274,7 +287,7 @@ func RunWithListeners(ctx context.Context, args []string, getenv func(string) st
 
 	log.Info("platform-backend starting", "http_addr", httpLis.Addr().String(), "grpc_addr", lis.Addr().String(),
 		"internal_addr", internalLis.Addr().String(), "app_env", cfg.AppEnv,
-		"instance", id.minter.Instance(), "service_kid", id.ring.KeyID(), "grpc_tls", id.tls != nil)
+		"instance", id.Minter.Instance(), "service_kid", id.Ring.KeyID(), "grpc_tls", id.TLS != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	go func() { <-gctx.Done(); drain.Begin() }()
 	g.Go(func() error { return httpserver.ServeListener(gctx, httpSrv, httpLis, cfg.ShutdownGrace, log) })

@@ -84,6 +84,36 @@ func listenLocal(t *testing.T) net.Listener {
 // waits for Run to return). extraEnv overrides the defaults.
 func startServer(t *testing.T, extraEnv ...string) *server {
 	t.Helper()
+	return startServerClock(t, nil, extraEnv...)
+}
+
+// limitClock holds the rate limits' time still; only advance moves it. A
+// test that counts requests inside a window (a refill every 30 s for the
+// per-IP login limit) gets the same answers however slowly a loaded
+// machine runs it.
+type limitClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newLimitClock() *limitClock { return &limitClock{now: time.Now()} }
+
+func (c *limitClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *limitClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// startServerClock is startServer with the rate limits on clock (nil: the
+// real time).
+func startServerClock(t *testing.T, clock *limitClock, extraEnv ...string) *server {
+	t.Helper()
 	dbURL := dbtest.NewURL(t, "pbtest")
 	httpLis, grpcLis, internalLis := listenLocal(t), listenLocal(t), listenLocal(t)
 	natsURL := os.Getenv("NATS_URL")
@@ -120,7 +150,11 @@ func startServer(t *testing.T, extraEnv ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- RunWithListeners(ctx, nil, func(k string) string { return env[k] }, s.logs, Listeners{HTTP: httpLis, GRPC: grpcLis, Internal: internalLis})
+		o := Options{Listeners: Listeners{HTTP: httpLis, GRPC: grpcLis, Internal: internalLis}}
+		if clock != nil {
+			o.LimitClock = clock.Now
+		}
+		done <- RunWithOptions(ctx, nil, func(k string) string { return env[k] }, s.logs, o)
 	}()
 	t.Cleanup(func() {
 		s.client.CloseIdleConnections()

@@ -2,7 +2,9 @@ package app
 
 // Auth limits that fit real users behind one address (issue 10): per client
 // IP, login and code sign-in count failed attempts only; the mail routes,
-// register and reset are limited per client IP as well as per email.
+// register and reset are limited per client IP as well as per email. The
+// limits run on a clock held still (limitClock): the counts do not depend on
+// how long a loaded machine takes to send the requests.
 
 import (
 	"fmt"
@@ -24,7 +26,7 @@ func postFrom(ip, path string, body any) req {
 // stopped, and only that address.
 func TestOfficeBehindOneAddress(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "TRUSTED_PROXIES=127.0.0.1")
+	s := startServerClock(t, newLimitClock(), "TRUSTED_PROXIES=127.0.0.1")
 	const office, attacker = "198.51.100.20", "203.0.113.66"
 	var people []string
 	for i := range 12 {
@@ -67,7 +69,7 @@ func TestOfficeBehindOneAddress(t *testing.T) {
 // password check, so concurrent failures cannot slip past it.
 func TestFailedLoginLimitUnderConcurrency(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "TRUSTED_PROXIES=127.0.0.1")
+	s := startServerClock(t, newLimitClock(), "TRUSTED_PROXIES=127.0.0.1")
 	const ip = "192.0.2.44"
 	for i := range 25 {
 		wantError(t, s.do(t, postFrom(ip, loginPath, obj{"email": fmt.Sprintf("nobody%d@example.com", i), "password": "guess-password-1"})), http.StatusUnauthorized, "invalid_credentials")
@@ -94,7 +96,7 @@ func TestFailedLoginLimitUnderConcurrency(t *testing.T) {
 // email; other addresses are not affected. The per-email limits stay.
 func TestAuthRoutesLimitedPerIP(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "TRUSTED_PROXIES=127.0.0.1")
+	s := startServerClock(t, newLimitClock(), "TRUSTED_PROXIES=127.0.0.1")
 	const ip, other = "203.0.113.5", "198.51.100.5"
 
 	for _, tc := range []struct {

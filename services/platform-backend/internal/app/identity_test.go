@@ -536,7 +536,8 @@ func (s *server) loginFrom(t *testing.T, email, pw, xff string) resp {
 
 func TestLoginRateLimitAndEnumeration(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	clock := newLimitClock()
+	s := startServerClock(t, clock)
 	u := s.newUser(t, "limited@example.com") // one login, successful: not counted per IP
 
 	// Same answer for a wrong password and an unknown email.
@@ -554,13 +555,18 @@ func TestLoginRateLimitAndEnumeration(t *testing.T) {
 	// The 31st is refused, even with the right password.
 	wantLimited(t, s.loginFrom(t, u.Email, testPassword, "198.51.100.1"), "login_failures_per_ip", 900)
 	wantLimited(t, s.loginFrom(t, "fresh@example.com", testPassword, ""), "login_failures_per_ip", 900)
+	// One interval later (15 min / 30) one more attempt passes, then the
+	// limit answers again.
+	clock.advance(30 * time.Second)
+	wantError(t, s.loginFrom(t, "late@example.com", "wrong-password-1", ""), http.StatusUnauthorized, "invalid_credentials")
+	wantLimited(t, s.loginFrom(t, "later@example.com", "wrong-password-1", ""), "login_failures_per_ip", 30)
 	// Other routes are not affected.
 	decode[obj](t, s.get(t, "/platform/api/global/tenants", u.Global), http.StatusOK)
 }
 
 func TestLoginRateLimitBehindTrustedProxy(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "TRUSTED_PROXIES=10.9.0.0/16, 127.0.0.1")
+	s := startServerClock(t, newLimitClock(), "TRUSTED_PROXIES=10.9.0.0/16, 127.0.0.1")
 	s.newUser(t, "proxied@example.com")
 
 	// Distinct clients behind the proxy have their own IP budgets.
@@ -584,7 +590,7 @@ func TestLoginRateLimitBehindTrustedProxy(t *testing.T) {
 
 func TestOTPAndResetRateLimits(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	s := startServerClock(t, newLimitClock())
 	u := s.newUser(t, "spam@example.com")
 	for range 5 {
 		sameBody(t, "otp/request", s.post(t, otpRequest, "", obj{"email": u.Email}), s.post(t, otpRequest, "", obj{"email": "spam-ghost@example.com"}))

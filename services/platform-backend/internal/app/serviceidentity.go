@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"trueportai/services/internal/svcauth"
 	"trueportai/services/internal/svctls"
-	"trueportai/services/platform-backend/internal/config"
 	"trueportai/services/platform-backend/internal/store"
 )
 
@@ -22,37 +20,6 @@ func grpcACL() svcauth.ACL {
 		"/trueport.platform.v1.TenantService/": {svcauth.Gateway},
 		"/trueport.platform.v1.ConfigService/": {svcauth.Gateway},
 	}
-}
-
-// serviceIdentity is the platform towards the gateway: its service-token
-// keys, the minter of its calls' tokens, the introspection of its tokens,
-// and the mutual TLS of the gRPC connections (nil: plaintext, dev only).
-type serviceIdentity struct {
-	ring          *svcauth.KeyRing
-	minter        *svcauth.Minter
-	introspection *svcauth.Introspection
-	tls           *svctls.TLS
-}
-
-func newServiceIdentity(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) (serviceIdentity, error) {
-	var dev svcauth.DevKeyStore
-	if cfg.Dev() {
-		dev = st.DevKey
-	}
-	ring, err := svcauth.LoadKeyRing(ctx, svcauth.Platform, cfg.ServiceKeyFile, cfg.ServicePreviousKeyFiles, dev)
-	if err != nil {
-		return serviceIdentity{}, err
-	}
-	minter, err := svcauth.NewMinter(ring, svcauth.NewInstanceID(cfg.InstanceID), 0, nil)
-	if err != nil {
-		return serviceIdentity{}, err
-	}
-	t, err := svctls.Load(cfg.GRPCTLS)
-	if err != nil {
-		return serviceIdentity{}, err
-	}
-	return serviceIdentity{ring: ring, minter: minter, tls: t,
-		introspection: svcauth.NewIntrospection(ring, revoker{st}, log, nil)}, nil
 }
 
 // revoker is the store as svcauth's revocation list and recorder.

@@ -5,7 +5,7 @@ package config
 import (
 	"trueportai/services/internal/egress"
 	"trueportai/services/internal/ratelimit/redisstore"
-	"trueportai/services/internal/svctls"
+	"trueportai/services/internal/svcauth"
 
 	"errors"
 	"fmt"
@@ -37,16 +37,11 @@ type Config struct {
 	PreviousEncryptionKeys []string
 	// PreviousJWTKeyFiles keep retired signing keys in the JWKS.
 	PreviousJWTKeyFiles []string
-	// ServiceKeyFile signs this service's service tokens (the calls it
-	// makes to the gateway); ServicePreviousKeyFiles are keys still
-	// accepted after a rotation. Dev: generated and kept in dev_keys.
-	ServiceKeyFile          string
-	ServicePreviousKeyFiles []string
-	// InstanceID is the sub of this process's service tokens (generated
-	// when unset).
-	InstanceID string
-	// GRPCTLS: mutual TLS between the services (required in prod).
-	GRPCTLS             svctls.Files
+	// ServiceIdentity: the key signing this service's service tokens (the
+	// calls it makes to the gateway; dev: generated and kept in dev_keys),
+	// its instance id and the mutual TLS between the services (required in
+	// prod): SERVICE_*, GRPC_TLS_* (svcauth.LoadConfig).
+	ServiceIdentity     svcauth.Config
 	SMTPAddr            string
 	SMTPFrom            string
 	SMTPUsername        string
@@ -103,9 +98,6 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:       get("MIGRATE_ON_START", "true") != "false",
 		JWTSigningKeyFile:    get("JWT_SIGNING_KEY_FILE", ""),
 		SecretsEncryptionKey: get("SECRETS_ENCRYPTION_KEY", ""),
-		ServiceKeyFile:       get("SERVICE_KEY_FILE", ""),
-		InstanceID:           get("SERVICE_INSTANCE_ID", ""),
-		GRPCTLS:              svctls.Files{CA: get("GRPC_TLS_CA_FILE", ""), Cert: get("GRPC_TLS_CERT_FILE", ""), Key: get("GRPC_TLS_KEY_FILE", "")},
 		SMTPAddr:             get("SMTP_ADDR", ""),
 		SMTPFrom:             get("SMTP_FROM", "TruePortAI <no-reply@trueportai.local>"),
 		SMTPUsername:         get("SMTP_USERNAME", ""),
@@ -130,8 +122,8 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.PreviousEncryptionKeys = splitList(get("SECRETS_ENCRYPTION_KEYS_PREVIOUS", ""))
 	c.PreviousJWTKeyFiles = splitList(get("JWT_PREVIOUS_KEY_FILES", ""))
-	c.ServicePreviousKeyFiles = splitList(get("SERVICE_PREVIOUS_KEY_FILES", ""))
-	if err := c.GRPCTLS.Validate(!c.Dev()); err != nil {
+	var err error
+	if c.ServiceIdentity, err = svcauth.LoadConfig(getenv, c.Dev(), svcauth.Gateway); err != nil {
 		errs = append(errs, err)
 	}
 	for _, e := range strings.Split(get("PLATFORM_ADMIN_EMAILS", ""), ",") {
@@ -139,7 +131,6 @@ func Load(getenv func(string) string) (Config, error) {
 			c.PlatformAdminEmails = append(c.PlatformAdminEmails, e)
 		}
 	}
-	var err error
 	if c.GlobalTokenTTL, err = time.ParseDuration(get("GLOBAL_TOKEN_TTL", "30m")); err != nil || c.GlobalTokenTTL < 15*time.Minute || c.GlobalTokenTTL > time.Hour {
 		errs = append(errs, errors.New("GLOBAL_TOKEN_TTL must be a duration between 15m and 60m"))
 	}
@@ -192,9 +183,6 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if c.SecretsEncryptionKey == "" {
 			errs = append(errs, errors.New("SECRETS_ENCRYPTION_KEY is required when APP_ENV=prod"))
-		}
-		if c.ServiceKeyFile == "" {
-			errs = append(errs, errors.New("SERVICE_KEY_FILE is required when APP_ENV=prod (the key signing this service's calls to the gateway)"))
 		}
 	}
 	return c, errors.Join(errs...)

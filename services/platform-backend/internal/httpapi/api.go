@@ -46,6 +46,7 @@ type API struct {
 	mailer    Mailer            // team.go: invite mails
 	dummyHash string
 	now       func() time.Time
+	limitNow  func() time.Time // ratelimit.go: the clock of the rate limits
 }
 
 // Deps are everything the handlers call. All are required: New refuses a
@@ -61,6 +62,9 @@ type Deps struct {
 	Configs   *configs.Service
 	Gateway   Gateway
 	Mailer    Mailer
+	// LimitClock is the clock of the rate limits (nil: time.Now); tests
+	// that count requests inside a window hold it still.
+	LimitClock func() time.Time
 }
 
 // New builds the API; it names every missing dependency.
@@ -82,9 +86,13 @@ func New(log *slog.Logger, cfg config.Config, d Deps) (*API, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	limitNow := d.LimitClock
+	if limitNow == nil {
+		limitNow = time.Now
+	}
 	return &API{log: log, cfg: cfg, store: d.Store, tokens: d.Tokens, pub: d.Publisher, ident: d.Identity, limiter: d.Limiter,
 		team: d.Team, billing: d.Billing, configs: d.Configs, gateway: d.Gateway, mailer: d.Mailer,
-		dummyHash: password.Dummy(), now: time.Now}, nil
+		dummyHash: password.Dummy(), now: time.Now, limitNow: limitNow}, nil
 }
 
 const bodyLimit = 1 << 20

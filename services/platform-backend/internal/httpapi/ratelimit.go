@@ -51,7 +51,7 @@ var (
 // admits the request (logged): availability over strictness.
 func (a *API) limit(c echo.Context, rule ratelimit.Rule, key string) error {
 	ctx := c.Request().Context()
-	d, err := a.limiter.AllowRule(ctx, rule, key, a.now())
+	d, err := a.limiter.AllowRule(ctx, rule, key, a.limitNow())
 	if err != nil {
 		a.log.WarnContext(ctx, "rate limiter failed; request admitted", "limit", rule.Name, "err", err)
 		return nil
@@ -85,7 +85,7 @@ func (a *API) chargeFailure(c echo.Context, rule ratelimit.Rule, key string) (ke
 			return
 		}
 		ctx := c.Request().Context()
-		if err := a.limiter.Refund(ctx, rule, key, a.now()); err != nil {
+		if err := a.limiter.Refund(ctx, rule, key, a.limitNow()); err != nil {
 			a.log.WarnContext(ctx, "rate limiter refund failed", "limit", rule.Name, "err", err)
 		}
 	}, nil
