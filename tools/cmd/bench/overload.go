@@ -26,6 +26,10 @@ package main
 //	BENCH_OVERLOAD_DURATION    length of the overload [60s]
 //	BENCH_OVERLOAD_MEMORY      the gateway's memory limit in MiB: GOMEMLIMIT and the RSS bound [512]
 //	BENCH_OVERLOAD_GATEWAY_ENV extra VAR=value words for the gateway (e.g. PROXY_MAX_CONCURRENT=256)
+//	BENCH_OVERLOAD_UPSTREAM_DELAY the fake provider's delay before it answers [0: the gateway is
+//	                           CPU-bound]; with a delay (an LLM's seconds) the gateway's concurrency bound
+//	                           is its capacity: set BENCH_OVERLOAD_CONNS to PROXY_MAX_CONCURRENT, and the
+//	                           figures go to their own block (bench-overload-delay)
 //	BENCH_OVERLOAD_PORT_BASE   first of the 13 local ports used [18180]
 //	BENCH_OVERLOAD_PROFILES    a directory: the gateway's goroutines (pprof, text) halfway
 //	                           through the overload, its /metrics and the processes' logs at the end
@@ -51,6 +55,7 @@ type overloadConfig struct {
 	measure, dur time.Duration
 	factor       float64
 	memMiB       int
+	delay        time.Duration
 	gatewayEnv   []string
 	base         int
 	out          string
@@ -76,6 +81,9 @@ func overloadConfigFromEnv() (overloadConfig, error) {
 		return c, err
 	}
 	if c.memMiB, err = envInt("BENCH_OVERLOAD_MEMORY", 512); err != nil {
+		return c, err
+	}
+	if c.delay, err = envDuration("BENCH_OVERLOAD_UPSTREAM_DELAY", "0s"); err != nil {
 		return c, err
 	}
 	if c.base, err = envInt("BENCH_OVERLOAD_PORT_BASE", 18180); err != nil {
@@ -109,7 +117,7 @@ func benchOverload(ctx context.Context) (err error) {
 		return err
 	}
 	mem := int64(oc.memMiB) << 20
-	cfg := proxyConfig{reps: 1, conns: oc.conns, threads: 2, base: oc.base, layouts: []string{"proxy"}, keyCounts: []int{1}, db: "trueport_overload", noBare: true,
+	cfg := proxyConfig{reps: 1, conns: oc.conns, threads: 2, base: oc.base, layouts: []string{"proxy"}, keyCounts: []int{1}, db: "trueport_overload", noBare: true, upstreamDelay: oc.delay,
 		gatewayEnv: append([]string{"GATEWAY_ROLE=proxy", "GOMEMLIMIT=" + strconv.FormatInt(mem, 10)}, oc.gatewayEnv...)}
 	b, err := newStack("overload", "overload", "BENCH_OVERLOAD_PORT_BASE", cfg)
 	if err != nil {
@@ -219,15 +227,19 @@ func benchOverload(ctx context.Context) (err error) {
 		cmdline += " with " + o
 	}
 	var rep strings.Builder
-	fmt.Fprintf(&rep, "## Overload: %.0f× the sustainable closed-loop rate for %s (last `make overload`)\n\n", oc.factor, oc.dur)
+	title, marker, upstream := "", "bench-overload", "the fake provider (no delay)"
+	if oc.delay > 0 {
+		title, marker, upstream = fmt.Sprintf(", upstream answering in %s", oc.delay), "bench-overload-delay", fmt.Sprintf("the fake provider (answering after %s)", oc.delay)
+	}
+	fmt.Fprintf(&rep, "## Overload: %.0f× the sustainable closed-loop rate for %s%s (last `make overload`)\n\n", oc.factor, oc.dur, title)
 	fmt.Fprintf(&rep, "- command: %s\n", cmdline)
 	fmt.Fprintf(&rep, "- date: %s; commit: %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), commit("services", "proto", "tools"))
 	fmt.Fprintf(&rep, "- CPU: %d cores (%s); memory: %d GiB total, %d GiB available; %s\n", m.cores, m.cpuModel, m.memTotal, m.memAvail, goVersion())
 	fmt.Fprintf(&rep, "- load average (1/5/15 min) before the measurements: %s; after the overload: %s (other sessions share the machine)\n", loadBefore, loadAfter)
 	fmt.Fprintf(&rep, "- gateway: GATEWAY_ROLE=proxy with GOMEMLIMIT=%d MiB (the Kubernetes memory limit; PROXY_MAX_CONCURRENT and PROXY_MAX_BUFFERED_BYTES "+
-		"from it: %d and %d MiB)%s; a GATEWAY_ROLE=ingester process, the fake provider (no delay), Postgres, NATS and the load generator "+
+		"from it: %d and %d MiB)%s; a GATEWAY_ROLE=ingester process, %s, Postgres, NATS and the load generator "+
 		"(tools/cmd/bench/rawload.go: prepared requests on keep-alive connections, in this process) on the same cores\n",
-		oc.memMiB, min(max(mem/(256<<10), 256), 65536), mem/4>>20, extraEnv(oc.gatewayEnv))
+		oc.memMiB, min(max(mem/(256<<10), 256), 65536), mem/4>>20, extraEnv(oc.gatewayEnv), upstream)
 	fmt.Fprintf(&rep, "- sustainable rate: closed loop, %d clients, %s: %d requests, **%.0f req/s** answered 200 (%.1f %%), p50 %s ms, p99 %s ms\n",
 		oc.conns, oc.measure, sus.sent, susRate, 100*float64(sus.count(200))/float64(max(sus.sent, 1)), num(sus.pct(200, .5), 2), num(sus.pct(200, .99), 2))
 	fmt.Fprintf(&rep, "- overload: open loop at **%d req/s** (%.1f×) for %s over at most %d connections: %d requests sent (%.0f/s), %d not sent (no free connection within a second of their time); "+
@@ -244,7 +256,7 @@ func benchOverload(ctx context.Context) (err error) {
 	rep.WriteString("\n| target (issue 11) | verdict |\n|---|---|\n" + strings.Join(verdicts, "\n") + "\n")
 	report := rep.String()
 	fmt.Printf("\n%s\n", report)
-	if err := writeBlock("overload", oc.out, "bench-overload", report, true); err != nil {
+	if err := writeBlock("overload", oc.out, marker, report, true); err != nil {
 		return err
 	}
 	if len(dead) > 0 {

@@ -97,6 +97,8 @@ type proxyConfig struct {
 	// noBare: no benchproxy (bench overload).
 	db     string
 	noBare bool
+	// upstreamDelay: the fake provider's delay before it answers.
+	upstreamDelay time.Duration
 }
 
 func proxyConfigFromEnv() (proxyConfig, error) {
@@ -387,7 +389,7 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 	}
 	say(b.ps.who, "starting fake provider, benchproxy, platform-backend, gateway (NATS_PREFIX=%s)", b.prefix)
 	fake, err := b.ps.start("fake-provider", "bin/fake-provider", append(b.env(), "FAKE_PROVIDER_ADDR="+b.addr["fake"],
-		"FAKE_PROVIDER_DELAY_MS=0", "FAKE_PROVIDER_CHUNKS=5", "FAKE_PROVIDER_CHUNK_DELAY_MS=0", "FAKE_PROVIDER_LOG_LEVEL=warn"))
+		"FAKE_PROVIDER_DELAY_MS="+strconv.FormatInt(b.cfg.upstreamDelay.Milliseconds(), 10), "FAKE_PROVIDER_CHUNKS=5", "FAKE_PROVIDER_CHUNK_DELAY_MS=0", "FAKE_PROVIDER_LOG_LEVEL=warn"))
 	if err != nil {
 		return err
 	}
