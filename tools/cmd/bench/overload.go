@@ -211,7 +211,7 @@ func benchOverload(ctx context.Context) (err error) {
 	}
 	slices.Sort(codes)
 	var tbl strings.Builder
-	fmt.Fprintf(&tbl, "| status | answers | share | service p50 ms | service p99 ms | service max ms | intended p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&tbl, "| status | answers | share | service p50 ms | p90 | p95 | service p99 ms | service max ms | intended p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, cs := range codes {
 		c, _ := strconv.Atoi(cs)
 		l := ov.byCode[c]
@@ -219,8 +219,8 @@ func benchOverload(ctx context.Context) (err error) {
 		if c == 0 {
 			name = "0 (no answer)"
 		}
-		fmt.Fprintf(&tbl, "| %s | %d | %.1f %% | %s | %s | %s | %s |\n", name, len(l), 100*float64(len(l))/float64(max(ov.sent, 1)),
-			num(ov.pct(c, .5), 2), num(ov.pct(c, .99), 2), num(float64(l[len(l)-1])/1e6, 1), num(ov.ipct(c, .99), 1))
+		fmt.Fprintf(&tbl, "| %s | %d | %.1f %% | %s | %s | %s | %s | %s | %s |\n", name, len(l), 100*float64(len(l))/float64(max(ov.sent, 1)),
+			num(ov.pct(c, .5), 2), num(ov.pct(c, .9), 2), num(ov.pct(c, .95), 2), num(ov.pct(c, .99), 2), num(float64(l[len(l)-1])/1e6, 1), num(ov.ipct(c, .99), 1))
 	}
 	cmdline := "`make overload`"
 	if o := overrides("BENCH_OVERLOAD_", "BENCH_OUT"); o != "" {
@@ -245,6 +245,10 @@ func benchOverload(ctx context.Context) (err error) {
 	fmt.Fprintf(&rep, "- overload: open loop at **%d req/s** (%.1f×) for %s over at most %d connections: %d requests sent (%.0f/s), %d not sent (no free connection within a second of their time); "+
 		"CPU used (cores, of %d): gateway %.2f, load generator %.2f, whole machine %.2f\n",
 		offered, oc.factor, oc.dur, oc.openConns, ov.sent, float64(ov.sent)/oc.dur.Seconds(), ov.notSent, m.cores, gwCPU, clientCPU, boxCPU)
+	if n := len(ov.dials); n > 0 {
+		fmt.Fprintf(&rep, "- connections opened during the overload: %d (TCP set-up p50 %s ms, p99 %s ms, max %s ms; a request's service time starts once its connection is open)\n",
+			n, num(quantile(ov.dials, .5), 2), num(quantile(ov.dials, .99), 2), num(float64(ov.dials[n-1])/1e6, 1))
+	}
 	fmt.Fprintf(&rep, "- gateway RSS: peak %.1f MiB (VmRSS every 100 ms and VmHWM) against the %.0f MiB limit; kernel OOM kills during the run: %d; every process still running: %v; a request after the overload answered 200: %s\n",
 		peakMiB, bound, max(oom1-oom0, 0), len(dead) == 0, recovered)
 	fmt.Fprintf(&rep, "- usage events of the gateway: %d published to JetStream, %d spooled to disk (on the request path when its queue was full), %d lost\n", pub, spooled, lost)

@@ -35,6 +35,7 @@ import (
 type rawAnswer struct {
 	code              int // 0: no answer (err)
 	service, intended time.Duration
+	dial              time.Duration // the connection's set-up, when this request opened it (not in service)
 	err               string
 }
 
@@ -46,6 +47,7 @@ type rawStats struct {
 	byCode   map[int][]time.Duration // service times, sorted
 	intended map[int][]time.Duration // intended times, sorted
 	errs     map[string]int
+	dials    []time.Duration // connections opened during the run: their set-up times, sorted
 }
 
 func (s rawStats) count(code int) int { return len(s.byCode[code]) }
@@ -87,26 +89,29 @@ func (rc *rawConn) close() {
 }
 
 // do sends req and reads the answer's status; any error closes the
-// connection (the next request dials again).
-func (rc *rawConn) do(req []byte, timeout time.Duration) (int, error) {
+// connection (the next request dials again). dial is how long opening the
+// connection took when this request had to (0 on a kept-alive one).
+func (rc *rawConn) do(req []byte, timeout time.Duration) (code int, dial time.Duration, err error) {
 	if rc.c == nil {
+		begin := time.Now()
 		c, err := net.DialTimeout("tcp", rc.addr, timeout)
+		dial = max(time.Since(begin), 1)
 		if err != nil {
-			return 0, err
+			return 0, dial, err
 		}
 		rc.c, rc.r = c, bufio.NewReaderSize(c, 16<<10)
 	}
 	_ = rc.c.SetDeadline(time.Now().Add(timeout))
 	if _, err := rc.c.Write(req); err != nil {
 		rc.close()
-		return 0, err
+		return 0, dial, err
 	}
-	code, err := readResponse(rc.r)
+	code, err = readResponse(rc.r)
 	if err != nil {
 		rc.close()
-		return 0, err
+		return 0, dial, err
 	}
-	return code, nil
+	return code, dial, nil
 }
 
 var errClose = errors.New("connection: close")
@@ -223,9 +228,9 @@ func rawLoad(ctx context.Context, addr string, req []byte, rate, conns int, d ti
 			out := make([]rawAnswer, 0, 1024)
 			one := func(due time.Time) {
 				begin := time.Now()
-				code, err := rc.do(req, timeout)
+				code, dial, err := rc.do(req, timeout)
 				now := time.Now()
-				a := rawAnswer{code: code, service: now.Sub(begin), intended: now.Sub(due)}
+				a := rawAnswer{code: code, service: now.Sub(begin) - dial, intended: now.Sub(due), dial: dial}
 				if err != nil && !errors.Is(err, errClose) {
 					a.code, a.err = 0, err.Error()
 				}
@@ -250,6 +255,9 @@ func rawLoad(ctx context.Context, addr string, req []byte, rate, conns int, d ti
 	for _, out := range results {
 		for _, a := range out {
 			st.sent++
+			if a.dial > 0 {
+				st.dials = append(st.dials, a.dial)
+			}
 			st.byCode[a.code] = append(st.byCode[a.code], a.service)
 			st.intended[a.code] = append(st.intended[a.code], a.intended)
 			if a.err != "" {
@@ -261,6 +269,7 @@ func rawLoad(ctx context.Context, addr string, req []byte, rate, conns int, d ti
 			}
 		}
 	}
+	slices.Sort(st.dials)
 	for c := range st.byCode {
 		slices.Sort(st.byCode[c])
 		slices.Sort(st.intended[c])
