@@ -3,7 +3,9 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"trueportai/services/gateway/internal/usage"
@@ -84,3 +86,61 @@ func BenchmarkStreamToFirstFlush(b *testing.B) {
 		serve()
 	}
 }
+
+// pieceReader returns at most max bytes a read.
+type pieceReader struct {
+	r   io.Reader
+	max int
+}
+
+func (p pieceReader) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), p.max)]) }
+
+// TestRelayBodyCapturesInPlace: a complete response is relayed byte for
+// byte whatever its reads and whether its length is known, and metered
+// from the buffer it was read into; one larger than captureLimit is
+// relayed whole and not metered.
+func TestRelayBodyCapturesInPlace(t *testing.T) {
+	body := func(pad int) []byte {
+		return []byte(`{"model":"gpt-4o-mini","usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18},"pad":"` +
+			strings.Repeat("x", pad) + `"}`)
+	}
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		known   bool
+		metered bool
+	}{
+		{"small, length known", body(10), true, true},
+		{"50 KB, length unknown", body(50_000), false, true},
+		{"50 KB, length known", body(50_000), true, true},
+		{"over the capture limit", body(captureLimit), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newBenchHarness(t, benchJSONBody)
+			size := int64(-1)
+			if tc.known {
+				size = int64(len(tc.body))
+			}
+			h.p.rt = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+					Body: io.NopCloser(pieceReader{bytes.NewReader(tc.body), 3000}), ContentLength: size, Request: r}, nil
+			})
+			w := &flushWriter{h: http.Header{}}
+			h.rb.Reset(h.body)
+			h.req.Body = h.rb
+			h.p.ServeHTTP(w, h.req)
+			if w.status != http.StatusOK || !bytes.Equal(w.body.Bytes(), tc.body) {
+				t.Fatalf("status %d, relayed %d bytes of %d", w.status, w.body.Len(), len(tc.body))
+			}
+			ev := h.pub.last
+			if metered := ev.TotalTokens != nil && *ev.TotalTokens == 18; metered != tc.metered || ev.Outcome != usage.OutcomeOK {
+				t.Fatalf("usage event %+v: metered %v, want %v", ev, metered, tc.metered)
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
