@@ -139,7 +139,7 @@ type Proxy struct {
 	open openCalls
 
 	// Pools keep per-request buffers off the garbage collector's back.
-	bodies   sync.Pool // *bytes.Buffer, request bodies and response captures
+	bodies sync.Pool // *bytes.Buffer, request bodies and response captures
 }
 
 func (p *Proxy) getBuffer() *bytes.Buffer {
