@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"trueportai/services/gateway/internal/fakeprovider"
 	"trueportai/services/gateway/internal/keys"
 	"trueportai/services/gateway/internal/platform"
@@ -187,6 +189,7 @@ func newBenchProxy(tb testing.TB, rt http.RoundTripper, providers *provider.Regi
 		ratelimit.New(), pub, Options{
 			Providers: providers,
 			Prices:    prices, // events carry a cost, as the gateway's do
+			Metrics:   NewMetrics(prometheus.NewRegistry()),
 			// The production bounds are on: their counting is part of the cost.
 			MaxConcurrent:    10000,
 			MaxBufferedBytes: 1 << 30,

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,12 +118,13 @@ func TestConnectionMemory(t *testing.T) {
 // commands on its stdin ("open URL N HOLD", "close"), each answered with a
 // line on its stdout ("ok" or an error).
 type connMemChild struct {
-	upstream string
+	upstream string // holds streams open after their first chunk
+	fast     string // answers at once (5 chunks, no delays, as in make bench)
 	in       io.Writer
 	out      *bufio.Scanner
 }
 
-func startConnMemChild(t *testing.T) *connMemChild {
+func startConnMemChild(t testing.TB) *connMemChild {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run", "^TestConnMemChild$", "-test.count", "1")
@@ -140,14 +143,15 @@ func startConnMemChild(t *testing.T) *connMemChild {
 	}
 	t.Cleanup(func() { _ = in.Close(); cancel(); _ = cmd.Wait() })
 	c := &connMemChild{in: in, out: bufio.NewScanner(stdout)}
-	c.upstream = c.answer(t)
-	if !strings.HasPrefix(c.upstream, "http://") {
-		t.Fatalf("child: %s", c.upstream)
+	urls := strings.Fields(c.answer(t))
+	if len(urls) != 2 || !strings.HasPrefix(urls[0], "http://") {
+		t.Fatalf("child: %v", urls)
 	}
+	c.upstream, c.fast = urls[0], urls[1]
 	return c
 }
 
-func (c *connMemChild) answer(t *testing.T) string {
+func (c *connMemChild) answer(t testing.TB) string {
 	t.Helper()
 	for c.out.Scan() {
 		// The child's test framework prints its own lines too.
@@ -159,7 +163,7 @@ func (c *connMemChild) answer(t *testing.T) string {
 	return ""
 }
 
-func (c *connMemChild) do(t *testing.T, cmd string) {
+func (c *connMemChild) do(t testing.TB, cmd string) {
 	t.Helper()
 	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
 		t.Fatal(err)
@@ -192,7 +196,9 @@ func TestConnMemChild(t *testing.T) {
 	}
 	up := serveLoopback(t, &http.Server{Handler: fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5, ChunkDelay: time.Hour},
 		slog.New(slog.DiscardHandler)), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
-	fmt.Println("connmem: " + up)
+	fast := serveLoopback(t, &http.Server{Handler: fakeprovider.NewHandler(fakeprovider.Config{Chunks: 5}, slog.New(slog.DiscardHandler)),
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
+	fmt.Println("connmem: " + up + " " + fast)
 	var conns *clientConns
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
@@ -203,6 +209,13 @@ func TestConnMemChild(t *testing.T) {
 			var err error
 			conns, err = openClientConns(f[1], n, f[3] == "true")
 			if err != nil {
+				fmt.Println("connmem: " + err.Error())
+				continue
+			}
+		case len(f) == 5 && f[0] == "load":
+			conns, _ := strconv.Atoi(f[2])
+			total, _ := strconv.Atoi(f[3])
+			if err := closedLoop(f[1], conns, total, f[4] == "true"); err != nil {
 				fmt.Println("connmem: " + err.Error())
 				continue
 			}
@@ -297,4 +310,139 @@ func openClientConns(url string, n int, hold bool) (*clientConns, error) {
 	default:
 		return c, nil
 	}
+}
+
+// closedLoop sends total requests over conns keep-alive connections, each
+// sending its next request as soon as the previous answer has been read.
+func closedLoop(url string, conns, total int, stream bool) error {
+	body := []byte(benchJSONBody)
+	if stream {
+		body = []byte(benchStreamBody)
+	}
+	var next atomic.Int64
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		tr := &http.Transport{DisableCompression: true}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		wg.Go(func() {
+			for next.Add(1) <= int64(total) {
+				req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Header.Set("Authorization", "Bearer "+benchSecret)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				_ = resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("status %d, %v", resp.StatusCode, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+// BenchmarkLoopbackLoad is a closed loop of 64 connections (make bench's
+// wrk -c64) through the bare reverse proxy and the gateway's proxy to the
+// fake provider, the clients and the fake provider in a child process: this
+// process holds only the proxies. b.N is the number of requests. It reports
+// the process's peak RssAnon during the loop (/proc/self/status, sampled
+// every 10 ms) over its RssAnon before, the CPU time per request (getrusage:
+// the proxy's alone) and the GC cycles per 1 000 requests.
+func BenchmarkLoopbackLoad(b *testing.B) {
+	child := startConnMemChild(b)
+	up, err := url.Parse(child.fast)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := serveLoopback(b, &http.Server{Handler: bareReverseProxy(up), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second})
+	px, _ := newBenchProxy(b, nil, benchProviders(b, child.fast))
+	gw := serveLoopback(b, httpserver.NewServer(px, httpserver.DefaultLimits))
+	for _, stream := range []bool{false, true} {
+		for _, tg := range []struct{ name, url string }{{"bare", bare + "/openai/v1/chat/completions"}, {"gateway", gw + benchPath}} {
+			name := "json/" + tg.name
+			if stream {
+				name = "stream/" + tg.name
+			}
+			b.Run(name, func(b *testing.B) {
+				child.do(b, fmt.Sprintf("load %s 64 %d %v", tg.url, 640, stream)) // warm-up
+				runtime.GC()
+				base := rssAnon(b)
+				gc0 := gcCycles()
+				cpu0 := processCPUTime()
+				stop := make(chan struct{})
+				peak := make(chan int64)
+				go func() {
+					p := base
+					tick := time.NewTicker(10 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						select {
+						case <-stop:
+							peak <- p
+							return
+						case <-tick.C:
+							p = max(p, rssAnon(b))
+						}
+					}
+				}()
+				b.ResetTimer()
+				child.do(b, fmt.Sprintf("load %s 64 %d %v", tg.url, b.N, stream))
+				b.StopTimer()
+				close(stop)
+				p := <-peak
+				b.ReportMetric(float64(p-base)/(1<<20), "peak-anon-MiB-over-idle")
+				b.ReportMetric(float64(p)/(1<<20), "peak-anon-MiB")
+				b.ReportMetric(float64((processCPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
+				b.ReportMetric(float64(gcCycles()-gc0)*1000/float64(b.N), "gc/1000req")
+			})
+		}
+	}
+}
+
+// rssAnon is the process's RssAnon in bytes.
+func rssAnon(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	tb.Fatal("no RssAnon in /proc/self/status")
+	return 0
+}
+
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// processCPUTime is the process's user and system CPU time so far.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
