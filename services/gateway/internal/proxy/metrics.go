@@ -1,7 +1,10 @@
 package proxy
 
 import (
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -16,6 +19,49 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	// keepAlives counts the keep-alives written into silent streams.
 	keepAlives prometheus.Counter
+
+	// series caches the series of the label values seen so far:
+	// WithLabelValues hashes its labels, takes the vector's lock (shared
+	// by every request) and formats the status on every call. The sets of
+	// providers, statuses and outcomes are small, so the cache is an
+	// immutable map replaced on a miss.
+	series   atomic.Pointer[map[seriesKey]requestSeries]
+	seriesMu sync.Mutex // serialises misses
+}
+
+// seriesKey and requestSeries are a request's label values and its series.
+type seriesKey struct {
+	provider, outcome string
+	status            int
+}
+
+type requestSeries struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
+}
+
+// requestSeries returns the series of a request's label values.
+func (m *Metrics) requestSeries(provider string, status int, outcome string) requestSeries {
+	k := seriesKey{provider, outcome, status}
+	if cur := m.series.Load(); cur != nil {
+		if s, ok := (*cur)[k]; ok {
+			return s
+		}
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	next := map[seriesKey]requestSeries{}
+	if cur := m.series.Load(); cur != nil {
+		if s, ok := (*cur)[k]; ok {
+			return s
+		}
+		maps.Copy(next, *cur)
+	}
+	s := requestSeries{requests: m.requests.WithLabelValues(provider, strconv.Itoa(status), outcome),
+		latency: m.latency.WithLabelValues(provider)}
+	next[k] = s
+	m.series.Store(&next)
+	return s
 }
 
 // NewMetrics registers the proxy metrics on reg.
@@ -46,15 +92,16 @@ func (m *Metrics) observe(provider string, status int, outcome string, overheadM
 	if m == nil {
 		return
 	}
-	m.requests.WithLabelValues(provider, strconv.Itoa(status), outcome).Inc()
+	s := m.requestSeries(provider, status, outcome)
+	s.requests.Inc()
 	if overheadMS > 0 {
 		m.overhead.Observe(overheadMS / 1000)
 	}
 	if span != nil {
-		metrics.Observe(m.latency.WithLabelValues(provider), latencyMS/1000, span.SpanContext())
+		metrics.Observe(s.latency, latencyMS/1000, span.SpanContext())
 		return
 	}
-	m.latency.WithLabelValues(provider).Observe(latencyMS / 1000)
+	s.latency.Observe(latencyMS / 1000)
 }
 
 // keepAliveSent counts one keep-alive.

@@ -51,7 +51,7 @@ func sdkHeaders() http.Header {
 // credentials), for one SDK request's headers.
 func BenchmarkForwardHeaders(b *testing.B) {
 	src := sdkHeaders()
-	prov, _, ok := benchProviders(b).Match(benchPath)
+	prov, _, ok := benchProviders(b, "http://upstream.invalid").Match(benchPath)
 	if !ok {
 		b.Fatal("no provider for the bench path")
 	}

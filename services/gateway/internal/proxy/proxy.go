@@ -139,8 +139,7 @@ type Proxy struct {
 	open openCalls
 
 	// Pools keep per-request buffers off the garbage collector's back.
-	copyBufs sync.Pool // *[]byte, 32 KiB relay buffers
-	bodies   sync.Pool // *bytes.Buffer, request bodies and response captures
+	bodies sync.Pool // *bytes.Buffer, request bodies and response captures
 }
 
 func (p *Proxy) getBuffer() *bytes.Buffer {
@@ -618,7 +617,7 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		upBody = io.MultiReader(bytes.NewReader(buffered), resp.Body) // too large to evaluate: relayed as is
 	}
 	w.WriteHeader(resp.StatusCode)
-	p.relayBody(w, upBody, c)
+	p.relayBody(w, upBody, resp.ContentLength, c)
 	c.meterHeaders(resp.Header)
 }
 
@@ -751,30 +750,44 @@ func readBody(r *http.Request, limit int64, buf *bytes.Buffer, lr *io.LimitedRea
 // captureLimit bounds how much of a JSON response is kept for metering.
 const captureLimit = 16 << 20
 
-func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
+// relayReadSize is how much room relayBody gives each read of a response
+// whose length is unknown.
+const relayReadSize = 8 << 10
+
+// relayBody relays a complete (non-stream) response, reading it into the
+// buffer it is captured in for metering, and writing each read from there:
+// no copy buffer of its own. A response larger than captureLimit is
+// relayed through a buffer of relayReadSize and not metered.
+func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, size int64, c *call) {
 	capture := p.getBuffer()
 	defer p.putBuffer(capture)
-	overflow := false
-	bp, _ := p.copyBufs.Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 32*1024)
-		bp = &b
+	if size > 0 && size <= captureLimit {
+		capture.Grow(int(size) + 1) // +1: the read that finds the end needs room
 	}
-	defer p.copyBufs.Put(bp)
-	buf := *bp
+	var spill []byte // past captureLimit
 	for {
-		n, err := body.Read(buf)
+		var room []byte
+		if capture.Len() < captureLimit {
+			capture.Grow(min(relayReadSize, captureLimit-capture.Len()))
+			room = capture.AvailableBuffer()
+			room = room[:min(cap(room), captureLimit-capture.Len())]
+		} else {
+			if spill == nil {
+				spill = make([]byte, relayReadSize)
+			}
+			room = spill
+		}
+		n, err := body.Read(room)
 		if n > 0 {
 			if c.firstByte.IsZero() {
 				c.firstByte = p.now()
 			}
-			if !overflow && capture.Len()+n <= captureLimit {
-				capture.Write(buf[:n])
-			} else {
-				overflow = true
+			b := room[:n]
+			if spill == nil {
+				capture.Write(b) // b is the buffer's own free space: it is copied onto itself
 			}
-			c.keepResponse(buf[:n])
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			c.keepResponse(b)
+			if _, werr := w.Write(b); werr != nil {
 				c.outcome, c.errText = usage.OutcomeClientClosed, "client closed connection"
 				return
 			}
@@ -790,7 +803,7 @@ func (p *Proxy) relayBody(w http.ResponseWriter, body io.Reader, c *call) {
 			return
 		}
 	}
-	if !overflow {
+	if spill == nil {
 		c.usage = c.prov.MeterJSON(capture.Bytes())
 	}
 }

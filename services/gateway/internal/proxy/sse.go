@@ -51,14 +51,17 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 		g, watch = newStreamGuard(c)
 	}
 	write := func(b []byte) error {
-		if c.firstByte.IsZero() {
+		first := c.firstByte.IsZero()
+		if first {
 			c.firstByte = p.now()
 		}
 		c.keepResponse(b)
 		// Skip the flush only when a complete next event is already buffered:
 		// events that arrived together leave in one write, and no event ever
-		// waits for upstream bytes that have not arrived.
-		return out.write(b, !fr.Buffered())
+		// waits for upstream bytes that have not arrived. The first event
+		// (with the response header) leaves at once: the time to the first
+		// chunk does not wait for the events behind it.
+		return out.write(b, first || !fr.Buffered())
 	}
 	// blocked ends a stream the guard stopped: the violation is recorded
 	// and the provider's error event closes what was sent.
@@ -73,7 +76,14 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 		c.keepResponse(ev)
 		_ = out.write(ev, true)
 	}
+	// A meter that hides nothing (hideUsage off) cannot stop an event:
+	// without a guard, each event is written before it is metered, so the
+	// client never waits for the metering (a JSON scan of the event).
+	meterAfter := g == nil && !c.hideUsage
 	deliver := func(raw, name, data []byte) (stop bool, err error) {
+		if meterAfter {
+			err = write(raw)
+		}
 		forward := true
 		if len(data) > 0 || len(name) > 0 {
 			forward = meter.Event(name, data)
@@ -93,8 +103,8 @@ func (p *Proxy) relayStream(ctx context.Context, cancel context.CancelFunc, w ht
 			}
 			return false, write(out)
 		}
-		if !forward {
-			return false, nil
+		if meterAfter || !forward {
+			return false, err
 		}
 		return false, write(raw)
 	}

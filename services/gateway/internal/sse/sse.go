@@ -37,8 +37,15 @@ var (
 	BlankKeepAlive = []byte("\r\n\r\n")
 )
 
+// readBufferSize is a framer's read buffer: a few events of the usual
+// size (OpenAI-format chunks are 300–500 bytes), the size of net/http's
+// own buffers below it. Every open stream holds one, so it is most of a
+// stream's memory beyond net/http's; an event longer than the buffer is
+// still read whole (readLine), into a buffer of its own.
+const readBufferSize = 4 << 10
+
 var framers = sync.Pool{New: func() any {
-	return &Framer{br: bufio.NewReaderSize(nil, 32*1024)}
+	return &Framer{br: bufio.NewReaderSize(nil, readBufferSize)}
 }}
 
 // Framer implements provider.Framing.

@@ -34,16 +34,37 @@ var b64 = base64.RawStdEncoding
 // Binary reports whether line is in the binary form.
 func Binary(line []byte) bool { return len(line) > 0 && line[0] == binaryMark }
 
-// marshal writes ev's binary form.
-func marshal(ev *Event) ([]byte, error) {
-	pb, err := proto.Marshal(toProto(ev))
-	if err != nil {
-		return nil, err
+// marshalScratch is the room marshal gives the protobuf bytes on its stack:
+// a proxied event without logged bodies takes about 200 bytes. Events
+// with longer logged bodies get a heap buffer of their size (an event
+// larger than its buffer still encodes: the buffer grows).
+const marshalScratch = 512
+
+// marshal writes ev's binary form: one allocation, the line, for events
+// whose protobuf fits marshalScratch.
+func marshal(ev *Event) []byte {
+	var scratch [marshalScratch]byte
+	buf := scratch[:0]
+	if n := bodiesLen(ev); n > marshalScratch/2 {
+		buf = make([]byte, 0, marshalScratch+n)
 	}
+	pb := appendEvent(buf, ev)
 	out := make([]byte, 1+b64.EncodedLen(len(pb)))
 	out[0] = binaryMark
 	b64.Encode(out[1:], pb)
-	return out, nil
+	return out
+}
+
+// bodiesLen is the length of ev's logged bodies.
+func bodiesLen(ev *Event) int {
+	n := 0
+	if ev.RequestBody != nil {
+		n += len(*ev.RequestBody)
+	}
+	if ev.ResponseBody != nil {
+		n += len(*ev.ResponseBody)
+	}
+	return n
 }
 
 // Decode reads one encoded event in either form. It checks nothing but the
@@ -70,36 +91,6 @@ func Decode(line []byte) (Event, error) {
 		return ev, nil
 	}
 	return ev, errors.New("neither a JSON nor a binary usage event")
-}
-
-func toProto(ev *Event) *usagev1.UsageEvent {
-	m := &usagev1.UsageEvent{
-		RequestId: ev.RequestID, CreatedAtUs: ev.CreatedAt.UnixMicro(), TenantId: ev.TenantID, Env: ev.Env,
-		KeyId: ev.KeyID, KeyName: ev.KeyName, Provider: ev.Provider, Model: ev.Model, Path: ev.Path,
-		StatusCode: int32(ev.StatusCode), Stream: ev.Stream, LatencyMs: ev.LatencyMS, TtfbMs: ev.TTFBMS,
-		PromptTokens: ev.PromptTokens, CompletionTokens: ev.CompletionTokens, TotalTokens: ev.TotalTokens,
-		CachedTokens: ev.CachedTokens, Outcome: ev.Outcome, Error: ev.Error, ViolationIds: ev.ViolationIDs,
-		RequestBody: ev.RequestBody, ResponseBody: ev.ResponseBody,
-	}
-	if ev.CostUSD != nil {
-		c := int64(*ev.CostUSD)
-		m.CostUsdE10 = &c
-	}
-	if len(ev.Violations) > 0 {
-		m.Violations = make([]*usagev1.Violation, len(ev.Violations))
-		for i, v := range ev.Violations {
-			pv := &usagev1.Violation{Id: v.ID, PolicyId: v.PolicyID, PolicyName: v.PolicyName, Type: v.Type, Action: v.Action,
-				Severity: v.Severity, Shadow: v.Shadow, Direction: v.Direction}
-			if len(v.Matches) > 0 {
-				pv.Matches = make([]*usagev1.Match, len(v.Matches))
-				for j, mt := range v.Matches {
-					pv.Matches[j] = &usagev1.Match{Kind: mt.Kind, Snippet: mt.Snippet, Offset: int64(mt.Offset)}
-				}
-			}
-			m.Violations[i] = pv
-		}
-	}
-	return m
 }
 
 func fromProto(m *usagev1.UsageEvent, ev *Event) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime/metrics"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,4 +69,108 @@ func benchPublisher(testing.TB) *Publisher {
 	p := &Publisher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), queue: make(chan queued, 16384)}
 	p.limit.Store(int64(MessageLimit(nil)))
 	return p
+}
+
+// BenchmarkPublishPaced is the whole publisher at a steady rate, as a
+// gateway at 1 000 requests/s runs it: one event every millisecond from
+// the benchmark's goroutine (the request goroutines), the sender batching
+// them, JetStream's publishes and acks releasing the journal. It reports
+// the process's CPU time per event (user+system, getrusage: it includes
+// NATS client goroutines, not the server), the scheduler's goroutine
+// wake-ups per event (runtime/metrics /sched/latencies:seconds, which
+// samples one in 8 of them: ×8) and the events per JetStream message.
+// "pacing only" is the same loop without Publish: subtract it. Needs NATS
+// (127.0.0.1:4222, NATS_URL).
+func BenchmarkPublishPaced(b *testing.B) {
+	for _, publish := range []bool{true, false} {
+		name := "publish"
+		if !publish {
+			name = "pacing only"
+		}
+		b.Run(name, func(b *testing.B) { benchPublishPaced(b, publish) })
+	}
+}
+
+func benchPublishPaced(b *testing.B, publish bool) {
+	nc, _, _, subject := testStream(b, "paced")
+	spool, err := OpenSpool(b.TempDir(), 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pub, err := NewPublisher(nc, subject, spool, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	j, err := journal.Open(journal.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { j.Run(ctx) })
+	wg.Go(func() { pub.Run(ctx) })
+	defer func() { cancel(); wg.Wait(); j.Close() }()
+	pub.SetJournal(j)
+
+	waitPublished := func(n int64) {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+			if p, s, l := pub.Stats(); p+s+l >= n {
+				if s+l > 0 {
+					b.Fatalf("%d events spooled, %d lost", s, l)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("events not acknowledged within 30 s")
+			}
+		}
+	}
+	ev := proxyEvent()
+	pub.Publish(ev)
+	waitPublished(1)
+	msgs0 := nc.Stats().OutMsgs
+	cpu0, wakes0 := processCPU(), schedEvents()
+	b.ResetTimer()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for b.Loop() {
+		<-tick.C
+		e := *ev
+		if publish {
+			pub.Publish(&e)
+		}
+		n++
+	}
+	if publish {
+		waitPublished(int64(n + 1))
+	}
+	b.StopTimer()
+	cpu, wakes := processCPU()-cpu0, schedEvents()-wakes0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/event")
+	b.ReportMetric(8*float64(wakes)/float64(n), "wakeups/event")
+	if msgs := nc.Stats().OutMsgs - msgs0; msgs > 0 {
+		b.ReportMetric(float64(n)/float64(msgs), "events/message")
+	}
+}
+
+// processCPU is the process's user and system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// schedEvents is the count of /sched/latencies:seconds: the goroutines
+// the scheduler ran after they became runnable (one in 8 sampled).
+func schedEvents() uint64 {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	var n uint64
+	for _, c := range s[0].Value.Float64Histogram().Counts {
+		n += c
+	}
+	return n
 }

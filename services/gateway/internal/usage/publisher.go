@@ -223,21 +223,27 @@ const (
 	maxBatchBytes  = 512 << 10
 	// batchLinger is how long the sender waits for more events after the
 	// first one of a message.
-	batchLinger = 2 * time.Millisecond
+	batchLinger = 10 * time.Millisecond
 )
 
-// sendLoop is the one sender: it gathers what arrives within batchLinger (at
-// most maxBatchEvents) into one message, which divides JetStream's
-// per-message work (store, publish ack, consumer delivery and ack) by the
-// batch size. Events reach the stream at most batchLinger later. It returns
-// when the queue is closed and drained.
+// sendLoop is the one sender: it gathers what arrives within batchLinger
+// of an event (at most maxBatchEvents) into one message, which divides
+// JetStream's per-message work (store, publish ack, consumer delivery and
+// ack) by the batch size. Events reach the stream at most batchLinger
+// later. It returns when the queue is closed and drained.
+//
+// While the batch fills, the sender sleeps instead of waiting on the
+// queue: the events sent meanwhile wait in the queue's buffer. A sender
+// parked on the queue was handed every event directly, which made each
+// Publish wake it (and the scheduler wake an idle thread to run it) on the
+// request goroutine (docs/benchmarks.md, "Issue 13, hot path").
 func (p *Publisher) sendLoop() {
 	batch := make([]queued, 0, maxBatchEvents)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
 	for q := range p.queue {
 		batch = append(batch[:0], q)
-		linger.Reset(batchLinger)
+		if len(p.queue) < maxBatchEvents-1 {
+			time.Sleep(batchLinger)
+		}
 	fill:
 		for len(batch) < maxBatchEvents {
 			select {
@@ -246,11 +252,10 @@ func (p *Publisher) sendLoop() {
 					break fill
 				}
 				batch = append(batch, q)
-			case <-linger.C:
+			default:
 				break fill
 			}
 		}
-		linger.Stop()
 		p.send(batch)
 		clear(batch) // no event bytes kept past their message
 	}

@@ -77,7 +77,7 @@ func natsURL() string {
 
 // testStream connects to NATS and creates a usage stream of the test's own
 // (deleted at cleanup).
-func testStream(t *testing.T, name string) (nc *nats.Conn, js jetstream.JetStream, stream, subject string) {
+func testStream(t testing.TB, name string) (nc *nats.Conn, js jetstream.JetStream, stream, subject string) {
 	t.Helper()
 	nc, err := nats.Connect(natsURL())
 	if err != nil {

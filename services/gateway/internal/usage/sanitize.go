@@ -169,18 +169,13 @@ func cut(s string, max int) string {
 // dropped. sanitised reports whether ev was changed.
 func Encode(ev *Event, limit int) (b []byte, sanitised bool, err error) {
 	sanitised = ev.Sanitize()
-	b, err = marshal(ev)
-	if err != nil {
-		return nil, sanitised, err
-	}
+	b = marshal(ev)
 	for len(b) > limit {
 		if !shrink(ev, len(b)-limit) {
 			return nil, true, ErrEventTooLarge
 		}
 		sanitised = true
-		if b, err = marshal(ev); err != nil {
-			return nil, true, err
-		}
+		b = marshal(ev)
 	}
 	return b, sanitised, nil
 }
