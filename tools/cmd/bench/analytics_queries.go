@@ -16,7 +16,7 @@ import (
 )
 
 // The SQL of internal/analytics/stats.go (rollupSource and its grouped
-// query) and logs.go (Logs: the budgeted count without sequential scans,
+// query, run with enable_sort off) and logs.go (Logs: the budgeted count without sequential scans,
 // and the two-step page), copied; sqlFingerprint says when.
 const (
 	logCols = `l.id::text, l.request_id, l.created_at, l.key_id::text, l.key_name, l.env, l.provider, l.model, l.path,
@@ -282,14 +282,15 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		from := now.Add(-time.Duration(sc.days) * 24 * time.Hour)
 		prep := fmt.Sprintf("PREPARE %s AS %s", sc.name(), statsSQL(sc.groupBy, sc.interval))
 		exec := fmt.Sprintf("EXECUTE %s(%s)", sc.name(), statsArgs(a.bigTen, from, now, sc.interval))
-		ms, err := a.timedSQL(ctx, []string{prep}, func(ctx context.Context, c *pgconn.PgConn) error {
+		// The handler runs it with sorting off (its own transaction).
+		ms, err := a.timedSQL(ctx, []string{"SET enable_sort = off", prep}, func(ctx context.Context, c *pgconn.PgConn) error {
 			_, err := c.Exec(ctx, exec).ReadAll()
 			return err
 		})
 		if err != nil {
 			return q, fmt.Errorf("%s: %w", sc.name(), err)
 		}
-		if err := a.explain(ctx, sc.name(), prep, exec); err != nil {
+		if err := a.explain(ctx, sc.name(), "SET enable_sort = off; "+prep, exec); err != nil {
 			return q, err
 		}
 		p50, p99 := pct(ms, 0.5), pct(ms, 0.99)
@@ -341,11 +342,19 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		execC, execE, execP := fmt.Sprintf("EXECUTE c_%s(%s)", sc.name, args), fmt.Sprintf("EXECUTE e_%s(%s)", sc.name, args),
 			fmt.Sprintf("EXECUTE p_%s(%s, 50, 0)", sc.name, args)
 		// What the handler does: the count under its budget (its own
-		// transaction), the planner's estimate when the budget runs out,
-		// then the page.
+		// transaction, on a second session), the planner's estimate when
+		// the budget runs out, and at the same time the page.
+		cconn, err := a.session(ctx)
+		if err != nil {
+			return q, err
+		}
+		if _, err := sq(ctx, cconn, prepC+"; "+prepE); err != nil {
+			cconn.Close(ctx)
+			return q, err
+		}
 		estimated := 0
 		var countMs, pageMs []float64
-		ms, err := a.timedSQL(ctx, []string{prepC, prepE, prepP}, func(ctx context.Context, c *pgconn.PgConn) error {
+		count := func(ctx context.Context, c *pgconn.PgConn) error {
 			st := time.Now()
 			_, err := c.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = '%dms'; SET LOCAL enable_seqscan = off; %s; COMMIT",
 				logCountBudgetMs, execC)).ReadAll()
@@ -359,11 +368,20 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 				}
 			}
 			countMs = append(countMs, float64(time.Since(st).Microseconds())/1000)
-			st = time.Now()
-			_, err = c.Exec(ctx, execP).ReadAll()
+			return nil
+		}
+		ms, err := a.timedSQL(ctx, []string{prepP}, func(ctx context.Context, c *pgconn.PgConn) error {
+			counted := make(chan error, 1)
+			go func() { counted <- count(ctx, cconn.PgConn()) }()
+			st := time.Now()
+			_, err := c.Exec(ctx, execP).ReadAll()
 			pageMs = append(pageMs, float64(time.Since(st).Microseconds())/1000)
+			if cerr := <-counted; cerr != nil {
+				return cerr
+			}
 			return err
 		})
+		cconn.Close(ctx)
 		if err != nil {
 			return q, fmt.Errorf("%s: %w", n, err)
 		}

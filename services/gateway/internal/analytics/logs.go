@@ -118,13 +118,39 @@ type LogPage struct {
 	Estimated bool // the count ran out of LogCountBudget: Total is the planner's estimate
 }
 
-// Logs returns a page of the rows f selects, newest first.
+// Logs returns a page of the rows f selects, newest first. The count behind
+// its total and the page run at the same time, on two connections of the
+// pool: a count that runs out of LogCountBudget then costs the budget, not
+// the budget plus the page.
 func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPage, error) {
 	w := f.where()
-	page, err := s.logTotal(ctx, w)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type total struct {
+		page LogPage
+		err  error
+	}
+	counted := make(chan total, 1)
+	go func() {
+		page, err := s.logTotal(ctx, w)
+		counted <- total{page, err}
+	}()
+	items, err := s.logItems(ctx, f, w, limit, offset)
 	if err != nil {
+		cancel()
+		<-counted
 		return LogPage{}, err
 	}
+	t := <-counted
+	if t.err != nil {
+		return LogPage{}, t.err
+	}
+	t.page.Items = items
+	return t.page, nil
+}
+
+// logItems reads the page of the rows f (whose WHERE is w) selects.
+func (s *Store) logItems(ctx context.Context, f LogFilter, w *where, limit, offset int) ([]Log, error) {
 	limitOffset, args := w.page(limit, offset)
 	q := `SELECT ` + logCols + ` FROM usage_logs l WHERE ` + w.String() + ` ORDER BY l.created_at DESC, l.id DESC ` + limitOffset
 	if f.filtersRows() {
@@ -142,26 +168,26 @@ func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPa
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return LogPage{}, err
+		return nil, err
 	}
 	defer rows.Close()
-	page.Items = []Log{}
+	items := []Log{}
 	for rows.Next() {
 		var l Log
 		var cost *int64
 		if err := rows.Scan(&l.ID, &l.RequestID, &l.CreatedAt, &l.KeyID, &l.KeyName, &l.Env, &l.Provider, &l.Model, &l.Path, &l.StatusCode, &l.Stream,
 			&l.LatencyMS, &l.TTFBMS, &l.PromptTokens, &l.CompletionTokens, &l.TotalTokens, &l.CachedTokens, &cost, &l.Outcome, &l.Error,
 			&l.ViolationIDs, &l.RequestBody, &l.ResponseBody); err != nil {
-			return LogPage{}, err
+			return nil, err
 		}
 		if cost != nil {
 			c := money.USD(*cost)
 			l.CostUSD = &c
 		}
 		l.CreatedAt = l.CreatedAt.UTC()
-		page.Items = append(page.Items, l)
+		items = append(items, l)
 	}
-	return page, rows.Err()
+	return items, rows.Err()
 }
 
 // logTotal counts the rows w selects, up to LogTotalCap+1, within
