@@ -47,9 +47,13 @@ var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id
 // (migration 00005); a redelivered event carries the created_at the
 // gateway gave it, so the pair identifies it.
 func ingestSQL(onConflict bool) string {
-	conflict := ""
+	// Without ON CONFLICT a statement that succeeds inserted every staged
+	// event, so all their violations are new: no join with the inserted
+	// rows (a hash of the whole batch).
+	conflict, violationsOf := "", "violation_staging s"
 	if onConflict {
 		conflict = "ON CONFLICT (request_id, created_at) DO NOTHING"
+		violationsOf = "violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)"
 	}
 	return `WITH ins AS (
 	INSERT INTO usage_logs (id, request_id, created_at, tenant_id, env, key_id, key_name, provider, model, path, status_code, stream,
@@ -67,7 +71,7 @@ func ingestSQL(onConflict bool) string {
 		direction, matches, provider, model)
 	SELECT s.id::uuid, s.request_id, s.created_at, s.tenant_id::uuid, s.env, NULLIF(s.key_id, '')::uuid, NULLIF(s.policy_id, '')::uuid,
 		s.policy_name, s.type, s.action, s.severity, s.shadow, s.direction, s.matches::jsonb, s.provider, s.model
-	FROM violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)
+	FROM ` + violationsOf + `
 	ON CONFLICT (id, created_at) DO NOTHING
 )
 SELECT count(*) FROM ins`
