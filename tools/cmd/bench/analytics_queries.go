@@ -16,12 +16,12 @@ import (
 )
 
 // The SQL of internal/analytics/stats.go (rollupSource and its grouped
-// query) and logs.go (Logs: the budgeted count and the page), copied;
-// sqlFingerprint says when.
+// query, run with enable_sort off) and logs.go (Logs: the budgeted count without sequential scans,
+// and the two-step page), copied; sqlFingerprint says when.
 const (
-	logCols = `id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
-		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-		COALESCE(cost_usd_e10, round(cost_usd * 1e10)::bigint), outcome, error, violation_ids, request_body, response_body`
+	logCols = `l.id::text, l.request_id, l.created_at, l.key_id::text, l.key_name, l.env, l.provider, l.model, l.path,
+		l.status_code, l.stream, l.latency_ms, l.ttfb_ms, l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cached_tokens,
+		COALESCE(l.cost_usd_e10, round(l.cost_usd * 1e10)::bigint), l.outcome, l.error, l.violation_ids, l.request_body, l.response_body`
 	// logCountBudgetMs is analytics.LogCountBudget.
 	logCountBudgetMs = 15
 )
@@ -238,26 +238,30 @@ func verdict(v, target float64) string {
 }
 
 // logScenario is one logs request: its extra conditions (after tenant and
-// env, $3…) and their arguments.
-type logScenario struct{ name, desc, cond, args string }
+// env, $3…) and their arguments; rowFilter when it filters more than a time
+// range (the handler's page then takes two steps).
+type logScenario struct {
+	name, desc, cond, args string
+	rowFilter              bool
+}
 
 func (a *analytics) logScenarios(now time.Time) []logScenario {
 	ts := func(t time.Time) string { return "'" + t.UTC().Format(time.RFC3339) + "'" }
 	return []logScenario{
-		{"none", "no filter (the default page)", "", ""},
-		{"range1h", "from/to: one hour two days ago", "created_at >= $3 AND created_at < $4", ts(now.Add(-49*time.Hour)) + ", " + ts(now.Add(-48*time.Hour))},
-		{"key", fmt.Sprintf("key_id (one of %d keys)", a.cfg.bigKeys), "key_id = $3::uuid", "'" + a.key1 + "'"},
-		{"provider", "provider=google (8 %)", "provider = $3", "'google'"},
-		{"model", "model=gpt-4o", "model = $3", "'gpt-4o'"},
-		{"status429", "status=429", "status_code = $3", "429"},
-		{"status5xx", "status=5xx", "status_code >= $3 AND status_code < $4", "500, 600"},
-		{"stream", "stream=true", "stream = $3", "true"},
-		{"model24h", "from=now-24h, model=gpt-4o", "created_at >= $3 AND model = $4", ts(now.Add(-24*time.Hour)) + ", 'gpt-4o'"},
+		{"none", "no filter (the default page)", "", "", false},
+		{"range1h", "from/to: one hour two days ago", "created_at >= $3 AND created_at < $4", ts(now.Add(-49*time.Hour)) + ", " + ts(now.Add(-48*time.Hour)), false},
+		{"key", fmt.Sprintf("key_id (one of %d keys)", a.cfg.bigKeys), "key_id = $3::uuid", "'" + a.key1 + "'", true},
+		{"provider", "provider=google (8 %)", "provider = $3", "'google'", true},
+		{"model", "model=gpt-4o", "model = $3", "'gpt-4o'", true},
+		{"status429", "status=429", "status_code = $3", "429", true},
+		{"status5xx", "status=5xx", "status_code >= $3 AND status_code < $4", "500, 600", true},
+		{"stream", "stream=true", "stream = $3", "true", true},
+		{"model24h", "from=now-24h, model=gpt-4o", "created_at >= $3 AND model = $4", ts(now.Add(-24*time.Hour)) + ", 'gpt-4o'", true},
 		{"key_model_5xx", "key_id + model + status=5xx", "key_id = $3::uuid AND model = $4 AND status_code >= $5 AND status_code < $6",
-			"'" + a.key1 + "', 'gpt-4o', 500, 600"},
+			"'" + a.key1 + "', 'gpt-4o', 500, 600", true},
 		{"all", "every filter: 7 days, key, provider, model, 5xx, stream=false",
 			"created_at >= $3 AND created_at < $4 AND key_id = $5::uuid AND provider = $6 AND model = $7 AND status_code >= $8 AND status_code < $9 AND stream = $10",
-			ts(now.Add(-7*24*time.Hour)) + ", " + ts(now) + ", '" + a.key1 + "', 'openai', 'gpt-4o', 500, 600, false"},
+			ts(now.Add(-7*24*time.Hour)) + ", " + ts(now) + ", '" + a.key1 + "', 'openai', 'gpt-4o', 500, 600, false", true},
 	}
 }
 
@@ -270,18 +274,23 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 	now := a.now
 	q.now = now.Format(time.RFC3339)
 	worst := -1.0
-	for _, sc := range statsMatrix(a.cfg.days) {
+	var stats []statsScenario
+	if a.cfg.sqlParts["stats"] {
+		stats = statsMatrix(a.cfg.days)
+	}
+	for _, sc := range stats {
 		from := now.Add(-time.Duration(sc.days) * 24 * time.Hour)
 		prep := fmt.Sprintf("PREPARE %s AS %s", sc.name(), statsSQL(sc.groupBy, sc.interval))
 		exec := fmt.Sprintf("EXECUTE %s(%s)", sc.name(), statsArgs(a.bigTen, from, now, sc.interval))
-		ms, err := a.timedSQL(ctx, []string{prep}, func(ctx context.Context, c *pgconn.PgConn) error {
+		// The handler runs it with sorting off (its own transaction).
+		ms, err := a.timedSQL(ctx, []string{"SET enable_sort = off", prep}, func(ctx context.Context, c *pgconn.PgConn) error {
 			_, err := c.Exec(ctx, exec).ReadAll()
 			return err
 		})
 		if err != nil {
 			return q, fmt.Errorf("%s: %w", sc.name(), err)
 		}
-		if err := a.explain(ctx, sc.name(), prep, exec); err != nil {
+		if err := a.explain(ctx, sc.name(), "SET enable_sort = off; "+prep, exec); err != nil {
 			return q, err
 		}
 		p50, p99 := pct(ms, 0.5), pct(ms, 0.99)
@@ -300,7 +309,11 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 	}
 
 	worst = -1.0
-	for _, sc := range a.logScenarios(now) {
+	var logs []logScenario
+	if a.cfg.sqlParts["logs"] {
+		logs = a.logScenarios(now)
+	}
+	for _, sc := range logs {
 		where := "tenant_id = $1::uuid AND env = $2"
 		if sc.cond != "" {
 			where += " AND " + sc.cond
@@ -312,7 +325,13 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		nargs := 2 + len(distinct)
 		cnt := fmt.Sprintf("SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE %s LIMIT 10001) x", where)
 		est := fmt.Sprintf("SELECT 1 FROM usage_logs WHERE %s", where)
-		page := fmt.Sprintf("SELECT %s\n\t\tFROM usage_logs WHERE %s ORDER BY created_at DESC, id DESC LIMIT $%d OFFSET $%d", logCols, where, nargs+1, nargs+2)
+		page := fmt.Sprintf("SELECT %s FROM usage_logs l WHERE %s ORDER BY l.created_at DESC, l.id DESC LIMIT $%d OFFSET $%d", logCols, where, nargs+1, nargs+2)
+		if sc.rowFilter { // analytics.LogFilter.filtersRows: two steps
+			page = fmt.Sprintf(`SELECT %[1]s FROM (SELECT created_at, id FROM usage_logs WHERE %[2]s
+			ORDER BY created_at DESC, id DESC LIMIT $%[3]d OFFSET $%[4]d) p
+			CROSS JOIN LATERAL (SELECT * FROM usage_logs u WHERE %[2]s AND u.created_at = p.created_at AND u.id = p.id LIMIT 1) l
+			ORDER BY p.created_at DESC, p.id DESC`, logCols, where, nargs+1, nargs+2)
+		}
 		args := fmt.Sprintf("'%s', 'production'", a.bigTen)
 		if sc.args != "" {
 			args += ", " + sc.args
@@ -323,13 +342,22 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		execC, execE, execP := fmt.Sprintf("EXECUTE c_%s(%s)", sc.name, args), fmt.Sprintf("EXECUTE e_%s(%s)", sc.name, args),
 			fmt.Sprintf("EXECUTE p_%s(%s, 50, 0)", sc.name, args)
 		// What the handler does: the count under its budget (its own
-		// transaction), the planner's estimate when the budget runs out,
-		// then the page.
+		// transaction, on a second session), the planner's estimate when
+		// the budget runs out, and at the same time the page.
+		cconn, err := a.session(ctx)
+		if err != nil {
+			return q, err
+		}
+		if _, err := sq(ctx, cconn, prepC+"; "+prepE); err != nil {
+			cconn.Close(ctx)
+			return q, err
+		}
 		estimated := 0
 		var countMs, pageMs []float64
-		ms, err := a.timedSQL(ctx, []string{prepC, prepE, prepP}, func(ctx context.Context, c *pgconn.PgConn) error {
+		count := func(ctx context.Context, c *pgconn.PgConn) error {
 			st := time.Now()
-			_, err := c.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = '%dms'; %s; COMMIT", logCountBudgetMs, execC)).ReadAll()
+			_, err := c.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = '%dms'; SET LOCAL enable_seqscan = off; %s; COMMIT",
+				logCountBudgetMs, execC)).ReadAll()
 			if err != nil {
 				if pe, ok := err.(*pgconn.PgError); !ok || pe.Code != "57014" {
 					return err
@@ -340,11 +368,20 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 				}
 			}
 			countMs = append(countMs, float64(time.Since(st).Microseconds())/1000)
-			st = time.Now()
-			_, err = c.Exec(ctx, execP).ReadAll()
+			return nil
+		}
+		ms, err := a.timedSQL(ctx, []string{prepP}, func(ctx context.Context, c *pgconn.PgConn) error {
+			counted := make(chan error, 1)
+			go func() { counted <- count(ctx, cconn.PgConn()) }()
+			st := time.Now()
+			_, err := c.Exec(ctx, execP).ReadAll()
 			pageMs = append(pageMs, float64(time.Since(st).Microseconds())/1000)
+			if cerr := <-counted; cerr != nil {
+				return cerr
+			}
 			return err
 		})
+		cconn.Close(ctx)
 		if err != nil {
 			return q, fmt.Errorf("%s: %w", n, err)
 		}
@@ -352,7 +389,7 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		if err != nil {
 			return q, err
 		}
-		if err := a.explain(ctx, n+".count", prepC, execC); err != nil {
+		if err := a.explain(ctx, n+".count", "SET enable_seqscan = off; "+prepC, execC); err != nil { // as the handler's count
 			return q, err
 		}
 		if err := a.explain(ctx, n+".page", prepP, execP); err != nil {

@@ -57,6 +57,18 @@ func (f LogFilter) where() *where {
 	return w
 }
 
+// filtersRows tells whether f selects rows within its time range (any
+// filter besides tenant, env, from and to): then most index entries the
+// page walks do not match.
+func (f LogFilter) filtersRows() bool {
+	return f.KeyID != "" || f.Provider != "" || f.Model != "" || f.StatusCode != 0 || f.StatusClass != 0 || f.Stream != nil
+}
+
+// logCols are the columns of a Log, in scan order, of the row source l.
+const logCols = `l.id::text, l.request_id, l.created_at, l.key_id::text, l.key_name, l.env, l.provider, l.model, l.path, l.status_code, l.stream,
+	l.latency_ms, l.ttfb_ms, l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cached_tokens,
+	COALESCE(l.cost_usd_e10, round(l.cost_usd * 1e10)::bigint), l.outcome, l.error, l.violation_ids, l.request_body, l.response_body`
+
 // Log is one stored usage log row.
 type Log struct {
 	ID               string
@@ -90,8 +102,10 @@ type Log struct {
 const LogTotalCap = 10000
 
 // LogCountBudget bounds the time the count behind a page's total may take:
-// a rare filter (a model's 5xx, a provider without an index of its own)
-// may have to walk millions of index entries to find LogTotalCap matches.
+// the count walks one covering index (migration 00015) and checks the other
+// filters inside it, so a rare combination (a key's 5xx of one model, a
+// rare model over a year) may have to walk millions of index entries to
+// find LogTotalCap matches.
 // Past the budget the total is Postgres's estimate for the filter, marked
 // as such (LogPage.Estimated).
 const LogCountBudget = 15 * time.Millisecond
@@ -104,48 +118,89 @@ type LogPage struct {
 	Estimated bool // the count ran out of LogCountBudget: Total is the planner's estimate
 }
 
-// Logs returns a page of the rows f selects, newest first.
+// Logs returns a page of the rows f selects, newest first. The count behind
+// its total and the page run at the same time, on two connections of the
+// pool: a count that runs out of LogCountBudget then costs the budget, not
+// the budget plus the page.
 func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPage, error) {
 	w := f.where()
-	page, err := s.logTotal(ctx, w)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type total struct {
+		page LogPage
+		err  error
+	}
+	counted := make(chan total, 1)
+	go func() {
+		page, err := s.logTotal(ctx, w)
+		counted <- total{page, err}
+	}()
+	items, err := s.logItems(ctx, f, w, limit, offset)
 	if err != nil {
+		cancel()
+		<-counted
 		return LogPage{}, err
 	}
+	t := <-counted
+	if t.err != nil {
+		return LogPage{}, t.err
+	}
+	t.page.Items = items
+	return t.page, nil
+}
+
+// logItems reads the page of the rows f (whose WHERE is w) selects.
+func (s *Store) logItems(ctx context.Context, f LogFilter, w *where, limit, offset int) ([]Log, error) {
 	limitOffset, args := w.page(limit, offset)
-	rows, err := s.pool.Query(ctx, `SELECT id::text, request_id, created_at, key_id::text, key_name, env, provider, model, path, status_code, stream,
-		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens,
-		COALESCE(cost_usd_e10, round(cost_usd * 1e10)::bigint), outcome, error, violation_ids, request_body, response_body
-		FROM usage_logs WHERE `+w.String()+` ORDER BY created_at DESC, id DESC `+limitOffset, args...)
+	q := `SELECT ` + logCols + ` FROM usage_logs l WHERE ` + w.String() + ` ORDER BY l.created_at DESC, l.id DESC ` + limitOffset
+	if f.filtersRows() {
+		// Two steps: the page's (created_at, id) from one of the covering
+		// indexes (migration 00015), every filter checked inside it (an
+		// index-only scan: rows that do not match are never read from the
+		// heap), then its rows, one index probe each. The probe repeats the
+		// filter (its column names are the probed table's), so that a time
+		// range prunes its partitions when planned; LIMIT 1 keeps it a
+		// nested loop: (created_at, id) is one row.
+		q = `SELECT ` + logCols + ` FROM (SELECT created_at, id FROM usage_logs WHERE ` + w.String() + `
+			ORDER BY created_at DESC, id DESC ` + limitOffset + `) p
+			CROSS JOIN LATERAL (SELECT * FROM usage_logs u WHERE ` + w.String() + ` AND u.created_at = p.created_at AND u.id = p.id LIMIT 1) l
+			ORDER BY p.created_at DESC, p.id DESC`
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return LogPage{}, err
+		return nil, err
 	}
 	defer rows.Close()
-	page.Items = []Log{}
+	items := []Log{}
 	for rows.Next() {
 		var l Log
 		var cost *int64
 		if err := rows.Scan(&l.ID, &l.RequestID, &l.CreatedAt, &l.KeyID, &l.KeyName, &l.Env, &l.Provider, &l.Model, &l.Path, &l.StatusCode, &l.Stream,
 			&l.LatencyMS, &l.TTFBMS, &l.PromptTokens, &l.CompletionTokens, &l.TotalTokens, &l.CachedTokens, &cost, &l.Outcome, &l.Error,
 			&l.ViolationIDs, &l.RequestBody, &l.ResponseBody); err != nil {
-			return LogPage{}, err
+			return nil, err
 		}
 		if cost != nil {
 			c := money.USD(*cost)
 			l.CostUSD = &c
 		}
 		l.CreatedAt = l.CreatedAt.UTC()
-		page.Items = append(page.Items, l)
+		items = append(items, l)
 	}
-	return page, rows.Err()
+	return items, rows.Err()
 }
 
 // logTotal counts the rows w selects, up to LogTotalCap+1, within
 // LogCountBudget (statement_timeout in its own transaction); past it, the
-// total is the planner's row estimate of the filter.
+// total is the planner's row estimate of the filter. The count walks one of
+// the covering indexes, never the heap: with sequential scans allowed the
+// planner may prefer reading month partitions from their start (every
+// tenant's rows, cold pages) because LIMIT makes a scan look cheap.
 func (s *Store) logTotal(ctx context.Context, w *where) (LogPage, error) {
 	var page LogPage
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true)`, strconv.FormatInt(LogCountBudget.Milliseconds(), 10)); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true)`,
+			strconv.FormatInt(LogCountBudget.Milliseconds(), 10)); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+w.String()+` LIMIT `+strconv.Itoa(LogTotalCap+1)+`) x`,

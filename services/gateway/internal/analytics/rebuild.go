@@ -14,8 +14,9 @@ import (
 // tenant (all its environments) in [$2, $3), with the very aggregation the
 // ingester applies to the rows it inserts (rollupCTEs), into ranges the
 // caller emptied. It answers the number of log rows read.
-var rebuildSQL = `WITH ` + rollupCTEs(`(SELECT `+logColsForRollups+` FROM usage_logs
-	WHERE tenant_id = $1::uuid AND created_at >= $2 AND created_at < $3) s`, "insert") + `n AS (SELECT count(*) AS n FROM f)
+var rebuildSQL = `WITH f AS (SELECT ` + logColsForRollups + `, ` + rollupDerived + ` FROM usage_logs
+	WHERE tenant_id = $1::uuid AND created_at >= $2 AND created_at < $3),
+` + rollupCTEs("f", "insert") + `n AS (SELECT count(*) AS n FROM f)
 SELECT n FROM n`
 
 // RebuildResult tells what RebuildRollups did.

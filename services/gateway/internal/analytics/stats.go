@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"trueportai/services/internal/money"
 )
 
@@ -99,11 +101,31 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	if q.Interval == "hour" {
 		bucket = `r.bucket` // hourly rows are hours already: no sort on an expression
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+bucket+`, `+g.col+`, GROUPING(`+bucket+`)`+statsSumCols+`
-		FROM `+src+` GROUP BY GROUPING SETS ((`+bucket+`), (`+g.col+`)) ORDER BY 3, 1`, args...)
-	if err != nil {
-		return Stats{}, err
-	}
+	var out Stats
+	// Sorting is off for the statement (its own transaction): the planner
+	// would read an hourly series' rollup rows with a bitmap scan and sort
+	// them by bucket (12 978 rows of 216 bytes for 30 days by key: half of
+	// the statement's time) rather than read them in bucket order from the
+	// primary key or hash both grouping sets; the final ORDER BY, a few
+	// hundred rows, still sorts (docs/benchmarks.md, "Stats: no sort").
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('enable_sort', 'off', true)`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+bucket+`, `+g.col+`, GROUPING(`+bucket+`)`+statsSumCols+`
+			FROM `+src+` GROUP BY GROUPING SETS ((`+bucket+`), (`+g.col+`)) ORDER BY 3, 1`, args...)
+		if err != nil {
+			return err
+		}
+		out, err = readStats(rows)
+		return err
+	})
+	return out, err
+}
+
+// readStats folds the rows of the stats statement (one per bucket, then
+// one per group) into Stats.
+func readStats(rows pgx.Rows) (Stats, error) {
 	defer rows.Close()
 	var t Totals
 	var latSum int64

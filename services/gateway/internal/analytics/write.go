@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -36,13 +37,25 @@ var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id
 	"severity", "shadow", "direction", "matches", "provider", "model"}
 
 // ingestSQL moves the staged batch into usage_logs and, in the same
-// statement, folds exactly the rows it inserted (RETURNING: rows whose
-// (request_id, created_at) existed are skipped, so redeliveries never
-// double count) into every rollup table, and stores their violations. It
-// answers how many rows were new. created_at is part of the key because
-// usage_logs is partitioned on it (migration 00005); a redelivered event
-// carries the created_at the gateway gave it, so the pair identifies it.
-var ingestSQL = `WITH ins AS (
+// statement, folds exactly the rows it inserted (RETURNING) into every
+// rollup table, and stores their violations. It answers how many rows were
+// new. With onConflict, rows whose (request_id, created_at) exist are
+// skipped (ON CONFLICT DO NOTHING), so redeliveries never double count;
+// without, such a row fails the statement with a unique violation on
+// usage_logs (Insert then runs the batch again with onConflict).
+// created_at is part of the key because usage_logs is partitioned on it
+// (migration 00005); a redelivered event carries the created_at the
+// gateway gave it, so the pair identifies it.
+func ingestSQL(onConflict bool) string {
+	// Without ON CONFLICT a statement that succeeds inserted every staged
+	// event, so all their violations are new: no join with the inserted
+	// rows (a hash of the whole batch).
+	conflict, violationsOf := "", "violation_staging s"
+	if onConflict {
+		conflict = "ON CONFLICT (request_id, created_at) DO NOTHING"
+		violationsOf = "violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)"
+	}
+	return `WITH ins AS (
 	INSERT INTO usage_logs (id, request_id, created_at, tenant_id, env, key_id, key_name, provider, model, path, status_code, stream,
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd_e10, outcome, error, violation_ids,
 		request_body, response_body)
@@ -50,18 +63,28 @@ var ingestSQL = `WITH ins AS (
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd_e10, outcome, error, violation_ids,
 		request_body, response_body
 	FROM usage_staging
-	ON CONFLICT (request_id, created_at) DO NOTHING
-	RETURNING request_id, ` + logColsForRollups + `
+	` + conflict + `
+	RETURNING request_id, ` + logColsForRollups + `, ` + rollupDerived + `
 ),
 ` + rollupCTEs("ins", "add") + `v AS (
 	INSERT INTO violations (id, request_id, created_at, tenant_id, env, key_id, policy_id, policy_name, type, action, severity, shadow,
 		direction, matches, provider, model)
 	SELECT s.id::uuid, s.request_id, s.created_at, s.tenant_id::uuid, s.env, NULLIF(s.key_id, '')::uuid, NULLIF(s.policy_id, '')::uuid,
 		s.policy_name, s.type, s.action, s.severity, s.shadow, s.direction, s.matches::jsonb, s.provider, s.model
-	FROM violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)
+	FROM ` + violationsOf + `
 	ON CONFLICT (id, created_at) DO NOTHING
 )
 SELECT count(*) FROM ins`
+}
+
+// The ingest statement without and with ON CONFLICT. A batch is new
+// events but after a crash between commit and ack, or a spool replay:
+// without ON CONFLICT each row's unique key is checked in the same index
+// descent that inserts it, where ON CONFLICT first searches the index for
+// a conflict and then inserts speculatively (a second descent and a
+// speculative-insertion lock per row; docs/benchmarks.md, "Ingestion CPU
+// in Postgres").
+var ingestNewSQL, ingestConflictSQL = ingestSQL(false), ingestSQL(true)
 
 // logKey identifies a stored log row: request id and created_at to the
 // microsecond (what Postgres keeps of it).
@@ -72,9 +95,12 @@ type logKey struct {
 
 // Insert writes a batch of events in one transaction: it COPYs them (and
 // their violations) into the session's staging tables, then one statement
-// (ingestSQL) inserts the new log rows and adds exactly those to the
-// rollups and violations. It returns how many events were new; the rest
-// were already stored (redeliveries, spool replays) and change nothing.
+// (ingestSQL) inserts the log rows and adds exactly those to the rollups
+// and violations. It first assumes every event is new; when one is stored
+// already (a unique violation on usage_logs), the transaction is rolled
+// back and the batch written again with ON CONFLICT DO NOTHING. It returns
+// how many events were new; the rest were already stored (redeliveries,
+// spool replays) and change nothing.
 func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err error) {
 	// A batch may hold one event twice (a message redelivered into the
 	// same fetch): the first one stands for both.
@@ -115,27 +141,40 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 				v.Severity, v.Shadow, v.Direction, string(m), e.Provider, e.Model})
 		}
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		fresh = 0
-		if _, err := tx.Exec(ctx, stagingDDL); err != nil {
-			return fmt.Errorf("staging tables: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("copy usage: %w", err)
-		}
-		if len(vrows) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
-				return fmt.Errorf("copy violations: %w", err)
+	insert := func(sql string) error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			fresh = 0
+			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
+				return fmt.Errorf("staging tables: %w", err)
 			}
-		}
-		var n int64
-		if err := tx.QueryRow(ctx, ingestSQL).Scan(&n); err != nil {
-			return fmt.Errorf("insert usage: %w", err)
-		}
-		fresh = int(n)
-		return nil
-	})
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
+				return fmt.Errorf("copy usage: %w", err)
+			}
+			if len(vrows) > 0 {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
+					return fmt.Errorf("copy violations: %w", err)
+				}
+			}
+			var n int64
+			if err := tx.QueryRow(ctx, sql).Scan(&n); err != nil {
+				return fmt.Errorf("insert usage: %w", err)
+			}
+			fresh = int(n)
+			return nil
+		})
+	}
+	err = insert(ingestNewSQL)
+	if storedAlready(err) { // a redelivery: again, skipping the stored events
+		err = insert(ingestConflictSQL)
+	}
 	return fresh, classify(err)
+}
+
+// storedAlready tells whether err is the unique violation of usage_logs'
+// (created_at, request_id) key: an event of the batch is stored already.
+func storedAlready(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.HasPrefix(pgErr.TableName, "usage_logs")
 }
 
 // ErrRefused marks an Insert error caused by the events themselves:
