@@ -163,14 +163,7 @@ func (s *stack) assertExactlyOnce(tenantID string, want []string) {
 		if files, _ := filepath.Glob(filepath.Join(s.envValue("GATEWAY_SPOOL_DIR"), "*.jsonl")); len(files) > 0 {
 			return fmt.Errorf("spool holds %v", files)
 		}
-		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
-		if err != nil {
-			return err
-		}
-		if ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Errorf("usage consumer: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
-		}
-		return nil
+		return s.usageDrained()
 	})
 	if err := diff(); err != nil {
 		s.t.Fatalf("after settling: %v", err)

@@ -183,14 +183,7 @@ func waitClosedLoop(t *testing.T, cl *closedLoop, n int64) {
 func (s *stack) assertSettled() {
 	s.t.Helper()
 	eventually(s.t, 60*time.Second, func() error {
-		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
-		if err != nil {
-			return err
-		}
-		if ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Errorf("usage consumer: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
-		}
-		return nil
+		return s.usageDrained()
 	})
 }
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,9 +14,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestSoak (make soak; skipped unless E2E_SOAK is set) sends a fixed rate
@@ -235,14 +231,7 @@ func TestSoak(t *testing.T) {
 	}
 	settle := time.Now()
 	eventually(t, 10*time.Minute, func() error { // the ingester's backlog
-		ci, err := usageConsumer(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL"))
-		if err != nil {
-			return err
-		}
-		if ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Errorf("usage consumer: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
-		}
-		return nil
+		return s.usageDrained()
 	})
 	if length >= 2*time.Minute {
 		first := trimmedDuringLoad.Load()
@@ -416,15 +405,9 @@ func (s *stack) diagnoseMissing(tenantID string, served []string) {
 	} else {
 		t.Logf("  consumer: %v", err)
 	}
-	if nc, err := nats.Connect(natsURL(), nats.Timeout(2*time.Second)); err == nil {
-		defer nc.Close()
-		if js, err := jetstream.New(nc); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if st, err := js.Stream(ctx, strings.ToUpper(s.envValue("NATS_PREFIX"))+"_USAGE"); err == nil {
-				ss := st.CachedInfo().State
-				t.Logf("  stream: %d messages, first seq %d, last seq %d, %d deleted", ss.Msgs, ss.FirstSeq, ss.LastSeq, ss.NumDeleted)
-			}
-		}
+	if ss, err := usageStream(s.envValue("NATS_PREFIX"), s.envValue("NATS_URL")); err == nil {
+		t.Logf("  stream: %d messages, first seq %d, last seq %d, %d deleted", ss.Msgs, ss.FirstSeq, ss.LastSeq, ss.NumDeleted)
+	} else {
+		t.Logf("  stream: %v", err)
 	}
 }
