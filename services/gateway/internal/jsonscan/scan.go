@@ -36,7 +36,15 @@ func stringSpecial(x uint64) uint64 {
 }
 
 // SkipWS returns the index of the first non-whitespace byte at or after i.
+// The common case, no whitespace at all, is inlined at the call site.
 func SkipWS(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' {
+		return i
+	}
+	return skipWS(b, i)
+}
+
+func skipWS(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ', '\t', '\n', '\r':
@@ -204,21 +212,22 @@ func Unquote(raw []byte) string {
 // escaped there), so a false positive is only possible for a nested key of
 // the same name; callers then decode and apply exact top-level semantics.
 func HasNonNullKey(data []byte, quotedKey string) bool {
-	// Search without the leading quote: '"' is the most frequent byte in
-	// JSON and would make the search fall back to its slow path.
-	tail := quotedKey[1:]
-	off := 0
-	for {
-		j := bytes.Index(data[off:], []byte(tail))
+	// Look for the key's rarest byte, then compare the key around it: '"'
+	// is the most frequent byte in JSON, and a frequent letter (the 'u' of
+	// "usage") costs one search call per occurrence in the text.
+	k := anchor(quotedKey)
+	c := quotedKey[k]
+	for off := k; off < len(data); {
+		j := bytes.IndexByte(data[off:], c)
 		if j < 0 {
 			return false
 		}
-		at := off + j
-		off = at + 1
-		if at == 0 || data[at-1] != '"' {
+		at := off + j - k // where the key would start
+		off += j + 1
+		if at+len(quotedKey) > len(data) || string(data[at:at+len(quotedKey)]) != quotedKey {
 			continue
 		}
-		p := SkipWS(data, at+len(tail))
+		p := SkipWS(data, at+len(quotedKey))
 		if p < len(data) && data[p] == ':' {
 			p = SkipWS(data, p+1)
 			if p < len(data) && !bytes.HasPrefix(data[p:], []byte("null")) {
@@ -226,6 +235,33 @@ func HasNonNullKey(data []byte, quotedKey string) bool {
 			}
 		}
 	}
+	return false
+}
+
+// letterFrequency orders lower-case letters from the most to the least
+// frequent in English text, what JSON payloads mostly hold; letterRank is
+// its inverse: letterRank[c-'a'] is 'a' + the rank of letter c.
+const (
+	letterFrequency = "etaoinsrhldcumfpgwybvkxjqz"
+	letterRank      = "ctlkaoqiexvjnfdpyhgbmurwsz"
+)
+
+// anchor returns the index of the byte of quotedKey's name to search for:
+// the one least frequent by letterFrequency (bytes other than lower-case
+// letters count as rarer still), the first on a tie; 0 (the quote) for an
+// empty name.
+func anchor(quotedKey string) int {
+	best, rank := 0, -1
+	for i := 1; i < len(quotedKey)-1; i++ {
+		r := len(letterFrequency)
+		if c := quotedKey[i]; c >= 'a' && c <= 'z' {
+			r = int(letterRank[c-'a'] - 'a')
+		}
+		if r > rank {
+			best, rank = i, r
+		}
+	}
+	return best
 }
 
 // NextElement reads the array element at or after position i (i is just
@@ -274,17 +310,22 @@ const maxNesting = 10000
 // UTF-8 inside strings). It is iterative and allocation-free for depths up
 // to 64, and skips the bytes of long strings in a tight loop, which makes it
 // several times faster than json.Valid on completion bodies.
-func Valid(b []byte) bool { return validate(b, nil) }
+func Valid(b []byte) bool { return validate(b, nil, nil) }
 
 // ValidMembers is Valid that also calls f with the raw quoted key and the
 // raw value of each member of a top-level object, in order, as it checks
 // them: one pass instead of Valid and then EachMember. f may have been
 // called when it returns false (the rest was invalid): callers keep what f
 // saw only when it returns true.
-func ValidMembers(b []byte, f func(key, val []byte)) bool { return validate(b, f) }
+func ValidMembers(b []byte, f func(key, val []byte)) bool { return validate(b, f, nil) }
 
-func validate(b []byte, f func(key, val []byte)) bool {
-	// The top-level member being checked (when f is set).
+// ValidMemberBounds is ValidMembers for callers that need the members'
+// offsets (to splice the body): f gets each top-level member as a Member
+// of b, with the same caveat when it returns false.
+func ValidMemberBounds(b []byte, f func(m Member)) bool { return validate(b, nil, f) }
+
+func validate(b []byte, f func(key, val []byte), fm func(m Member)) bool {
+	// The top-level member being checked (reported to f or fm).
 	keyStart, keyEnd, valStart := 0, 0, 0
 	var small [64]byte
 	stack := small[:0] // '{' or '[' of each open container
@@ -308,12 +349,14 @@ func validate(b []byte, f func(key, val []byte)) bool {
 			}
 			if c == '{' {
 				k := i
-				if i = objectKey(b, i); i < 0 {
+				ke, v := objectKey(b, i)
+				if v < 0 {
 					return false
 				}
-				if f != nil && len(stack) == 1 {
-					keyStart, keyEnd, valStart = k, skipString(b, k), i
+				if len(stack) == 1 {
+					keyStart, keyEnd, valStart = k, ke, v
 				}
+				i = v
 			}
 			continue
 		case c == '"':
@@ -335,8 +378,12 @@ func validate(b []byte, f func(key, val []byte)) bool {
 		}
 		// After a value: close containers or move to the next element.
 		for {
-			if f != nil && len(stack) == 1 && stack[0] == '{' {
-				f(b[keyStart:keyEnd], b[valStart:i])
+			if len(stack) == 1 && stack[0] == '{' {
+				if f != nil {
+					f(b[keyStart:keyEnd], b[valStart:i])
+				} else if fm != nil {
+					fm(Member{Key: b[keyStart:keyEnd], Start: valStart, End: i})
+				}
 			}
 			i = SkipWS(b, i)
 			if len(stack) == 0 {
@@ -357,32 +404,35 @@ func validate(b []byte, f func(key, val []byte)) bool {
 			i = SkipWS(b, i+1)
 			if top == '{' {
 				k := i
-				if i = objectKey(b, i); i < 0 {
+				ke, v := objectKey(b, i)
+				if v < 0 {
 					return false
 				}
-				if f != nil && len(stack) == 1 {
-					keyStart, keyEnd, valStart = k, skipString(b, k), i
+				if len(stack) == 1 {
+					keyStart, keyEnd, valStart = k, ke, v
 				}
+				i = v
 			}
 			break
 		}
 	}
 }
 
-// objectKey expects a member key at b[i]; it returns the start of the
-// member's value (past the colon and whitespace), or -1.
-func objectKey(b []byte, i int) int {
+// objectKey expects a member key at b[i]; it returns the end of the key
+// (past its closing quote) and the start of the member's value (past the
+// colon and whitespace), or val=-1.
+func objectKey(b []byte, i int) (keyEnd, val int) {
 	if i >= len(b) || b[i] != '"' {
-		return -1
+		return 0, -1
 	}
-	if i = validString(b, i); i < 0 {
-		return -1
+	if keyEnd = validString(b, i); keyEnd < 0 {
+		return 0, -1
 	}
-	i = SkipWS(b, i)
+	i = SkipWS(b, keyEnd)
 	if i >= len(b) || b[i] != ':' {
-		return -1
+		return 0, -1
 	}
-	return SkipWS(b, i+1)
+	return keyEnd, SkipWS(b, i+1)
 }
 
 // validString expects b[i]=='"' and returns the index past the closing

@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -20,6 +21,14 @@ func FuzzValid(f *testing.F) {
 		var seen, each []string
 		if got := ValidMembers(b, func(k, v []byte) { seen = append(seen, string(KeyName(k))+"="+string(v)) }); got != want {
 			t.Fatalf("ValidMembers(%q) = %v, json.Valid = %v", b, got, want)
+		}
+		// ValidMemberBounds agrees too, and its offsets are the members'.
+		var bounds []string
+		if got := ValidMemberBounds(b, func(m Member) { bounds = append(bounds, string(KeyName(m.Key))+"="+string(b[m.Start:m.End])) }); got != want {
+			t.Fatalf("ValidMemberBounds(%q) = %v, json.Valid = %v", b, got, want)
+		}
+		if strings.Join(seen, "\x00") != strings.Join(bounds, "\x00") {
+			t.Fatalf("ValidMembers(%q) saw %q, ValidMemberBounds %q", b, seen, bounds)
 		}
 		if want {
 			EachMember(b, func(k, v []byte) { each = append(each, string(k)+"="+string(v)) })
@@ -45,21 +54,100 @@ func TestEachMember(t *testing.T) {
 	EachMember([]byte(`[1]`), func(k, v []byte) { t.Fatal("array yielded a member") })
 }
 
-func TestHasNonNullKey(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want bool
-	}{
-		{`{"usage":{"a":1}}`, true},
-		{`{"usage" : null}`, false},
-		{`{"x":"usage"}`, false},
-		{`{"nested":{"usage":1}}`, true},
-		{`{}`, false},
-	} {
-		if got := HasNonNullKey([]byte(tc.in), `"usage"`); got != tc.want {
-			t.Errorf("%s: got %v", tc.in, got)
+// hasNonNullKeyIndex is the search HasNonNullKey replaced (bytes.Index of
+// the key without its leading quote), the reference of FuzzHasNonNullKey.
+func hasNonNullKeyIndex(data []byte, quotedKey string) bool {
+	tail := quotedKey[1:]
+	off := 0
+	for {
+		j := bytes.Index(data[off:], []byte(tail))
+		if j < 0 {
+			return false
+		}
+		at := off + j
+		off = at + 1
+		if at == 0 || data[at-1] != '"' {
+			continue
+		}
+		p := SkipWS(data, at+len(tail))
+		if p < len(data) && data[p] == ':' {
+			p = SkipWS(data, p+1)
+			if p < len(data) && !bytes.HasPrefix(data[p:], []byte("null")) {
+				return true
+			}
 		}
 	}
+}
+
+var hasNonNullKeyCases = []struct {
+	in, key string
+	want    bool
+}{
+	{`{"usage":{"a":1}}`, `"usage"`, true},
+	{`{"usage" : null}`, `"usage"`, false},
+	{`{"x":"usage"}`, `"usage"`, false},
+	{`{"nested":{"usage":1}}`, `"usage"`, true},
+	{`{}`, `"usage"`, false},
+	{`"usage":1`, `"usage"`, true},                                 // the key at the very start
+	{`{"x":1,"usage"`, `"usage"`, false},                           // at the very end, no colon
+	{`{"usage":`, `"usage"`, false},                                // no value
+	{`{"usage":n}`, `"usage"`, true},                               // not null (not JSON either)
+	{`{"usage":null,"usage":0}`, `"usage"`, true},                  // the second one
+	{`{"usages":1,"usage":null}`, `"usage"`, false},                // a longer key is not the key
+	{`{"xusage":1}`, `"usage"`, false},                             // nor a key ending with it
+	{`{"t":"\"usage\": 1"}`, `"usage"`, false},                     // escaped quotes in text
+	{`{"gggg":"usage","usage"` + "\t:\n" + `[]}`, `"usage"`, true}, // many anchor bytes, whitespace
+	{`{"ggg":1}`, `"g"`, false},                                    // the anchor is the whole name
+	{`{"g":2}`, `"g"`, true},
+	{`{"":2}`, `""`, true},             // an empty name: the quote is the anchor
+	{`{"a":"","b":null}`, `""`, false}, // "" as a value, then not before ':'
+}
+
+func TestHasNonNullKey(t *testing.T) {
+	for _, tc := range hasNonNullKeyCases {
+		if got := HasNonNullKey([]byte(tc.in), tc.key); got != tc.want {
+			t.Errorf("HasNonNullKey(%s, %s) = %v, want %v", tc.in, tc.key, got, tc.want)
+		}
+		if got := hasNonNullKeyIndex([]byte(tc.in), tc.key); got != tc.want {
+			t.Errorf("the reference on (%s, %s) = %v, want %v", tc.in, tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestAnchor(t *testing.T) {
+	for c := byte('a'); c <= 'z'; c++ {
+		if r := int(letterRank[c-'a'] - 'a'); r != strings.IndexByte(letterFrequency, c) {
+			t.Errorf("letterRank of %c is %d, letterFrequency says %d", c, r, strings.IndexByte(letterFrequency, c))
+		}
+	}
+	for _, tc := range []struct {
+		key  string
+		want byte
+	}{
+		{`"usage"`, 'g'},
+		{`"model"`, 'm'},
+		{`"type"`, 'y'},
+		{`"a"`, 'a'},
+		{`"x_1"`, '_'}, // outside the table: rarer than any letter (first on a tie)
+		{`""`, '"'},
+	} {
+		if got := tc.key[anchor(tc.key)]; got != tc.want {
+			t.Errorf("anchor(%s) = %q, want %q", tc.key, got, tc.want)
+		}
+	}
+}
+
+// FuzzHasNonNullKey: the anchored search answers as the bytes.Index one.
+func FuzzHasNonNullKey(f *testing.F) {
+	for _, tc := range hasNonNullKeyCases {
+		f.Add([]byte(tc.in), tc.key)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, name string) {
+		key := `"` + name + `"`
+		if got, want := HasNonNullKey(data, key), hasNonNullKeyIndex(data, key); got != want {
+			t.Fatalf("HasNonNullKey(%q, %q) = %v, bytes.Index search %v", data, key, got, want)
+		}
+	})
 }
 
 func TestSplice(t *testing.T) {
