@@ -128,34 +128,50 @@ type chunk struct {
 
 // scan fills c from one event's JSON (exact key matches, the last
 // occurrence wins); model names go to *model. ok=false for invalid JSON.
+// One pass validates the event and visits its top-level members; nested
+// objects (usage, response) are read from the already checked value. The
+// model is taken only once the whole event proved valid.
 func (c *chunk) scan(data []byte, model *string) bool {
-	if !jsonscan.Valid(data) {
-		return false
-	}
-	sink := metering.StringSink{Dst: model}
-	jsonscan.EachMember(data, func(key, val []byte) {
-		switch string(key) {
+	var modelVal []byte // the last model name a valid event would set
+	ok := jsonscan.ValidMembers(data, func(raw, val []byte) {
+		switch string(jsonscan.KeyName(raw)) {
 		case "type":
 			c.typ = readEventType(val)
 		case "choices":
 			c.choices.read(val)
 		case "model":
-			_ = sink.UnmarshalJSON(val)
+			if setsModel(val) {
+				modelVal = val
+			}
 		case "usage":
 			jsonscan.EachMember(val, c.usage.Member)
 		case "response":
 			jsonscan.EachMember(val, func(k, v []byte) {
 				switch string(k) {
 				case "model":
-					_ = sink.UnmarshalJSON(v)
+					if setsModel(v) {
+						modelVal = v
+					}
 				case "usage":
 					jsonscan.EachMember(v, c.responseUsage.Member)
 				}
 			})
 		}
 	})
+	if !ok {
+		return false
+	}
+	if modelVal != nil {
+		sink := metering.StringSink{Dst: model}
+		_ = sink.UnmarshalJSON(modelVal)
+	}
 	return true
 }
+
+// setsModel reports whether metering.StringSink would take the raw value,
+// valid JSON: a string of at least one character (an escape always
+// decodes to one).
+func setsModel(val []byte) bool { return len(val) >= 3 && val[0] == '"' }
 
 // Event implements metering.StreamMeter.
 func (m *StreamMeter) Event(name, data []byte) bool {
