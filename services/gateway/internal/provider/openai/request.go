@@ -32,24 +32,12 @@ var (
 // With duplicate keys, the last occurrence is the one read and edited, as
 // with encoding/json.
 func EnsureStreamUsage(body []byte) (out []byte, clientAsked bool, err error) {
-	if !jsonscan.Valid(body) { // json.Valid's grammar (fuzzed), without its per-byte state machine
-		return body, false, ErrNotJSON
-	}
-	i := jsonscan.SkipWS(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return body, false, nil
-	}
+	// One pass checks the body (json.Valid's grammar, fuzzed) and finds the
+	// two members: a prompt can be most of a megabyte.
 	var stream, opts jsonscan.Member
 	var haveStream, haveOpts bool
 	lastEnd := -1 // end of the last top-level value
-	for pos, first := i+1, true; ; first = false {
-		m, next, done, ok := jsonscan.NextMember(body, pos, first)
-		if !ok {
-			return body, false, ErrNotJSON
-		}
-		if done {
-			break
-		}
+	if !jsonscan.ValidMemberBounds(body, func(m jsonscan.Member) {
 		switch {
 		case jsonscan.KeyIs(m.Key, "stream"):
 			stream, haveStream = m, true
@@ -57,7 +45,8 @@ func EnsureStreamUsage(body []byte) (out []byte, clientAsked bool, err error) {
 			opts, haveOpts = m, true
 		}
 		lastEnd = m.End
-		pos = next
+	}) {
+		return body, false, ErrNotJSON
 	}
 	if !haveStream || string(body[stream.Start:stream.End]) != "true" {
 		return body, false, nil
