@@ -68,6 +68,16 @@ type Framer struct {
 // returns what was read of an unterminated event (possibly nothing) with the
 // read error (io.EOF for a clean end).
 func (f *Framer) Next() (raw, name, data []byte, err error) {
+	if f.br.Buffered() == 0 {
+		// Wait for the first bytes here, so that an event arriving whole
+		// is framed in place.
+		if _, err := f.br.Peek(1); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if raw, name, data, ok := f.inBuffer(); ok {
+		return raw, name, data, nil
+	}
 	f.raw.Reset()
 	f.data.Reset()
 	f.name = f.name[:0]
@@ -95,6 +105,39 @@ func (f *Framer) Next() (raw, name, data []byte, err error) {
 			return f.raw.Bytes(), f.name, f.data.Bytes(), err
 		}
 	}
+}
+
+// inBuffer is Next for an event that has arrived whole in the read buffer
+// with at most one data: line (the usual LLM stream chunk): it parses the
+// event where it lies and returns slices of the read buffer, valid until
+// the next read, so until the next call (Next copies each line twice
+// otherwise). ok=false, nothing consumed, for anything else.
+func (f *Framer) inBuffer() (raw, name, data []byte, ok bool) {
+	buf, _ := f.br.Peek(f.br.Buffered())
+	seenData := false
+	for i := 0; i < len(buf); {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j < 0 {
+			return nil, nil, nil, false // the event is not complete yet
+		}
+		line := buf[i : i+j+1]
+		i += j + 1
+		content := bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(content) == 0:
+			_, _ = f.br.Discard(i)
+			return buf[:i], name, data, true
+		case bytes.HasPrefix(content, []byte("data:")):
+			if seenData {
+				return nil, nil, nil, false // lines to join: Next copies them
+			}
+			seenData = true
+			data = bytes.TrimPrefix(content[len("data:"):], []byte(" "))
+		case bytes.HasPrefix(content, []byte("event:")):
+			name = bytes.TrimSpace(content[len("event:"):])
+		}
+	}
+	return nil, nil, nil, false
 }
 
 // Buffered reports whether a complete next event has already arrived, so
