@@ -412,6 +412,26 @@ func BenchmarkStreamMeter(b *testing.B) {
 			}
 		})
 	}
+	// The first event of a stream: the model is still unknown, so it is
+	// read whole (the first chunk of the proxy's streams).
+	b.Run("first_event", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(firstChunk)))
+		for b.Loop() {
+			m := NewStreamMeter(false)
+			m.Event(nil, firstChunk)
+		}
+	})
+	// The include_usage chunk at the end of a chat stream.
+	b.Run("usage_chunk", func(b *testing.B) {
+		m := NewStreamMeter(false)
+		m.Event(nil, firstChunk)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(usageChunk)))
+		for b.Loop() {
+			m.Event(nil, usageChunk)
+		}
+	})
 	// Per-event cost of the common case: a content delta that carries no usage.
 	delta := []byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","system_fingerprint":"fp","choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}],"usage":null}`)
 	b.Run("delta/usage_null", func(b *testing.B) {
@@ -424,6 +444,13 @@ func BenchmarkStreamMeter(b *testing.B) {
 		}
 	})
 }
+
+// firstChunk and usageChunk are the first and the include_usage chunk of
+// the fake provider's chat streams (what the proxy's benchmarks relay).
+var (
+	firstChunk = []byte(`{"id":"chatcmpl-TMEPTUOEDVERFUMC6X7H6ZMF4X","object":"chat.completion.chunk","created":1796570625,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_fakeprov01","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null}`)
+	usageChunk = []byte(`{"id":"chatcmpl-TMEPTUOEDVERFUMC6X7H6ZMF4X","object":"chat.completion.chunk","created":1796570625,"model":"gpt-4o-mini","service_tier":"default","system_fingerprint":"fp_fakeprov01","choices":[],"usage":{"prompt_tokens":8,"completion_tokens":19,"total_tokens":27,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}`)
+)
 
 func BenchmarkEnsureStreamUsage(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o","messages":[{"role":"system","content":"` + strings.Repeat("You are helpful. ", 500) +
