@@ -120,9 +120,13 @@ func (f *Framer) inBuffer() (raw, name, data []byte, ok bool) {
 		if j < 0 {
 			return nil, nil, nil, false // the event is not complete yet
 		}
-		line := buf[i : i+j+1]
+		// The line without its '\n' and the '\r's before it (Next's
+		// TrimRight of "\r\n": no other '\n' precedes the first).
+		content := buf[i : i+j]
+		for len(content) > 0 && content[len(content)-1] == '\r' {
+			content = content[:len(content)-1]
+		}
 		i += j + 1
-		content := bytes.TrimRight(line, "\r\n")
 		switch {
 		case len(content) == 0:
 			_, _ = f.br.Discard(i)
