@@ -49,7 +49,7 @@ package main
 //	BENCH_ANALYTICS_RUNS      executions of every timed SQL scenario, at most [30]
 //	BENCH_ANALYTICS_BUDGET    seconds per scenario after which it stops (after 8 runs) [10]
 //	BENCH_ANALYTICS_HTTP_RUNS requests per HTTP scenario [8]
-//	BENCH_ANALYTICS_KEEP      1: keep the database afterwards [0]
+//	BENCH_ANALYTICS_KEEP      1: keep the database and the processes' logs afterwards [0]
 //	BENCH_ANALYTICS_PLANS     a directory to keep every EXPLAIN ANALYZE in [none]
 //	BENCH_ANALYTICS_SQL       the sql phase's parts: stats and/or logs ["stats logs"]
 //	BENCH_ANALYTICS_PGURL     server URL without database [postgres://postgres@127.0.0.1:5432]
@@ -250,7 +250,11 @@ func benchAnalytics(ctx context.Context) (err error) {
 	if a.tmp, err = os.MkdirTemp("", "trueport-bench-analytics."); err != nil {
 		return err
 	}
-	defer os.RemoveAll(a.tmp)
+	if c.keep {
+		say("analytics", "the processes' logs stay in %s (BENCH_ANALYTICS_KEEP=1)", a.tmp)
+	} else {
+		defer os.RemoveAll(a.tmp)
+	}
 	a.plans = c.plans
 	if a.plans == "" {
 		a.plans = filepath.Join(a.tmp, "plans")

@@ -108,7 +108,7 @@ const LogTotalCap = 10000
 // find LogTotalCap matches.
 // Past the budget the total is Postgres's estimate for the filter, marked
 // as such (LogPage.Estimated).
-const LogCountBudget = 15 * time.Millisecond
+const LogCountBudget = 12 * time.Millisecond
 
 // LogPage is one page of logs, newest first.
 type LogPage struct {
@@ -200,17 +200,20 @@ func (s *Store) logItems(ctx context.Context, f LogFilter, w *where, limit, offs
 // The estimate is hedged: when the count has not answered within half its
 // budget, the estimate is asked for on another connection, so a count that
 // runs out answers at the budget, not at the budget plus the planning of
-// the estimate (3–8 ms over a year of partitions).
+// the estimate (a few ms over a year of partitions).
 func (s *Store) logTotal(ctx context.Context, w *where) (LogPage, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	type estimate struct {
 		total int
 		err   error
 	}
 	estimated := make(chan estimate, 1)
 	hedge := time.AfterFunc(s.countBudget/2, func() {
-		n, err := s.logEstimate(ctx, w)
+		// Not cancelled when the count answers first: a query cancelled
+		// mid-flight costs its pool connection (closed, dialled again by
+		// a later request); the planning is a few ms.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		n, err := s.logEstimate(ectx, w)
 		estimated <- estimate{n, err}
 	})
 	page, err := s.logCount(ctx, w)

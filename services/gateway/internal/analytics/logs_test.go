@@ -134,7 +134,7 @@ func TestLogsFiltersMatchTheEvents(t *testing.T) {
 			if page.Capped || (!page.Estimated && page.Total != len(want)) {
 				t.Fatalf("%s: total %d (capped %v), want %d", name, page.Total, page.Capped, len(want))
 			}
-			if page.Estimated { // the 15 ms budget ran out (a loaded machine): not this test's subject
+			if page.Estimated { // the count budget ran out (a loaded machine): not this test's subject
 				t.Logf("%s: total estimated (%d, want %d)", name, page.Total, len(want))
 			}
 			got = append(got, page.Items...)
