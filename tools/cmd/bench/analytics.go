@@ -25,6 +25,9 @@ package main
 //	           retention job) on the generated database and times GET
 //	           /analytics/stats and /analytics/logs with the tenant's scoped
 //	           token, paced under the analytics limit (60 a minute).
+//	rollups    (with BENCH_ANALYTICS_REUSE=1) empties the rollup tables and builds
+//	           them again in bulk, from every row or, with
+//	           BENCH_ANALYTICS_ROLLUP_TENANT=big, from the big tenant's only.
 //	bigingest  BenchmarkIngest into the generated usage_logs (one loop and two,
 //	           publishing concurrently); its rows are deleted afterwards.
 //
@@ -49,7 +52,7 @@ package main
 //	BENCH_ANALYTICS_RUNS      executions of every timed SQL scenario, at most [30]
 //	BENCH_ANALYTICS_BUDGET    seconds per scenario after which it stops (after 8 runs) [10]
 //	BENCH_ANALYTICS_HTTP_RUNS requests per HTTP scenario [8]
-//	BENCH_ANALYTICS_KEEP      1: keep the database afterwards [0]
+//	BENCH_ANALYTICS_KEEP      1: keep the database and the processes' logs afterwards [0]
 //	BENCH_ANALYTICS_PLANS     a directory to keep every EXPLAIN ANALYZE in [none]
 //	BENCH_ANALYTICS_SQL       the sql phase's parts: stats and/or logs ["stats logs"]
 //	BENCH_ANALYTICS_PGURL     server URL without database [postgres://postgres@127.0.0.1:5432]
@@ -146,10 +149,10 @@ func analyticsConfigFromEnv() (analyticsConfig, error) {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Fields(envOr("BENCH_ANALYTICS_PHASES", "ingest data sql http bigingest")) {
 		switch p {
-		case "ingest", "data", "sql", "http", "bigingest":
+		case "ingest", "data", "rollups", "sql", "http", "bigingest":
 			c.phases[p] = true
 		default:
-			return c, fmt.Errorf("BENCH_ANALYTICS_PHASES: unknown phase %q (ingest data sql http bigingest)", p)
+			return c, fmt.Errorf("BENCH_ANALYTICS_PHASES: unknown phase %q (ingest data rollups sql http bigingest)", p)
 		}
 	}
 	c.reuse = os.Getenv("BENCH_ANALYTICS_REUSE") == "1"
@@ -250,7 +253,11 @@ func benchAnalytics(ctx context.Context) (err error) {
 	if a.tmp, err = os.MkdirTemp("", "trueport-bench-analytics."); err != nil {
 		return err
 	}
-	defer os.RemoveAll(a.tmp)
+	if c.keep {
+		say("analytics", "the processes' logs stay in %s (BENCH_ANALYTICS_KEEP=1)", a.tmp)
+	} else {
+		defer os.RemoveAll(a.tmp)
+	}
 	a.plans = c.plans
 	if a.plans == "" {
 		a.plans = filepath.Join(a.tmp, "plans")
@@ -294,6 +301,11 @@ func benchAnalytics(ctx context.Context) (err error) {
 	// 2. The analytics database (and, for the http phase, its platform).
 	if c.reuse {
 		say("analytics", "reusing %s (BENCH_ANALYTICS_REUSE=1)", c.db)
+		if c.phases["rollups"] {
+			if err := a.rebuildRollups(ctx, os.Getenv("BENCH_ANALYTICS_ROLLUP_TENANT") == "big"); err != nil {
+				return err
+			}
+		}
 		if a.gen, err = a.describe(ctx); err != nil {
 			return err
 		}
@@ -753,7 +765,43 @@ var rollupTables = []string{"usage_rollups_model_hourly", "usage_rollups_model_d
 // it barely shrinks), the daily tables from the hourly ones, in bucket order (as
 // the ingester appends each hour's rows; the in-place updates of the
 // current hour, and their dead tuples, are not modelled).
-func (a *analytics) rollupBuildSQL() string {
+func (a *analytics) rollupBuildSQL() string { return a.rollupBuildSQLOf("usage_logs") }
+
+// rebuildRollups empties the rollup tables of the kept database and builds
+// them again in bulk, from every row or (bigOnly) from the big tenant's only,
+// then VACUUM ANALYZE: the rollups phase, for a database whose data phase
+// stopped after its indexes (100 M rows over a year leave too little disk on
+// a small machine for every noise tenant's rollups and their sorts).
+func (a *analytics) rebuildRollups(ctx context.Context, bigOnly bool) error {
+	conn, err := a.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	from := "usage_logs"
+	if bigOnly {
+		meta, err := sq(ctx, conn, `SELECT big_tenant FROM bench_meta`)
+		if err != nil || len(meta) == 0 || len(meta[0]) == 0 {
+			return fmt.Errorf("rollups phase: no bench_meta in the kept database (%v)", err)
+		}
+		from = fmt.Sprintf("(SELECT * FROM usage_logs WHERE tenant_id = '%s') u", meta[0][0])
+	}
+	say("analytics", "rollups phase: rebuilding the rollups from %s", from)
+	t0 := time.Now()
+	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")+";\n"+a.rollupBuildSQLOf(from)); err != nil {
+		return err
+	}
+	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
+	for _, t := range append([]string{"usage_logs"}, rollupTables...) {
+		if _, err := sq(ctx, conn, "VACUUM ANALYZE "+t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollupBuildSQLOf is rollupBuildSQL reading the rows of from.
+func (a *analytics) rollupBuildSQLOf(from string) string {
 	B := a.bounds
 	neg := make([]string, len(B))
 	for i, b := range B {
@@ -779,11 +827,11 @@ func (a *analytics) rollupBuildSQL() string {
 	for _, d := range []struct{ name, keys, expr string }{{"model", "provider, model", "provider, model"},
 		{"key", "key_id", "COALESCE(key_id, '00000000-0000-0000-0000-000000000000')"}, {"status", "status_code", "status_code"}} {
 		fmt.Fprintf(&b, `INSERT INTO usage_rollups_%[1]s_hourly (tenant_id, env, bucket, %[2]s, %[3]s)
-SELECT tenant_id, env, date_trunc('hour', created_at, 'UTC'), %[4]s, %[5]s FROM (SELECT *, %[6]s AS lb FROM usage_logs) x
+SELECT tenant_id, env, date_trunc('hour', created_at, 'UTC'), %[4]s, %[5]s FROM (SELECT *, %[6]s AS lb FROM %[8]s) x
 GROUP BY 1, 2, 3, %[4]s ORDER BY 3;
 INSERT INTO usage_rollups_%[1]s_daily (tenant_id, env, bucket, %[2]s, %[3]s)
 SELECT tenant_id, env, date_trunc('day', bucket, 'UTC'), %[2]s, %[7]s FROM usage_rollups_%[1]s_hourly GROUP BY 1, 2, 3, %[2]s ORDER BY 3;
-`, d.name, d.keys, mc, d.expr, strings.Join(rowM, ", "), lb, strings.Join(sums, ", "))
+`, d.name, d.keys, mc, d.expr, strings.Join(rowM, ", "), lb, strings.Join(sums, ", "), from)
 	}
 	return b.String()
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -23,7 +24,7 @@ const (
 		l.status_code, l.stream, l.latency_ms, l.ttfb_ms, l.prompt_tokens, l.completion_tokens, l.total_tokens, l.cached_tokens,
 		COALESCE(l.cost_usd_e10, round(l.cost_usd * 1e10)::bigint), l.outcome, l.error, l.violation_ids, l.request_body, l.response_body`
 	// logCountBudgetMs is analytics.LogCountBudget.
-	logCountBudgetMs = 15
+	logCountBudgetMs = 12
 )
 
 // measureCols are analytics.measureCols.
@@ -342,33 +343,81 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		execC, execE, execP := fmt.Sprintf("EXECUTE c_%s(%s)", sc.name, args), fmt.Sprintf("EXECUTE e_%s(%s)", sc.name, args),
 			fmt.Sprintf("EXECUTE p_%s(%s, 50, 0)", sc.name, args)
 		// What the handler does: the count under its budget (its own
-		// transaction, on a second session), the planner's estimate when
-		// the budget runs out, and at the same time the page.
+		// transaction, on a second session), the planner's estimate on a
+		// third session when the count has not answered within half the
+		// budget (used when the budget runs out), and at the same time the
+		// page.
 		cconn, err := a.session(ctx)
 		if err != nil {
 			return q, err
 		}
-		if _, err := sq(ctx, cconn, prepC+"; "+prepE); err != nil {
+		// Estimate sessions: a hedge whose count answered first is not
+		// waited for (the handler does not wait either); it hands its
+		// session back when its EXPLAIN is done.
+		const estSessions = 3
+		esess := make(chan *pgx.Conn, estSessions)
+		closeSessions := func() {
 			cconn.Close(ctx)
+			for range estSessions {
+				c := <-esess
+				c.Close(ctx)
+			}
+		}
+		for range estSessions {
+			c, err := a.session(ctx)
+			if err == nil {
+				_, err = sq(ctx, c, prepE)
+			}
+			if err != nil {
+				for range len(esess) {
+					(<-esess).Close(ctx)
+				}
+				if c != nil {
+					c.Close(ctx)
+				}
+				cconn.Close(ctx)
+				return q, err
+			}
+			esess <- c
+		}
+		if _, err := sq(ctx, cconn, prepC); err != nil {
+			closeSessions()
 			return q, err
+		}
+		estimate := func(ctx context.Context) error {
+			c := <-esess
+			defer func() { esess <- c }()
+			_, err := c.PgConn().Exec(ctx, "EXPLAIN (FORMAT JSON) "+execE).ReadAll()
+			return err
 		}
 		estimated := 0
 		var countMs, pageMs []float64
 		count := func(ctx context.Context, c *pgconn.PgConn) error {
 			st := time.Now()
+			hedged := make(chan error, 1)
+			hedge := time.AfterFunc(logCountBudgetMs*time.Millisecond/2, func() { hedged <- estimate(ctx) })
 			_, err := c.Exec(ctx, fmt.Sprintf("BEGIN; SET LOCAL statement_timeout = '%dms'; SET LOCAL enable_seqscan = off; %s; COMMIT",
 				logCountBudgetMs, execC)).ReadAll()
-			if err != nil {
-				if pe, ok := err.(*pgconn.PgError); !ok || pe.Code != "57014" {
-					return err
-				}
-				estimated++
-				if _, err := c.Exec(ctx, "ROLLBACK; EXPLAIN (FORMAT JSON) "+execE).ReadAll(); err != nil {
-					return err
-				}
+			started := !hedge.Stop()
+			if err == nil {
+				countMs = append(countMs, float64(time.Since(st).Microseconds())/1000)
+				return nil
+			}
+			if pe, ok := err.(*pgconn.PgError); !ok || pe.Code != "57014" {
+				return err
+			}
+			estimated++
+			var eerr error
+			if started {
+				eerr = <-hedged
+			} else {
+				eerr = estimate(ctx)
 			}
 			countMs = append(countMs, float64(time.Since(st).Microseconds())/1000)
-			return nil
+			if _, err := c.Exec(ctx, "ROLLBACK").ReadAll(); err != nil {
+				return err
+			}
+			return eerr
 		}
 		ms, err := a.timedSQL(ctx, []string{prepP}, func(ctx context.Context, c *pgconn.PgConn) error {
 			counted := make(chan error, 1)
@@ -381,7 +430,7 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 			}
 			return err
 		})
-		cconn.Close(ctx)
+		closeSessions()
 		if err != nil {
 			return q, fmt.Errorf("%s: %w", n, err)
 		}

@@ -18,15 +18,20 @@ package analytics
 
 import (
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Store reads and writes the usage tables of one database.
-type Store struct{ pool *pgxpool.Pool }
+type Store struct {
+	pool *pgxpool.Pool
+	// countBudget is LogCountBudget (tests shorten it).
+	countBudget time.Duration
+}
 
 // New returns a Store on pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, countBudget: LogCountBudget} }
 
 // ErrNotFound is returned by lookups of one row that find none.
 var ErrNotFound = errors.New("analytics: not found")

@@ -108,7 +108,7 @@ const LogTotalCap = 10000
 // find LogTotalCap matches.
 // Past the budget the total is Postgres's estimate for the filter, marked
 // as such (LogPage.Estimated).
-const LogCountBudget = 15 * time.Millisecond
+const LogCountBudget = 12 * time.Millisecond
 
 // LogPage is one page of logs, newest first.
 type LogPage struct {
@@ -196,36 +196,79 @@ func (s *Store) logItems(ctx context.Context, f LogFilter, w *where, limit, offs
 // the covering indexes, never the heap: with sequential scans allowed the
 // planner may prefer reading month partitions from their start (every
 // tenant's rows, cold pages) because LIMIT makes a scan look cheap.
+//
+// The estimate is hedged: when the count has not answered within half its
+// budget, the estimate is asked for on another connection, so a count that
+// runs out answers at the budget, not at the budget plus the planning of
+// the estimate (a few ms over a year of partitions).
 func (s *Store) logTotal(ctx context.Context, w *where) (LogPage, error) {
+	type estimate struct {
+		total int
+		err   error
+	}
+	estimated := make(chan estimate, 1)
+	hedge := time.AfterFunc(s.countBudget/2, func() {
+		// Not cancelled when the count answers first: a query cancelled
+		// mid-flight costs its pool connection (closed, dialled again by
+		// a later request); the planning is a few ms.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		n, err := s.logEstimate(ectx, w)
+		estimated <- estimate{n, err}
+	})
+	page, err := s.logCount(ctx, w)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" { // not query_canceled (the budget ran out)
+		hedge.Stop()
+		if err != nil {
+			return LogPage{}, err
+		}
+		return page, nil
+	}
+	var e estimate
+	if hedge.Stop() { // not started: a count cancelled that early is rare
+		e.total, e.err = s.logEstimate(ctx, w)
+	} else {
+		e = <-estimated
+	}
+	if e.err != nil {
+		return LogPage{}, e.err
+	}
+	return LogPage{Total: e.total, Estimated: true}, nil
+}
+
+// logCount counts the rows w selects, up to LogTotalCap+1, under
+// the count budget (a query_canceled error past it).
+func (s *Store) logCount(ctx context.Context, w *where) (LogPage, error) {
 	var page LogPage
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('statement_timeout', $1, true), set_config('enable_seqscan', 'off', true)`,
-			strconv.FormatInt(LogCountBudget.Milliseconds(), 10)); err != nil {
+			strconv.FormatInt(max(s.countBudget.Milliseconds(), 1), 10)); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM usage_logs WHERE `+w.String()+` LIMIT `+strconv.Itoa(LogTotalCap+1)+`) x`,
 			w.args...).Scan(&page.Total)
 	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "57014" { // query_canceled: the budget ran out
-		var plan []map[string]any
-		if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM usage_logs WHERE `+w.String(), w.args...).Scan(&plan); err != nil {
-			return LogPage{}, err
-		}
-		if len(plan) > 0 {
-			if p, ok := plan[0]["Plan"].(map[string]any); ok {
-				if rows, ok := p["Plan Rows"].(float64); ok {
-					page.Total = int(rows)
-				}
-			}
-		}
-		page.Estimated = true
-		return page, nil
-	}
 	if err != nil {
 		return LogPage{}, err
 	}
 	page.Capped = page.Total > LogTotalCap
 	page.Total = min(page.Total, LogTotalCap)
 	return page, nil
+}
+
+// logEstimate is the planner's row estimate of the rows w selects.
+func (s *Store) logEstimate(ctx context.Context, w *where) (int, error) {
+	var plan []map[string]any
+	if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM usage_logs WHERE `+w.String(), w.args...).Scan(&plan); err != nil {
+		return 0, err
+	}
+	if len(plan) > 0 {
+		if p, ok := plan[0]["Plan"].(map[string]any); ok {
+			if rows, ok := p["Plan Rows"].(float64); ok {
+				return int(rows), nil
+			}
+		}
+	}
+	return 0, nil
 }

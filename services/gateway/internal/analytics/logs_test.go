@@ -134,7 +134,7 @@ func TestLogsFiltersMatchTheEvents(t *testing.T) {
 			if page.Capped || (!page.Estimated && page.Total != len(want)) {
 				t.Fatalf("%s: total %d (capped %v), want %d", name, page.Total, page.Capped, len(want))
 			}
-			if page.Estimated { // the 15 ms budget ran out (a loaded machine): not this test's subject
+			if page.Estimated { // the count budget ran out (a loaded machine): not this test's subject
 				t.Logf("%s: total estimated (%d, want %d)", name, page.Total, len(want))
 			}
 			got = append(got, page.Items...)
@@ -153,5 +153,52 @@ func TestLogsFiltersMatchTheEvents(t *testing.T) {
 					ids[w.RequestID])
 			}
 		}
+	}
+}
+
+// TestLogsTotalEstimatedPastTheBudget: a count that runs out of its budget
+// gives the planner's estimate, marked as such (the hedged estimate is
+// asked for at half the budget), and the page itself is complete.
+func TestLogsTotalEstimatedPastTheBudget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "logsest")
+	s := New(pool)
+	now := time.Now().UTC().Truncate(time.Second)
+	const n = 24000
+	for b := 0; b < n; b += 4000 {
+		var evs []usage.Event
+		for i := b; i < b+4000; i++ {
+			evs = append(evs, testEvent(fmt.Sprintf("est-%d", i), now.Add(-time.Duration(i)*time.Second), tenantA, 10))
+		}
+		if _, err := s.Insert(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pool.Exec(ctx, `ANALYZE usage_logs`); err != nil {
+		t.Fatal(err)
+	}
+	f := LogFilter{TenantID: tenantA, Env: "production"}
+	s.countBudget = 10 * time.Second // time enough, on a loaded machine too
+	exact, err := s.Logs(ctx, f, 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exact.Estimated || !exact.Capped || exact.Total != LogTotalCap {
+		t.Fatalf("with time enough: total %d capped %v estimated %v, want the cap, exact", exact.Total, exact.Capped, exact.Estimated)
+	}
+	s.countBudget = time.Millisecond // counting 10 001 rows takes longer
+	page, err := s.Logs(ctx, f, 50, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !page.Estimated {
+		t.Fatalf("total %d not marked as an estimate with a 1 ms budget", page.Total)
+	}
+	if page.Total < n/2 || page.Total > 2*n {
+		t.Errorf("estimated total %d, want about %d", page.Total, n)
+	}
+	if len(page.Items) != 50 || page.Items[0].RequestID != "est-0" {
+		t.Errorf("page of %d items starting %v, want 50 from est-0", len(page.Items), page.Items[:min(1, len(page.Items))])
 	}
 }

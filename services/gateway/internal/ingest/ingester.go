@@ -195,36 +195,92 @@ func (in *Ingester) Run(ctx context.Context) error {
 		case <-time.After(time.Second):
 		}
 	}
-	for ctx.Err() == nil {
-		if d := in.cycleOnce(ctx, cons); d > 0 {
+	// One loop in two stages: while a batch is stored, the next one is
+	// fetched and decoded (one batch ahead at most, its messages kept in
+	// progress), so the database's work overlaps NATS's and the decoding.
+	next := make(chan *fetched)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(next)
+		in.fetchLoop(ctx, cons, next)
+	})
+	for b := range next {
+		if d := in.storeBatch(ctx, b); d > 0 {
 			select {
 			case <-ctx.Done():
 			case <-time.After(d):
 			}
 		}
 	}
+	wg.Wait()
 	return nil
 }
 
-// cycleOnce fetches a batch and stores and acks it, holding cycle for
-// reading throughout; it returns how long to wait before the next fetch.
-func (in *Ingester) cycleOnce(ctx context.Context, cons jetstream.Consumer) time.Duration {
-	in.cycle.RLock()
-	defer in.cycle.RUnlock()
+// fetched is a batch fetched and decoded, waiting to be stored. Its loop
+// holds cycle for reading from the fetch until the batch is acked (or
+// handed back).
+type fetched struct {
+	msgs []jetstream.Msg
+	evs  []usage.Event
+	from []origin
+	dead []deadLetter
+	// stopKeepAlive ends the in-progress signals that keep the batch's
+	// messages from redelivery while it waits and while it is stored.
+	stopKeepAlive func()
+}
+
+// fetchLoop fetches and decodes batches and hands them to out, one at a
+// time, until ctx ends. A batch it cannot hand over is handed back to
+// JetStream for redelivery.
+func (in *Ingester) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) {
+	for ctx.Err() == nil {
+		in.cycle.RLock()
+		b, wait := in.fetch(cons)
+		if b == nil {
+			in.cycle.RUnlock()
+			if wait > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+				}
+			}
+			continue
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			b.stopKeepAlive()
+			nakAll(b.msgs)
+			in.cycle.RUnlock()
+			return
+		}
+	}
+}
+
+// fetch fetches a batch and decodes it; with no batch it returns how long
+// to wait before the next fetch.
+func (in *Ingester) fetch(cons jetstream.Consumer) (*fetched, time.Duration) {
 	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(500*time.Millisecond))
 	if err != nil {
-		return 200 * time.Millisecond
+		return nil, 200 * time.Millisecond
 	}
 	var msgs []jetstream.Msg
 	for m := range batch.Messages() {
 		msgs = append(msgs, m)
 	}
 	if len(msgs) == 0 {
-		return 0
+		return nil, 0
 	}
+	return in.decodeBatch(msgs), 0
+}
+
+// storeBatch stores and acks a fetched batch and releases the loop's hold on
+// cycle; it returns how long to wait before the next batch (pacing).
+func (in *Ingester) storeBatch(ctx context.Context, b *fetched) time.Duration {
+	defer in.cycle.RUnlock()
 	start := time.Now()
-	in.handle(context.WithoutCancel(ctx), ctx, msgs)
-	return in.pacing(time.Since(start), msgs)
+	in.handle(context.WithoutCancel(ctx), ctx, b)
+	return in.pacing(time.Since(start), b.msgs)
 }
 
 // origin is where an event of a batch came from: its line as received and
@@ -242,14 +298,11 @@ type deadLetter struct {
 	err error
 }
 
-// handle stores a fetched batch and acks it. ctx outlives shutdown (a batch
-// being stored commits and acks); stop is the loop's own context: when it
-// ends while the batch waits for the database, the batch is left to be
-// redelivered.
-func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
-	evs := make([]usage.Event, 0, len(msgs))
-	from := make([]origin, 0, len(msgs))
-	var dead []deadLetter
+// decodeBatch decodes the events of msgs and starts keeping the messages
+// in progress (a batch may wait for the one before it, and an outage may
+// last minutes).
+func (in *Ingester) decodeBatch(msgs []jetstream.Msg) *fetched {
+	b := &fetched{msgs: msgs, evs: make([]usage.Event, 0, len(msgs)), from: make([]origin, 0, len(msgs))}
 	for _, m := range msgs {
 		var seq uint64
 		if md, err := m.Metadata(); err == nil {
@@ -270,19 +323,26 @@ func (in *Ingester) handle(ctx, stop context.Context, msgs []jetstream.Msg) {
 			}
 			ev, err := decode(line)
 			if err != nil {
-				dead = append(dead, deadLetter{usage.StageDecode, origin{line, seq}, err})
+				b.dead = append(b.dead, deadLetter{usage.StageDecode, origin{line, seq}, err})
 				continue
 			}
-			evs = append(evs, ev)
-			from = append(from, origin{line, seq})
+			b.evs = append(b.evs, ev)
+			b.from = append(b.from, origin{line, seq})
 		}
 	}
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		in.metrics.pending(md.NumPending)
 	}
-	// While the batch is worked on (an outage may last minutes), its
-	// messages are kept from redelivery.
-	stopKeepAlive := keepAlive(msgs, in.ackWait/2)
+	b.stopKeepAlive = keepAlive(msgs, in.ackWait/2)
+	return b
+}
+
+// handle stores a fetched batch and acks it. ctx outlives shutdown (a batch
+// being stored commits and acks); stop is the loop's own context: when it
+// ends while the batch waits for the database, the batch is left to be
+// redelivered.
+func (in *Ingester) handle(ctx, stop context.Context, b *fetched) {
+	msgs, evs, from, dead, stopKeepAlive := b.msgs, b.evs, b.from, b.dead, b.stopKeepAlive
 	defer stopKeepAlive()
 	// Tracing on: the batch's insert span in each sampled request's trace.
 	spans := in.startInsertSpans(ctx, msgs, len(evs)) // trace.go
