@@ -294,8 +294,11 @@ func benchProxy(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { b.close(err) }()
-	say("proxy", "go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy").CombinedOutput(); err != nil {
+	// Linked statically, as make build links the gateway (and the images).
+	say("proxy", "CGO_ENABLED=0 go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
+	build := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build benchproxy: %w\n%s", err, out)
 	}
 
