@@ -11,11 +11,13 @@ TOOL_MODULES := deploy tools
 
 all: build
 
+# Linked statically like the images (CGO_ENABLED=0): make run, bench, soak
+# and overload run the binary that ships (deploy's makefile.build-static).
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/platform-backend ./services/platform-backend/cmd/platform-backend
-	$(GO) build -o bin/gateway ./services/gateway/cmd/gateway
-	$(GO) build -o bin/fake-provider ./services/gateway/cmd/fake-provider
+	CGO_ENABLED=0 $(GO) build -o bin/platform-backend ./services/platform-backend/cmd/platform-backend
+	CGO_ENABLED=0 $(GO) build -o bin/gateway ./services/gateway/cmd/gateway
+	CGO_ENABLED=0 $(GO) build -o bin/fake-provider ./services/gateway/cmd/fake-provider
 
 # Builds and starts everything locally in dev mode (fake provider upstream
 # unless UPSTREAM_*_URL are set) and prints a quickstart.

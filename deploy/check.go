@@ -115,7 +115,47 @@ func Check(ctx context.Context, repo Repo, opt Options) *Report {
 		exposed[s.name] = checkDockerfile(ctx, rep, repo, work, ign, s, opt)
 	}
 	checkCompose(ctx, rep, repo, exposed)
+	checkMakeBuild(rep, repo)
 	return rep
+}
+
+// checkMakeBuild: make build links each service's binary as its image
+// does (CGO_ENABLED=0, statically), so that make run, make bench, make soak
+// and make overload measure the binary that ships. A cgo build maps libc and
+// the dynamic loader besides (1.4 MiB of the gateway's RSS under load) and
+// starts its threads through libc (docs/benchmarks.md, "Issue 13: RSS,
+// fourth session").
+func checkMakeBuild(rep *Report, repo Repo) {
+	data, err := repo.read("Makefile")
+	if !rep.check("makefile.exists", err == nil, "Makefile exists (%v)", err) {
+		return
+	}
+	var recipe []string
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(l, "build:"):
+			in = true
+		case in && strings.HasPrefix(l, "\t"):
+			recipe = append(recipe, strings.TrimSpace(l))
+		case in && strings.TrimSpace(l) != "":
+			in = false
+		}
+	}
+	for _, s := range goServices {
+		if s.image != s.name {
+			continue
+		}
+		line := ""
+		for _, l := range recipe {
+			if strings.Contains(l, " build ") && strings.HasSuffix(l, " "+s.target) {
+				line = l
+			}
+		}
+		if rep.check("makefile.build", line != "", "make build builds %s", s.target) {
+			rep.check("makefile.build-static", strings.HasPrefix(line, "CGO_ENABLED=0 "), "make build builds %s with CGO_ENABLED=0 like its image (%q)", s.target, line)
+		}
+	}
 }
 
 // goWork is what the Dockerfiles must agree with in go.work.

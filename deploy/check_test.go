@@ -31,6 +31,10 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "dockerignore.excludes", edits: []edit{{ignore, "bin/\n", ""}}},
 		{want: "dockerignore.keeps", edits: []edit{{ignore, "data/\n", "data/\nservices\n"}}},
 
+		{want: "makefile.exists", removed: []string{"Makefile"}},
+		{want: "makefile.build", edits: []edit{{"Makefile", "./services/gateway/cmd/gateway\n", "./services/gateway/cmd/gateway/\n"}}},
+		{want: "makefile.build-static", edits: []edit{{"Makefile", "CGO_ENABLED=0 $(GO) build -o bin/gateway", "$(GO) build -o bin/gateway"}}},
+
 		{want: "dockerfile.exists", removed: []string{gwDF}},
 		{want: "dockerfile.parse", edits: []edit{{gwDF, "AS build", "AS build extra"}}},
 		{want: "dockerfile.multistage", edits: []edit{{gwDF, "FROM gcr.io/distroless/static-debian12:nonroot\n", ""}}},

@@ -29,6 +29,8 @@ package main
 //	BENCH_POLICY_LOADS    loads at which the JSON body also goes through a
 //	                      tenant with 10 policy rules ["500"; e.g. "500 max"]
 //	BENCH_PORT_BASE       first of the 13 local ports used [18080]
+//	BENCH_PROXY_DB        prefix of the run's databases, <prefix>_platform and
+//	                      <prefix>_gateway, dropped and recreated [trueport_bench]
 //	BENCH_GATEWAY_ENV     extra VAR=value words for the gateway, e.g. INGESTER_ENABLED=false
 //	BENCH_LAYOUTS         gateway layouts measured side by side in the same rounds
 //	                      ["all proxy"]: all is one gateway process with the
@@ -169,7 +171,7 @@ func proxyConfigFromEnv() (proxyConfig, error) {
 	}
 	c.perfDir = os.Getenv("BENCH_PERF")
 	c.pprofDir = os.Getenv("BENCH_PPROF")
-	c.db = "trueport_bench"
+	c.db = envOr("BENCH_PROXY_DB", "trueport_bench")
 	return c, nil
 }
 
@@ -250,6 +252,11 @@ type proxyBench struct {
 }
 
 // gwOf is the gateway process serving target (nil for direct and bare).
+// gatewayDB is the URL of the run's gateway database.
+func (b *proxyBench) gatewayDB() string {
+	return pgServer + "/" + b.cfg.db + "_gateway?sslmode=disable"
+}
+
 func (b *proxyBench) gwOf(target string) *gatewayProc {
 	if _, layout, _, ok := parseTarget(target); ok {
 		return b.gws[layout]
@@ -287,8 +294,11 @@ func benchProxy(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { b.close(err) }()
-	say("proxy", "go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy").CombinedOutput(); err != nil {
+	// Linked statically, as make build links the gateway (and the images).
+	say("proxy", "CGO_ENABLED=0 go build -o bin/benchproxy ./services/gateway/cmd/benchproxy")
+	build := exec.CommandContext(ctx, "go", "build", "-o", "bin/benchproxy", "./services/gateway/cmd/benchproxy")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("build benchproxy: %w\n%s", err, out)
 	}
 
@@ -343,7 +353,7 @@ func (b *proxyBench) env() []string {
 		"GATEWAY_HTTP_ADDR=" + b.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + b.gws[b.cfg.layouts[0]].grpc,
 		"PLATFORM_INTERNAL_ADDR=" + b.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + b.addr["gateway_internal"],
 		"PLATFORM_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_platform?sslmode=disable",
-		"GATEWAY_DATABASE_URL=" + pgServer + "/" + b.cfg.db + "_gateway?sslmode=disable",
+		"GATEWAY_DATABASE_URL=" + b.gatewayDB(),
 		"GATEWAY_SPOOL_DIR=" + filepath.Join(b.tmp, "spool"),
 		"UPSTREAM_OPENAI_URL=" + fake + "/openai/v1", "UPSTREAM_ANTHROPIC_URL=" + fake + "/anthropic/v1",
 		"UPSTREAM_GOOGLE_URL=" + fake + "/google/v1beta",
@@ -486,12 +496,12 @@ func (b *proxyBench) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := pgExec(ctx, pgServer+"/"+b.cfg.db+"_gateway?sslmode=disable", "UPDATE api_keys SET rpm_limit=100000000"); err != nil {
+	if err := pgExec(ctx, b.gatewayDB(), "UPDATE api_keys SET rpm_limit=100000000"); err != nil {
 		return err
 	}
 	// More keys of the first tenant, for the runs that rotate over many
 	// (copies of the first key's row with their own secret, id and name).
-	allKeys, err := addKeys(ctx, key, slices.Max(b.cfg.keyCounts)-1)
+	allKeys, err := addKeys(ctx, b.gatewayDB(), key, slices.Max(b.cfg.keyCounts)-1)
 	if err != nil {
 		return err
 	}
@@ -570,12 +580,12 @@ func (b *proxyBench) addRequest(mode, target string, r request) error {
 
 // addKeys adds n keys to the tenant of the key first (rows copied from its
 // own, each with a fresh secret) and returns first followed by them.
-func addKeys(ctx context.Context, first string, n int) ([]string, error) {
+func addKeys(ctx context.Context, gatewayDB, first string, n int) ([]string, error) {
 	all := []string{first}
 	if n <= 0 {
 		return all, nil
 	}
-	conn, err := pgx.Connect(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable")
+	conn, err := pgx.Connect(ctx, gatewayDB)
 	if err != nil {
 		return nil, err
 	}
@@ -907,7 +917,7 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 	// The ingesters (in their own process for the proxy layout, or already
 	// stopped with the gateway of layout all) may still be draining: wait
 	// until the row count reaches the published count or stops moving.
-	rows, err := countRows(ctx)
+	rows, err := countRows(ctx, b.gatewayDB())
 	if err != nil {
 		return "", err
 	}
@@ -916,19 +926,19 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 			if rows >= pubAll || sleepCtx(ctx, time.Second) != nil {
 				break
 			}
-			n, err := countRows(ctx)
+			n, err := countRows(ctx, b.gatewayDB())
 			if err != nil {
 				return "", err
 			}
 			if n == rows && n != 0 {
 				_ = sleepCtx(ctx, 2*time.Second)
-				if n2, _ := countRows(ctx); n2 == n {
+				if n2, _ := countRows(ctx, b.gatewayDB()); n2 == n {
 					break
 				}
 			}
 			rows = n
 		}
-		rows, _ = countRows(ctx)
+		rows, _ = countRows(ctx, b.gatewayDB())
 		b.ps.stop("ingester", 10*time.Second)
 	}
 	gwReqs := map[string]int64{}
@@ -982,8 +992,8 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 		targetRows(b.results, b.cfg.layouts, b.cfg.keyCounts, b.cfg.rates), nil
 }
 
-func countRows(ctx context.Context) (int64, error) {
-	conn, err := pgx.Connect(ctx, pgServer+"/trueport_bench_gateway?sslmode=disable") // bench proxy's
+func countRows(ctx context.Context, gatewayDB string) (int64, error) {
+	conn, err := pgx.Connect(ctx, gatewayDB)
 	if err != nil {
 		return 0, err
 	}

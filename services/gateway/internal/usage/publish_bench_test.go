@@ -66,7 +66,7 @@ func BenchmarkPublish(b *testing.B) {
 // connection; a live one made valgrind meet RDTSCP in contended runtime
 // locks).
 func benchPublisher(testing.TB) *Publisher {
-	p := &Publisher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), queue: make(chan queued, 16384)}
+	p := &Publisher{log: slog.New(slog.NewTextHandler(io.Discard, nil)), queue: make(chan queued, queueEvents)}
 	p.limit.Store(int64(MessageLimit(nil)))
 	return p
 }

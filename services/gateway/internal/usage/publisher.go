@@ -78,6 +78,18 @@ type queued struct {
 	tp   string // the event's trace context when sampled (trace.go)
 }
 
+// queueEvents is the capacity of the queue between Publish and the sender.
+// The sender takes what arrived within batchLinger (at most
+// maxBatchEvents) at a time, so in normal operation the queue holds one
+// linger's events (about 70 at 7 000 req/s); the rest of its room absorbs a
+// sender stalled on the in-flight budget (stallWait) before Publish spools
+// on the request goroutine. It was 16 384: the buffer (64 bytes a slot) is
+// one live 1 MiB object whose every page a ring buffer touches in turn,
+// which with GOGC's 100 % of garbage on top cost the process about 2 MiB of
+// RSS (docs/benchmarks.md, "Issue 13: RSS, fourth session"); 4 096 is
+// 16 batches and 256 KiB.
+const queueEvents = 16 * maxBatchEvents
+
 // ackTimeout bounds the wait for one JetStream ack before the event spools.
 const ackTimeout = 5 * time.Second
 
@@ -93,7 +105,7 @@ func weight(n int) int64 { return int64(min(n, maxInflightBytes)) }
 
 // NewPublisher builds a publisher on nc; call Run to start it.
 func NewPublisher(nc *nats.Conn, subject string, spool *Spool, log *slog.Logger) (*Publisher, error) {
-	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan queued, 16384),
+	p := &Publisher{nc: nc, subject: subject, spool: spool, log: log, queue: make(chan queued, queueEvents),
 		inflight: semaphore.NewWeighted(maxInflightBytes), acks: map[string]journal.Refs{}}
 	p.limit.Store(int64(MessageLimit(nc)))
 	js, err := jetstream.New(nc,
