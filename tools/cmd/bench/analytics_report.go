@@ -52,6 +52,9 @@ func (a *analytics) report(ctx context.Context, loadBefore string, elapsed int, 
 			gen = fmt.Sprintf(" Generation: rows %d s (INSERT … SELECT FROM generate_series, %d sessions), index rebuild %d s, rollups %d s, VACUUM ANALYZE %d s.",
 				g.genMs/1000, m.cores, g.idxMs/1000, g.rollupMs/1000, g.vacMs/1000)
 		}
+		if g.bigOnlyRollups {
+			gen += " The rollups hold the big tenant's rows only (rollups phase, BENCH_ANALYTICS_ROLLUP_TENANT=big): the noise tenants' would not fit on this machine's disk."
+		}
 		fmt.Fprintf(&b, `#### Data
 
 %s usage_logs rows over %d days (%s .. %s), %s of them of the big tenant in production (%d keys, 8 provider/model
