@@ -44,17 +44,7 @@ func TestIngesterOutlastsADatabaseOutage(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pool := migratedPool(t, "outage")
 	_, js, streams := testStreamsOn(t, "outage")
-	var want []string
-	for i := range 40 {
-		ev := testEvent(fmt.Sprintf("req-%02d", i))
-		b, _ := json.Marshal(ev)
-		msg := &nats.Msg{Subject: streams.Subject, Data: b, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
-		if _, err := js.PublishMsg(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, ev.RequestID)
-	}
+	want := publishTestEvents(t, js, streams.Subject, 40)
 	w := &downWriter{Writer: analytics.New(pool)}
 	w.down.Store(true)
 	in := NewIngester(w, js, streams.Name, noTouch{}, log)
@@ -86,4 +76,22 @@ func TestIngesterOutlastsADatabaseOutage(t *testing.T) {
 	if ci.NumRedelivered != 0 {
 		t.Errorf("%d messages redelivered: the batch was not kept in progress", ci.NumRedelivered)
 	}
+}
+
+// publishTestEvents publishes n events (req-00, req-01, …), one a message
+// with its Nats-Msg-Id, and returns their request ids.
+func publishTestEvents(t *testing.T, js jetstream.JetStream, subject string, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		ev := testEvent(fmt.Sprintf("req-%02d", i))
+		b, _ := json.Marshal(ev)
+		msg := &nats.Msg{Subject: subject, Data: b, Header: nats.Header{}}
+		msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
+		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, ev.RequestID)
+	}
+	return ids
 }

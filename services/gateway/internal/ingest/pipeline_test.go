@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"trueportai/services/gateway/internal/analytics"
@@ -46,17 +44,7 @@ func TestIngesterFetchesWhileStoring(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pool := migratedPool(t, "pipeline")
 	_, js, streams := testStreamsOn(t, "pipeline")
-	var want []string
-	for i := range 30 {
-		ev := testEvent(fmt.Sprintf("req-%02d", i))
-		b, _ := json.Marshal(ev)
-		msg := &nats.Msg{Subject: streams.Subject, Data: b, Header: nats.Header{}}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.RequestID)
-		if _, err := js.PublishMsg(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, ev.RequestID)
-	}
+	want := publishTestEvents(t, js, streams.Subject, 30)
 	w := &heldWriter{Writer: analytics.New(pool), entered: make(chan struct{}), release: make(chan struct{})}
 	in := NewIngester(w, js, streams.Name, noTouch{}, log)
 	in.batch, in.ackWait = 10, time.Second
