@@ -53,6 +53,8 @@ package main
 //	BENCH_ANALYTICS_BUDGET    seconds per scenario after which it stops (after 8 runs) [10]
 //	BENCH_ANALYTICS_HTTP_RUNS requests per HTTP scenario [8]
 //	BENCH_ANALYTICS_KEEP      1: keep the database and the processes' logs afterwards [0]
+//	BENCH_ANALYTICS_LOG_LEVEL the services' LOG_LEVEL in the http phase (info: the
+//	                          gateway's access log gives each request's server time) [warn]
 //	BENCH_ANALYTICS_PLANS     a directory to keep every EXPLAIN ANALYZE in [none]
 //	BENCH_ANALYTICS_SQL       the sql phase's parts: stats and/or logs ["stats logs"]
 //	BENCH_ANALYTICS_PGURL     server URL without database [postgres://postgres@127.0.0.1:5432]

@@ -28,7 +28,7 @@ const benchAnalyticsPortBase = 18600
 
 func (p *benchPlatform) env(gatewayDB string) []string {
 	return []string{
-		"APP_ENV=dev", "LOG_LEVEL=warn", "LOG_FORMAT=json", "NATS_PREFIX=benchan" + strconv.Itoa(os.Getpid()),
+		"APP_ENV=dev", "LOG_LEVEL=" + envOr("BENCH_ANALYTICS_LOG_LEVEL", "warn"), "LOG_FORMAT=json", "NATS_PREFIX=benchan" + strconv.Itoa(os.Getpid()),
 		"PLATFORM_HTTP_ADDR=" + p.addr["platform_http"], "PLATFORM_GRPC_ADDR=" + p.addr["platform_grpc"],
 		"GATEWAY_HTTP_ADDR=" + p.addr["gateway_http"], "GATEWAY_GRPC_ADDR=" + p.addr["gateway_grpc"],
 		"PLATFORM_INTERNAL_ADDR=" + p.addr["platform_internal"], "GATEWAY_INTERNAL_ADDR=" + p.addr["gateway_internal"],
