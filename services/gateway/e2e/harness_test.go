@@ -470,7 +470,11 @@ type logPage struct {
 	Offset int      `json:"offset"`
 }
 
-// waitLogs polls the logs API until it reports want rows.
+// waitLogs polls the logs API until it reports want rows and its page
+// (limit 200) holds them. The page and its total are read at the same time
+// on two connections, not in one snapshot (docs/decisions.md, "Log
+// totals"): while a batch commits, the total may already count rows the
+// page does not show yet.
 func (s *stack) waitLogs(token string, want int) logPage {
 	s.t.Helper()
 	var page logPage
@@ -479,8 +483,8 @@ func (s *stack) waitLogs(token string, want int) logPage {
 		if c := call(s.t, "GET", s.gatewayURL+"/trueportai-services/api/v1/analytics/logs?limit=200", token, nil, &page); c != 200 {
 			return fmt.Errorf("logs status %d", c)
 		}
-		if page.Total != want {
-			return fmt.Errorf("have %d log rows, want %d", page.Total, want)
+		if page.Total != want || len(page.Items) != min(want, 200) {
+			return fmt.Errorf("have %d log rows (%d on the page), want %d", page.Total, len(page.Items), want)
 		}
 		return nil
 	})
