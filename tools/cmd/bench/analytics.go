@@ -568,8 +568,8 @@ type generated struct {
 	nParts                           string
 	// bigOnlyRollups: the rollups hold the big tenant's rows only (the
 	// rollups phase with BENCH_ANALYTICS_ROLLUP_TENANT=big).
-	bigOnlyRollups bool
-	genMs, idxMs, rollupMs, vacMs    int64
+	bigOnlyRollups                bool
+	genMs, idxMs, rollupMs, vacMs int64
 }
 
 func (g generated) total() int64 { return (g.genMs + g.idxMs + g.rollupMs + g.vacMs) / 1000 }
@@ -742,16 +742,14 @@ func (a *analytics) buildData(ctx context.Context, admin string) (generated, err
 
 	say("analytics", "  indexes rebuilt in %d s; building the rollups in bulk", g.idxMs/1000)
 	t0 = time.Now()
-	if _, err := sq(ctx, conn, a.rollupBuildSQL()); err != nil {
+	if _, err := sq(ctx, conn, a.rollupBuildSQL("usage_logs")); err != nil {
 		return g, err
 	}
 	g.rollupMs = time.Since(t0).Milliseconds()
 	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", g.rollupMs/1000)
 	t0 = time.Now()
-	for _, t := range append([]string{"usage_logs"}, rollupTables...) {
-		if _, err := sq(ctx, conn, "VACUUM ANALYZE "+t); err != nil {
-			return g, err
-		}
+	if err := vacuumAnalyze(ctx, conn); err != nil {
+		return g, err
 	}
 	g.vacMs = time.Since(t0).Milliseconds()
 	d, err := a.describe(ctx)
@@ -762,15 +760,6 @@ func (a *analytics) buildData(ctx context.Context, admin string) (generated, err
 // rollupTables are the gateway's rollup tables (migration 00006).
 var rollupTables = []string{"usage_rollups_model_hourly", "usage_rollups_model_daily", "usage_rollups_key_hourly", "usage_rollups_key_daily",
 	"usage_rollups_status_hourly", "usage_rollups_status_daily"}
-
-// rollupBuildSQL builds every rollup table from usage_logs in bulk, with
-// the arithmetic of the ingester's statement (analytics.rollupCTEs): one
-// pass over the rows per dimension into its hourly table (a finest-grain
-// aggregate first was slower: over a year the rows are sparse per hour and
-// it barely shrinks), the daily tables from the hourly ones, in bucket order (as
-// the ingester appends each hour's rows; the in-place updates of the
-// current hour, and their dead tuples, are not modelled).
-func (a *analytics) rollupBuildSQL() string { return a.rollupBuildSQLOf("usage_logs") }
 
 // rebuildRollups empties the rollup tables of the kept database and builds
 // them again in bulk, from every row or (bigOnly) from the big tenant's only,
@@ -793,10 +782,15 @@ func (a *analytics) rebuildRollups(ctx context.Context, bigOnly bool) error {
 	}
 	say("analytics", "rollups phase: rebuilding the rollups from %s", from)
 	t0 := time.Now()
-	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")+";\n"+a.rollupBuildSQLOf(from)); err != nil {
+	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")+";\n"+a.rollupBuildSQL(from)); err != nil {
 		return err
 	}
 	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
+	return vacuumAnalyze(ctx, conn)
+}
+
+// vacuumAnalyze runs VACUUM ANALYZE on usage_logs and the rollup tables.
+func vacuumAnalyze(ctx context.Context, conn *pgx.Conn) error {
 	for _, t := range append([]string{"usage_logs"}, rollupTables...) {
 		if _, err := sq(ctx, conn, "VACUUM ANALYZE "+t); err != nil {
 			return err
@@ -805,8 +799,15 @@ func (a *analytics) rebuildRollups(ctx context.Context, bigOnly bool) error {
 	return nil
 }
 
-// rollupBuildSQLOf is rollupBuildSQL reading the rows of from.
-func (a *analytics) rollupBuildSQLOf(from string) string {
+// rollupBuildSQL builds every rollup table in bulk from the rows of from (usage_logs, or
+// a subquery of it), with
+// the arithmetic of the ingester's statement (analytics.rollupCTEs): one
+// pass over the rows per dimension into its hourly table (a finest-grain
+// aggregate first was slower: over a year the rows are sparse per hour and
+// it barely shrinks), the daily tables from the hourly ones, in bucket order (as
+// the ingester appends each hour's rows; the in-place updates of the
+// current hour, and their dead tuples, are not modelled).
+func (a *analytics) rollupBuildSQL(from string) string {
 	B := a.bounds
 	neg := make([]string, len(B))
 	for i, b := range B {

@@ -356,29 +356,25 @@ func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 		// session back when its EXPLAIN is done.
 		const estSessions = 3
 		esess := make(chan *pgx.Conn, estSessions)
-		closeSessions := func() {
+		opened := 0
+		closeSessions := func() { // waits for the hedges still running
 			cconn.Close(ctx)
-			for range estSessions {
-				c := <-esess
-				c.Close(ctx)
+			for range opened {
+				(<-esess).Close(ctx)
 			}
 		}
 		for range estSessions {
 			c, err := a.session(ctx)
-			if err == nil {
-				_, err = sq(ctx, c, prepE)
-			}
 			if err != nil {
-				for range len(esess) {
-					(<-esess).Close(ctx)
-				}
-				if c != nil {
-					c.Close(ctx)
-				}
-				cconn.Close(ctx)
+				closeSessions()
 				return q, err
 			}
 			esess <- c
+			opened++
+			if _, err := sq(ctx, c, prepE); err != nil {
+				closeSessions()
+				return q, err
+			}
 		}
 		if _, err := sq(ctx, cconn, prepC); err != nil {
 			closeSessions()
