@@ -39,20 +39,21 @@ var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id
 // ingestSQL moves the staged batch into usage_logs and, in the same
 // statement, folds exactly the rows it inserted (RETURNING) into every
 // rollup table, and stores their violations. It answers how many rows were
-// new. With onConflict, rows whose (request_id, created_at) exist are
-// skipped (ON CONFLICT DO NOTHING), so redeliveries never double count;
-// without, such a row fails the statement with a unique violation on
-// usage_logs (Insert then runs the batch again with onConflict).
-// created_at is part of the key because usage_logs is partitioned on it
-// (migration 00005); a redelivered event carries the created_at the
-// gateway gave it, so the pair identifies it.
+// new. With onConflict, rows whose (tenant_id, env, created_at,
+// request_id) exist are skipped (ON CONFLICT DO NOTHING), so redeliveries
+// never double count; without, such a row fails the statement with a
+// unique violation on usage_logs (Insert then runs the batch again with
+// onConflict). The key is the time index's (migration 00016): created_at
+// is in it because usage_logs is partitioned on it (migration 00005), and
+// a redelivered event carries the tenant, environment and created_at the
+// gateway gave it, so the four identify it as (created_at, request_id) did.
 func ingestSQL(onConflict bool) string {
 	// Without ON CONFLICT a statement that succeeds inserted every staged
 	// event, so all their violations are new: no join with the inserted
 	// rows (a hash of the whole batch).
 	conflict, violationsOf := "", "violation_staging s"
 	if onConflict {
-		conflict = "ON CONFLICT (request_id, created_at) DO NOTHING"
+		conflict = "ON CONFLICT (tenant_id, env, created_at, request_id) DO NOTHING"
 		violationsOf = "violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)"
 	}
 	return `WITH ins AS (
@@ -171,7 +172,8 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 }
 
 // storedAlready tells whether err is the unique violation of usage_logs'
-// (created_at, request_id) key: an event of the batch is stored already.
+// (tenant_id, env, created_at, request_id) key: an event of the batch is
+// stored already.
 func storedAlready(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && strings.HasPrefix(pgErr.TableName, "usage_logs")

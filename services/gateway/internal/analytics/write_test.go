@@ -54,3 +54,37 @@ func TestInsertRedeliveryMixedWithNewEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestInsertKeyIsPerTenant: the idempotency key is (tenant_id, env,
+// created_at, request_id) (migration 00016). With the old (created_at,
+// request_id) key, an event of tenant B carrying the request id and time of
+// one of tenant A's was taken for a redelivery and dropped: B's usage went
+// unlogged and unbilled. Now both are stored, and a redelivery of either
+// stores nothing.
+func TestInsertKeyIsPerTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "insertkey")
+	s := New(pool)
+	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	a := testEvent("same-id", at, tenantA, 40)
+	b := testEvent("same-id", at, tenantB, 40)
+	if n, err := s.Insert(ctx, []usage.Event{a}); err != nil || n != 1 {
+		t.Fatalf("tenant A: %d new, %v", n, err)
+	}
+	if n, err := s.Insert(ctx, []usage.Event{b}); err != nil || n != 1 {
+		t.Fatalf("tenant B, same request id and time: %d new, %v; want 1", n, err)
+	}
+	if n, err := s.Insert(ctx, []usage.Event{b, a}); err != nil || n != 0 {
+		t.Fatalf("redelivery of both: %d new, %v; want 0", n, err)
+	}
+	for q, want := range map[string]int64{
+		`SELECT count(*) FROM usage_logs WHERE tenant_id = '` + tenantB + `'`:                      1,
+		`SELECT count(*) FROM usage_logs`:                                                          2,
+		`SELECT sum(requests) FROM usage_rollups_model_hourly WHERE tenant_id = '` + tenantB + `'`: 1,
+	} {
+		if got := queryInt(t, pool, q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+}

@@ -101,13 +101,19 @@ func TestPublisherReleasesJournal(t *testing.T) {
 	go func() { defer close(done); j.Run(ctx) }()
 	pubDone := make(chan struct{})
 	go func() { defer close(pubDone); pub.Run(ctx) }()
-	const n = 5000
-	for i := range n {
-		pub.Publish(testEvent(i))
-	}
+	// In bursts of 1 000, each acknowledged before the next: one burst of
+	// 5 000 is more than the publisher's queue holds (4 096), and what the
+	// queue cannot take is spooled, not journaled.
+	const n, burst = 5000, 1000
 	deadline := time.Now().Add(20 * time.Second)
-	for pub.Counters().Published < n && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	for sent := 0; sent < n; {
+		for range burst {
+			pub.Publish(testEvent(sent))
+			sent++
+		}
+		for pub.Counters().Published < int64(sent) && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	stop()
 	<-pubDone
