@@ -742,7 +742,7 @@ func (a *analytics) buildData(ctx context.Context, admin string) (generated, err
 
 	say("analytics", "  indexes rebuilt in %d s; building the rollups in bulk", g.idxMs/1000)
 	t0 = time.Now()
-	if _, err := sq(ctx, conn, a.rollupBuildSQL("usage_logs")); err != nil {
+	if err := a.buildRollups(ctx, conn, ""); err != nil {
 		return g, err
 	}
 	g.rollupMs = time.Since(t0).Milliseconds()
@@ -764,25 +764,27 @@ var rollupTables = []string{"usage_rollups_model_hourly", "usage_rollups_model_d
 // rebuildRollups empties the rollup tables of the kept database and builds
 // them again in bulk, from every row or (bigOnly) from the big tenant's only,
 // then VACUUM ANALYZE: the rollups phase, for a database whose data phase
-// stopped after its indexes (100 M rows over a year leave too little disk on
-// a small machine for every noise tenant's rollups and their sorts).
+// stopped after its indexes.
 func (a *analytics) rebuildRollups(ctx context.Context, bigOnly bool) error {
 	conn, err := a.session(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
-	from := "usage_logs"
+	tenant, what := "", "every tenant's rows"
 	if bigOnly {
 		meta, err := sq(ctx, conn, `SELECT big_tenant FROM bench_meta`)
 		if err != nil || len(meta) == 0 || len(meta[0]) == 0 {
 			return fmt.Errorf("rollups phase: no bench_meta in the kept database (%v)", err)
 		}
-		from = fmt.Sprintf("(SELECT * FROM usage_logs WHERE tenant_id = '%s') u", meta[0][0])
+		tenant, what = meta[0][0], "the big tenant's rows"
 	}
-	say("analytics", "rollups phase: rebuilding the rollups from %s", from)
+	say("analytics", "rollups phase: rebuilding the rollups from %s, a month partition at a time", what)
 	t0 := time.Now()
-	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")+";\n"+a.rollupBuildSQL(from)); err != nil {
+	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")); err != nil {
+		return err
+	}
+	if err := a.buildRollups(ctx, conn, tenant); err != nil {
 		return err
 	}
 	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
@@ -799,15 +801,36 @@ func vacuumAnalyze(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// rollupBuildSQL builds every rollup table in bulk from the rows of from (usage_logs, or
-// a subquery of it), with
-// the arithmetic of the ingester's statement (analytics.rollupCTEs): one
-// pass over the rows per dimension into its hourly table (a finest-grain
-// aggregate first was slower: over a year the rows are sparse per hour and
-// it barely shrinks), the daily tables from the hourly ones, in bucket order (as
-// the ingester appends each hour's rows; the in-place updates of the
-// current hour, and their dead tuples, are not modelled).
-func (a *analytics) rollupBuildSQL(from string) string {
+// buildRollups fills the emptied rollup tables in bulk from usage_logs, one
+// month partition at a time (the hourly tables), then the daily tables from
+// the hourly ones: a month's aggregate and its sort spill at most a month's
+// groups to temporary files, where one statement over 100 M rows spilled
+// more than a small machine's free disk. A month's hours and days belong to
+// that month only, so the per-month inserts never meet. With tenant set,
+// only that tenant's rows are read.
+func (a *analytics) buildRollups(ctx context.Context, conn *pgx.Conn, tenant string) error {
+	parts, err := sq(ctx, conn, `SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'usage_logs'::regclass ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		from := p[0]
+		if tenant != "" {
+			from = fmt.Sprintf("(SELECT * FROM %s WHERE tenant_id = '%s') u", p[0], tenant)
+		}
+		if _, err := sq(ctx, conn, a.rollupHourlySQL(from)); err != nil {
+			return fmt.Errorf("rollups from %s: %w", p[0], err)
+		}
+	}
+	_, err = sq(ctx, conn, a.rollupDailySQL())
+	return err
+}
+
+// rollupHourlySQL builds the hourly rollup tables in bulk from the rows of
+// from (a month partition, or a subquery over one), as the ingester's
+// increments would (analytics.rollupCTEs: the same integer measures, the
+// same latency buckets).
+func (a *analytics) rollupHourlySQL(from string) string {
 	B := a.bounds
 	neg := make([]string, len(B))
 	for i, b := range B {
@@ -823,24 +846,39 @@ func (a *analytics) rollupBuildSQL(from string) string {
 	for i := range rowM {
 		rowM[i] += " AS " + measureCols[i]
 	}
+	var b strings.Builder
+	b.WriteString(rollupSessionSQL)
+	for _, d := range rollupDims {
+		fmt.Fprintf(&b, `INSERT INTO usage_rollups_%[1]s_hourly (tenant_id, env, bucket, %[2]s, %[3]s)
+SELECT tenant_id, env, date_trunc('hour', created_at, 'UTC'), %[4]s, %[5]s FROM (SELECT *, %[6]s AS lb FROM %[7]s) x
+GROUP BY 1, 2, 3, %[4]s ORDER BY 3;
+`, d.name, d.keys, strings.Join(measureCols, ", "), d.expr, strings.Join(rowM, ", "), lb, from)
+	}
+	return b.String()
+}
+
+// rollupDailySQL builds the daily rollup tables from the hourly ones.
+func (a *analytics) rollupDailySQL() string {
 	sums := make([]string, len(measureCols))
 	for i, c := range measureCols {
 		sums[i] = "sum(" + c + ")::bigint"
 	}
-	mc := strings.Join(measureCols, ", ")
 	var b strings.Builder
-	b.WriteString("SET TimeZone = 'UTC'; SET work_mem = '1GB'; SET synchronous_commit = off;\n")
-	for _, d := range []struct{ name, keys, expr string }{{"model", "provider, model", "provider, model"},
-		{"key", "key_id", "COALESCE(key_id, '00000000-0000-0000-0000-000000000000')"}, {"status", "status_code", "status_code"}} {
-		fmt.Fprintf(&b, `INSERT INTO usage_rollups_%[1]s_hourly (tenant_id, env, bucket, %[2]s, %[3]s)
-SELECT tenant_id, env, date_trunc('hour', created_at, 'UTC'), %[4]s, %[5]s FROM (SELECT *, %[6]s AS lb FROM %[8]s) x
-GROUP BY 1, 2, 3, %[4]s ORDER BY 3;
-INSERT INTO usage_rollups_%[1]s_daily (tenant_id, env, bucket, %[2]s, %[3]s)
-SELECT tenant_id, env, date_trunc('day', bucket, 'UTC'), %[2]s, %[7]s FROM usage_rollups_%[1]s_hourly GROUP BY 1, 2, 3, %[2]s ORDER BY 3;
-`, d.name, d.keys, mc, d.expr, strings.Join(rowM, ", "), lb, strings.Join(sums, ", "), from)
+	b.WriteString(rollupSessionSQL)
+	for _, d := range rollupDims {
+		fmt.Fprintf(&b, `INSERT INTO usage_rollups_%[1]s_daily (tenant_id, env, bucket, %[2]s, %[3]s)
+SELECT tenant_id, env, date_trunc('day', bucket, 'UTC'), %[2]s, %[4]s FROM usage_rollups_%[1]s_hourly GROUP BY 1, 2, 3, %[2]s ORDER BY 3;
+`, d.name, d.keys, strings.Join(measureCols, ", "), strings.Join(sums, ", "))
 	}
 	return b.String()
 }
+
+const rollupSessionSQL = "SET TimeZone = 'UTC'; SET work_mem = '1GB'; SET synchronous_commit = off;\n"
+
+// rollupDims are the rollup dimensions: table name, key columns, and their
+// values from a usage_logs row.
+var rollupDims = []struct{ name, keys, expr string }{{"model", "provider, model", "provider, model"},
+	{"key", "key_id", "COALESCE(key_id, '00000000-0000-0000-0000-000000000000')"}, {"status", "status_code", "status_code"}}
 
 // describe reads the facts of the generated database (counts, sizes, the
 // big tenant and its first key).
