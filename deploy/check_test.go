@@ -60,7 +60,6 @@ func TestEachCheckCatchesItsDefect(t *testing.T) {
 		{want: "compose.services", edits: []edit{{compose, "\nnetworks:\n", "\n  prometheus:\n    image: prom/prometheus:v3.0.0\n\nnetworks:\n"}}},
 		{want: "compose.postgres-image", edits: []edit{{compose, "image: postgres:15", "image: postgres:16"}}},
 		{want: "compose.postgres-auth", edits: []edit{{compose, "      POSTGRES_PASSWORD: postgres\n", ""}}},
-		{want: "compose.postgres-settings", edits: []edit{{compose, `"-c", "max_wal_size=4GB", `, ""}}},
 		{want: "compose.postgres-healthcheck", edits: []edit{{compose, `"pg_isready"`, `"psql"`}}},
 		{want: "compose.postgres-env", edits: []edit{{compose, "      POSTGRES_PASSWORD: postgres\n", "      POSTGRES_PASSWORD: postgres\n      PGDATA: /data\n"}}},
 		{want: "compose.nats-image", edits: []edit{{compose, "image: nats:2.10-alpine", "image: nats:2.9-alpine"}}},

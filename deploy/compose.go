@@ -93,8 +93,6 @@ func checkCompose(ctx context.Context, rep *Report, repo Repo, exposed map[strin
 	rep.check("compose.postgres-auth", pgPass != "" || pgEnv["POSTGRES_HOST_AUTH_METHOD"] == "trust", "postgres has a password or trust auth")
 	rep.check("compose.postgres-healthcheck", hasHealthcheck(pg) && slices.Contains(pg.HealthCheck.Test, "pg_isready"),
 		"postgres healthcheck uses pg_isready")
-	rep.check("compose.postgres-settings", hasSettings(pg.Command, postgresWriteSettings),
-		"postgres runs with the usage pipeline's settings %v (docs/decisions.md, \"Postgres settings\")", postgresWriteSettings)
 	for k := range pgEnv {
 		rep.check("compose.postgres-env", strings.HasPrefix(k, "POSTGRES_"), "postgres env %s is a POSTGRES_ variable", k)
 	}
@@ -327,26 +325,4 @@ func checkStopGrace(ctx context.Context, rep *Report, repo Repo, s types.Service
 	need := b.shutdown(role, grace) + drainMargin
 	rep.check("compose.stop-grace", err == nil && stop >= need, "%s stop_grace_period %s >= shutdown %s (SHUTDOWN_GRACE %s) + margin %s",
 		gs.name, stop, b.shutdown(role, grace), graceText, drainMargin)
-}
-
-// postgresWriteSettings are the Postgres settings the usage pipeline's
-// writes need whatever the host's size (docs/decisions.md, "Postgres
-// settings"); shared_buffers is sized per host, so it is not checked.
-var postgresWriteSettings = []string{"max_wal_size=4GB", "checkpoint_timeout=15min", "wal_compression=lz4"}
-
-// hasSettings tells whether a postgres command line sets every one of
-// settings with -c.
-func hasSettings(cmd []string, settings []string) bool {
-	set := map[string]bool{}
-	for i := 0; i+1 < len(cmd); i++ {
-		if cmd[i] == "-c" {
-			set[cmd[i+1]] = true
-		}
-	}
-	for _, s := range settings {
-		if !set[s] {
-			return false
-		}
-	}
-	return true
 }
