@@ -102,7 +102,7 @@ type Log struct {
 const LogTotalCap = 10000
 
 // LogCountBudget bounds the time the count behind a page's total may take:
-// the count walks one covering index (migration 00015) and checks the other
+// the count walks one covering index (migrations 00015 and 00016) and checks the other
 // filters inside it, so a rare combination (a key's 5xx of one model, a
 // rare model over a year) may have to walk millions of index entries to
 // find LogTotalCap matches.
@@ -155,7 +155,7 @@ func (s *Store) logItems(ctx context.Context, f LogFilter, w *where, limit, offs
 	q := `SELECT ` + logCols + ` FROM usage_logs l WHERE ` + w.String() + ` ORDER BY l.created_at DESC, l.id DESC ` + limitOffset
 	if f.filtersRows() {
 		// Two steps: the page's (created_at, id) from one of the covering
-		// indexes (migration 00015), every filter checked inside it (an
+		// indexes (migrations 00015 and 00016), every filter checked inside it (an
 		// index-only scan: rows that do not match are never read from the
 		// heap), then its rows, one index probe each. The probe repeats the
 		// filter (its column names are the probed table's), so that a time
