@@ -464,10 +464,13 @@ type logRow struct {
 }
 
 type logPage struct {
-	Items  []logRow `json:"items"`
-	Total  int      `json:"total"`
-	Limit  int      `json:"limit"`
-	Offset int      `json:"offset"`
+	Items []logRow `json:"items"`
+	Total int      `json:"total"`
+	// TotalEstimated: the count ran out of its budget (a loaded machine)
+	// and Total is Postgres's estimate, not a count.
+	TotalEstimated bool `json:"total_estimated"`
+	Limit          int  `json:"limit"`
+	Offset         int  `json:"offset"`
 }
 
 // waitLogs polls the logs API until it reports want rows and its page
