@@ -16,7 +16,7 @@ import (
 // caller emptied. It answers the number of log rows read.
 var rebuildSQL = `WITH f AS (SELECT ` + logColsForRollups + `, ` + rollupDerived + ` FROM usage_logs
 	WHERE tenant_id = $1::uuid AND created_at >= $2 AND created_at < $3),
-` + rollupCTEs("f", "insert") + `n AS (SELECT count(*) AS n FROM f)
+` + rollupCTEs(fromLogs("f"), "insert") + `n AS (SELECT count(*) AS n FROM f)
 SELECT n FROM n`
 
 // RebuildResult tells what RebuildRollups did.

@@ -38,9 +38,10 @@ func latencyBucketSQL(col string) string {
 // usage_rollups_<name>_hourly and _daily, keyed by (tenant_id, env, bucket,
 // cols…).
 type dimension struct {
-	name string
-	cols []string // key columns after bucket
-	expr []string // their values from a usage_logs row
+	name   string
+	cols   []string // key columns after bucket
+	expr   []string // their values from a usage_logs row
+	staged []string // their values from a rollup_staging row (foldBatch)
 }
 
 // zeroUUID stands for "no key" in the key rollups (a key column is part of
@@ -48,9 +49,9 @@ type dimension struct {
 const zeroUUID = "00000000-0000-0000-0000-000000000000"
 
 var dimensions = []dimension{
-	{"model", []string{"provider", "model"}, []string{"provider", "model"}},
-	{"key", []string{"key_id"}, []string{"COALESCE(key_id, '" + zeroUUID + "'::uuid)"}},
-	{"status", []string{"status_code"}, []string{"status_code"}},
+	{"model", []string{"provider", "model"}, []string{"provider", "model"}, []string{"provider", "model"}},
+	{"key", []string{"key_id"}, []string{"COALESCE(key_id, '" + zeroUUID + "'::uuid)"}, []string{"key_id::uuid"}},
+	{"status", []string{"status_code"}, []string{"status_code"}, []string{"status_code"}},
 }
 
 // RollupTables lists every rollup table (hourly and daily of each dimension).
@@ -92,12 +93,12 @@ func rowMeasures() string {
 }
 
 // sumMeasures re-aggregates rows that already hold measureCols.
-func sumMeasures() string {
+func sumMeasures() []string {
 	m := make([]string, len(measureCols))
 	for i, c := range measureCols {
 		m[i] = "sum(" + c + ")::bigint"
 	}
-	return strings.Join(m, ", ")
+	return m
 }
 
 // logColsForRollups are the usage_logs columns the rollups read.
@@ -114,14 +115,37 @@ const binOrigin = "timestamptz '2000-01-01 00:00:00+00'"
 // (logColsForRollups): its latency bucket lb and its UTC hour.
 var rollupDerived = latencyBucketSQL("latency_ms") + " AS lb, date_bin('1 hour', created_at, " + binOrigin + ") AS hour"
 
-// rollupCTEs returns WITH items (each ending in a comma) that fold the
-// usage_logs rows of relation src (logColsForRollups and rollupDerived)
+// fromLogs is the hour-grain aggregate of dimension d over relation src,
+// usage_logs rows (logColsForRollups and rollupDerived), grouped by gb.
+func fromLogs(src string) func(d dimension, gb string) string {
+	return func(d dimension, gb string) string {
+		return fmt.Sprintf("SELECT tenant_id, env, hour AS bucket, %s, %s FROM %s GROUP BY %s",
+			strings.Join(aliased(d.expr, d.cols), ", "), rowMeasures(), src, gb)
+	}
+}
+
+// fromStaging is the hour-grain aggregate of dimension d over the groups
+// foldBatch computed (rollup_staging, dim = d's index): they are grouped
+// again after the casts, so that two spellings of one uuid make one row.
+func fromStaging(d dimension, gb string) string {
+	dim := 0
+	for i := range dimensions {
+		if dimensions[i].name == d.name {
+			dim = i
+		}
+	}
+	return fmt.Sprintf("SELECT tenant_id::uuid AS tenant_id, env, bucket, %s, %s FROM rollup_staging WHERE dim = %d GROUP BY %s",
+		strings.Join(aliased(d.staged, d.cols), ", "), strings.Join(aliased(sumMeasures(), measureCols), ", "), dim, gb)
+}
+
+// rollupCTEs returns WITH items (each ending in a comma) that fold rows
 // into every rollup table: for each dimension, the hour-grain aggregate
-// (<dim>_h, read by two inserts), its hourly upsert and the daily upsert of
-// its regrouping by UTC day. mode is "add" (ON CONFLICT adds: ingestion) or
-// "insert" (plain insert: a rebuild into emptied ranges). Rows are written
-// in key order, the lock order every ingester shares.
-func rollupCTEs(src, mode string) string {
+// (<dim>_h, hourly(d, its GROUP BY): fromLogs or fromStaging; read by two
+// inserts), its hourly upsert and the daily upsert of its regrouping by UTC
+// day. mode is "add" (ON CONFLICT adds: ingestion) or "insert" (plain
+// insert: a rebuild into emptied ranges). Rows are written in key order,
+// the lock order every ingester shares.
+func rollupCTEs(hourly func(d dimension, gb string) string, mode string) string {
 	var b strings.Builder
 	for _, d := range dimensions {
 		keyCols := "tenant_id, env, bucket, " + strings.Join(d.cols, ", ")
@@ -131,12 +155,11 @@ func rollupCTEs(src, mode string) string {
 			groupBy[i] = strconv.Itoa(i + 1)
 		}
 		gb := strings.Join(groupBy, ", ")
-		fmt.Fprintf(&b, "%s_h AS (SELECT tenant_id, env, hour AS bucket, %s, %s FROM %s GROUP BY %s),\n",
-			d.name, strings.Join(aliased(d.expr, d.cols), ", "), rowMeasures(), src, gb)
+		fmt.Fprintf(&b, "%s_h AS (%s),\n", d.name, hourly(d, gb))
 		for _, g := range []struct{ suffix, sel string }{
 			{"hourly", fmt.Sprintf("SELECT * FROM %s_h ORDER BY %s", d.name, gb)},
 			{"daily", fmt.Sprintf("SELECT tenant_id, env, date_bin('1 day', bucket, %s), %s, %s FROM %s_h GROUP BY %s ORDER BY %s",
-				binOrigin, strings.Join(d.cols, ", "), sumMeasures(), d.name, gb, gb)},
+				binOrigin, strings.Join(d.cols, ", "), strings.Join(sumMeasures(), ", "), d.name, gb, gb)},
 		} {
 			table := "usage_rollups_" + d.name + "_" + g.suffix
 			fmt.Fprintf(&b, "%s_%s AS (INSERT INTO %s AS r (%s, %s) %s", d.name, g.suffix, table, keyCols, strings.Join(measureCols, ", "), g.sel)

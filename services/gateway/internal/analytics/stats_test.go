@@ -3,6 +3,7 @@ package analytics
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,5 @@ func keyOrZero(k string) string {
 	if k == "" {
 		return zeroUUID
 	}
-	return k
+	return strings.ToLower(k) // as Postgres spells a uuid
 }

@@ -17,17 +17,20 @@ import (
 )
 
 // stagingDDL creates the session's staging tables once (a no-op afterwards):
-// the ingester COPYs a batch into them, and ingestSQL moves it on. They are
-// temporary (no WAL, session-local buffers) and emptied at every commit.
+// the ingester COPYs a batch (and its rollup groups, when foldBatch folded
+// it) into them, and ingestSQL moves it on. They are temporary (no WAL,
+// session-local buffers) and emptied at every commit.
 // Ids are text here and cast on the way out, so a value that is not a uuid
 // fails with Postgres's data exception (ErrRefused), as before.
-const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS usage_staging (id uuid, request_id text, created_at timestamptz, tenant_id text, env text,
+var stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS usage_staging (id uuid, request_id text, created_at timestamptz, tenant_id text, env text,
 	key_id text, key_name text, provider text, model text, path text, status_code int, stream bool, latency_ms float8, ttfb_ms float8,
 	prompt_tokens int8, completion_tokens int8, total_tokens int8, cached_tokens int8, cost_usd_e10 int8, outcome text, error text,
 	violation_ids text[], request_body text, response_body text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS violation_staging (id text, request_id text, created_at timestamptz, tenant_id text, env text, key_id text,
 	policy_id text, policy_name text, type text, action text, severity text, shadow bool, direction text, matches text, provider text,
-	model text) ON COMMIT DELETE ROWS`
+	model text) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS rollup_staging (dim int2, tenant_id text, env text, bucket timestamptz, provider text, model text,
+	key_id text, status_code int, ` + strings.Join(measureCols, " int8, ") + ` int8) ON COMMIT DELETE ROWS`
 
 var stagingCols = []string{"id", "request_id", "created_at", "tenant_id", "env", "key_id", "key_name", "provider", "model", "path", "status_code",
 	"stream", "latency_ms", "ttfb_ms", "prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "cost_usd_e10", "outcome", "error",
@@ -37,15 +40,22 @@ var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id
 	"severity", "shadow", "direction", "matches", "provider", "model"}
 
 // ingestSQL moves the staged batch into usage_logs and, in the same
-// statement, folds exactly the rows it inserted (RETURNING) into every
-// rollup table, and stores their violations. It answers how many rows were
-// new. With onConflict, rows whose (tenant_id, env, created_at,
-// request_id) exist are skipped (ON CONFLICT DO NOTHING), so redeliveries
-// never double count; without, such a row fails the statement with a
-// unique violation on usage_logs (Insert then runs the batch again with
-// onConflict). The key is the time index's (migration 00016): created_at
-// is in it because usage_logs is partitioned on it (migration 00005), and
-// a redelivered event carries the tenant, environment and created_at the
+// statement, adds it to every rollup table and stores its violations. It
+// answers how many rows were new.
+//
+// There are three forms. ingestFoldedSQL, the usual one, runs when every
+// event is new and foldBatch folded the batch into hourly groups in Go
+// (rollup_staging): no ON CONFLICT, and Postgres adds a few hundred groups
+// instead of aggregating thousands of rows (docs/benchmarks.md, "Rollups
+// folded in Go"). Without onConflict, the rollups aggregate the rows the
+// insert returns (a batch foldBatch declined). With onConflict, rows whose
+// (tenant_id, env, created_at, request_id) exist are skipped (ON CONFLICT
+// DO NOTHING) and only the rows inserted are added, so redeliveries never
+// double count. Without ON CONFLICT a stored row fails the statement with a
+// unique violation on usage_logs, and Insert runs the batch again with
+// onConflict. The key is the time index's (migration 00016): created_at is
+// in it because usage_logs is partitioned on it (migration 00005), and a
+// redelivered event carries the tenant, environment and created_at the
 // gateway gave it, so the four identify it as (created_at, request_id) did.
 func ingestSQL(onConflict bool) string {
 	// Without ON CONFLICT a statement that succeeds inserted every staged
@@ -56,6 +66,16 @@ func ingestSQL(onConflict bool) string {
 		conflict = "ON CONFLICT (tenant_id, env, created_at, request_id) DO NOTHING"
 		violationsOf = "violation_staging s JOIN (SELECT DISTINCT request_id, created_at FROM ins) i USING (request_id, created_at)"
 	}
+	return ingestStatement(conflict+" RETURNING request_id, "+logColsForRollups+", "+rollupDerived, fromLogs("ins"), violationsOf,
+		"SELECT count(*) FROM ins")
+}
+
+// ingestFoldedSQL is ingestSQL for a batch of new events that foldBatch
+// folded into rollup_staging. Its count is the batch's size (the statement
+// fails unless every row is inserted).
+var ingestFoldedSQL = ingestStatement("", fromStaging, "violation_staging s", "SELECT 0")
+
+func ingestStatement(insertTail string, hourly func(d dimension, gb string) string, violationsOf, answer string) string {
 	return `WITH ins AS (
 	INSERT INTO usage_logs (id, request_id, created_at, tenant_id, env, key_id, key_name, provider, model, path, status_code, stream,
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd_e10, outcome, error, violation_ids,
@@ -64,10 +84,9 @@ func ingestSQL(onConflict bool) string {
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd_e10, outcome, error, violation_ids,
 		request_body, response_body
 	FROM usage_staging
-	` + conflict + `
-	RETURNING request_id, ` + logColsForRollups + `, ` + rollupDerived + `
+	` + insertTail + `
 ),
-` + rollupCTEs("ins", "add") + `v AS (
+` + rollupCTEs(hourly, "add") + `v AS (
 	INSERT INTO violations (id, request_id, created_at, tenant_id, env, key_id, policy_id, policy_name, type, action, severity, shadow,
 		direction, matches, provider, model)
 	SELECT s.id::uuid, s.request_id, s.created_at, s.tenant_id::uuid, s.env, NULLIF(s.key_id, '')::uuid, NULLIF(s.policy_id, '')::uuid,
@@ -75,7 +94,7 @@ func ingestSQL(onConflict bool) string {
 	FROM ` + violationsOf + `
 	ON CONFLICT (id, created_at) DO NOTHING
 )
-SELECT count(*) FROM ins`
+` + answer
 }
 
 // The ingest statement without and with ON CONFLICT. A batch is new
@@ -142,7 +161,11 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 				v.Severity, v.Shadow, v.Direction, string(m), e.Provider, e.Model})
 		}
 	}
-	insert := func(sql string) error {
+	// Every event is new but after a crash or a replay: fold the batch in
+	// Go, and fall back to the SQL aggregation when a redelivery is found
+	// (or when foldBatch declines the batch).
+	groups, folded := foldBatch(uniq)
+	insert := func(sql string, folded bool) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			fresh = 0
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
@@ -156,17 +179,29 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 					return fmt.Errorf("copy violations: %w", err)
 				}
 			}
+			if folded {
+				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_staging"}, rollupStagingCols, pgx.CopyFromRows(rollupStagingRows(groups))); err != nil {
+					return fmt.Errorf("copy rollups: %w", err)
+				}
+			}
 			var n int64
 			if err := tx.QueryRow(ctx, sql).Scan(&n); err != nil {
 				return fmt.Errorf("insert usage: %w", err)
 			}
 			fresh = int(n)
+			if folded { // it inserted every row or failed
+				fresh = len(uniq)
+			}
 			return nil
 		})
 	}
-	err = insert(ingestNewSQL)
+	if folded {
+		err = insert(ingestFoldedSQL, true)
+	} else {
+		err = insert(ingestNewSQL, false)
+	}
 	if storedAlready(err) { // a redelivery: again, skipping the stored events
-		err = insert(ingestConflictSQL)
+		err = insert(ingestConflictSQL, false)
 	}
 	return fresh, classify(err)
 }
