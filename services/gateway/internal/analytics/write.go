@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,24 +40,23 @@ var stagingCols = []string{"id", "request_id", "created_at", "tenant_id", "env",
 var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id", "env", "key_id", "policy_id", "policy_name", "type", "action",
 	"severity", "shadow", "direction", "matches", "provider", "model"}
 
-// ingestSQL moves the staged batch into usage_logs and, in the same
-// statement, adds it to every rollup table and stores its violations. It
-// answers how many rows were new.
+// ingestSQL moves the staged batch (usage_staging) into usage_logs and, in
+// the same statement, adds the rows it inserted (RETURNING) to every rollup
+// table and stores their violations. It answers how many rows were new.
 //
-// There are three forms. ingestFoldedSQL, the usual one, runs when every
-// event is new and foldBatch folded the batch into hourly groups in Go
-// (rollup_staging): no ON CONFLICT, and Postgres adds a few hundred groups
-// instead of aggregating thousands of rows (docs/benchmarks.md, "Rollups
-// folded in Go"). Without onConflict, the rollups aggregate the rows the
-// insert returns (a batch foldBatch declined). With onConflict, rows whose
-// (tenant_id, env, created_at, request_id) exist are skipped (ON CONFLICT
-// DO NOTHING) and only the rows inserted are added, so redeliveries never
-// double count. Without ON CONFLICT a stored row fails the statement with a
-// unique violation on usage_logs, and Insert runs the batch again with
-// onConflict. The key is the time index's (migration 00016): created_at is
-// in it because usage_logs is partitioned on it (migration 00005), and a
-// redelivered event carries the tenant, environment and created_at the
-// gateway gave it, so the four identify it as (created_at, request_id) did.
+// It is the slower way in. The usual batch, every event new and folded in
+// Go by foldBatch, is COPYed straight into usage_logs and its groups added
+// by foldedRollupsSQL (docs/benchmarks.md, "Rollups folded in Go"). Without
+// onConflict, ingestSQL takes a batch foldBatch or typeIDs declined. With
+// onConflict, rows whose (tenant_id, env, created_at, request_id) exist are
+// skipped (ON CONFLICT DO NOTHING) and only the rows inserted are added, so
+// redeliveries never double count. Without ON CONFLICT (and in the COPY) a
+// stored row fails the statement with a unique violation on usage_logs,
+// and Insert runs the batch again with onConflict. The key is the time
+// index's (migration 00016): created_at is in it because usage_logs is
+// partitioned on it (migration 00005), and a redelivered event carries the
+// tenant, environment and created_at the gateway gave it, so the four
+// identify it as (created_at, request_id) did.
 func ingestSQL(onConflict bool) string {
 	// Without ON CONFLICT a statement that succeeds inserted every staged
 	// event, so all their violations are new: no join with the inserted
@@ -70,10 +70,10 @@ func ingestSQL(onConflict bool) string {
 		"SELECT count(*) FROM ins")
 }
 
-// ingestFoldedSQL is ingestSQL for a batch of new events that foldBatch
-// folded into rollup_staging. Its count is the batch's size (the statement
-// fails unless every row is inserted).
-var ingestFoldedSQL = ingestStatement("", fromStaging, "violation_staging s", "SELECT 0")
+// foldedRollupsSQL adds the groups foldBatch folded (rollup_staging) to
+// the rollup tables and stores the staged violations, for a batch COPYed
+// straight into usage_logs (every row new: the COPY failed otherwise).
+var foldedRollupsSQL = "WITH " + rollupCTEs(fromStaging, "add") + violationsCTE("violation_staging s") + "\nSELECT 0"
 
 func ingestStatement(insertTail string, hourly func(d dimension, gb string) string, violationsOf, answer string) string {
 	return `WITH ins AS (
@@ -86,15 +86,64 @@ func ingestStatement(insertTail string, hourly func(d dimension, gb string) stri
 	FROM usage_staging
 	` + insertTail + `
 ),
-` + rollupCTEs(hourly, "add") + `v AS (
+` + rollupCTEs(hourly, "add") + violationsCTE(violationsOf) + `
+` + answer
+}
+
+// violationsCTE is the WITH item that stores the staged violations of the
+// relation from (violation_staging s, or a join of it).
+func violationsCTE(from string) string {
+	return `v AS (
 	INSERT INTO violations (id, request_id, created_at, tenant_id, env, key_id, policy_id, policy_name, type, action, severity, shadow,
 		direction, matches, provider, model)
 	SELECT s.id::uuid, s.request_id, s.created_at, s.tenant_id::uuid, s.env, NULLIF(s.key_id, '')::uuid, NULLIF(s.policy_id, '')::uuid,
 		s.policy_name, s.type, s.action, s.severity, s.shadow, s.direction, s.matches::jsonb, s.provider, s.model
-	FROM ` + violationsOf + `
+	FROM ` + from + `
 	ON CONFLICT (id, created_at) DO NOTHING
-)
-` + answer
+)`
+}
+
+// typeIDs sets the tenant and key ids of rows (stagingCols' values) to
+// uuids in place, for a COPY into usage_logs itself; false, with rows
+// unchanged, when one is not in the 8-4-4-4-12 form (the batch then goes
+// through the staging table, whose cast decides). Typed ids go into the
+// staging table's text columns as their text, should the batch be written
+// there after all (a redelivery).
+func typeIDs(rows [][]any) bool {
+	ids := make([]pgtype.UUID, 2*len(rows))
+	for i, r := range rows {
+		var ok bool
+		if ids[2*i], ok = parseUUID(r[3].(string)); !ok {
+			return false
+		}
+		if k := r[5].(string); k != "" {
+			if ids[2*i+1], ok = parseUUID(k); !ok {
+				return false
+			}
+		}
+	}
+	for i, r := range rows {
+		r[3], r[5] = ids[2*i], ids[2*i+1] // a key's zero value is NULL
+	}
+	return true
+}
+
+// parseUUID parses the 8-4-4-4-12 hex form, in either case.
+func parseUUID(s string) (pgtype.UUID, bool) {
+	var u pgtype.UUID
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return u, false
+	}
+	var digits [32]byte
+	n := 0
+	for _, part := range [...]string{s[:8], s[9:13], s[14:18], s[19:23], s[24:]} {
+		n += copy(digits[n:], part)
+	}
+	if _, err := hex.Decode(u.Bytes[:], digits[:]); err != nil {
+		return u, false
+	}
+	u.Valid = true
+	return u, true
 }
 
 // The ingest statement without and with ON CONFLICT. A batch is new
@@ -106,19 +155,22 @@ func ingestStatement(insertTail string, hourly func(d dimension, gb string) stri
 // in Postgres").
 var ingestNewSQL, ingestConflictSQL = ingestSQL(false), ingestSQL(true)
 
-// logKey identifies a stored log row: request id and created_at to the
+// logKey identifies a stored log row as usage_logs' unique key does
+// (migration 00016): tenant, environment, request id and created_at to the
 // microsecond (what Postgres keeps of it).
 type logKey struct {
-	requestID string
-	micros    int64
+	tenantID, env, requestID string
+	micros                   int64
 }
 
-// Insert writes a batch of events in one transaction: it COPYs them (and
-// their violations) into the session's staging tables, then one statement
-// (ingestSQL) inserts the log rows and adds exactly those to the rollups
-// and violations. It first assumes every event is new; when one is stored
-// already (a unique violation on usage_logs), the transaction is rolled
-// back and the batch written again with ON CONFLICT DO NOTHING. It returns
+// Insert writes a batch of events in one transaction. It first assumes
+// every event is new: it COPYs the rows into usage_logs and the rollup
+// groups foldBatch made of them into a staging table, which one statement
+// (foldedRollupsSQL) adds to the rollups, with the violations. When one is
+// stored already (a unique violation on usage_logs), the transaction is
+// rolled back and the batch written again through the staging table, with
+// ON CONFLICT DO NOTHING and the rollups aggregated from the rows inserted
+// (ingestSQL). It returns
 // how many events were new; the rest were already stored (redeliveries,
 // spool replays) and change nothing.
 func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err error) {
@@ -127,7 +179,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 	seen := make(map[logKey]struct{}, len(evs))
 	uniq := make([]*usage.Event, 0, len(evs))
 	for i := range evs {
-		k := logKey{evs[i].RequestID, evs[i].CreatedAt.UnixMicro()}
+		k := logKey{evs[i].TenantID, evs[i].Env, evs[i].RequestID, evs[i].CreatedAt.UnixMicro()}
 		if _, dup := seen[k]; !dup {
 			seen[k] = struct{}{}
 			uniq = append(uniq, &evs[i])
@@ -161,11 +213,45 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 				v.Severity, v.Shadow, v.Direction, string(m), e.Provider, e.Model})
 		}
 	}
-	// Every event is new but after a crash or a replay: fold the batch in
-	// Go, and fall back to the SQL aggregation when a redelivery is found
-	// (or when foldBatch declines the batch).
+	// Every event is new but after a crash or a replay. The usual batch is
+	// folded in Go (foldBatch) and its rows COPYed straight into usage_logs
+	// (typed: its ids parsed here); a unique violation there is a
+	// redelivery, and the batch is written again through the staging table
+	// with ON CONFLICT. A batch foldBatch declines, or whose ids do not
+	// parse here, goes through the staging table and Postgres's casts, which
+	// refuse what they refuse (ErrRefused) as they always did.
 	groups, folded := foldBatch(uniq)
-	insert := func(sql string, folded bool) error {
+	typed := folded && typeIDs(rows)
+	copyViolations := func(tx pgx.Tx) error {
+		if len(vrows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
+				return fmt.Errorf("copy violations: %w", err)
+			}
+		}
+		return nil
+	}
+	direct := func() error {
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
+				return fmt.Errorf("staging tables: %w", err)
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_logs"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
+				return fmt.Errorf("copy usage: %w", err)
+			}
+			if err := copyViolations(tx); err != nil {
+				return err
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_staging"}, rollupStagingCols, pgx.CopyFromRows(rollupStagingRows(groups))); err != nil {
+				return fmt.Errorf("copy rollups: %w", err)
+			}
+			if _, err := tx.Exec(ctx, foldedRollupsSQL); err != nil {
+				return fmt.Errorf("insert rollups: %w", err)
+			}
+			fresh = len(uniq) // the COPY stored every row or failed
+			return nil
+		})
+	}
+	staged := func(sql string) error {
 		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			fresh = 0
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
@@ -174,34 +260,24 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
 				return fmt.Errorf("copy usage: %w", err)
 			}
-			if len(vrows) > 0 {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
-					return fmt.Errorf("copy violations: %w", err)
-				}
-			}
-			if folded {
-				if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_staging"}, rollupStagingCols, pgx.CopyFromRows(rollupStagingRows(groups))); err != nil {
-					return fmt.Errorf("copy rollups: %w", err)
-				}
+			if err := copyViolations(tx); err != nil {
+				return err
 			}
 			var n int64
 			if err := tx.QueryRow(ctx, sql).Scan(&n); err != nil {
 				return fmt.Errorf("insert usage: %w", err)
 			}
 			fresh = int(n)
-			if folded { // it inserted every row or failed
-				fresh = len(uniq)
-			}
 			return nil
 		})
 	}
-	if folded {
-		err = insert(ingestFoldedSQL, true)
+	if typed {
+		err = direct()
 	} else {
-		err = insert(ingestNewSQL, false)
+		err = staged(ingestNewSQL)
 	}
 	if storedAlready(err) { // a redelivery: again, skipping the stored events
-		err = insert(ingestConflictSQL, false)
+		err = staged(ingestConflictSQL)
 	}
 	return fresh, classify(err)
 }

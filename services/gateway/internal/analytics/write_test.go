@@ -2,7 +2,9 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -78,13 +80,78 @@ func TestInsertKeyIsPerTenant(t *testing.T) {
 	if n, err := s.Insert(ctx, []usage.Event{b, a}); err != nil || n != 0 {
 		t.Fatalf("redelivery of both: %d new, %v; want 0", n, err)
 	}
+	// In one batch too: the batch's own deduplication uses the same key.
+	c, d := testEvent("other-id", at, tenantA, 40), testEvent("other-id", at, tenantB, 40)
+	if n, err := s.Insert(ctx, []usage.Event{c, d, c}); err != nil || n != 2 {
+		t.Fatalf("one batch, two tenants, same request id and time (and one of them twice): %d new, %v; want 2", n, err)
+	}
 	for q, want := range map[string]int64{
-		`SELECT count(*) FROM usage_logs WHERE tenant_id = '` + tenantB + `'`:                      1,
-		`SELECT count(*) FROM usage_logs`:                                                          2,
-		`SELECT sum(requests) FROM usage_rollups_model_hourly WHERE tenant_id = '` + tenantB + `'`: 1,
+		`SELECT count(*) FROM usage_logs WHERE tenant_id = '` + tenantB + `'`:                      2,
+		`SELECT count(*) FROM usage_logs`:                                                          4,
+		`SELECT sum(requests) FROM usage_rollups_model_hourly WHERE tenant_id = '` + tenantB + `'`: 2,
 	} {
 		if got := queryInt(t, pool, q); got != want {
 			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+}
+
+// TestInsertIDForms: ids in the canonical form (either case) are COPYed
+// straight into usage_logs; any other form Postgres accepts (braces, no
+// hyphens) goes through the staging table and is stored alike; an id
+// Postgres refuses is refused (ErrRefused) on either path.
+func TestInsertIDForms(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "insertids")
+	s := New(pool)
+	at := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	upper := testEvent("upper", at, strings.ToUpper(tenantA), 40)
+	upper.KeyID = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE"
+	braces := testEvent("braces", at, "{"+tenantA+"}", 40)
+	bare := testEvent("bare", at, strings.ReplaceAll(tenantA, "-", ""), 40)
+	for _, evs := range [][]usage.Event{{upper}, {braces, bare}} {
+		if n, err := s.Insert(ctx, evs); err != nil || n != len(evs) {
+			t.Fatalf("%s: %d new, %v", evs[0].RequestID, n, err)
+		}
+	}
+	for _, tenant := range []string{"not-a-uuid", "aaaaaaaa-0000-4000-8000-00000000000g", "aaaaaaaa-0000-4000-8000+000000000001"} {
+		if _, err := s.Insert(ctx, []usage.Event{testEvent("bad", at, tenant, 40)}); !errors.Is(err, ErrRefused) {
+			t.Errorf("tenant %q: %v, want ErrRefused", tenant, err)
+		}
+	}
+	for q, want := range map[string]int64{
+		`SELECT count(*) FROM usage_logs WHERE tenant_id = '` + tenantA + `'`:                      3,
+		`SELECT sum(requests) FROM usage_rollups_model_hourly WHERE tenant_id = '` + tenantA + `'`: 3,
+		`SELECT count(*) FROM usage_logs WHERE key_id = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'`:    1,
+	} {
+		if got := queryInt(t, pool, q); got != want {
+			t.Errorf("%s = %d, want %d", q, got, want)
+		}
+	}
+}
+
+func TestParseUUID(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"aaaaaaaa-0000-4000-8000-000000000001", true},
+		{"AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE", true},
+		{"{aaaaaaaa-0000-4000-8000-000000000001}", false}, // Postgres decides (staging)
+		{"aaaaaaaa000040008000000000000001", false},
+		{"aaaaaaaa-0000-4000-8000+000000000001", false},
+		{"aaaaaaa-a0000-4000-8000-000000000001", false},
+		{"aaaaaaaa-0000-4000-8000-00000000000g", false},
+		{"", false},
+	} {
+		u, ok := parseUUID(tc.in)
+		if ok != tc.ok {
+			t.Errorf("%q: ok %v, want %v", tc.in, ok, tc.ok)
+		}
+		if ok && u.String() != strings.ToLower(tc.in) {
+			t.Errorf("%q parsed as %s", tc.in, u.String())
 		}
 	}
 }
