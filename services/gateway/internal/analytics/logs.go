@@ -145,8 +145,32 @@ func (s *Store) Logs(ctx context.Context, f LogFilter, limit, offset int) (LogPa
 	if t.err != nil {
 		return LogPage{}, t.err
 	}
+	t.page = t.page.settle(len(items), limit, offset)
 	t.page.Items = items
 	return t.page, nil
+}
+
+// settle corrects an estimated total with what the page shows. A page that
+// is not full ends the listing: the total is exact, offset plus its rows
+// (when it holds rows or starts at 0; capped as the count is). A full page
+// means at least offset + limit rows, an empty page past the start at most
+// offset: the estimate is kept within those bounds, still marked.
+func (p LogPage) settle(rows, limit, offset int) LogPage {
+	if !p.Estimated || limit <= 0 {
+		return p
+	}
+	switch {
+	case rows < limit && (rows > 0 || offset == 0):
+		p.Total, p.Capped, p.Estimated = offset+rows, false, false
+		if p.Total > LogTotalCap {
+			p.Total, p.Capped = LogTotalCap, true
+		}
+	case rows >= limit:
+		p.Total = max(p.Total, offset+rows)
+	default: // an empty page past the start
+		p.Total = min(p.Total, offset)
+	}
+	return p
 }
 
 // logItems reads the page of the rows f (whose WHERE is w) selects.

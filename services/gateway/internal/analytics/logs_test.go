@@ -201,4 +201,42 @@ func TestLogsTotalEstimatedPastTheBudget(t *testing.T) {
 	if len(page.Items) != 50 || page.Items[0].RequestID != "est-0" {
 		t.Errorf("page of %d items starting %v, want 50 from est-0", len(page.Items), page.Items[:min(1, len(page.Items))])
 	}
+	// The last page is not full: it tells the total exactly, whatever the
+	// count managed (capped as the count caps it).
+	last, err := s.Logs(ctx, f, 50, n-10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Estimated || !last.Capped || last.Total != LogTotalCap || len(last.Items) != 10 {
+		t.Errorf("last page: %d items, total %d capped %v estimated %v; want 10 items, the cap, exact", len(last.Items), last.Total, last.Capped, last.Estimated)
+	}
+}
+
+// TestLogPageSettle: an estimated total is made exact by a page that is
+// not full, and kept within what a full or an empty page shows.
+func TestLogPageSettle(t *testing.T) {
+	t.Parallel()
+	est := func(n int) LogPage { return LogPage{Total: n, Estimated: true} }
+	for _, tc := range []struct {
+		name                string
+		page                LogPage
+		rows, limit, offset int
+		total               int
+		capped, estimated   bool
+	}{
+		{"empty first page: none match", est(5), 0, 50, 0, 0, false, false},
+		{"short first page", est(900), 7, 50, 0, 7, false, false},
+		{"short last page", est(10), 3, 50, 100, 103, false, false},
+		{"short page past the cap", est(100), 3, 50, LogTotalCap, LogTotalCap, true, false},
+		{"full page, estimate too low", est(10), 50, 50, 100, 150, false, true},
+		{"full page, estimate above", est(5000), 50, 50, 100, 5000, false, true},
+		{"empty page past the start, estimate too high", est(5000), 0, 50, 200, 200, false, true},
+		{"empty page past the start, estimate below", est(120), 0, 50, 200, 120, false, true},
+		{"exact totals are left alone", LogPage{Total: 42}, 0, 50, 0, 42, false, false},
+	} {
+		got := tc.page.settle(tc.rows, tc.limit, tc.offset)
+		if got.Total != tc.total || got.Capped != tc.capped || got.Estimated != tc.estimated {
+			t.Errorf("%s: total %d capped %v estimated %v, want %d %v %v", tc.name, got.Total, got.Capped, got.Estimated, tc.total, tc.capped, tc.estimated)
+		}
+	}
 }

@@ -108,7 +108,8 @@ func parseLogFilter(c echo.Context, tenantID, env string, providers []string) (a
 // listLogs answers a page of logs. The total is exact up to
 // analytics.LogTotalCap matching rows; beyond that it is reported as the
 // cap with total_capped=true; a count that would take longer than
-// analytics.LogCountBudget gives Postgres's estimate, total_estimated=true.
+// analytics.LogCountBudget gives Postgres's estimate, total_estimated=true,
+// unless the page itself tells the total (a page that is not full).
 func (a *API) listLogs(c echo.Context) error {
 	page, err := httpserver.ParsePage(c)
 	if err != nil {
