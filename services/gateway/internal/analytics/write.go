@@ -1,6 +1,7 @@
 package analytics
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -103,29 +104,47 @@ func violationsCTE(from string) string {
 )`
 }
 
-// typeIDs sets the tenant and key ids of rows (stagingCols' values) to
-// uuids in place, for a COPY into usage_logs itself; false, with rows
-// unchanged, when one is not in the 8-4-4-4-12 form (the batch then goes
-// through the staging table, whose cast decides). Typed ids go into the
-// staging table's text columns as their text, should the batch be written
-// there after all (a redelivery).
-func typeIDs(rows [][]any) bool {
-	ids := make([]pgtype.UUID, 2*len(rows))
-	for i, r := range rows {
-		var ok bool
-		if ids[2*i], ok = parseUUID(r[3].(string)); !ok {
-			return false
+// copyLogsSQL COPYs logCopy's rows into usage_logs.
+var copyLogsSQL = "COPY usage_logs (" + strings.Join(stagingCols, ", ") + ") FROM STDIN (FORMAT binary)"
+
+// encodeLogRows encodes the batch for a COPY into usage_logs (logCopy); nil
+// when a tenant or key id is not in the 8-4-4-4-12 form (the batch then
+// goes through the staging table, whose cast decides).
+func encodeLogRows(evs []*usage.Event, ids []pgtype.UUID, vids [][]string) []byte {
+	c := newLogCopy(len(evs))
+	for i, e := range evs {
+		tenant, ok := parseUUID(e.TenantID)
+		if !ok {
+			return nil
 		}
-		if k := r[5].(string); k != "" {
-			if ids[2*i+1], ok = parseUUID(k); !ok {
-				return false
+		var key *[16]byte
+		if e.KeyID != "" {
+			k, ok := parseUUID(e.KeyID)
+			if !ok {
+				return nil
 			}
+			key = &k.Bytes
 		}
+		c.row(e, ids[i].Bytes, tenant.Bytes, key, vids[i])
 	}
-	for i, r := range rows {
-		r[3], r[5] = ids[2*i], ids[2*i+1] // a key's zero value is NULL
+	return c.bytes()
+}
+
+// stagingRows are the batch's values for usage_staging (stagingCols), ids
+// as text.
+func stagingRows(evs []*usage.Event, ids []pgtype.UUID, vids [][]string) [][]any {
+	rows := make([][]any, len(evs))
+	for i, e := range evs {
+		var cost *int64
+		if e.CostUSD != nil {
+			c := int64(*e.CostUSD)
+			cost = &c
+		}
+		rows[i] = []any{ids[i], e.RequestID, e.CreatedAt, e.TenantID, e.Env, e.KeyID, e.KeyName, e.Provider, e.Model, e.Path, int32(e.StatusCode),
+			e.Stream, e.LatencyMS, e.TTFBMS, e.PromptTokens, e.CompletionTokens, e.TotalTokens, e.CachedTokens, cost, e.Outcome, e.Error,
+			vids[i], e.RequestBody, e.ResponseBody}
 	}
-	return true
+	return rows
 }
 
 // parseUUID parses the 8-4-4-4-12 hex form, in either case.
@@ -186,27 +205,19 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 		}
 	}
 	ids := timeOrderedIDs(uniq)
-	rows := make([][]any, len(uniq))
+	vids := make([][]string, len(uniq))
 	var vrows [][]any
 	for i, e := range uniq {
-		vids := e.ViolationIDs
-		if len(vids) == 0 && len(e.Violations) > 0 {
-			vids = make([]string, len(e.Violations))
+		vids[i] = e.ViolationIDs
+		if len(vids[i]) == 0 && len(e.Violations) > 0 {
+			vids[i] = make([]string, len(e.Violations))
 			for j, v := range e.Violations {
-				vids[j] = v.ID
+				vids[i][j] = v.ID
 			}
 		}
-		if vids == nil {
-			vids = []string{}
+		if vids[i] == nil {
+			vids[i] = []string{}
 		}
-		var cost *int64
-		if e.CostUSD != nil {
-			c := int64(*e.CostUSD)
-			cost = &c
-		}
-		rows[i] = []any{ids[i], e.RequestID, e.CreatedAt, e.TenantID, e.Env, e.KeyID, e.KeyName, e.Provider, e.Model, e.Path, int32(e.StatusCode),
-			e.Stream, e.LatencyMS, e.TTFBMS, e.PromptTokens, e.CompletionTokens, e.TotalTokens, e.CachedTokens, cost, e.Outcome, e.Error,
-			vids, e.RequestBody, e.ResponseBody}
 		for _, v := range e.Violations {
 			m, _ := json.Marshal(v.Matches)
 			vrows = append(vrows, []any{v.ID, e.RequestID, e.CreatedAt, e.TenantID, e.Env, e.KeyID, v.PolicyID, v.PolicyName, v.Type, v.Action,
@@ -215,13 +226,16 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 	}
 	// Every event is new but after a crash or a replay. The usual batch is
 	// folded in Go (foldBatch) and its rows COPYed straight into usage_logs
-	// (typed: its ids parsed here); a unique violation there is a
+	// (logCopy: its ids parsed here); a unique violation there is a
 	// redelivery, and the batch is written again through the staging table
 	// with ON CONFLICT. A batch foldBatch declines, or whose ids do not
 	// parse here, goes through the staging table and Postgres's casts, which
 	// refuse what they refuse (ErrRefused) as they always did.
 	groups, folded := foldBatch(uniq)
-	typed := folded && typeIDs(rows)
+	var logRows []byte
+	if folded {
+		logRows = encodeLogRows(uniq, ids, vids)
+	}
 	copyViolations := func(tx pgx.Tx) error {
 		if len(vrows) > 0 {
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
@@ -235,7 +249,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
 				return fmt.Errorf("staging tables: %w", err)
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_logs"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(logRows), copyLogsSQL); err != nil {
 				return fmt.Errorf("copy usage: %w", err)
 			}
 			if err := copyViolations(tx); err != nil {
@@ -257,7 +271,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
 				return fmt.Errorf("staging tables: %w", err)
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(rows)); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(stagingRows(uniq, ids, vids))); err != nil {
 				return fmt.Errorf("copy usage: %w", err)
 			}
 			if err := copyViolations(tx); err != nil {
@@ -271,7 +285,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			return nil
 		})
 	}
-	if typed {
+	if logRows != nil {
 		err = direct()
 	} else {
 		err = staged(ingestNewSQL)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"trueportai/services/gateway/internal/usage"
+	"trueportai/services/internal/money"
 )
 
 // TestInsertRedeliveryMixedWithNewEvents: a batch first runs without ON
@@ -153,5 +154,53 @@ func TestParseUUID(t *testing.T) {
 		if ok && u.String() != strings.ToLower(tc.in) {
 			t.Errorf("%q parsed as %s", tc.in, u.String())
 		}
+	}
+}
+
+// TestInsertPathsStoreTheSame: a row COPYed straight into usage_logs
+// (logCopy's binary encoding) equals, column for column, the same event
+// written through the staging table (pgx's encoding and Postgres's casts),
+// with every optional field set and with none.
+func TestInsertPathsStoreTheSame(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "insertpaths")
+	s := New(pool)
+	at := time.Date(2026, 12, 6, 10, 59, 59, 999_999_999, time.FixedZone("X", -7200))
+	full := func(id string) usage.Event {
+		e := testEvent(id, at, tenantA, 1234.5678)
+		ttfb, p, c, tot, cached, cost := 12.25, int64(10), int64(-3), int64(1<<40), int64(0), money.USD(-123456789012)
+		req, resp := `{"messages":["héllo \u2028"]}`, ""
+		e.KeyID, e.KeyName, e.Model, e.Path, e.StatusCode, e.Stream = "AAAAAAAA-BBBB-4CCC-8DDD-EEEEEEEEEEEE", "ключ", "gpt-4o", "/v1/chat/completions", 529, true
+		e.TTFBMS, e.PromptTokens, e.CompletionTokens, e.TotalTokens, e.CachedTokens, e.CostUSD = &ttfb, &p, &c, &tot, &cached, &cost
+		e.Outcome, e.Error, e.RequestBody, e.ResponseBody = usage.OutcomeError, "upstream: 529", &req, &resp
+		e.ViolationIDs = []string{"v1", "", "v3"}
+		return e
+	}
+	bare := func(id string) usage.Event { return testEvent(id, at.Add(-time.Hour), tenantB, 0) }
+	for _, pair := range [][2]usage.Event{{full("full-direct"), full("full-staged")}, {bare("bare-direct"), bare("bare-staged")}} {
+		direct, staged := pair[0], pair[1]
+		staged.TenantID = "{" + staged.TenantID + "}" // not the canonical form: the staging path
+		if n, err := s.Insert(ctx, []usage.Event{direct}); err != nil || n != 1 {
+			t.Fatalf("%s: %d, %v", direct.RequestID, n, err)
+		}
+		if n, err := s.Insert(ctx, []usage.Event{staged}); err != nil || n != 1 {
+			t.Fatalf("%s: %d, %v", staged.RequestID, n, err)
+		}
+		row := func(id string) string {
+			var j string
+			if err := pool.QueryRow(ctx, `SELECT (to_jsonb(u) - 'id' - 'request_id' - 'ingested_at')::text FROM usage_logs u WHERE request_id = $1`, id).Scan(&j); err != nil {
+				t.Fatal(err)
+			}
+			return j
+		}
+		if d, st := row(direct.RequestID), row(staged.RequestID); d != st {
+			t.Errorf("COPYed straight:\n %s\nthrough staging:\n %s", d, st)
+		}
+	}
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM usage_logs WHERE created_at = $1 AND key_id = 'aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee'
+		AND violation_ids = '{v1,"",v3}' AND cost_usd_e10 = -123456789012 AND total_tokens = 1099511627776`, at.Truncate(time.Microsecond)).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows with every value as given: %d, %v; want 2", n, err)
 	}
 }
