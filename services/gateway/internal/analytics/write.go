@@ -48,7 +48,7 @@ var violationStagingCols = []string{"id", "request_id", "created_at", "tenant_id
 // It is the slower way in. The usual batch, every event new and folded in
 // Go by foldBatch, is COPYed straight into usage_logs and its groups added
 // by foldedRollupsSQL (docs/benchmarks.md, "Rollups folded in Go"). Without
-// onConflict, ingestSQL takes a batch foldBatch or typeIDs declined. With
+// onConflict, ingestSQL takes a batch foldBatch or encodeLogRows declined. With
 // onConflict, rows whose (tenant_id, env, created_at, request_id) exist are
 // skipped (ON CONFLICT DO NOTHING) and only the rows inserted are added, so
 // redeliveries never double count. Without ON CONFLICT (and in the COPY) a

@@ -121,6 +121,17 @@ func TestInsertIDForms(t *testing.T) {
 			t.Errorf("tenant %q: %v, want ErrRefused", tenant, err)
 		}
 	}
+	// Text Postgres refuses (a NUL byte, bytes that are not UTF-8) is
+	// refused on the binary COPY as through the staging table.
+	for _, text := range []string{"a\x00b", "a\xffb"} {
+		for _, tenant := range []string{tenantA, "{" + tenantA + "}"} {
+			ev := testEvent("bad-text", at, tenant, 40)
+			ev.Error = text
+			if _, err := s.Insert(ctx, []usage.Event{ev}); !errors.Is(err, ErrRefused) {
+				t.Errorf("error text %q, tenant %q: %v, want ErrRefused", text, tenant, err)
+			}
+		}
+	}
 	for q, want := range map[string]int64{
 		`SELECT count(*) FROM usage_logs WHERE tenant_id = '` + tenantA + `'`:                      3,
 		`SELECT sum(requests) FROM usage_rollups_model_hourly WHERE tenant_id = '` + tenantA + `'`: 3,
