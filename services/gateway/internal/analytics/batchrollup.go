@@ -8,7 +8,7 @@ import (
 )
 
 // The ingester's batches are folded into the hourly rollups here, in Go,
-// when every event of the batch is new (ingestStagedSQL): the groups, a few
+// when every event of the batch is new (foldedRollupsSQL): the groups, a few
 // hundred for thousands of events, are copied into rollup_staging, and
 // Postgres adds them to the rollup tables without aggregating a row. This
 // is rowMeasures computed per event, and must equal it to the unit:

@@ -277,7 +277,7 @@ func TestRollupUpsertAccumulates(t *testing.T) {
 	pool := migratedPool(t, "rollups")
 	in := New(pool)
 	all, batches := rollupTestBatches()
-	// The batches are folded in Go (ingestFoldedSQL): what is compared
+	// The batches are folded in Go (foldedRollupsSQL): what is compared
 	// below with the oracle and the rebuild is foldBatch's work; only the
 	// redelivery takes the SQL aggregation.
 	for i, b := range batches {
