@@ -49,6 +49,8 @@ func foldBatch(evs []*usage.Event) (groups map[rollupGroup]*measures, ok bool) {
 		if key == "" {
 			key = zeroUUID
 		}
+		// One group per dimension, in the order of dimensions (dim is the
+		// index fromStaging selects by).
 		for _, g := range [...]rollupGroup{
 			{dim: 0, provider: e.Provider, model: e.Model},
 			{dim: 1, keyID: key},

@@ -48,6 +48,7 @@ type dimension struct {
 // their primary key).
 const zeroUUID = "00000000-0000-0000-0000-000000000000"
 
+// foldBatch builds its groups in this order (rollupGroup.dim is the index).
 var dimensions = []dimension{
 	{"model", []string{"provider", "model"}, []string{"provider", "model"}, []string{"provider", "model"}},
 	{"key", []string{"key_id"}, []string{"COALESCE(key_id, '" + zeroUUID + "'::uuid)"}, []string{"key_id::uuid"}},
@@ -117,37 +118,32 @@ var rollupDerived = latencyBucketSQL("latency_ms") + " AS lb, date_bin('1 hour',
 
 // fromLogs is the hour-grain aggregate of dimension d over relation src,
 // usage_logs rows (logColsForRollups and rollupDerived), grouped by gb.
-func fromLogs(src string) func(d dimension, gb string) string {
-	return func(d dimension, gb string) string {
+func fromLogs(src string) func(dim int, d dimension, gb string) string {
+	return func(_ int, d dimension, gb string) string {
 		return fmt.Sprintf("SELECT tenant_id, env, hour AS bucket, %s, %s FROM %s GROUP BY %s",
 			strings.Join(aliased(d.expr, d.cols), ", "), rowMeasures(), src, gb)
 	}
 }
 
 // fromStaging is the hour-grain aggregate of dimension d over the groups
-// foldBatch computed (rollup_staging, dim = d's index): they are grouped
-// again after the casts, so that two spellings of one uuid make one row.
-func fromStaging(d dimension, gb string) string {
-	dim := 0
-	for i := range dimensions {
-		if dimensions[i].name == d.name {
-			dim = i
-		}
-	}
+// foldBatch computed (rollup_staging, dim = d's index in dimensions): they
+// are grouped again after the casts, so that two spellings of one uuid make
+// one row.
+func fromStaging(dim int, d dimension, gb string) string {
 	return fmt.Sprintf("SELECT tenant_id::uuid AS tenant_id, env, bucket, %s, %s FROM rollup_staging WHERE dim = %d GROUP BY %s",
 		strings.Join(aliased(d.staged, d.cols), ", "), strings.Join(aliased(sumMeasures(), measureCols), ", "), dim, gb)
 }
 
 // rollupCTEs returns WITH items (each ending in a comma) that fold rows
 // into every rollup table: for each dimension, the hour-grain aggregate
-// (<dim>_h, hourly(d, its GROUP BY): fromLogs or fromStaging; read by two
+// (<dim>_h, hourly(its index, d, its GROUP BY): fromLogs or fromStaging; read by two
 // inserts), its hourly upsert and the daily upsert of its regrouping by UTC
 // day. mode is "add" (ON CONFLICT adds: ingestion) or "insert" (plain
 // insert: a rebuild into emptied ranges). Rows are written in key order,
 // the lock order every ingester shares.
-func rollupCTEs(hourly func(d dimension, gb string) string, mode string) string {
+func rollupCTEs(hourly func(dim int, d dimension, gb string) string, mode string) string {
 	var b strings.Builder
-	for _, d := range dimensions {
+	for dim, d := range dimensions {
 		keyCols := "tenant_id, env, bucket, " + strings.Join(d.cols, ", ")
 		n := 3 + len(d.cols)
 		groupBy := make([]string, n)
@@ -155,7 +151,7 @@ func rollupCTEs(hourly func(d dimension, gb string) string, mode string) string 
 			groupBy[i] = strconv.Itoa(i + 1)
 		}
 		gb := strings.Join(groupBy, ", ")
-		fmt.Fprintf(&b, "%s_h AS (%s),\n", d.name, hourly(d, gb))
+		fmt.Fprintf(&b, "%s_h AS (%s),\n", d.name, hourly(dim, d, gb))
 		for _, g := range []struct{ suffix, sel string }{
 			{"hourly", fmt.Sprintf("SELECT * FROM %s_h ORDER BY %s", d.name, gb)},
 			{"daily", fmt.Sprintf("SELECT tenant_id, env, date_bin('1 day', bucket, %s), %s, %s FROM %s_h GROUP BY %s ORDER BY %s",

@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -76,7 +76,7 @@ func ingestSQL(onConflict bool) string {
 // straight into usage_logs (every row new: the COPY failed otherwise).
 var foldedRollupsSQL = "WITH " + rollupCTEs(fromStaging, "add") + violationsCTE("violation_staging s") + "\nSELECT 0"
 
-func ingestStatement(insertTail string, hourly func(d dimension, gb string) string, violationsOf, answer string) string {
+func ingestStatement(insertTail string, hourly func(dim int, d dimension, gb string) string, violationsOf, answer string) string {
 	return `WITH ins AS (
 	INSERT INTO usage_logs (id, request_id, created_at, tenant_id, env, key_id, key_name, provider, model, path, status_code, stream,
 		latency_ms, ttfb_ms, prompt_tokens, completion_tokens, total_tokens, cached_tokens, cost_usd_e10, outcome, error, violation_ids,
@@ -123,9 +123,9 @@ func encodeLogRows(evs []*usage.Event, ids []pgtype.UUID, vids [][]string) []byt
 			if !ok {
 				return nil
 			}
-			key = &k.Bytes
+			key = (*[16]byte)(&k)
 		}
-		c.row(e, ids[i].Bytes, tenant.Bytes, key, vids[i])
+		c.row(e, ids[i].Bytes, tenant, key, vids[i])
 	}
 	return c.bytes()
 }
@@ -147,22 +147,14 @@ func stagingRows(evs []*usage.Event, ids []pgtype.UUID, vids [][]string) [][]any
 	return rows
 }
 
-// parseUUID parses the 8-4-4-4-12 hex form, in either case.
-func parseUUID(s string) (pgtype.UUID, bool) {
-	var u pgtype.UUID
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
-		return u, false
+// parseUUID parses the 8-4-4-4-12 hex form, in either case (uuid.Parse
+// also takes braces, a urn or bare hex: those are left to Postgres's cast).
+func parseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.UUID{}, false
 	}
-	var digits [32]byte
-	n := 0
-	for _, part := range [...]string{s[:8], s[9:13], s[14:18], s[19:23], s[24:]} {
-		n += copy(digits[n:], part)
-	}
-	if _, err := hex.Decode(u.Bytes[:], digits[:]); err != nil {
-		return u, false
-	}
-	u.Valid = true
-	return u, true
+	u, err := uuid.Parse(s)
+	return u, err == nil
 }
 
 // The ingest statement without and with ON CONFLICT. A batch is new
