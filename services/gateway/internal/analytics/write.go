@@ -181,10 +181,32 @@ type logKey struct {
 // stored already (a unique violation on usage_logs), the transaction is
 // rolled back and the batch written again through the staging table, with
 // ON CONFLICT DO NOTHING and the rollups aggregated from the rows inserted
-// (ingestSQL). It returns
-// how many events were new; the rest were already stored (redeliveries,
-// spool replays) and change nothing.
+// (ingestSQL). It returns how many events were new; the rest were already
+// stored (redeliveries, spool replays) and change nothing. Insert is
+// Prepare then InsertBatch.
 func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err error) {
+	return s.InsertBatch(ctx, Prepare(evs))
+}
+
+// Batch is a batch of events made ready to store: deduplicated, given
+// their ids, folded into rollup groups and encoded for the COPY. Preparing
+// is CPU only (no I/O), so the ingester prepares the next batch while the
+// database stores the one before it; a Batch is only read by InsertBatch,
+// which may run it again (a retry after a database error).
+type Batch struct {
+	uniq  []*usage.Event // points into the events given to Prepare
+	ids   []pgtype.UUID
+	vids  [][]string
+	vrows [][]any // violation_staging's rows
+	// logRows is the batch's binary COPY into usage_logs and rollupRows its
+	// folded groups; logRows is nil when the batch goes through the
+	// staging table (foldBatch declined it, or an id did not parse here).
+	logRows    []byte
+	rollupRows [][]any
+}
+
+// Prepare readies evs for InsertBatch; evs must stay unchanged until then.
+func Prepare(evs []usage.Event) *Batch {
 	// A batch may hold one event twice (a message redelivered into the
 	// same fetch): the first one stands for both.
 	seen := make(map[logKey]struct{}, len(evs))
@@ -196,41 +218,45 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			uniq = append(uniq, &evs[i])
 		}
 	}
-	ids := timeOrderedIDs(uniq)
-	vids := make([][]string, len(uniq))
-	var vrows [][]any
+	b := &Batch{uniq: uniq, ids: timeOrderedIDs(uniq), vids: make([][]string, len(uniq))}
 	for i, e := range uniq {
-		vids[i] = e.ViolationIDs
-		if len(vids[i]) == 0 && len(e.Violations) > 0 {
-			vids[i] = make([]string, len(e.Violations))
+		b.vids[i] = e.ViolationIDs
+		if len(b.vids[i]) == 0 && len(e.Violations) > 0 {
+			b.vids[i] = make([]string, len(e.Violations))
 			for j, v := range e.Violations {
-				vids[i][j] = v.ID
+				b.vids[i][j] = v.ID
 			}
 		}
-		if vids[i] == nil {
-			vids[i] = []string{}
+		if b.vids[i] == nil {
+			b.vids[i] = []string{}
 		}
 		for _, v := range e.Violations {
 			m, _ := json.Marshal(v.Matches)
-			vrows = append(vrows, []any{v.ID, e.RequestID, e.CreatedAt, e.TenantID, e.Env, e.KeyID, v.PolicyID, v.PolicyName, v.Type, v.Action,
+			b.vrows = append(b.vrows, []any{v.ID, e.RequestID, e.CreatedAt, e.TenantID, e.Env, e.KeyID, v.PolicyID, v.PolicyName, v.Type, v.Action,
 				v.Severity, v.Shadow, v.Direction, string(m), e.Provider, e.Model})
 		}
 	}
 	// Every event is new but after a crash or a replay. The usual batch is
 	// folded in Go (foldBatch) and its rows COPYed straight into usage_logs
-	// (logCopy: its ids parsed here); a unique violation there is a
-	// redelivery, and the batch is written again through the staging table
-	// with ON CONFLICT. A batch foldBatch declines, or whose ids do not
-	// parse here, goes through the staging table and Postgres's casts, which
-	// refuse what they refuse (ErrRefused) as they always did.
-	groups, folded := foldBatch(uniq)
-	var logRows []byte
-	if folded {
-		logRows = encodeLogRows(uniq, ids, vids)
+	// (logCopy: its ids parsed here). A batch foldBatch declines, or whose
+	// ids do not parse here, goes through the staging table and Postgres's
+	// casts, which refuse what they refuse (ErrRefused) as they always did.
+	if groups, folded := foldBatch(uniq); folded {
+		if b.logRows = encodeLogRows(uniq, b.ids, b.vids); b.logRows != nil {
+			b.rollupRows = rollupStagingRows(groups)
+		}
 	}
+	return b
+}
+
+// InsertBatch stores a prepared batch (Insert's contract). When the batch
+// was folded, its rows are COPYed into usage_logs; a unique violation there
+// is a redelivery, and the batch is written again through the staging
+// table with ON CONFLICT.
+func (s *Store) InsertBatch(ctx context.Context, b *Batch) (fresh int, err error) {
 	copyViolations := func(tx pgx.Tx) error {
-		if len(vrows) > 0 {
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(vrows)); err != nil {
+		if len(b.vrows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"violation_staging"}, violationStagingCols, pgx.CopyFromRows(b.vrows)); err != nil {
 				return fmt.Errorf("copy violations: %w", err)
 			}
 		}
@@ -241,19 +267,19 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
 				return fmt.Errorf("staging tables: %w", err)
 			}
-			if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(logRows), copyLogsSQL); err != nil {
+			if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(b.logRows), copyLogsSQL); err != nil {
 				return fmt.Errorf("copy usage: %w", err)
 			}
 			if err := copyViolations(tx); err != nil {
 				return err
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_staging"}, rollupStagingCols, pgx.CopyFromRows(rollupStagingRows(groups))); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"rollup_staging"}, rollupStagingCols, pgx.CopyFromRows(b.rollupRows)); err != nil {
 				return fmt.Errorf("copy rollups: %w", err)
 			}
 			if _, err := tx.Exec(ctx, foldedRollupsSQL); err != nil {
 				return fmt.Errorf("insert rollups: %w", err)
 			}
-			fresh = len(uniq) // the COPY stored every row or failed
+			fresh = len(b.uniq) // the COPY stored every row or failed
 			return nil
 		})
 	}
@@ -263,7 +289,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
 				return fmt.Errorf("staging tables: %w", err)
 			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(stagingRows(uniq, ids, vids))); err != nil {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"usage_staging"}, stagingCols, pgx.CopyFromRows(stagingRows(b.uniq, b.ids, b.vids))); err != nil {
 				return fmt.Errorf("copy usage: %w", err)
 			}
 			if err := copyViolations(tx); err != nil {
@@ -277,7 +303,7 @@ func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err e
 			return nil
 		})
 	}
-	if logRows != nil {
+	if b.logRows != nil {
 		err = direct()
 	} else {
 		err = staged(ingestNewSQL)

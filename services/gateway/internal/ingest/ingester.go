@@ -27,6 +27,15 @@ type Writer interface {
 	Insert(ctx context.Context, evs []usage.Event) (fresh int, err error)
 }
 
+// batchWriter is a Writer that prepares a batch apart from storing it
+// (analytics.Store): the fetch stage prepares the next batch while the
+// store stage waits for the database. Writers without it (tests' wrappers
+// that inject faults) get Insert.
+type batchWriter interface {
+	Writer
+	InsertBatch(ctx context.Context, b *analytics.Batch) (fresh int, err error)
+}
+
 // Ingester is a durable pull consumer writing usage events to Postgres.
 type Ingester struct {
 	store   Writer
@@ -224,6 +233,8 @@ type fetched struct {
 	evs  []usage.Event
 	from []origin
 	dead []deadLetter
+	// prep is evs prepared for a batchWriter (nil for other writers).
+	prep *analytics.Batch
 	// stopKeepAlive ends the in-progress signals that keep the batch's
 	// messages from redelivery while it waits and while it is stored.
 	stopKeepAlive func()
@@ -333,6 +344,9 @@ func (in *Ingester) decodeBatch(msgs []jetstream.Msg) *fetched {
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		in.metrics.pending(md.NumPending)
 	}
+	if _, ok := in.store.(batchWriter); ok {
+		b.prep = analytics.Prepare(b.evs)
+	}
 	b.stopKeepAlive = keepAlive(msgs, in.ackWait/2)
 	return b
 }
@@ -350,7 +364,7 @@ func (in *Ingester) handle(ctx, stop context.Context, b *fetched) {
 	defer func() { endInsertSpans(spans, nStored, len(dead), failure) }()
 	var refused []refusal
 	if !in.retry(stop, "store usage events", func() (err error) {
-		refused, err = in.insert(ctx, evs, 0)
+		refused, err = in.insert(ctx, evs, b.prep, 0)
 		return err
 	}) {
 		nakAll(msgs)
@@ -478,19 +492,26 @@ type refusal struct {
 	err   error
 }
 
-// insert stores evs (evs[0] being the batch's event number base). When
+// insert stores evs (evs[0] being the batch's event number base; prep,
+// when not nil, is evs prepared for a batchWriter). When
 // Postgres refuses the batch for its data (analytics.ErrRefused), it halves
 // the batch and stores each half, down to single events, so the events
 // that are refused are found and the others stored: one bad event costs
 // about 2·log2(n) more statements, never the batch. Other errors are
 // returned as they are, with the halves stored so far kept (the insert is
 // idempotent, a retry stores the rest).
-func (in *Ingester) insert(ctx context.Context, evs []usage.Event, base int) ([]refusal, error) {
+func (in *Ingester) insert(ctx context.Context, evs []usage.Event, prep *analytics.Batch, base int) ([]refusal, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	start := time.Now()
-	fresh, err := in.store.Insert(ctx, evs)
+	var fresh int
+	var err error
+	if bw, ok := in.store.(batchWriter); ok && prep != nil {
+		fresh, err = bw.InsertBatch(ctx, prep)
+	} else {
+		fresh, err = in.store.Insert(ctx, evs)
+	}
 	in.metrics.batch(time.Since(start), fresh, len(evs)-fresh, err)
 	switch {
 	case err == nil:
@@ -502,11 +523,11 @@ func (in *Ingester) insert(ctx context.Context, evs []usage.Event, base int) ([]
 		return []refusal{{base, err}}, nil
 	}
 	mid := len(evs) / 2
-	left, err := in.insert(ctx, evs[:mid], base)
+	left, err := in.insert(ctx, evs[:mid], nil, base)
 	if err != nil {
 		return nil, err
 	}
-	right, err := in.insert(ctx, evs[mid:], base+mid)
+	right, err := in.insert(ctx, evs[mid:], nil, base+mid)
 	if err != nil {
 		return nil, err
 	}
