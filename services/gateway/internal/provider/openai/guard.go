@@ -39,25 +39,29 @@ func (Format) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 		}
 		return
 	}
-	if data[i] != '{' || !jsonscan.Valid(data) {
+	if data[i] != '{' {
 		return // [DONE], or not understood
 	}
-	ev.Doc = data
+	// One pass checks the document and finds its top-level members (what
+	// it found counts only if the document is valid).
 	var typ []byte
 	choices := -1
 	outIdx, partIdx := 0, 0
-	provider.ObjectMembers(data, 0, func(key []byte, vs, ve int) {
+	if !jsonscan.ValidMemberBounds(data, func(m jsonscan.Member) {
 		switch {
-		case jsonscan.KeyIs(key, "type"):
-			typ = data[vs:ve]
-		case jsonscan.KeyIs(key, "choices"):
-			choices = vs
-		case jsonscan.KeyIs(key, "output_index"):
-			outIdx = provider.IntValue(data, vs, ve, 0)
-		case jsonscan.KeyIs(key, "content_index"):
-			partIdx = provider.IntValue(data, vs, ve, 0)
+		case jsonscan.KeyIs(m.Key, "type"):
+			typ = data[m.Start:m.End]
+		case jsonscan.KeyIs(m.Key, "choices"):
+			choices = m.Start
+		case jsonscan.KeyIs(m.Key, "output_index"):
+			outIdx = provider.IntValue(data, m.Start, m.End, 0)
+		case jsonscan.KeyIs(m.Key, "content_index"):
+			partIdx = provider.IntValue(data, m.Start, m.End, 0)
 		}
-	})
+	}) {
+		return // not understood
+	}
+	ev.Doc = data
 	if t := jsonscan.Unquote(typ); strings.HasPrefix(t, "response.") {
 		responsesEvent(t, data, outIdx<<16|partIdx&0xffff, ev)
 		return
@@ -68,33 +72,49 @@ func (Format) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 	nonEmpty := false
 	provider.ArrayElements(data, choices, func(n, cs, _ int) {
 		nonEmpty = true
+		// One pass over the choice: its index (the last one given) is
+		// known only at the end, so its text members are kept, in order,
+		// and added after.
 		ch := n
-		provider.ObjectMembers(data, cs, func(key []byte, vs, ve int) {
-			if jsonscan.KeyIs(key, "index") {
-				ch = provider.IntValue(data, vs, ve, n)
-			}
-		})
+		var small [4]choiceText
+		texts := small[:0]
 		provider.ObjectMembers(data, cs, func(key []byte, vs, ve int) {
 			switch {
+			case jsonscan.KeyIs(key, "index"):
+				ch = provider.IntValue(data, vs, ve, n)
 			case jsonscan.KeyIs(key, "delta"):
-				provider.ObjectMembers(data, vs, func(k []byte, s, e int) {
-					if jsonscan.KeyIs(k, "content") {
-						ev.AddString(ch, data, s, e)
-					}
-				})
+				texts = append(texts, choiceText{true, vs, ve})
 			case jsonscan.KeyIs(key, "text"):
-				ev.AddString(ch, data, vs, ve)
+				texts = append(texts, choiceText{false, vs, ve})
 			case jsonscan.KeyIs(key, "finish_reason"):
 				if string(data[vs:ve]) != "null" {
 					ev.End = true
 				}
 			}
 		})
+		for _, t := range texts {
+			if !t.delta {
+				ev.AddString(ch, data, t.s, t.e)
+				continue
+			}
+			provider.ObjectMembers(data, t.s, func(k []byte, s, e int) {
+				if jsonscan.KeyIs(k, "content") {
+					ev.AddString(ch, data, s, e)
+				}
+			})
+		}
 	})
 	if ev.Kind == provider.EventText || ev.End || !nonEmpty {
 		return // text; or a finish, usage or empty chunk: EventOther
 	}
 	ev.Kind = provider.EventNeutral // role, tool-call and filter chunks
+}
+
+// choiceText is a text member of a Chat Completions choice: its delta
+// object, or a legacy Completions text string; s and e bound its value.
+type choiceText struct {
+	delta bool
+	s, e  int
 }
 
 // responsesEvent classifies a Responses API event of type t.
