@@ -177,13 +177,20 @@ func NextMember(b []byte, i int, first bool) (m Member, pos int, done, ok bool) 
 }
 
 // KeyIs reports whether the raw quoted key equals name, honouring escapes.
+// name must be ASCII without '"' or '\\' (a member name the code looks for).
+// An escape makes a key's raw bytes longer than what they stand for, so a
+// key of name's length is compared byte for byte and a shorter one cannot
+// match; only a longer key with an escape is decoded.
 func KeyIs(raw []byte, name string) bool {
 	if len(raw) < 2 {
 		return false
 	}
 	inner := raw[1 : len(raw)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
+	switch {
+	case len(inner) == len(name):
 		return string(inner) == name
+	case len(inner) < len(name) || bytes.IndexByte(inner, '\\') < 0:
+		return false
 	}
 	var s string
 	return json.Unmarshal(raw, &s) == nil && s == name

@@ -185,3 +185,19 @@ func TestStringsWordBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// KeyIs answers what decoding the key would, for escaped, shorter, longer
+// and invalid keys.
+func TestKeyIs(t *testing.T) {
+	for _, raw := range []string{`"delta"`, `"delt"`, `"deltas"`, `"\u0064elta"`, `"d\u0065lt\u0061"`, `"\u0064\u0065\u006c\u0074\u0061"`,
+		`"delta\u0000"`, `"\delta"`, `"del\ta"`, `"\"elta"`, `"DELTA"`, `""`, `"`, ``, `"d\u0065lt"`, "\"\xffelta\"", "\"d\xc3\xa9lta\"",
+		`"\ud83d\ude00"`, `"de\/lta"`, `"\u00640elta"`, `"\u006"`} {
+		for _, name := range []string{"delta", "delt", "d", "", "content"} {
+			var s string
+			want := len(raw) >= 2 && json.Unmarshal([]byte(raw), &s) == nil && s == name
+			if got := KeyIs([]byte(raw), name); got != want {
+				t.Errorf("KeyIs(%s, %q) = %v; decoding says %v", raw, name, got, want)
+			}
+		}
+	}
+}
