@@ -32,27 +32,36 @@ func (*Provider) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 // whole; block stops, message_delta, message_stop and errors end the texts. Bedrock's InvokeModel streams carry
 // the same events.
 func ParseEvent(doc []byte, ev *provider.StreamEvent) {
-	if !jsonscan.Valid(doc) {
+	// One pass checks the document and finds its members; which of the
+	// objects holds the text depends on the type, which may come last, so
+	// both candidates are kept in order (what was found counts only if the
+	// document is valid).
+	var typ []byte
+	index := 0
+	var small [2]innerObject
+	objs := small[:0]
+	if !jsonscan.ValidMemberBounds(doc, func(m jsonscan.Member) {
+		switch {
+		case jsonscan.KeyIs(m.Key, "type"):
+			typ = doc[m.Start:m.End]
+		case jsonscan.KeyIs(m.Key, "index"):
+			index = provider.IntValue(doc, m.Start, m.End, 0)
+		case jsonscan.KeyIs(m.Key, "delta"):
+			objs = append(objs, innerObject{false, m.Start})
+		case jsonscan.KeyIs(m.Key, "content_block"):
+			objs = append(objs, innerObject{true, m.Start})
+		}
+	}) {
 		return
 	}
 	ev.Doc = doc
-	var typ []byte
-	index, inner, innerKey := 0, -1, ""
-	provider.ObjectMembers(doc, 0, func(key []byte, vs, ve int) {
-		switch {
-		case jsonscan.KeyIs(key, "type"):
-			typ = doc[vs:ve]
-		case jsonscan.KeyIs(key, "index"):
-			index = provider.IntValue(doc, vs, ve, 0)
-		}
-	})
+	blockStart := false
 	switch jsonscan.Unquote(typ) {
 	case "content_block_delta":
-		innerKey = "delta"
 	case "content_block_start":
 		// A new block: earlier texts end; its own text (normally "") is
 		// released at once rather than cloned later as a block start.
-		innerKey, ev.End = "content_block", true
+		blockStart, ev.End = true, true
 	case "ping":
 		ev.Kind = provider.EventNeutral
 		return
@@ -62,22 +71,31 @@ func ParseEvent(doc []byte, ev *provider.StreamEvent) {
 	default:
 		return
 	}
-	provider.ObjectMembers(doc, 0, func(key []byte, vs, _ int) {
-		if jsonscan.KeyIs(key, innerKey) {
-			inner = vs
-			provider.ObjectMembers(doc, inner, func(k []byte, s, e int) {
-				if jsonscan.KeyIs(k, "text") {
-					ev.AddString(index, doc, s, e)
-				}
-			})
+	inner := -1
+	for _, o := range objs {
+		if o.block != blockStart {
+			continue
 		}
-	})
+		inner = o.start
+		provider.ObjectMembers(doc, inner, func(k []byte, s, e int) {
+			if jsonscan.KeyIs(k, "text") {
+				ev.AddString(index, doc, s, e)
+			}
+		})
+	}
 	if ev.Kind != provider.EventText && inner >= 0 && !ev.End {
 		ev.Kind = provider.EventNeutral // tool input, thinking, signatures
 	}
 	if ev.Kind != provider.EventText {
 		ev.End = false
 	}
+}
+
+// innerObject is a member of an event that may hold its text: "delta"
+// (block false) or "content_block" (block true), its value at start.
+type innerObject struct {
+	block bool
+	start int
 }
 
 // WrapStreamEvent implements provider.StreamText: the data lines carry doc.
