@@ -22,46 +22,59 @@ func (*Provider) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 		}
 		return
 	}
-	if data[i] != '{' || !jsonscan.Valid(data) {
+	if data[i] != '{' {
+		return
+	}
+	// One pass checks the document and finds its candidates arrays (what
+	// it found counts only if the document is valid).
+	var small [1]int
+	lists := small[:0]
+	if !jsonscan.ValidMemberBounds(data, func(m jsonscan.Member) {
+		if jsonscan.KeyIs(m.Key, "candidates") {
+			lists = append(lists, m.Start)
+		}
+	}) {
 		return
 	}
 	ev.Doc = data
 	candidates := false
-	provider.ObjectMembers(data, 0, func(key []byte, vs, _ int) {
-		if !jsonscan.KeyIs(key, "candidates") {
-			return
-		}
-		provider.ArrayElements(data, vs, func(n, cs, _ int) {
+	for _, list := range lists {
+		provider.ArrayElements(data, list, func(n, cs, _ int) {
 			candidates = true
+			// One pass over the candidate: its index (the last one given)
+			// is known only at the end, so its contents are kept, in
+			// order, and read after.
 			ch := n
-			provider.ObjectMembers(data, cs, func(k []byte, s, e int) {
-				if jsonscan.KeyIs(k, "index") {
-					ch = provider.IntValue(data, s, e, n)
-				}
-			})
+			var small [2]int
+			contents := small[:0]
 			provider.ObjectMembers(data, cs, func(k []byte, s, e int) {
 				switch {
+				case jsonscan.KeyIs(k, "index"):
+					ch = provider.IntValue(data, s, e, n)
 				case jsonscan.KeyIs(k, "content"):
-					provider.ObjectMembers(data, s, func(k2 []byte, s2, _ int) {
-						if !jsonscan.KeyIs(k2, "parts") {
-							return
-						}
-						provider.ArrayElements(data, s2, func(_, ps, _ int) {
-							provider.ObjectMembers(data, ps, func(k3 []byte, s3, e3 int) {
-								if jsonscan.KeyIs(k3, "text") {
-									ev.AddString(ch, data, s3, e3)
-								}
-							})
-						})
-					})
+					contents = append(contents, s)
 				case jsonscan.KeyIs(k, "finishReason"), jsonscan.KeyIs(k, "finish_reason"):
 					if string(data[s:e]) != "null" {
 						ev.End = true
 					}
 				}
 			})
+			for _, c := range contents {
+				provider.ObjectMembers(data, c, func(k2 []byte, s2, _ int) {
+					if !jsonscan.KeyIs(k2, "parts") {
+						return
+					}
+					provider.ArrayElements(data, s2, func(_, ps, _ int) {
+						provider.ObjectMembers(data, ps, func(k3 []byte, s3, e3 int) {
+							if jsonscan.KeyIs(k3, "text") {
+								ev.AddString(ch, data, s3, e3)
+							}
+						})
+					})
+				})
+			}
 		})
-	})
+	}
 	if ev.Kind == provider.EventText || ev.End || !candidates {
 		return
 	}
