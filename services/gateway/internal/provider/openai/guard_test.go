@@ -17,7 +17,7 @@ func TestParseStreamEvent(t *testing.T) {
 	providertest.RunStreamTextCases(t, func(data []byte, ev *provider.StreamEvent) { Format{}.ParseStreamEvent(nil, data, ev) }, []providertest.StreamTextCase{
 		c("content", `{"id":"c","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`, text, false, "[0:Hi]"),
 		c("index after the delta", `{"choices":[{"delta":{"content":"a"},"index":2}]}`, text, false, "[2:a]"),
-		c("index given twice: the last counts", `{"choices":[{"index":1,"delta":{"content":"a"},"index":3}]}`, text, false, "[2:a]"),
+		c("index given twice: the last counts", `{"choices":[{"index":1,"delta":{"content":"a"},"index":3}]}`, text, false, "[3:a]"),
 		c("no index: the position", `{"choices":[{"delta":{"content":"a"}},{"delta":{"content":"b"}}]}`, text, false, "[0:a 1:b]"),
 		c("delta given twice", `{"choices":[{"index":1,"delta":{"content":"a"},"delta":{"content":"b","content":"c"}}]}`, text, false, "[1:a 1:b 1:c]"),
 		c("more texts than the choice keeps inline", `{"choices":[{"delta":{"content":"1"},"text":"2","delta":{"content":"3"},"text":"4","delta":{"content":"5"},"index":7}]}`,
