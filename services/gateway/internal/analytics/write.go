@@ -185,7 +185,7 @@ type logKey struct {
 // stored (redeliveries, spool replays) and change nothing. Insert is
 // Prepare then InsertBatch.
 func (s *Store) Insert(ctx context.Context, evs []usage.Event) (fresh int, err error) {
-	return s.InsertBatch(ctx, Prepare(evs))
+	return s.InsertBatch(ctx, s.Prepare(evs))
 }
 
 // Batch is a batch of events made ready to store: deduplicated, given
@@ -206,7 +206,8 @@ type Batch struct {
 }
 
 // Prepare readies evs for InsertBatch; evs must stay unchanged until then.
-func Prepare(evs []usage.Event) *Batch {
+// It uses no connection.
+func (s *Store) Prepare(evs []usage.Event) *Batch {
 	// A batch may hold one event twice (a message redelivered into the
 	// same fetch): the first one stands for both.
 	seen := make(map[logKey]struct{}, len(evs))

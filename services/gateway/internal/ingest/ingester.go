@@ -33,6 +33,7 @@ type Writer interface {
 // that inject faults) get Insert.
 type batchWriter interface {
 	Writer
+	Prepare(evs []usage.Event) *analytics.Batch
 	InsertBatch(ctx context.Context, b *analytics.Batch) (fresh int, err error)
 }
 
@@ -344,8 +345,8 @@ func (in *Ingester) decodeBatch(msgs []jetstream.Msg) *fetched {
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		in.metrics.pending(md.NumPending)
 	}
-	if _, ok := in.store.(batchWriter); ok {
-		b.prep = analytics.Prepare(b.evs)
+	if bw, ok := in.store.(batchWriter); ok {
+		b.prep = bw.Prepare(b.evs)
 	}
 	b.stopKeepAlive = keepAlive(msgs, in.ackWait/2)
 	return b

@@ -87,3 +87,90 @@ func TestIngesterFetchesWhileStoring(t *testing.T) {
 		t.Errorf("%d messages redelivered: a waiting batch was not kept in progress", ci.NumRedelivered)
 	}
 }
+
+// heldBatchWriter is an analytics.Store whose first InsertBatch waits until
+// release is closed; it counts the batches prepared meanwhile.
+type heldBatchWriter struct {
+	*analytics.Store
+	once            sync.Once
+	entered         chan struct{}
+	release         chan struct{}
+	mu              sync.Mutex
+	prepared, held  int // batches prepared in all, and while the first insert was held
+	holding, insert bool
+}
+
+func (w *heldBatchWriter) Prepare(evs []usage.Event) *analytics.Batch {
+	w.mu.Lock()
+	w.prepared++
+	if w.holding {
+		w.held++
+	}
+	w.mu.Unlock()
+	return w.Store.Prepare(evs)
+}
+
+func (w *heldBatchWriter) InsertBatch(ctx context.Context, b *analytics.Batch) (int, error) {
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.holding = true
+		w.mu.Unlock()
+		close(w.entered)
+		<-w.release
+		w.mu.Lock()
+		w.holding = false
+		w.mu.Unlock()
+	})
+	return w.Store.InsertBatch(ctx, b)
+}
+
+func (w *heldBatchWriter) Insert(context.Context, []usage.Event) (int, error) {
+	w.mu.Lock()
+	w.insert = true
+	w.mu.Unlock()
+	return 0, fmt.Errorf("Insert called: a whole batch must be stored as prepared")
+}
+
+// TestIngesterPreparesWhileStoring: the fetch stage prepares the next batch
+// (deduplicated, folded, encoded: analytics.Store.Prepare) while the store
+// stage waits for the database with the one before it, and every batch is
+// stored as prepared.
+func TestIngesterPreparesWhileStoring(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := migratedPool(t, "prepare")
+	_, js, streams := testStreamsOn(t, "prepare")
+	want := publishTestEvents(t, js, streams.Subject, 30)
+	w := &heldBatchWriter{Store: analytics.New(pool), entered: make(chan struct{}), release: make(chan struct{})}
+	in := NewIngester(w, js, streams.Name, noTouch{}, log)
+	in.batch, in.ackWait = 10, time.Second
+	ictx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() { _ = in.Run(ictx) }()
+	select {
+	case <-w.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first batch never reached the database")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		w.mu.Lock()
+		held := w.held
+		w.mu.Unlock()
+		if held >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no batch was prepared while the first was being stored")
+		}
+	}
+	close(w.release)
+	waitDrained(t, js, streams.Name)
+	if got := storedIDs(t, pool); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.insert || w.prepared < 3 {
+		t.Fatalf("Insert called: %v; %d batches prepared (30 events in batches of 10)", w.insert, w.prepared)
+	}
+}
