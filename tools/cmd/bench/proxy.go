@@ -37,7 +37,8 @@ package main
 //	                      ingester in it (GATEWAY_ROLE=all, as make run starts it);
 //	                      proxy is a GATEWAY_ROLE=proxy process whose usage stream
 //	                      a second gateway process (GATEWAY_ROLE=ingester) consumes
-//	                      (the production layout, both on this machine). Each
+//	                      (the production layout, both on this machine; the
+//	                      ingester paced as role all's: coLocatedIngesterEnv). Each
 //	                      layout has its own NATS prefix and ports.
 //	                      BENCH_GATEWAY_LAYOUT=split|all (the old knob) picks one.
 //	BENCH_KEYS            numbers of API keys the gateway targets rotate over ["1 400"]:
@@ -361,6 +362,15 @@ func (b *proxyBench) env() []string {
 	}
 }
 
+// coLocatedIngesterEnv paces the proxy layout's ingester process as role
+// all's ingester is by default (one loop, at most half its time on batches,
+// 512 KiB fetches): flat out (two loops, 3 MiB fetches) it took both cores
+// while it caught up, and the proxy beside it fell behind its fixed-rate
+// load (a stream round at 2 000 req/s: p50 618 ms, and the process kept
+// 116 MiB from then on; docs/benchmarks.md, "The proxy layout's ingester").
+// BENCH_GATEWAY_ENV comes after it and can set it back.
+var coLocatedIngesterEnv = []string{"INGESTER_WORKERS=1", "INGESTER_DUTY=0.5", "INGESTER_FETCH_BYTES=524288"}
+
 // startGateway starts the gateway of layout g (and the ingester process of
 // the proxy layout when withIngester).
 func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withIngester bool) error {
@@ -381,8 +391,12 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 		return nil
 	}
 	say(b.ps.who, "starting the ingester process of the proxy layout (GATEWAY_ROLE=ingester)")
+	// The ingester shares the proxy's two cores here, as role all's does,
+	// so it is paced as role all's is (coLocatedIngesterEnv); in production
+	// it has nodes of its own and the role's defaults (two loops, flat out).
 	ienv := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+g.ingHTTP,
 		"GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_INTERNAL_ADDR="+g.ingInternal)
+	ienv = append(ienv, coLocatedIngesterEnv...)
 	if g.ing, err = b.ps.start("ingester", "bin/gateway", append(ienv, b.cfg.gatewayEnv...)); err != nil {
 		return err
 	}
@@ -972,8 +986,8 @@ func (b *proxyBench) finish(ctx context.Context, started time.Time) (string, err
 		}
 		what := "one process: proxy, usage publisher and ingester (as `make run` starts it)"
 		if l == "proxy" {
-			what = fmt.Sprintf("the proxy process publishes usage, a second gateway process (GATEWAY_ROLE=ingester, VmHWM %.1f MiB) on the same machine "+
-				"consumes it (its CPU counts in the machine column, not the proxy column)", float64(g.ingHWMKB)/1024)
+			what = fmt.Sprintf("the proxy process publishes usage, a second gateway process (GATEWAY_ROLE=ingester, %s, VmHWM %.1f MiB) on the same machine "+
+				"consumes it (its CPU counts in the machine column, not the proxy column)", strings.Join(coLocatedIngesterEnv, " "), float64(g.ingHWMKB)/1024)
 		}
 		spoolNote := "spooled none"
 		if g.spooled != 0 {
