@@ -45,8 +45,8 @@ func (*Provider) ParseStreamEvent(name, data []byte, ev *provider.StreamEvent) {
 			// is known only at the end, so its contents are kept, in
 			// order, and read after.
 			ch := n
-			var small [2]int
-			contents := small[:0]
+			var inline [2]int
+			contents := inline[:0]
 			provider.ObjectMembers(data, cs, func(k []byte, s, e int) {
 				switch {
 				case jsonscan.KeyIs(k, "index"):
