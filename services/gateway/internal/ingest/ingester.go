@@ -508,8 +508,8 @@ func (in *Ingester) insert(ctx context.Context, evs []usage.Event, prep *analyti
 	start := time.Now()
 	var fresh int
 	var err error
-	if bw, ok := in.store.(batchWriter); ok && prep != nil {
-		fresh, err = bw.InsertBatch(ctx, prep)
+	if prep != nil { // only a batchWriter's batches are prepared
+		fresh, err = in.store.(batchWriter).InsertBatch(ctx, prep)
 	} else {
 		fresh, err = in.store.Insert(ctx, evs)
 	}

@@ -9,11 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/usage"
 )
+
+// runHeld publishes 30 events and runs an ingester (batches of 10, AckWait
+// 1 s) over the writer newWriter wraps around a migrated store, until the
+// test ends; it returns once the first batch has reached the writer
+// (entered closed).
+func runHeld(t *testing.T, name string, newWriter func(*analytics.Store) (w Writer, entered chan struct{})) (*pgxpool.Pool, jetstream.JetStream, usage.Streams, []string) {
+	t.Helper()
+	pool := migratedPool(t, name)
+	_, js, streams := testStreamsOn(t, name)
+	want := publishTestEvents(t, js, streams.Subject, 30)
+	w, entered := newWriter(analytics.New(pool))
+	in := NewIngester(w, js, streams.Name, noTouch{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	in.batch, in.ackWait = 10, time.Second
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go func() { _ = in.Run(ctx) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first batch never reached the database")
+	}
+	return pool, js, streams, want
+}
 
 // heldWriter holds its first Insert until release is closed.
 type heldWriter struct {
@@ -41,21 +65,11 @@ func (w *heldWriter) Insert(ctx context.Context, evs []usage.Event) (int, error)
 func TestIngesterFetchesWhileStoring(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool := migratedPool(t, "pipeline")
-	_, js, streams := testStreamsOn(t, "pipeline")
-	want := publishTestEvents(t, js, streams.Subject, 30)
-	w := &heldWriter{Writer: analytics.New(pool), entered: make(chan struct{}), release: make(chan struct{})}
-	in := NewIngester(w, js, streams.Name, noTouch{}, log)
-	in.batch, in.ackWait = 10, time.Second
-	ictx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() { _ = in.Run(ictx) }()
-	select {
-	case <-w.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first batch never reached the database")
-	}
+	var w *heldWriter
+	pool, js, streams, want := runHeld(t, "pipeline", func(st *analytics.Store) (Writer, chan struct{}) {
+		w = &heldWriter{Writer: st, entered: make(chan struct{}), release: make(chan struct{})}
+		return w, w.entered
+	})
 	cons, err := js.Consumer(ctx, streams.Name, "usage-ingester")
 	if err != nil {
 		t.Fatal(err)
@@ -137,21 +151,11 @@ func (w *heldBatchWriter) Insert(context.Context, []usage.Event) (int, error) {
 // stored as prepared.
 func TestIngesterPreparesWhileStoring(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool := migratedPool(t, "prepare")
-	_, js, streams := testStreamsOn(t, "prepare")
-	want := publishTestEvents(t, js, streams.Subject, 30)
-	w := &heldBatchWriter{Store: analytics.New(pool), entered: make(chan struct{}), release: make(chan struct{})}
-	in := NewIngester(w, js, streams.Name, noTouch{}, log)
-	in.batch, in.ackWait = 10, time.Second
-	ictx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() { _ = in.Run(ictx) }()
-	select {
-	case <-w.entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first batch never reached the database")
-	}
+	var w *heldBatchWriter
+	pool, js, streams, want := runHeld(t, "prepare", func(st *analytics.Store) (Writer, chan struct{}) {
+		w = &heldBatchWriter{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+		return w, w.entered
+	})
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		w.mu.Lock()
 		held := w.held
