@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 )
 
 // Registry is a service's metric registry with Go and process collectors.
+// Besides the Go collector's defaults it exports the scheduler's latency
+// histogram (go_sched_latencies_seconds: how long runnable goroutines
+// waited for a CPU), the figure that tells a tail caused by the process's
+// own CPU contention from one caused upstream or in the network.
 type Registry struct {
 	*prometheus.Registry
 	httpRequests *prometheus.CounterVec
@@ -25,7 +30,9 @@ type Registry struct {
 // New returns a registry for service (used as a constant label).
 func New(service string) *Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	goc := collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/latencies:seconds$`)}))
+	reg.MustRegister(goc, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r := &Registry{Registry: reg}
 	r.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "trueport_http_requests_total", Help: "REST requests by route and status.", ConstLabels: prometheus.Labels{"service": service},

@@ -31,3 +31,24 @@ func TestObserveExemplar(t *testing.T) {
 		t.Errorf("exemplar %v, want trace_id %s", ex, tid)
 	}
 }
+
+// TestSchedulerLatencies: the registry exports the scheduler's latency
+// histogram besides the Go collector's defaults (go_goroutines).
+func TestSchedulerLatencies(t *testing.T) {
+	mfs, err := New("test").Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		found[mf.GetName()] = true
+		if mf.GetName() == "go_sched_latencies_seconds" && len(mf.GetMetric()[0].GetHistogram().GetBucket()) == 0 {
+			t.Error("go_sched_latencies_seconds has no buckets")
+		}
+	}
+	for _, name := range []string{"go_sched_latencies_seconds", "go_goroutines"} {
+		if !found[name] {
+			t.Errorf("%s not exported", name)
+		}
+	}
+}

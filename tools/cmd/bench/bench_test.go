@@ -265,3 +265,21 @@ func TestFirstChunkLine(t *testing.T) {
 		t.Fatal("a line without both runs")
 	}
 }
+
+// TestBucketQuantile: the quantile is taken from what was counted between
+// the two scrapes, not since the process started.
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	before := []bucket{{0.001, 90}, {0.01, 100}, {inf, 100}}
+	after := []bucket{{0.001, 180}, {0.01, 195}, {inf, 200}}
+	for _, c := range []struct {
+		q, want float64
+	}{{0.5, 0.001}, {0.9, 0.001}, {0.95, 0.01}, {0.99, inf}} {
+		if got := bucketQuantile(before, after, c.q); got != c.want {
+			t.Errorf("q %v: %v, want %v", c.q, got, c.want)
+		}
+	}
+	if got := bucketQuantile(after, after, 0.99); !math.IsNaN(got) {
+		t.Errorf("nothing counted: %v, want NaN", got)
+	}
+}

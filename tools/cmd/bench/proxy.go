@@ -235,6 +235,13 @@ type measurement struct {
 	rps, p50, p99, ok   float64
 	rssMB, cpuUs, boxUs float64 // cpuUs is NaN without a proxy process
 	anonMB              float64
+	// schedP99 is the p99 of the gateway's goroutine scheduling latency
+	// during the run (ms; NaN for other targets): the wait of a runnable
+	// goroutine for a CPU, the part of the tail the process's own
+	// contention adds. It is the upper bound of the bucket that holds it,
+	// and the collector's buckets are coarse (0.92, 10.5, 117 ms: a
+	// factor of about 11): it tells a millisecond from a stall, no more.
+	schedP99 float64
 }
 
 type proxyBench struct {
@@ -754,8 +761,11 @@ func (s *rssSampler) peakKB() (rss, anon int64) { close(s.stop); p := <-s.done; 
 // runOne measures one (mode, load, target) and appends it to b.results.
 func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target string) error {
 	var pid int
-	if g := b.gwOf(target); g != nil {
+	var sched0 []bucket
+	g := b.gwOf(target)
+	if g != nil {
 		pid = g.p.pid()
+		sched0, _ = b.schedLatencies(ctx, g)
 	} else if target == "bare" {
 		pid = b.bare.pid()
 	}
@@ -787,16 +797,21 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 	box := float64(boxTicks()-b0) * 1e6 / clkTck
 	n := float64(max(res.n, 1))
 	r := measurement{rep: rep, mode: mode, load: load, target: target, n: res.n, rps: res.rps, p50: res.p50ms, p99: res.p99ms,
-		ok: res.ok, cpuUs: math.NaN(), boxUs: box / n}
+		ok: res.ok, cpuUs: math.NaN(), boxUs: box / n, schedP99: math.NaN()}
+	if sched0 != nil {
+		if sched1, err := b.schedLatencies(ctx, g); err == nil {
+			r.schedP99 = bucketQuantile(sched0, sched1, 0.99) * 1e3
+		}
+	}
 	if pid != 0 {
 		r.cpuUs = float64(cpuTicks(pid)-t0) * 1e6 / clkTck / n
 		rss, anon := sampler.peakKB()
 		r.rssMB, r.anonMB = float64(rss)/1024, float64(anon)/1024
 	}
 	b.results = append(b.results, r)
-	say("proxy", "  %s/%s/%s rep %d: %d req/s, p50 %s ms, p99 %s ms, ok %d%%, RSS %s MiB", mode, load, target, rep,
-		int64(r.rps), num(r.p50, 3), num(r.p99, 3), int64(r.ok*100), num(r.rssMB, 1))
-	if b.gwOf(target) != nil {
+	say("proxy", "  %s/%s/%s rep %d: %d req/s, p50 %s ms, p99 %s ms, ok %d%%, RSS %s MiB, sched p99 %s ms", mode, load, target, rep,
+		int64(r.rps), num(r.p50, 3), num(r.p99, 3), int64(r.ok*100), num(r.rssMB, 1), num(r.schedP99, 3))
+	if g != nil {
 		b.settle(ctx)
 	} else {
 		_ = sleepCtx(ctx, 300*time.Millisecond)
@@ -888,6 +903,56 @@ func (b *proxyBench) usageCounters(ctx context.Context, g *gatewayProc) (pub, sp
 		return 0, 0, 0, fmt.Errorf("/metrics lacks the trueport_usage_events_{published,spooled,lost}_total counters")
 	}
 	return pub, spooled, lost, nil
+}
+
+// bucket is one cumulative bucket of a histogram.
+type bucket struct {
+	le    float64
+	count uint64
+}
+
+// schedLatencies scrapes the gateway's scheduling latency histogram
+// (go_sched_latencies_seconds) from /metrics on its internal listener.
+func (b *proxyBench) schedLatencies(ctx context.Context, g *gatewayProc) ([]bucket, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+g.internal+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	fams, err := promFamilies(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := fams["go_sched_latencies_seconds"]
+	if !ok || len(f.Metric) == 0 || f.Metric[0].Histogram == nil {
+		return nil, fmt.Errorf("/metrics lacks go_sched_latencies_seconds")
+	}
+	var out []bucket
+	for _, bk := range f.Metric[0].Histogram.Bucket {
+		out = append(out, bucket{bk.GetUpperBound(), bk.GetCumulativeCount()})
+	}
+	// The +Inf bucket is the sample count.
+	return append(out, bucket{math.Inf(1), f.Metric[0].Histogram.GetSampleCount()}), nil
+}
+
+// bucketQuantile is the q-quantile of what a cumulative histogram counted
+// between two scrapes (the upper bound of the bucket that reaches it; NaN
+// when nothing was counted or the buckets differ).
+func bucketQuantile(before, after []bucket, q float64) float64 {
+	if len(before) != len(after) || len(after) == 0 {
+		return math.NaN()
+	}
+	total := after[len(after)-1].count - before[len(before)-1].count
+	if total == 0 {
+		return math.NaN()
+	}
+	for i := range after {
+		if float64(after[i].count-before[i].count) >= q*float64(total) {
+			return after[i].le
+		}
+	}
+	return math.NaN()
 }
 
 func promFamilies(r io.Reader) (map[string]*dto.MetricFamily, error) {
