@@ -4,9 +4,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tests run from tools/cmd/bench; the facts come from the repository.
@@ -281,5 +284,74 @@ func TestBucketQuantile(t *testing.T) {
 	}
 	if got := bucketQuantile(after, after, 0.99); !math.IsNaN(got) {
 		t.Errorf("nothing counted: %v, want NaN", got)
+	}
+}
+
+// TestOverlappingFreezes: a freeze counts against a run when any part of
+// it falls inside the run's load.
+func TestOverlappingFreezes(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	fs := []freeze{
+		{start: at(-50), late: 40 * time.Millisecond},  // ends before the run
+		{start: at(-50), late: 60 * time.Millisecond},  // ends inside it
+		{start: at(500), late: 100 * time.Millisecond}, // inside
+		{start: at(1990), cpu: 1, late: 20 * time.Millisecond},
+		{start: at(2000), late: 20 * time.Millisecond}, // starts as it ends
+	}
+	got := overlapping(fs, at(0), at(2000))
+	if len(got) != 3 || got[0] != fs[1] || got[1] != fs[2] || got[2] != fs[3] {
+		t.Fatalf("overlapping: %v", got)
+	}
+	if d := describeFreezes(got); d != "3 (longest 100 ms on cpu 0)" {
+		t.Errorf("describe: %q", d)
+	}
+	if d := describeFreezes(nil); d != "none" {
+		t.Errorf("describe nil: %q", d)
+	}
+}
+
+// TestFreezeProbe: where the probe can run (root), a CPU kept from it is
+// seen: the test holds CPU 0 with a FIFO thread of a higher priority than
+// the probe's for 60 ms.
+func TestFreezeProbe(t *testing.T) {
+	p, err := startFreezeProbe(20 * time.Millisecond)
+	if err != nil {
+		t.Skipf("no SCHED_FIFO here: %v", err)
+	}
+	defer p.close()
+	start := time.Now()
+	held := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var set unix.CPUSet
+		set.Set(0)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			held <- err
+			return
+		}
+		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 60}
+		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+			held <- err
+			return
+		}
+		for until := time.Now().Add(60 * time.Millisecond); time.Now().Before(until); {
+		}
+		// Back to an ordinary thread before the goroutine lets it go.
+		attr = unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
+		held <- unix.SchedSetAttr(0, &attr, 0)
+	}()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	var cpu0 []freeze
+	for _, f := range p.during(start, time.Now()) {
+		if f.cpu == 0 && f.late >= 40*time.Millisecond {
+			cpu0 = append(cpu0, f)
+		}
+	}
+	if len(cpu0) == 0 {
+		t.Fatalf("CPU 0 held from the probe for 60 ms, no freeze of ≥ 40 ms seen: %v", p.during(start, time.Now()))
 	}
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// freezeProbe watches for the machine itself stopping. One thread per CPU,
+// pinned to it and scheduled SCHED_FIFO (so that no ordinary task of this
+// machine can keep it waiting), sleeps 1 ms at a time; a wake-up later than
+// the threshold means that CPU ran nothing of this machine's for that long:
+// the hypervisor did not run the virtual CPU (a host CPU quota throttles
+// it), or the kernel held it. Every process on that CPU stood still with
+// the probe, the load generator and the bare proxy as much as the gateway.
+type freezeProbe struct {
+	threshold time.Duration
+	stop      chan struct{}
+	wg        sync.WaitGroup
+
+	mu      sync.Mutex
+	freezes []freeze
+}
+
+// freeze is one late wake-up of the probe: the CPU stood still from start
+// for about late.
+type freeze struct {
+	start time.Time
+	cpu   int
+	late  time.Duration
+}
+
+const probeTick = time.Millisecond
+
+// startFreezeProbe starts a probe thread on every CPU; it fails where a
+// thread cannot be made SCHED_FIFO (not root, or no CAP_SYS_NICE).
+func startFreezeProbe(threshold time.Duration) (*freezeProbe, error) {
+	p := &freezeProbe{threshold: threshold, stop: make(chan struct{})}
+	ready := make(chan error)
+	n := runtime.NumCPU()
+	for cpu := range n {
+		p.wg.Go(func() { p.watch(cpu, ready) })
+	}
+	var errs []string
+	for range n {
+		if err := <-ready; err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if len(errs) > 0 {
+		p.close()
+		return nil, fmt.Errorf("freeze probe: %s", strings.Join(errs, "; "))
+	}
+	return p, nil
+}
+
+// watch runs one CPU's probe thread until close.
+func (p *freezeProbe) watch(cpu int, ready chan<- error) {
+	runtime.LockOSThread() // the thread ends with the goroutine: it keeps its policy
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		ready <- fmt.Errorf("cpu %d: affinity: %w", cpu, err)
+		return
+	}
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 50}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		ready <- fmt.Errorf("cpu %d: SCHED_FIFO: %w", cpu, err)
+		return
+	}
+	ready <- nil
+	tick := unix.NsecToTimespec(probeTick.Nanoseconds())
+	for {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		t0 := time.Now()
+		_ = unix.Nanosleep(&tick, nil)
+		if late := time.Since(t0) - probeTick; late >= p.threshold {
+			p.mu.Lock()
+			p.freezes = append(p.freezes, freeze{start: t0.Add(probeTick), cpu: cpu, late: late})
+			p.mu.Unlock()
+		}
+	}
+}
+
+// close stops the probe threads.
+func (p *freezeProbe) close() {
+	close(p.stop)
+	p.wg.Wait()
+}
+
+// during is the freezes that overlapped [from, to].
+func (p *freezeProbe) during(from, to time.Time) []freeze {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return overlapping(p.freezes, from, to)
+}
+
+func overlapping(fs []freeze, from, to time.Time) []freeze {
+	var out []freeze
+	for _, f := range fs {
+		if f.start.Before(to) && f.start.Add(f.late).After(from) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// describeFreezes is "3 (longest 100 ms on cpu 1)" or "none".
+func describeFreezes(fs []freeze) string {
+	if len(fs) == 0 {
+		return "none"
+	}
+	longest := slices.MaxFunc(fs, func(a, b freeze) int { return int(a.late - b.late) })
+	return fmt.Sprintf("%d (longest %d ms on cpu %d)", len(fs), longest.late.Milliseconds(), longest.cpu)
+}
