@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -312,38 +313,28 @@ func TestOverlappingFreezes(t *testing.T) {
 }
 
 // TestFreezeProbe: where the probe can run (root), a CPU kept from it is
-// seen: the test holds CPU 0 with a FIFO thread of a higher priority than
-// the probe's for 60 ms.
+// seen: a helper process (this test binary again) holds CPU 0 with a FIFO
+// thread of a higher priority than the probe's for 60 ms, in a loop the Go
+// runtime cannot preempt (no calls, GODEBUG=asyncpreemptoff=1): the thread
+// never lets the CPU go, as a virtual CPU the host does not run.
 func TestFreezeProbe(t *testing.T) {
+	if os.Getenv("BENCH_TEST_HOLD_CPU0") == "1" {
+		holdCPU0()
+		return
+	}
+	if runtime.NumCPU() < 2 {
+		t.Skip("one CPU: holding it would hold the test too")
+	}
 	p, err := startFreezeProbe(20 * time.Millisecond)
 	if err != nil {
 		t.Skipf("no SCHED_FIFO here: %v", err)
 	}
 	defer p.close()
 	start := time.Now()
-	held := make(chan error)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var set unix.CPUSet
-		set.Set(0)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			held <- err
-			return
-		}
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 60}
-		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			held <- err
-			return
-		}
-		for until := time.Now().Add(60 * time.Millisecond); time.Now().Before(until); {
-		}
-		// Back to an ordinary thread before the goroutine lets it go.
-		attr = unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL}
-		held <- unix.SchedSetAttr(0, &attr, 0)
-	}()
-	if err := <-held; err != nil {
-		t.Fatal(err)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFreezeProbe$")
+	cmd.Env = append(os.Environ(), "BENCH_TEST_HOLD_CPU0=1", "GODEBUG=asyncpreemptoff=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
 	}
 	var cpu0 []freeze
 	for _, f := range p.during(start, time.Now()) {
@@ -354,4 +345,39 @@ func TestFreezeProbe(t *testing.T) {
 	if len(cpu0) == 0 {
 		t.Fatalf("CPU 0 held from the probe for 60 ms, no freeze of ≥ 40 ms seen: %v", p.during(start, time.Now()))
 	}
+}
+
+var spinSink int
+
+// spin loops n times without a call.
+//
+//go:noinline
+func spin(n int) {
+	x := spinSink
+	for i := range n {
+		x += i ^ x>>3
+	}
+	spinSink = x
+}
+
+// holdCPU0 keeps CPU 0 for 60 ms from every task below FIFO priority 60.
+func holdCPU0() {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(0)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		panic(err)
+	}
+	n := 1 << 16 // sized on a first 5 ms, before the thread is FIFO
+	for t0 := time.Now(); time.Since(t0) < 5*time.Millisecond; n *= 2 {
+		spin(n)
+	}
+	t0 := time.Now()
+	spin(n)
+	loops := int(float64(n) * float64(60*time.Millisecond) / float64(max(time.Since(t0), 1)))
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 60}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		panic(err)
+	}
+	spin(loops)
 }

@@ -13,11 +13,14 @@ import (
 
 // freezeProbe watches for the machine itself stopping. One thread per CPU,
 // pinned to it and scheduled SCHED_FIFO (so that no ordinary task of this
-// machine can keep it waiting), sleeps 1 ms at a time; a wake-up later than
+// machine can keep it waiting), sleeps 10 ms at a time; a wake-up later than
 // the threshold means that CPU ran nothing of this machine's for that long:
 // the hypervisor did not run the virtual CPU (a host CPU quota throttles
 // it), or the kernel held it. Every process on that CPU stood still with
 // the probe, the load generator and the bare proxy as much as the gateway.
+// It wakes every 10 ms: often enough to time a gap of 15 ms or more, seldom
+// enough not to preempt the runs it watches (a 1 ms tick woke each CPU
+// 1 000 times a second, in the middle of the requests).
 type freezeProbe struct {
 	threshold time.Duration
 	stop      chan struct{}
@@ -35,7 +38,11 @@ type freeze struct {
 	late  time.Duration
 }
 
-const probeTick = time.Millisecond
+// A gap of length g that begins during a sleep makes the wake-up late by
+// between g minus the tick and g: with the 10 ms tick, gaps of 25 ms and
+// more always reach the 15 ms threshold, shorter ones may not.
+
+const probeTick = 10 * time.Millisecond
 
 // startFreezeProbe starts a probe thread on every CPU; it fails where a
 // thread cannot be made SCHED_FIFO (not root, or no CAP_SYS_NICE).
