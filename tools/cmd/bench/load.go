@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -136,7 +137,15 @@ func runVegeta(ctx context.Context, rate int, d time.Duration, r request) loadRe
 		ts = append(ts, vegeta.Target{Method: "POST", URL: r.url, Body: r.body, Header: h})
 	}
 	tr := vegeta.NewStaticTargeter(ts...) // round robin over the keys
-	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
+	// vegeta's own transport, but one the run can close: the connections
+	// a run leaves idle (thousands when the target fell behind) would stay
+	// open on the target for its idle timeout, and their memory would count
+	// in the next runs' RSS.
+	transport := &http.Transport{Proxy: http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: vegeta.DefaultConnections, MaxConnsPerHost: vegeta.DefaultMaxConnections}
+	defer transport.CloseIdleConnections()
+	atk := vegeta.NewAttacker(vegeta.Client(&http.Client{Transport: transport}), vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second))
 	var m vegeta.Metrics
 	res := atk.Attack(tr, vegeta.Rate{Freq: rate, Per: time.Second}, d, "bench")
 	for {
