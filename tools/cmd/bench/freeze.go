@@ -38,10 +38,10 @@ type freeze struct {
 	late  time.Duration
 }
 
-// A gap of length g that begins during a sleep makes the wake-up late by
-// between g minus the tick and g: with the 10 ms tick, gaps of 25 ms and
-// more always reach the 15 ms threshold, shorter ones may not.
-
+// probeTick is the probe's sleep. A gap of length g that begins during a
+// sleep makes the wake-up late by between g minus the tick and g: with the
+// 10 ms tick, gaps of 25 ms and more always reach the 15 ms threshold,
+// shorter ones may not.
 const probeTick = 10 * time.Millisecond
 
 // startFreezeProbe starts a probe thread on every CPU; it fails where a
