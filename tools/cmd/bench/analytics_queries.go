@@ -57,7 +57,7 @@ func statsSQL(groupBy, interval string) string {
 		src = `(SELECT ` + cols + ` FROM ` + daily + ` WHERE ` + who + ` AND bucket >= $3 AND bucket < $4
 		UNION ALL
 		SELECT ` + cols + ` FROM ` + hourly + ` WHERE ` + who + `
-			AND ((bucket >= $5 AND bucket < $3) OR (bucket >= $6 AND bucket < $7))) r`
+			AND ((bucket >= $5 AND bucket < $8) OR (bucket >= $6 AND bucket < $7))) r`
 	}
 	var sums strings.Builder
 	for _, c := range measureCols {
@@ -92,7 +92,11 @@ func statsArgs(tenant string, from, to time.Time, interval string) string {
 	if edge.Before(fromHour) {
 		edge = fromHour
 	}
-	return fmt.Sprintf("'%s', 'production', %s, %s, %s, %s, %s", tenant, ts(firstDay), ts(lastDay), ts(fromHour), ts(edge), ts(to))
+	headEnd := firstDay
+	if to.Before(headEnd) {
+		headEnd = to
+	}
+	return fmt.Sprintf("'%s', 'production', %s, %s, %s, %s, %s, %s", tenant, ts(firstDay), ts(lastDay), ts(fromHour), ts(edge), ts(to), ts(headEnd))
 }
 
 // statsScenario is one stats request of the matrix.

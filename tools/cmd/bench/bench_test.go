@@ -201,8 +201,13 @@ func TestAnalyticsHelpers(t *testing.T) {
 		t.Errorf("stats matrix of 30 days: %d scenarios", n)
 	}
 	if got := statsArgs("t", time.Date(2026, 1, 1, 10, 30, 0, 0, time.UTC), time.Date(2026, 1, 5, 7, 0, 0, 0, time.UTC), "day"); got !=
-		"'t', 'production', '2026-01-02T00:00:00Z', '2026-01-05T00:00:00Z', '2026-01-01T10:00:00Z', '2026-01-05T00:00:00Z', '2026-01-05T07:00:00Z'" {
+		"'t', 'production', '2026-01-02T00:00:00Z', '2026-01-05T00:00:00Z', '2026-01-01T10:00:00Z', '2026-01-05T00:00:00Z', '2026-01-05T07:00:00Z', '2026-01-02T00:00:00Z'" {
 		t.Errorf("statsArgs = %s", got)
+	}
+	// Inside one day: the hours before the (absent) first whole day end at to.
+	if got := statsArgs("t", time.Date(2026, 1, 1, 1, 17, 0, 0, time.UTC), time.Date(2026, 1, 1, 23, 0, 0, 0, time.UTC), "day"); got !=
+		"'t', 'production', '2026-01-02T00:00:00Z', '2026-01-02T00:00:00Z', '2026-01-01T01:00:00Z', '2026-01-02T00:00:00Z', '2026-01-01T23:00:00Z', '2026-01-01T23:00:00Z'" {
+		t.Errorf("statsArgs in one day = %s", got)
 	}
 	if got := streamName("bench1a2b.x-y"); got != "BENCH1A2B_X_Y_USAGE" {
 		t.Errorf("streamName = %q", got)

@@ -222,11 +222,18 @@ func rollupSource(dim, tenantID, env string, from, to time.Time, interval string
 	if lastDay.Before(firstDay) {
 		lastDay = firstDay
 	}
+	// The hours before the first whole day end there, or at to when the
+	// range begins and ends inside one day (then there is no whole day and
+	// the hours after the last one are none).
+	headEnd := firstDay
+	if to.Before(headEnd) {
+		headEnd = to
+	}
 	return `(SELECT ` + cols + ` FROM ` + daily + ` WHERE ` + who + ` AND bucket >= $3 AND bucket < $4
 		UNION ALL
 		SELECT ` + cols + ` FROM ` + hourly + ` WHERE ` + who + `
-			AND ((bucket >= $5 AND bucket < $3) OR (bucket >= $6 AND bucket < $7))) r`,
-		[]any{tenantID, env, firstDay, lastDay, fromHour, maxTime(lastDay, fromHour), to}
+			AND ((bucket >= $5 AND bucket < $8) OR (bucket >= $6 AND bucket < $7))) r`,
+		[]any{tenantID, env, firstDay, lastDay, fromHour, maxTime(lastDay, fromHour), to, headEnd}
 }
 
 func dimensionByName(name string) dimension {
