@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The tests run from tools/cmd/bench; the facts come from the repository.
@@ -365,12 +363,11 @@ func spin(n int) {
 	spinSink = x
 }
 
-// holdCPU0 keeps CPU 0 for 60 ms from every task below FIFO priority 60.
+// holdCPU0 keeps CPU 0 for 60 ms from every task below its FIFO priority,
+// the probe's included.
 func holdCPU0() {
 	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(0)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	if err := pinThread(0); err != nil {
 		panic(err)
 	}
 	n := 1 << 16 // sized on a first 5 ms, before the thread is FIFO
@@ -380,8 +377,7 @@ func holdCPU0() {
 	t0 := time.Now()
 	spin(n)
 	loops := int(float64(n) * float64(60*time.Millisecond) / float64(max(time.Since(t0), 1)))
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 60}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+	if err := setFIFO(probePriority + 10); err != nil {
 		panic(err)
 	}
 	spin(loops)

@@ -69,14 +69,11 @@ func startFreezeProbe(threshold time.Duration) (*freezeProbe, error) {
 // watch runs one CPU's probe thread until close.
 func (p *freezeProbe) watch(cpu int, ready chan<- error) {
 	runtime.LockOSThread() // the thread ends with the goroutine: it keeps its policy
-	var set unix.CPUSet
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	if err := pinThread(cpu); err != nil {
 		ready <- fmt.Errorf("cpu %d: affinity: %w", cpu, err)
 		return
 	}
-	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: 50}
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+	if err := setFIFO(probePriority); err != nil {
 		ready <- fmt.Errorf("cpu %d: SCHED_FIFO: %w", cpu, err)
 		return
 	}
@@ -96,6 +93,22 @@ func (p *freezeProbe) watch(cpu int, ready chan<- error) {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// probePriority is the probe threads' SCHED_FIFO priority.
+const probePriority = 50
+
+// pinThread keeps the calling thread (locked to its goroutine) on cpu.
+func pinThread(cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	return unix.SchedSetaffinity(0, &set)
+}
+
+// setFIFO schedules the calling thread SCHED_FIFO at priority.
+func setFIFO(priority int) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(priority)}
+	return unix.SchedSetAttr(0, &attr, 0)
 }
 
 // close stops the probe threads.

@@ -256,9 +256,9 @@ type measurement struct {
 	// and the collector's buckets are coarse (0.92, 10.5, 117 ms: a
 	// factor of about 11): it tells a millisecond from a stall, no more.
 	schedP99 float64
-	// frozen is the freezes of the machine (freezeProbe) that overlapped
-	// the run; reruns, how many runs of it were thrown away for one.
-	frozen, reruns int
+	// reruns is how many runs of it were thrown away for a freeze of the
+	// machine (freezeProbe) during their load.
+	reruns int
 	// from, to bound the load of the run.
 	from, to time.Time
 }
@@ -802,7 +802,7 @@ func (b *proxyBench) runOne(ctx context.Context, rep int, mode, load, target str
 		if b.probe != nil {
 			frozen = b.probe.during(r.from, r.to)
 		}
-		r.frozen, r.reruns = len(frozen), attempt
+		r.reruns = attempt
 		if len(frozen) > 0 {
 			say("proxy", "  the machine froze during that run: %s", describeFreezes(frozen))
 		}
@@ -947,7 +947,8 @@ func (b *proxyBench) freezeNote() string {
 	byTarget := map[string]int{}
 	var targets []string
 	for _, r := range b.results {
-		kept = append(kept, b.probe.during(r.from, r.to)...)
+		frozen := b.probe.during(r.from, r.to)
+		kept = append(kept, frozen...)
 		reruns += r.reruns
 		if r.reruns > 0 {
 			if byTarget[r.target] == 0 {
@@ -955,7 +956,7 @@ func (b *proxyBench) freezeNote() string {
 			}
 			byTarget[r.target] += r.reruns
 		}
-		if r.frozen > 0 && r.load != "max" {
+		if len(frozen) > 0 && r.load != "max" {
 			frozenKept++
 		}
 	}
@@ -976,13 +977,7 @@ func (b *proxyBench) freezeNote() string {
 // usageCounters scrapes the gateway's publisher counters from /metrics on
 // its internal listener.
 func (b *proxyBench) usageCounters(ctx context.Context, g *gatewayProc) (pub, spooled, lost int64, err error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+g.internal+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	defer resp.Body.Close()
-	fams, err := promFamilies(resp.Body)
+	fams, err := scrapeMetrics(ctx, g)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -1008,13 +1003,7 @@ type bucket struct {
 // schedLatencies scrapes the gateway's scheduling latency histogram
 // (go_sched_latencies_seconds) from /metrics on its internal listener.
 func (b *proxyBench) schedLatencies(ctx context.Context, g *gatewayProc) ([]bucket, error) {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+g.internal+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	fams, err := promFamilies(resp.Body)
+	fams, err := scrapeMetrics(ctx, g)
 	if err != nil {
 		return nil, err
 	}
@@ -1049,9 +1038,16 @@ func bucketQuantile(before, after []bucket, q float64) float64 {
 	return math.NaN()
 }
 
-func promFamilies(r io.Reader) (map[string]*dto.MetricFamily, error) {
+// scrapeMetrics reads g's /metrics (its internal listener) by family name.
+func scrapeMetrics(ctx context.Context, g *gatewayProc) (map[string]*dto.MetricFamily, error) {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+g.internal+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(r)
+	return p.TextToMetricFamilies(resp.Body)
 }
 
 // finish reads the usage counters, stops the gateways gracefully, waits for
