@@ -32,6 +32,7 @@ import (
 	"trueportai/services/gateway/internal/cachesync"
 	"trueportai/services/gateway/internal/changefeed"
 	"trueportai/services/gateway/internal/config"
+	"trueportai/services/gateway/internal/fdtable"
 	"trueportai/services/gateway/internal/filepages"
 	"trueportai/services/gateway/internal/grpcapi"
 	"trueportai/services/gateway/internal/httpapi"
@@ -131,6 +132,14 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 	tenants := platform.NewTenants(platformv1.NewTenantServiceClient(conn), cfg.CacheTTL, log)
 	if !cfg.RunsProxy() {
 		return runIngester(ctx, cfg, log, pool, tenants, id, ls, tel)
+	}
+
+	// Grow the descriptor table now, not in accept4 under a burst of
+	// connections (package fdtable).
+	if size, err := fdtable.Reserve(fdReserve); err != nil {
+		log.Warn("descriptor table not grown", "err", err, "size", size)
+	} else {
+		log.Debug("descriptor table grown", "size", size)
 	}
 
 	keyStore := keys.NewStore(pool)
@@ -388,6 +397,12 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 // that (1 s) it is the 5 s the Kubernetes termination budget allows
 // (deploy/k8s/base/gateway.yaml).
 const endWait = 4 * time.Second
+
+// fdReserve is the descriptor table size a proxying gateway reserves at
+// start (fdtable.Reserve; capped at RLIMIT_NOFILE): a client and an
+// upstream connection per request in flight, for bursts of up to 8 000
+// connections, before the table would have to grow under load.
+const fdReserve = 16384
 
 // healthProbes: the health routes check Postgres, NATS and whether the
 // platform accepts this instance's service tokens (while it refuses them,
