@@ -27,7 +27,10 @@ type RetentionPolicy func(tenantID string) (days int64, ok bool)
 //     removes exactly rows that row deletes would remove. One tenant of
 //     unknown retention (or none: retention_days <= 0) keeps the partition;
 //  3. deletes, partition by partition, the expired rows of every tenant of
-//     known retention, in batches of 5000 rows.
+//     known retention, in batches of 5000 rows;
+//  4. compacts the oldest month partition that ended at least compactGrace
+//     ago and was not compacted yet: its indexes, left about half full by
+//     the inserts, are rebuilt packed (compact), one partition a cycle.
 type Retention struct {
 	pool   *pgxpool.Pool
 	policy RetentionPolicy
@@ -108,6 +111,7 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 	}
 
 	var total int64
+	var closed []partition // month partitions to compact, oldest first per table
 	for _, table := range PartitionedTables {
 		parts, err := listPartitions(ctx, conn, table)
 		if err != nil {
@@ -127,6 +131,11 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 					continue
 				}
 			}
+			if ok, err := compactable(ctx, conn, p, now); err != nil {
+				return total, fmt.Errorf("retention: compaction state of %s: %w", p.name, err)
+			} else if ok {
+				closed = append(closed, p)
+			}
 			for _, id := range tenants {
 				c := cutoffOf(id)
 				if !c.ok || (!p.def && !p.lo.Before(c.at)) {
@@ -144,6 +153,19 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 					}
 				}
 			}
+		}
+	}
+	// One compaction per cycle: a rebuild reads and writes the whole
+	// partition, and a first cycle may find a year of them.
+	if len(closed) > 0 {
+		p := closed[0]
+		start := time.Now()
+		before, after, err := compact(ctx, conn, p)
+		if err != nil {
+			r.log.Warn("retention: compacting partition failed, retried next cycle", "partition", p.name, "err", err)
+		} else {
+			r.log.Info("retention: compacted partition", "partition", p.name, "index_bytes_before", before,
+				"index_bytes_after", after, "took", time.Since(start).Round(time.Millisecond))
 		}
 	}
 	return total, nil
@@ -174,7 +196,10 @@ func (r *Retention) drop(ctx context.Context, conn beginner, table string, p par
 		if err := tx.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = $1::regclass`, p.name).Scan(&estimate); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DROP TABLE `+p.name)
+		if _, err := tx.Exec(ctx, `DROP TABLE `+p.name); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM partition_compactions WHERE partition = $1`, p.name)
 		return err
 	})
 	if errors.Is(err, errKept) {
