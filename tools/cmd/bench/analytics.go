@@ -70,6 +70,9 @@ package main
 //	INGEST_BENCH_ENCODING     binary or json [binary]
 //	BENCH_ANALYTICS_OUT       markdown file whose bench-analytics:begin/end block is
 //	                          rewritten [docs/benchmarks.md]; empty: stdout only
+//	BENCH_FREEZE_MS           a freeze probe (as in bench proxy) watches the phases;
+//	                          the block's header gives each phase's gaps and the
+//	                          share of its CPU time they took [15]; 0: no probe
 
 import (
 	"bytes"
@@ -93,6 +96,9 @@ import (
 )
 
 type analyticsConfig struct {
+	// freezeThreshold: the lateness of the freeze probe that counts as the
+	// machine standing still (BENCH_FREEZE_MS, as in bench proxy; 0: no probe).
+	freezeThreshold            time.Duration
 	rows, noise, bigKeys, runs int
 	days, httpRuns, msgEvents  int
 	phases                     map[string]bool
@@ -158,6 +164,11 @@ func analyticsConfigFromEnv() (analyticsConfig, error) {
 		}
 	}
 	c.reuse = os.Getenv("BENCH_ANALYTICS_REUSE") == "1"
+	ms, err := envInt("BENCH_FREEZE_MS", 15)
+	if err != nil {
+		return c, err
+	}
+	c.freezeThreshold = time.Duration(ms) * time.Millisecond
 	budget, err := envInt("BENCH_ANALYTICS_BUDGET", 10)
 	if err != nil {
 		return c, err
@@ -231,6 +242,24 @@ type analytics struct {
 	plat    *benchPlatform
 	http    []string // rows of the HTTP table
 	bigMD   string
+	// probe watches for the machine's freezes (nil: not watching) during
+	// the phases, whose times are in windows.
+	probe   *freezeProbe
+	windows []phaseWindow
+}
+
+// phaseWindow is when a phase ran.
+type phaseWindow struct {
+	name     string
+	from, to time.Time
+}
+
+// timed runs phase f and records its window.
+func (a *analytics) timed(name string, f func() error) error {
+	from := time.Now()
+	err := f()
+	a.windows = append(a.windows, phaseWindow{name, from, time.Now()})
+	return err
 }
 
 // ingestRun is one BenchmarkIngest sub-benchmark.
@@ -285,9 +314,18 @@ func benchAnalytics(ctx context.Context) (err error) {
 		return err
 	}
 
+	if c.freezeThreshold > 0 {
+		if a.probe, err = startFreezeProbe(c.freezeThreshold); err != nil {
+			say("analytics", "%v: the phases are not checked for the machine's freezes", err)
+		} else {
+			defer a.probe.close()
+		}
+	}
+
 	// 1. Ingestion into a fresh database.
 	ingestMD := "(not run: phase ingest not asked for)"
 	if c.ingest {
+		from := time.Now()
 		for _, r := range []struct{ modes, batches, ing string }{
 			{"prefilled", c.batches, "1"}, {"concurrent", c.concBatches, "1"}, {"concurrent", c.twoBatches, "2"},
 		} {
@@ -298,6 +336,7 @@ func benchAnalytics(ctx context.Context) (err error) {
 			a.ingest = append(a.ingest, runs...)
 		}
 		ingestMD = a.ingestReport()
+		a.windows = append(a.windows, phaseWindow{"ingest", from, time.Now()})
 	}
 
 	// 2. The analytics database (and, for the http phase, its platform).
@@ -319,7 +358,7 @@ func benchAnalytics(ctx context.Context) (err error) {
 			a.bigTen = a.plat.tenantID
 			a.plat.stop()
 		}
-		if a.gen, err = a.buildData(ctx, admin); err != nil {
+		if err := a.timed("data", func() error { a.gen, err = a.buildData(ctx, admin); return err }); err != nil {
 			return err
 		}
 	} else if c.phases["sql"] || c.phases["http"] || c.phases["bigingest"] {
@@ -329,14 +368,14 @@ func benchAnalytics(ctx context.Context) (err error) {
 	// 3. Timed SQL.
 	var queries queryResults
 	if c.phases["sql"] {
-		if queries, err = a.timeQueries(ctx); err != nil {
+		if err := a.timed("sql", func() error { queries, err = a.timeQueries(ctx); return err }); err != nil {
 			return err
 		}
 	}
 
 	// 4. Through the HTTP API.
 	if c.phases["http"] {
-		if err := a.timeHTTP(ctx, admin); err != nil {
+		if err := a.timed("http", func() error { return a.timeHTTP(ctx, admin) }); err != nil {
 			return err
 		}
 	}
@@ -345,6 +384,7 @@ func benchAnalytics(ctx context.Context) (err error) {
 	// (indexes far larger than shared_buffers), then its rows go.
 	if c.phases["bigingest"] && strings.TrimSpace(c.bigBatches) != "" {
 		var big []ingestRun
+		from := time.Now()
 		for _, r := range []struct{ modes, ing string }{{"prefilled", "1"}, {"concurrent", "1"}, {"concurrent", "2"}} {
 			runs, err := a.runIngest(ctx, r.modes, c.bigBatches, r.ing, a.dbURL)
 			if err != nil {
@@ -353,6 +393,7 @@ func benchAnalytics(ctx context.Context) (err error) {
 			big = append(big, runs...)
 		}
 		a.bigMD = a.bigIngestReport(big)
+		a.windows = append(a.windows, phaseWindow{"bigingest", from, time.Now()})
 	}
 	elapsed := int(time.Since(a.started).Seconds())
 	report, err := a.report(ctx, loadBefore, elapsed, ingestMD, queries)

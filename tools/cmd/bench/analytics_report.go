@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -41,6 +42,7 @@ func (a *analytics) report(ctx context.Context, loadBefore string, elapsed int, 
 		m.cores, m.cpuModel, m.memTotal, goShort(), pgVersion, show("shared_buffers"), show("work_mem"), show("jit"),
 		show("max_parallel_workers_per_gather"), strings.SplitN(natsVersion, "\n", 2)[0])
 	fmt.Fprintf(&b, "- load average (1/5/15 min) at the start: %s; at the end: %s\n", loadBefore, loadavg())
+	fmt.Fprintf(&b, "- %s\n", a.freezeNote())
 	fmt.Fprintf(&b, "- wall time of the whole run: %d s\n\n", elapsed)
 	fmt.Fprintf(&b, "#### Ingestion (JetStream → Postgres), fresh database\n\n%s\n\n", ingestMD)
 	if a.bigMD != "" {
@@ -126,4 +128,22 @@ func goShort() string {
 		return f[2]
 	}
 	return "go?"
+}
+
+// freezeNote is the header line on the machine's freezes in each phase.
+func (a *analytics) freezeNote() string {
+	if a.probe == nil {
+		return "machine freezes: not watched (BENCH_FREEZE_MS=0, or no SCHED_FIFO here)"
+	}
+	var parts []string
+	for _, w := range a.windows {
+		fs := a.probe.during(w.from, w.to)
+		parts = append(parts, fmt.Sprintf("%s %s, %.1f %% of its CPU time", w.name, describeFreezes(fs),
+			100*frozenShare(fs, w.from, w.to, runtime.NumCPU())))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no phase timed")
+	}
+	return fmt.Sprintf("machine freezes (a SCHED_FIFO probe thread on every CPU woke ≥ %d ms late; the share is their lateness over the phase's CPU time, a lower bound): %s",
+		a.cfg.freezeThreshold.Milliseconds(), strings.Join(parts, "; "))
 }

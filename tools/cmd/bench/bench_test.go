@@ -315,6 +315,27 @@ func TestOverlappingFreezes(t *testing.T) {
 	}
 }
 
+func TestFrozenShare(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 2, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	fs := []freeze{
+		{start: at(-50), late: 40 * time.Millisecond},          // before the window: nothing
+		{start: at(-50), late: 150 * time.Millisecond},         // 100 ms inside
+		{start: at(500), cpu: 1, late: 100 * time.Millisecond}, // 100 ms
+		{start: at(950), late: 100 * time.Millisecond},         // 50 ms before the end
+	}
+	// 250 ms of 2 CPUs × 1 s.
+	if got := frozenShare(fs, at(0), at(1000), 2); got != 0.125 {
+		t.Errorf("frozenShare = %v, want 0.125", got)
+	}
+	if got := frozenShare(nil, at(0), at(1000), 2); got != 0 {
+		t.Errorf("no freezes: %v", got)
+	}
+	if got := frozenShare(fs, at(1000), at(1000), 2); got != 0 {
+		t.Errorf("empty window: %v", got)
+	}
+}
+
 // TestFreezeProbe: where the probe can run (root), a CPU kept from it is
 // seen: a helper process (this test binary again) holds CPU 0 with a FIFO
 // thread of a higher priority than the probe's for 60 ms, in a loop the Go

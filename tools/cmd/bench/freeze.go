@@ -142,3 +142,27 @@ func describeFreezes(fs []freeze) string {
 	longest := slices.MaxFunc(fs, func(a, b freeze) int { return int(a.late - b.late) })
 	return fmt.Sprintf("%d (longest %d ms on cpu %d)", len(fs), longest.late.Milliseconds(), longest.cpu)
 }
+
+// frozenShare is the share of the CPU time of [from, to] on cpus CPUs that
+// the freezes in fs took: each freeze's lateness, clipped to the window.
+// A freeze stands for at least its lateness (the tick before it may have
+// been frozen too), so the share is a lower bound.
+func frozenShare(fs []freeze, from, to time.Time, cpus int) float64 {
+	if !to.After(from) || cpus <= 0 {
+		return 0
+	}
+	var lost time.Duration
+	for _, f := range fs {
+		s, e := f.start, f.start.Add(f.late)
+		if s.Before(from) {
+			s = from
+		}
+		if e.After(to) {
+			e = to
+		}
+		if e.After(s) {
+			lost += e.Sub(s)
+		}
+	}
+	return float64(lost) / float64(to.Sub(from)*time.Duration(cpus))
+}
