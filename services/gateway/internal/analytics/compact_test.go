@@ -104,3 +104,25 @@ func TestRetentionCompactsClosedMonths(t *testing.T) {
 		t.Fatalf("compacted again at %v (%v), first at %v", again, err, at)
 	}
 }
+
+// TestRetentionWithoutCompactionState: compaction is upkeep; when its table
+// is missing (a database not migrated to 00017) the expired rows still go.
+func TestRetentionWithoutCompactionState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool := migratedPool(t, "compactless")
+	if _, err := pool.Exec(ctx, `DROP TABLE partition_compactions`); err != nil {
+		t.Fatal(err)
+	}
+	tenant := "11111111-1111-1111-1111-111111111111"
+	old := time.Now().UTC().Add(-10 * 24 * time.Hour)
+	if _, err := New(pool).Insert(ctx, []usage.Event{{RequestID: "old", CreatedAt: old, TenantID: tenant, Env: "production",
+		Provider: "openai", Path: "/x", StatusCode: 200, Outcome: usage.OutcomeOK}}); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRetention(pool, func(string) (int64, bool) { return 7, true }, log)
+	if n, err := r.Cycle(ctx); err != nil || n != 1 {
+		t.Fatalf("deleted %d rows (%v), want 1", n, err)
+	}
+}

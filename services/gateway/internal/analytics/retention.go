@@ -112,6 +112,7 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 
 	var total int64
 	var closed []partition // month partitions to compact, oldest first per table
+	compacting := true
 	for _, table := range PartitionedTables {
 		parts, err := listPartitions(ctx, conn, table)
 		if err != nil {
@@ -131,10 +132,15 @@ func (r *Retention) Cycle(ctx context.Context) (int64, error) {
 					continue
 				}
 			}
-			if ok, err := compactable(ctx, conn, p, now); err != nil {
-				return total, fmt.Errorf("retention: compaction state of %s: %w", p.name, err)
-			} else if ok {
-				closed = append(closed, p)
+			if compacting {
+				// Compaction is upkeep: when its state cannot be read (a
+				// database not migrated to 00017), retention goes on without it.
+				if ok, err := compactable(ctx, conn, p, now); err != nil {
+					r.log.Warn("retention: compaction state unreadable, no compaction this cycle", "partition", p.name, "err", err)
+					compacting, closed = false, nil
+				} else if ok {
+					closed = append(closed, p)
+				}
 			}
 			for _, id := range tenants {
 				c := cutoffOf(id)
