@@ -15,8 +15,8 @@ import (
 // packed pages again.
 const compactGrace = 48 * time.Hour
 
-// conn runs statements and queries on one connection.
-type conn interface {
+// dbConn runs statements and queries on one connection.
+type dbConn interface {
 	querier
 	beginner
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -25,7 +25,7 @@ type conn interface {
 
 // compactable reports whether p is a closed month partition, ended at least
 // compactGrace before now, that has not been compacted yet.
-func compactable(ctx context.Context, c conn, p partition, now time.Time) (bool, error) {
+func compactable(ctx context.Context, c dbConn, p partition, now time.Time) (bool, error) {
 	if p.def || p.hi.Add(compactGrace).After(now) {
 		return false, nil
 	}
@@ -41,7 +41,7 @@ func compactable(ctx context.Context, c conn, p partition, now time.Time) (bool,
 // runs. Invalid indexes left on p by an interrupted rebuild are dropped
 // first. It records p in partition_compactions and returns the index bytes
 // before and after.
-func compact(ctx context.Context, c conn, p partition) (before, after int64, err error) {
+func compact(ctx context.Context, c dbConn, p partition) (before, after int64, err error) {
 	invalid, err := partitionIndexes(ctx, c, p.name, false)
 	if err != nil {
 		return 0, 0, err
@@ -97,7 +97,7 @@ func partitionIndexes(ctx context.Context, q querier, name string, valid bool) (
 }
 
 // indexBytes is the size of a partition's indexes.
-func indexBytes(ctx context.Context, c conn, name string) (int64, error) {
+func indexBytes(ctx context.Context, c dbConn, name string) (int64, error) {
 	var n int64
 	err := c.QueryRow(ctx, `SELECT pg_indexes_size($1::regclass)`, name).Scan(&n)
 	return n, err
