@@ -116,13 +116,26 @@ func TestRetentionWithoutCompactionState(t *testing.T) {
 		t.Fatal(err)
 	}
 	tenant := "11111111-1111-1111-1111-111111111111"
-	old := time.Now().UTC().Add(-10 * 24 * time.Hour)
-	if _, err := New(pool).Insert(ctx, []usage.Event{{RequestID: "old", CreatedAt: old, TenantID: tenant, Env: "production",
-		Provider: "openai", Path: "/x", StatusCode: 200, Outcome: usage.OutcomeOK}}); err != nil {
+	now := time.Now().UTC()
+	// A month partition old enough to drop, and a row to delete.
+	ancient := monthStart(now, -6)
+	if _, err := pool.Exec(ctx, `SELECT gateway_ensure_month_partition('usage_logs'::regclass, $1)`, ancient); err != nil {
+		t.Fatal(err)
+	}
+	evs := []usage.Event{{RequestID: "old", CreatedAt: now.Add(-10 * 24 * time.Hour)}, {RequestID: "ancient", CreatedAt: ancient.Add(time.Hour)}}
+	for i := range evs {
+		evs[i].TenantID, evs[i].Env, evs[i].Provider, evs[i].Path, evs[i].StatusCode, evs[i].Outcome = tenant, "production", "openai", "/x", 200, usage.OutcomeOK
+	}
+	if _, err := New(pool).Insert(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
 	r := NewRetention(pool, func(string) (int64, bool) { return 7, true }, log)
 	if n, err := r.Cycle(ctx); err != nil || n != 1 {
 		t.Fatalf("deleted %d rows (%v), want 1", n, err)
+	}
+	name := "usage_logs_y" + ancient.Format("2006") + "m" + ancient.Format("01")
+	var left bool
+	if err := pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&left); err != nil || left {
+		t.Fatalf("%s still there (%v): the drop failed", name, err)
 	}
 }

@@ -205,6 +205,12 @@ func (r *Retention) drop(ctx context.Context, conn beginner, table string, p par
 		if _, err := tx.Exec(ctx, `DROP TABLE `+p.name); err != nil {
 			return err
 		}
+		// Its compaction record goes with it (none to remove on a database
+		// not migrated to 00017: the drop goes on).
+		var tracked bool
+		if err := tx.QueryRow(ctx, `SELECT to_regclass('partition_compactions') IS NOT NULL`).Scan(&tracked); err != nil || !tracked {
+			return err
+		}
 		_, err = tx.Exec(ctx, `DELETE FROM partition_compactions WHERE partition = $1`, p.name)
 		return err
 	})
