@@ -325,18 +325,22 @@ func benchAnalytics(ctx context.Context) (err error) {
 	// 1. Ingestion into a fresh database.
 	ingestMD := "(not run: phase ingest not asked for)"
 	if c.ingest {
-		from := time.Now()
-		for _, r := range []struct{ modes, batches, ing string }{
-			{"prefilled", c.batches, "1"}, {"concurrent", c.concBatches, "1"}, {"concurrent", c.twoBatches, "2"},
-		} {
-			runs, err := a.runIngest(ctx, r.modes, r.batches, r.ing, "")
-			if err != nil {
-				return err
+		err := a.timed("ingest", func() error {
+			for _, r := range []struct{ modes, batches, ing string }{
+				{"prefilled", c.batches, "1"}, {"concurrent", c.concBatches, "1"}, {"concurrent", c.twoBatches, "2"},
+			} {
+				runs, err := a.runIngest(ctx, r.modes, r.batches, r.ing, "")
+				if err != nil {
+					return err
+				}
+				a.ingest = append(a.ingest, runs...)
 			}
-			a.ingest = append(a.ingest, runs...)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		ingestMD = a.ingestReport()
-		a.windows = append(a.windows, phaseWindow{"ingest", from, time.Now()})
 	}
 
 	// 2. The analytics database (and, for the http phase, its platform).
@@ -384,16 +388,20 @@ func benchAnalytics(ctx context.Context) (err error) {
 	// (indexes far larger than shared_buffers), then its rows go.
 	if c.phases["bigingest"] && strings.TrimSpace(c.bigBatches) != "" {
 		var big []ingestRun
-		from := time.Now()
-		for _, r := range []struct{ modes, ing string }{{"prefilled", "1"}, {"concurrent", "1"}, {"concurrent", "2"}} {
-			runs, err := a.runIngest(ctx, r.modes, c.bigBatches, r.ing, a.dbURL)
-			if err != nil {
-				return err
+		err := a.timed("bigingest", func() error {
+			for _, r := range []struct{ modes, ing string }{{"prefilled", "1"}, {"concurrent", "1"}, {"concurrent", "2"}} {
+				runs, err := a.runIngest(ctx, r.modes, c.bigBatches, r.ing, a.dbURL)
+				if err != nil {
+					return err
+				}
+				big = append(big, runs...)
 			}
-			big = append(big, runs...)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		a.bigMD = a.bigIngestReport(big)
-		a.windows = append(a.windows, phaseWindow{"bigingest", from, time.Now()})
 	}
 	elapsed := int(time.Since(a.started).Seconds())
 	report, err := a.report(ctx, loadBefore, elapsed, ingestMD, queries)
