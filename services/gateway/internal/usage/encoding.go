@@ -5,12 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	usagev1 "trueportai/proto/gen/trueport/usage/v1"
-	"trueportai/services/internal/money"
 )
 
 // An encoded event is one line of a usage message (messages hold one or more
@@ -67,57 +61,43 @@ func bodiesLen(ev *Event) int {
 	return n
 }
 
+// decodeScratch is the room Decode gives an event's protobuf bytes on its
+// stack (a proxied event without logged bodies takes about 200 bytes).
+const decodeScratch = 1024
+
 // Decode reads one encoded event in either form. It checks nothing but the
 // encoding: the caller checks the ids and sanitises.
 func Decode(line []byte) (Event, error) {
-	var ev Event
 	switch {
 	case len(line) == 0:
-		return ev, errors.New("empty line")
+		return Event{}, errors.New("empty line")
 	case line[0] == '{':
-		err := json.Unmarshal(line, &ev)
-		return ev, err
+		return decodeJSON(line)
 	case line[0] == binaryMark:
-		pb := make([]byte, b64.DecodedLen(len(line)-1))
+		// The protobuf bytes go through scratch on the stack when they
+		// fit: readEvent keeps one copy of them, the event's strings.
+		var scratch [decodeScratch]byte
+		pb := scratch[:]
+		if n := b64.DecodedLen(len(line) - 1); n > len(scratch) {
+			pb = make([]byte, n)
+		}
 		n, err := b64.Decode(pb, line[1:])
 		if err != nil {
-			return ev, fmt.Errorf("binary usage event: %w", err)
+			return Event{}, fmt.Errorf("binary usage event: %w", err)
 		}
-		var m usagev1.UsageEvent
-		if err := (proto.UnmarshalOptions{}).Unmarshal(pb[:n], &m); err != nil {
-			return ev, fmt.Errorf("binary usage event: %w", err)
+		ev, err := readEvent(pb[:n])
+		if err != nil {
+			return Event{}, fmt.Errorf("binary usage event: %w", err)
 		}
-		fromProto(&m, &ev)
 		return ev, nil
 	}
-	return ev, errors.New("neither a JSON nor a binary usage event")
+	return Event{}, errors.New("neither a JSON nor a binary usage event")
 }
 
-func fromProto(m *usagev1.UsageEvent, ev *Event) {
-	*ev = Event{
-		RequestID: m.RequestId, CreatedAt: time.UnixMicro(m.CreatedAtUs).UTC(), TenantID: m.TenantId, Env: m.Env,
-		KeyID: m.KeyId, KeyName: m.KeyName, Provider: m.Provider, Model: m.Model, Path: m.Path,
-		StatusCode: int(m.StatusCode), Stream: m.Stream, LatencyMS: m.LatencyMs, TTFBMS: m.TtfbMs,
-		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, TotalTokens: m.TotalTokens,
-		CachedTokens: m.CachedTokens, Outcome: m.Outcome, Error: m.Error, ViolationIDs: m.ViolationIds,
-		RequestBody: m.RequestBody, ResponseBody: m.ResponseBody,
-	}
-	if m.CostUsdE10 != nil {
-		c := money.USD(*m.CostUsdE10)
-		ev.CostUSD = &c
-	}
-	if len(m.Violations) > 0 {
-		ev.Violations = make([]Violation, len(m.Violations))
-		for i, pv := range m.Violations {
-			v := Violation{ID: pv.Id, PolicyID: pv.PolicyId, PolicyName: pv.PolicyName, Type: pv.Type, Action: pv.Action,
-				Severity: pv.Severity, Shadow: pv.Shadow, Direction: pv.Direction, Matches: []Match{}}
-			if len(pv.Matches) > 0 {
-				v.Matches = make([]Match, len(pv.Matches))
-				for j, mt := range pv.Matches {
-					v.Matches[j] = Match{Kind: mt.Kind, Snippet: mt.Snippet, Offset: int(mt.Offset)}
-				}
-			}
-			ev.Violations[i] = v
-		}
-	}
+// decodeJSON reads the JSON form (its own function: the event it decodes
+// into escapes, the binary form's need not).
+func decodeJSON(line []byte) (Event, error) {
+	var ev Event
+	err := json.Unmarshal(line, &ev)
+	return ev, err
 }

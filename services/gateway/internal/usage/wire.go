@@ -22,8 +22,8 @@ import (
 // even to zero; every element of a repeated field, empty messages as an
 // empty length-delimited field. Strings must be valid UTF-8, which
 // proto.Marshal checks and appendEvent does not: Encode sanitises every
-// event first (Sanitize), and Decode's proto.Unmarshal refuses the line
-// otherwise.
+// event first (Sanitize), and Decode (readEvent, as proto.Unmarshal)
+// refuses the line otherwise.
 
 // Field numbers of UsageEvent.
 const (

@@ -2,17 +2,51 @@ package usage
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	usagev1 "trueportai/proto/gen/trueport/usage/v1"
 	"trueportai/services/internal/money"
 )
+
+// fromProto is the reference mapping of a message to its Event (what
+// readEvent must give for the message's bytes); toProto is its inverse.
+func fromProto(m *usagev1.UsageEvent, ev *Event) {
+	*ev = Event{
+		RequestID: m.RequestId, CreatedAt: time.UnixMicro(m.CreatedAtUs).UTC(), TenantID: m.TenantId, Env: m.Env,
+		KeyID: m.KeyId, KeyName: m.KeyName, Provider: m.Provider, Model: m.Model, Path: m.Path,
+		StatusCode: int(m.StatusCode), Stream: m.Stream, LatencyMS: m.LatencyMs, TTFBMS: m.TtfbMs,
+		PromptTokens: m.PromptTokens, CompletionTokens: m.CompletionTokens, TotalTokens: m.TotalTokens,
+		CachedTokens: m.CachedTokens, Outcome: m.Outcome, Error: m.Error, ViolationIDs: m.ViolationIds,
+		RequestBody: m.RequestBody, ResponseBody: m.ResponseBody,
+	}
+	if m.CostUsdE10 != nil {
+		c := money.USD(*m.CostUsdE10)
+		ev.CostUSD = &c
+	}
+	if len(m.Violations) > 0 {
+		ev.Violations = make([]Violation, len(m.Violations))
+		for i, pv := range m.Violations {
+			v := Violation{ID: pv.Id, PolicyID: pv.PolicyId, PolicyName: pv.PolicyName, Type: pv.Type, Action: pv.Action,
+				Severity: pv.Severity, Shadow: pv.Shadow, Direction: pv.Direction, Matches: []Match{}}
+			if len(pv.Matches) > 0 {
+				v.Matches = make([]Match, len(pv.Matches))
+				for j, mt := range pv.Matches {
+					v.Matches[j] = Match{Kind: mt.Kind, Snippet: mt.Snippet, Offset: int(mt.Offset)}
+				}
+			}
+			ev.Violations[i] = v
+		}
+	}
+}
 
 // toProto is the reference mapping of an Event to its message, the inverse
 // of fromProto: appendEvent must write what proto.Marshal writes for it.
@@ -214,6 +248,161 @@ func BenchmarkMarshalEvent(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_ = marshal(ev)
+		}
+	})
+}
+
+// protoDecode is the reference decoding readEvent must equal: proto.Unmarshal
+// of the generated message, then fromProto.
+func protoDecode(pb []byte) (Event, error) {
+	var m usagev1.UsageEvent
+	if err := proto.Unmarshal(pb, &m); err != nil {
+		return Event{}, err
+	}
+	var ev Event
+	fromProto(&m, &ev)
+	return ev, nil
+}
+
+// checkRead: readEvent accepts pb exactly when proto.Unmarshal does, and
+// then gives fromProto's event (floats compared by their bits: NaN too).
+func checkRead(t *testing.T, pb []byte) {
+	t.Helper()
+	want, werr := protoDecode(pb)
+	got, gerr := readEvent(pb)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("% x: proto.Unmarshal error %v, readEvent error %v", pb, werr, gerr)
+	}
+	if werr != nil {
+		return
+	}
+	if math.Float64bits(got.LatencyMS) != math.Float64bits(want.LatencyMS) ||
+		(got.TTFBMS == nil) != (want.TTFBMS == nil) ||
+		(got.TTFBMS != nil && math.Float64bits(*got.TTFBMS) != math.Float64bits(*want.TTFBMS)) {
+		t.Fatalf("% x: floats differ: got %v %v, want %v %v", pb, got.LatencyMS, got.TTFBMS, want.LatencyMS, want.TTFBMS)
+	}
+	got.LatencyMS, got.TTFBMS, want.LatencyMS, want.TTFBMS = 0, nil, 0, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("% x:\n got %+v\nwant %+v", pb, got, want)
+	}
+}
+
+// readCases are the encodings of every wire case, and of what other
+// writers may send: fields repeated or out of order (two messages
+// concatenated, which protobuf reads as one, merged), unknown fields of
+// every wire type, known field numbers with another wire type, invalid
+// UTF-8, and every truncation of the full event.
+func readCases(t testing.TB) map[string][]byte {
+	cases := map[string][]byte{}
+	for name, ev := range wireCases() {
+		cases[name] = appendEvent(nil, &ev)
+	}
+	full, proxy := cases["full"], cases["proxy"]
+	cases["full then proxy"] = append(bytes.Clone(full), proxy...)
+	cases["proxy then full"] = append(bytes.Clone(proxy), full...)
+	cases["large then negatives"] = append(bytes.Clone(cases["large"]), cases["negatives"]...)
+	var unknown []byte
+	unknown = protowire.AppendTag(unknown, 99, protowire.VarintType)
+	unknown = protowire.AppendVarint(unknown, 1<<40)
+	unknown = protowire.AppendTag(unknown, 100, protowire.Fixed32Type)
+	unknown = protowire.AppendFixed32(unknown, 7)
+	unknown = protowire.AppendTag(unknown, 101, protowire.BytesType)
+	unknown = protowire.AppendString(unknown, "\xff not text")
+	unknown = protowire.AppendTag(unknown, 102, protowire.StartGroupType)
+	unknown = protowire.AppendTag(unknown, 1, protowire.VarintType)
+	unknown = protowire.AppendVarint(unknown, 3)
+	unknown = protowire.AppendTag(unknown, 102, protowire.EndGroupType)
+	cases["unknown fields"] = append(bytes.Clone(unknown), full...)
+	var wrongType []byte
+	for _, num := range []protowire.Number{fEvRequestID, fEvViolations, fEvRequestBody} {
+		wrongType = protowire.AppendTag(wrongType, num, protowire.VarintType)
+		wrongType = protowire.AppendVarint(wrongType, 5)
+	}
+	for _, num := range []protowire.Number{fEvCreatedAtUs, fEvStream, fEvLatencyMs, fEvCostUsdE10} {
+		wrongType = protowire.AppendTag(wrongType, num, protowire.BytesType)
+		wrongType = protowire.AppendString(wrongType, "x")
+	}
+	wrongType = protowire.AppendTag(wrongType, fEvTtfbMs, protowire.Fixed32Type)
+	wrongType = protowire.AppendFixed32(wrongType, 1)
+	cases["known numbers, other wire types"] = append(bytes.Clone(full), wrongType...)
+	var violation []byte
+	violation = protowire.AppendTag(violation, fViMatches, protowire.VarintType)
+	violation = protowire.AppendVarint(violation, 1)
+	violation = protowire.AppendTag(violation, 50, protowire.BytesType)
+	violation = protowire.AppendString(violation, "z")
+	withViolation := protowire.AppendTag(bytes.Clone(proxy), fEvViolations, protowire.BytesType)
+	cases["violation with unknown fields"] = protowire.AppendBytes(withViolation, violation)
+	for _, s := range []struct {
+		name string
+		num  protowire.Number
+	}{{"request id", fEvRequestID}, {"violation id", fEvViolationIDs}, {"request body", fEvRequestBody}} {
+		b := protowire.AppendTag(bytes.Clone(proxy), s.num, protowire.BytesType)
+		cases["invalid UTF-8 in "+s.name] = protowire.AppendString(b, "ok\xc3")
+	}
+	match := protowire.AppendTag(nil, fMaSnippet, protowire.BytesType)
+	match = protowire.AppendString(match, "\xed\xa0\x80") // a surrogate half
+	v := protowire.AppendTag(nil, fViMatches, protowire.BytesType)
+	v = protowire.AppendBytes(v, match)
+	b := protowire.AppendTag(bytes.Clone(proxy), fEvViolations, protowire.BytesType)
+	cases["invalid UTF-8 in a match"] = protowire.AppendBytes(b, v)
+	cases["end group alone"] = protowire.AppendTag(bytes.Clone(proxy), 7, protowire.EndGroupType)
+	cases["field number 0"] = append(bytes.Clone(proxy), 0x02, 0x00)
+	cases["field number above the maximum"] = protowire.AppendVarint(bytes.Clone(proxy), uint64(protowire.MaxValidNumber+1)<<3)
+	cases["varint of 11 bytes"] = append(protowire.AppendTag(nil, fEvStatusCode, protowire.VarintType), bytes.Repeat([]byte{0xff}, 10)...)
+	cases["varint of 11 bytes"] = append(cases["varint of 11 bytes"], 0x01)
+	for i := range len(full) {
+		cases[fmt.Sprintf("full cut at %d", i)] = full[:i]
+	}
+	return cases
+}
+
+// TestReadEventIsProtoUnmarshal: readEvent decodes what proto.Unmarshal
+// decodes into the same event, and refuses what it refuses.
+func TestReadEventIsProtoUnmarshal(t *testing.T) {
+	refused := 0
+	for name, pb := range readCases(t) {
+		t.Run(name, func(t *testing.T) { checkRead(t, pb) })
+		if _, err := protoDecode(pb); err != nil {
+			refused++
+		}
+	}
+	if refused < 8 {
+		t.Fatalf("only %d cases are refused by proto.Unmarshal: the refusals are not covered", refused)
+	}
+}
+
+// FuzzReadEvent: for any bytes, readEvent is proto.Unmarshal then fromProto.
+func FuzzReadEvent(f *testing.F) {
+	for _, pb := range readCases(f) {
+		f.Add(pb)
+	}
+	f.Fuzz(func(t *testing.T, pb []byte) { checkRead(t, pb) })
+}
+
+// BenchmarkDecodeEvent is the ingester's decoding of the proxy's typical
+// event line: Decode (base64, then readEvent) against base64 then
+// proto.Unmarshal and fromProto (what Decode did before readEvent).
+func BenchmarkDecodeEvent(b *testing.B) {
+	line := marshal(proxyEvent())
+	b.Run("Decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Decode(line); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("proto.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			pb := make([]byte, b64.DecodedLen(len(line)-1))
+			n, err := b64.Decode(pb, line[1:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := protoDecode(pb[:n]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }
