@@ -47,74 +47,62 @@ type reader struct {
 	pos, end int
 }
 
+// field is one field read: its number, its wire type and its value (v for a
+// varint or a fixed64, body for a length-delimited value; fields of other
+// wire types, which this schema does not use, are skipped).
+type field struct {
+	num  protowire.Number
+	typ  protowire.Type
+	v    uint64
+	body reader
+}
+
 func (r *reader) more() bool { return r.pos < r.end }
 
-func (r *reader) tag() (protowire.Number, protowire.Type, error) {
-	num, typ, n := protowire.ConsumeTag(r.buf[r.pos:r.end])
-	if n < 0 || num > protowire.MaxValidNumber {
-		return 0, 0, errWire
+// next reads the next field. Reading a value is what skipping it would do,
+// so unknown fields cost nothing more.
+func (r *reader) next() (f field, err error) {
+	var n int
+	f.num, f.typ, n = protowire.ConsumeTag(r.buf[r.pos:r.end])
+	if n < 0 || f.num > protowire.MaxValidNumber {
+		return f, errWire
 	}
 	r.pos += n
-	return num, typ, nil
-}
-
-func (r *reader) varint() (uint64, error) {
-	v, n := protowire.ConsumeVarint(r.buf[r.pos:r.end])
+	b := r.buf[r.pos:r.end]
+	switch f.typ {
+	case protowire.VarintType:
+		f.v, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed64Type:
+		f.v, n = protowire.ConsumeFixed64(b)
+	case protowire.BytesType:
+		var v []byte
+		v, n = protowire.ConsumeBytes(b)
+		start := r.pos + n - len(v)
+		f.body = reader{buf: r.buf, pos: start, end: start + len(v)}
+	default:
+		n = protowire.ConsumeFieldValue(f.num, f.typ, b)
+	}
 	if n < 0 {
-		return 0, errWire
+		return f, errWire
 	}
 	r.pos += n
-	return v, nil
+	return f, nil
 }
 
-func (r *reader) fixed64() (uint64, error) {
-	v, n := protowire.ConsumeFixed64(r.buf[r.pos:r.end])
-	if n < 0 {
-		return 0, errWire
-	}
-	r.pos += n
-	return v, nil
-}
-
-// embedded reads a length-delimited value and returns a reader of it.
-func (r *reader) embedded() (reader, error) {
-	v, n := protowire.ConsumeBytes(r.buf[r.pos:r.end])
-	if n < 0 {
-		return reader{}, errWire
-	}
-	start := r.pos + n - len(v)
-	r.pos += n
-	return reader{buf: r.buf, pos: start, end: start + len(v)}, nil
-}
-
-// str reads a string value (valid UTF-8, as proto3 requires) and returns
-// it as a slice of s, buf's string copy.
-func (r *reader) str(s string) (string, error) {
-	v, err := r.embedded()
-	if err != nil {
-		return "", err
-	}
-	if !utf8.Valid(r.buf[v.pos:v.end]) {
+// text is a length-delimited value as a string field's: valid UTF-8, as
+// proto3 requires, and a slice of s, buf's string copy.
+func (f field) text(s string) (string, error) {
+	if !utf8.Valid(f.body.buf[f.body.pos:f.body.end]) {
 		return "", errUTF8
 	}
-	return s[v.pos:v.end], nil
-}
-
-// skip skips the value of a field this schema does not know with this wire
-// type.
-func (r *reader) skip(num protowire.Number, typ protowire.Type) error {
-	n := protowire.ConsumeFieldValue(num, typ, r.buf[r.pos:r.end])
-	if n < 0 {
-		return errWire
-	}
-	r.pos += n
-	return nil
+	return s[f.body.pos:f.body.end], nil
 }
 
 // readEvent decodes pb, a UsageEvent's protobuf bytes. pb is not kept: the
 // event's strings are slices of one copy of it.
-func readEvent(pb []byte) (ev Event, err error) {
+func readEvent(pb []byte) (Event, error) {
 	r, s := reader{buf: pb, end: len(pb)}, string(pb)
+	var ev Event
 	var opt *eventOptionals
 	optional := func() *eventOptionals {
 		if opt == nil {
@@ -124,98 +112,60 @@ func readEvent(pb []byte) (ev Event, err error) {
 	}
 	var createdUs int64
 	for r.more() {
-		num, typ, err := r.tag()
+		f, err := r.next()
 		if err != nil {
 			return Event{}, err
 		}
-		switch {
-		case typ == protowire.BytesType && isEventString(num):
-			s, err := r.str(s)
-			if err != nil {
-				return Event{}, err
+		switch f.typ {
+		case protowire.BytesType:
+			if f.num == fEvViolations {
+				var v Violation
+				if err := f.body.violation(s, &v); err != nil {
+					return Event{}, err
+				}
+				ev.Violations = append(ev.Violations, v)
+			} else if dst := eventString(&ev, f.num, optional); dst != nil {
+				if *dst, err = f.text(s); err != nil {
+					return Event{}, err
+				}
+			} else if f.num == fEvViolationIDs {
+				id, err := f.text(s)
+				if err != nil {
+					return Event{}, err
+				}
+				ev.ViolationIDs = append(ev.ViolationIDs, id)
 			}
-			switch num {
-			case fEvRequestID:
-				ev.RequestID = s
-			case fEvTenantID:
-				ev.TenantID = s
-			case fEvEnv:
-				ev.Env = s
-			case fEvKeyID:
-				ev.KeyID = s
-			case fEvKeyName:
-				ev.KeyName = s
-			case fEvProvider:
-				ev.Provider = s
-			case fEvModel:
-				ev.Model = s
-			case fEvPath:
-				ev.Path = s
-			case fEvOutcome:
-				ev.Outcome = s
-			case fEvError:
-				ev.Error = s
-			case fEvViolationIDs:
-				ev.ViolationIDs = append(ev.ViolationIDs, s)
-			case fEvRequestBody:
-				o := optional()
-				o.requestBody, ev.RequestBody = s, &o.requestBody
-			case fEvResponseBody:
-				o := optional()
-				o.responseBody, ev.ResponseBody = s, &o.responseBody
-			}
-		case typ == protowire.BytesType && num == fEvViolations:
-			m, err := r.embedded()
-			if err != nil {
-				return Event{}, err
-			}
-			var v Violation
-			if err := m.violation(s, &v); err != nil {
-				return Event{}, err
-			}
-			ev.Violations = append(ev.Violations, v)
-		case typ == protowire.VarintType && isEventVarint(num):
-			v, err := r.varint()
-			if err != nil {
-				return Event{}, err
-			}
-			switch num {
+		case protowire.VarintType:
+			switch f.num {
 			case fEvCreatedAtUs:
-				createdUs = int64(v)
+				createdUs = int64(f.v)
 			case fEvStatusCode:
-				ev.StatusCode = int(int32(v))
+				ev.StatusCode = int(int32(f.v))
 			case fEvStream:
-				ev.Stream = v != 0
+				ev.Stream = f.v != 0
 			case fEvPromptTokens:
 				o := optional()
-				o.prompt, ev.PromptTokens = int64(v), &o.prompt
+				o.prompt, ev.PromptTokens = int64(f.v), &o.prompt
 			case fEvCompletionTokens:
 				o := optional()
-				o.completion, ev.CompletionTokens = int64(v), &o.completion
+				o.completion, ev.CompletionTokens = int64(f.v), &o.completion
 			case fEvTotalTokens:
 				o := optional()
-				o.total, ev.TotalTokens = int64(v), &o.total
+				o.total, ev.TotalTokens = int64(f.v), &o.total
 			case fEvCachedTokens:
 				o := optional()
-				o.cached, ev.CachedTokens = int64(v), &o.cached
+				o.cached, ev.CachedTokens = int64(f.v), &o.cached
 			case fEvCostUsdE10:
 				o := optional()
-				o.cost, ev.CostUSD = money.USD(int64(v)), &o.cost
+				o.cost, ev.CostUSD = money.USD(int64(f.v)), &o.cost
 			}
-		case typ == protowire.Fixed64Type && (num == fEvLatencyMs || num == fEvTtfbMs):
-			v, err := r.fixed64()
-			if err != nil {
-				return Event{}, err
-			}
-			if num == fEvLatencyMs {
-				ev.LatencyMS = math.Float64frombits(v)
-			} else {
+		case protowire.Fixed64Type:
+			switch f.num {
+			case fEvLatencyMs:
+				ev.LatencyMS = math.Float64frombits(f.v)
+			case fEvTtfbMs:
 				o := optional()
-				o.ttfb, ev.TTFBMS = math.Float64frombits(v), &o.ttfb
-			}
-		default:
-			if err := r.skip(num, typ); err != nil {
-				return Event{}, err
+				o.ttfb, ev.TTFBMS = math.Float64frombits(f.v), &o.ttfb
 			}
 		}
 	}
@@ -223,21 +173,38 @@ func readEvent(pb []byte) (ev Event, err error) {
 	return ev, nil
 }
 
-func isEventString(num protowire.Number) bool {
+// eventString is where ev keeps its singular string field num (nil: num is
+// not one); an optional one is set present.
+func eventString(ev *Event, num protowire.Number, optional func() *eventOptionals) *string {
 	switch num {
-	case fEvRequestID, fEvTenantID, fEvEnv, fEvKeyID, fEvKeyName, fEvProvider, fEvModel, fEvPath, fEvOutcome, fEvError,
-		fEvViolationIDs, fEvRequestBody, fEvResponseBody:
-		return true
+	case fEvRequestID:
+		return &ev.RequestID
+	case fEvTenantID:
+		return &ev.TenantID
+	case fEvEnv:
+		return &ev.Env
+	case fEvKeyID:
+		return &ev.KeyID
+	case fEvKeyName:
+		return &ev.KeyName
+	case fEvProvider:
+		return &ev.Provider
+	case fEvModel:
+		return &ev.Model
+	case fEvPath:
+		return &ev.Path
+	case fEvOutcome:
+		return &ev.Outcome
+	case fEvError:
+		return &ev.Error
+	case fEvRequestBody:
+		ev.RequestBody = &optional().requestBody
+		return ev.RequestBody
+	case fEvResponseBody:
+		ev.ResponseBody = &optional().responseBody
+		return ev.ResponseBody
 	}
-	return false
-}
-
-func isEventVarint(num protowire.Number) bool {
-	switch num {
-	case fEvCreatedAtUs, fEvStatusCode, fEvStream, fEvPromptTokens, fEvCompletionTokens, fEvTotalTokens, fEvCachedTokens, fEvCostUsdE10:
-		return true
-	}
-	return false
+	return nil
 }
 
 // violation decodes a Violation message (fromProto's mapping: Matches is
@@ -245,53 +212,47 @@ func isEventVarint(num protowire.Number) bool {
 func (r *reader) violation(s string, v *Violation) error {
 	v.Matches = []Match{}
 	for r.more() {
-		num, typ, err := r.tag()
+		f, err := r.next()
 		if err != nil {
 			return err
 		}
 		switch {
-		case typ == protowire.BytesType && num >= fViID && num <= fViDirection && num != fViShadow:
-			s, err := r.str(s)
-			if err != nil {
+		case f.typ == protowire.VarintType && f.num == fViShadow:
+			v.Shadow = f.v != 0
+		case f.typ == protowire.BytesType && f.num == fViMatches:
+			var m Match
+			if err := f.body.match(s, &m); err != nil {
 				return err
 			}
-			switch num {
-			case fViID:
-				v.ID = s
-			case fViPolicyID:
-				v.PolicyID = s
-			case fViPolicyName:
-				v.PolicyName = s
-			case fViType:
-				v.Type = s
-			case fViAction:
-				v.Action = s
-			case fViSeverity:
-				v.Severity = s
-			case fViDirection:
-				v.Direction = s
-			}
-		case typ == protowire.VarintType && num == fViShadow:
-			b, err := r.varint()
-			if err != nil {
-				return err
-			}
-			v.Shadow = b != 0
-		case typ == protowire.BytesType && num == fViMatches:
-			m, err := r.embedded()
-			if err != nil {
-				return err
-			}
-			var mt Match
-			if err := m.match(s, &mt); err != nil {
-				return err
-			}
-			v.Matches = append(v.Matches, mt)
-		default:
-			if err := r.skip(num, typ); err != nil {
-				return err
+			v.Matches = append(v.Matches, m)
+		case f.typ == protowire.BytesType:
+			if dst := violationString(v, f.num); dst != nil {
+				if *dst, err = f.text(s); err != nil {
+					return err
+				}
 			}
 		}
+	}
+	return nil
+}
+
+// violationString is where v keeps its string field num (nil: not one).
+func violationString(v *Violation, num protowire.Number) *string {
+	switch num {
+	case fViID:
+		return &v.ID
+	case fViPolicyID:
+		return &v.PolicyID
+	case fViPolicyName:
+		return &v.PolicyName
+	case fViType:
+		return &v.Type
+	case fViAction:
+		return &v.Action
+	case fViSeverity:
+		return &v.Severity
+	case fViDirection:
+		return &v.Direction
 	}
 	return nil
 }
@@ -299,29 +260,19 @@ func (r *reader) violation(s string, v *Violation) error {
 // match decodes a Match message.
 func (r *reader) match(s string, m *Match) error {
 	for r.more() {
-		num, typ, err := r.tag()
+		f, err := r.next()
 		if err != nil {
 			return err
 		}
 		switch {
-		case typ == protowire.BytesType && (num == fMaKind || num == fMaSnippet):
-			s, err := r.str(s)
-			if err != nil {
+		case f.typ == protowire.VarintType && f.num == fMaOffset:
+			m.Offset = int(int64(f.v))
+		case f.typ == protowire.BytesType && f.num == fMaKind:
+			if m.Kind, err = f.text(s); err != nil {
 				return err
 			}
-			if num == fMaKind {
-				m.Kind = s
-			} else {
-				m.Snippet = s
-			}
-		case typ == protowire.VarintType && num == fMaOffset:
-			o, err := r.varint()
-			if err != nil {
-				return err
-			}
-			m.Offset = int(int64(o))
-		default:
-			if err := r.skip(num, typ); err != nil {
+		case f.typ == protowire.BytesType && f.num == fMaSnippet:
+			if m.Snippet, err = f.text(s); err != nil {
 				return err
 			}
 		}
