@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The tests run from tools/cmd/bench; the facts come from the repository.
@@ -341,6 +344,13 @@ func TestFrozenShare(t *testing.T) {
 // thread of a higher priority than the probe's for 60 ms, in a loop the Go
 // runtime cannot preempt (no calls, GODEBUG=asyncpreemptoff=1): the thread
 // never lets the CPU go, as a virtual CPU the host does not run.
+//
+// Under load, about one hold in fifty was seen as a shorter freeze (25-38
+// ms) by a probe that works (CI, 7 December): the kernel's fair server
+// gives waiting ordinary tasks part of a FIFO thread's second, and the
+// hold's own sizing is done on the same machine. So the test holds up to
+// three times and passes on the first hold seen; a probe that does not
+// see held CPUs fails all three.
 func TestFreezeProbe(t *testing.T) {
 	if os.Getenv("BENCH_TEST_HOLD_CPU0") == "1" {
 		holdCPU0()
@@ -354,21 +364,24 @@ func TestFreezeProbe(t *testing.T) {
 		t.Skipf("no SCHED_FIFO here: %v", err)
 	}
 	defer p.close()
-	start := time.Now()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFreezeProbe$")
-	cmd.Env = append(os.Environ(), "BENCH_TEST_HOLD_CPU0=1", "GODEBUG=asyncpreemptoff=1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	var cpu0 []freeze
-	for _, f := range p.during(start, time.Now()) {
-		if f.cpu == 0 && f.late >= 40*time.Millisecond {
-			cpu0 = append(cpu0, f)
+	var tries []string
+	for range 3 {
+		start := time.Now()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFreezeProbe$")
+		cmd.Env = append(os.Environ(), "BENCH_TEST_HOLD_CPU0=1", "GODEBUG=asyncpreemptoff=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("helper: %v\n%s", err, out)
 		}
+		seen := p.during(start, time.Now())
+		for _, f := range seen {
+			if f.cpu == 0 && f.late >= 40*time.Millisecond {
+				return
+			}
+		}
+		tries = append(tries, fmt.Sprintf("%s: freezes %v", strings.TrimSpace(string(out)), seen))
 	}
-	if len(cpu0) == 0 {
-		t.Fatalf("CPU 0 held from the probe for 60 ms, no freeze of ≥ 40 ms seen: %v", p.during(start, time.Now()))
-	}
+	t.Fatalf("CPU 0 held from the probe three times, no freeze of ≥ 40 ms seen:\n%s", strings.Join(tries, "\n"))
 }
 
 var spinSink int
@@ -392,18 +405,33 @@ func holdCPU0() {
 		panic(err)
 	}
 	// FIFO first: the loop is sized on a first 5 ms that no task of this
-	// machine can interrupt (sized before, under load, it was measured
-	// slow and held the CPU for half as long as meant), and that 5 ms
-	// counts in the hold.
+	// machine's FIFO priorities can interrupt (sized before, under load, it
+	// was measured slow and held the CPU for half as long as meant), and
+	// that 5 ms counts in the hold. It is sized on the thread's CPU time,
+	// not the clock's: the kernel's fair server still gives waiting
+	// ordinary tasks up to 50 ms a second of a FIFO thread's CPU, and
+	// sized on the clock, with busy tasks waiting on CPU 0, the loop held
+	// it for 31-36 ms (CI, seventh of December).
 	if err := setFIFO(probePriority + 10); err != nil {
 		panic(err)
 	}
+	w0, c0 := time.Now(), threadCPU()
+	defer func() { fmt.Printf("held %v (thread CPU %v)\n", time.Since(w0), threadCPU()-c0) }()
 	n := 1 << 16
-	for t0 := time.Now(); time.Since(t0) < 5*time.Millisecond; n *= 2 {
+	for t0 := threadCPU(); threadCPU()-t0 < 5*time.Millisecond; n *= 2 {
 		spin(n)
 	}
-	t0 := time.Now()
+	t0 := threadCPU()
 	spin(n)
-	loops := int(float64(n) * float64(60*time.Millisecond) / float64(max(time.Since(t0), 1)))
+	loops := int(float64(n) * float64(60*time.Millisecond) / float64(max(threadCPU()-t0, 1)))
 	spin(loops)
+}
+
+// threadCPU is the CPU time the calling thread has run.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		panic(err)
+	}
+	return time.Duration(ts.Nano())
 }
