@@ -13,7 +13,9 @@ package main
 //	           usage_logs rows over BENCH_ANALYTICS_DAYS (30) for one big tenant
 //	           plus noise tenants, builds the per-dimension rollups from them in
 //	           bulk (the ingester maintains them incrementally), rebuilds the
-//	           indexes dropped for the load, VACUUM ANALYZE. With the http phase,
+//	           indexes dropped for the load, orders the closed rollup periods
+//	           with bin/gateway rollups order (as the retention job would
+//	           have), VACUUM ANALYZE. With the http phase,
 //	           the big tenant is a real tenant of a platform-backend started for
 //	           it (its own database BENCH_ANALYTICS_DB_platform).
 //	sql        times the exact SQL the handlers run (internal/analytics
@@ -25,6 +27,9 @@ package main
 //	           retention job) on the generated database and times GET
 //	           /analytics/stats and /analytics/logs with the tenant's scoped
 //	           token, paced under the analytics limit (60 a minute).
+//	order      (with BENCH_ANALYTICS_REUSE=1, instead of rollups) orders the
+//	           closed rollup periods of the kept database, as the data phase
+//	           does, then VACUUM ANALYZE.
 //	rollups    (with BENCH_ANALYTICS_REUSE=1) empties the rollup tables and builds
 //	           them again in bulk, from every row or, with
 //	           BENCH_ANALYTICS_ROLLUP_TENANT=big, from the big tenant's only.
@@ -157,10 +162,10 @@ func analyticsConfigFromEnv() (analyticsConfig, error) {
 	c.phases = map[string]bool{}
 	for _, p := range strings.Fields(envOr("BENCH_ANALYTICS_PHASES", "ingest data sql http bigingest")) {
 		switch p {
-		case "ingest", "data", "rollups", "sql", "http", "bigingest":
+		case "ingest", "data", "rollups", "order", "sql", "http", "bigingest":
 			c.phases[p] = true
 		default:
-			return c, fmt.Errorf("BENCH_ANALYTICS_PHASES: unknown phase %q (ingest data rollups sql http bigingest)", p)
+			return c, fmt.Errorf("BENCH_ANALYTICS_PHASES: unknown phase %q (ingest data rollups order sql http bigingest)", p)
 		}
 	}
 	c.reuse = os.Getenv("BENCH_ANALYTICS_REUSE") == "1"
@@ -348,6 +353,10 @@ func benchAnalytics(ctx context.Context) (err error) {
 		say("analytics", "reusing %s (BENCH_ANALYTICS_REUSE=1)", c.db)
 		if c.phases["rollups"] {
 			if err := a.rebuildRollups(ctx, os.Getenv("BENCH_ANALYTICS_ROLLUP_TENANT") == "big"); err != nil {
+				return err
+			}
+		} else if c.phases["order"] {
+			if err := a.timed("order", func() error { return a.orderKept(ctx) }); err != nil {
 				return err
 			}
 		}
@@ -618,10 +627,10 @@ type generated struct {
 	// bigOnlyRollups: the rollups hold the big tenant's rows only (the
 	// rollups phase with BENCH_ANALYTICS_ROLLUP_TENANT=big).
 	bigOnlyRollups                bool
-	genMs, idxMs, rollupMs, vacMs int64
+	genMs, idxMs, rollupMs, orderMs, vacMs int64
 }
 
-func (g generated) total() int64 { return (g.genMs + g.idxMs + g.rollupMs + g.vacMs) / 1000 }
+func (g generated) total() int64 { return (g.genMs + g.idxMs + g.rollupMs + g.orderMs + g.vacMs) / 1000 }
 
 // migrationsDir is the directory of the gateway's goose migrations.
 func migrationsDir() (string, error) {
@@ -795,14 +804,20 @@ func (a *analytics) buildData(ctx context.Context, admin string) (generated, err
 		return g, err
 	}
 	g.rollupMs = time.Since(t0).Milliseconds()
-	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", g.rollupMs/1000)
+	say("analytics", "  rollups built in %d s; ordering the closed periods as the retention job does", g.rollupMs/1000)
+	t0 = time.Now()
+	if err := a.orderRollups(ctx); err != nil {
+		return g, err
+	}
+	g.orderMs = time.Since(t0).Milliseconds()
+	say("analytics", "  rollup periods ordered in %d s; VACUUM ANALYZE", g.orderMs/1000)
 	t0 = time.Now()
 	if err := vacuumAnalyze(ctx, conn); err != nil {
 		return g, err
 	}
 	g.vacMs = time.Since(t0).Milliseconds()
 	d, err := a.describe(ctx)
-	d.genMs, d.idxMs, d.rollupMs, d.vacMs = g.genMs, g.idxMs, g.rollupMs, g.vacMs
+	d.genMs, d.idxMs, d.rollupMs, d.orderMs, d.vacMs = g.genMs, g.idxMs, g.rollupMs, g.orderMs, g.vacMs
 	return d, err
 }
 
@@ -830,14 +845,57 @@ func (a *analytics) rebuildRollups(ctx context.Context, bigOnly bool) error {
 	}
 	say("analytics", "rollups phase: rebuilding the rollups from %s, a month partition at a time", what)
 	t0 := time.Now()
-	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")); err != nil {
+	// The rebuilt periods are in bucket order again: their orderings go.
+	if _, err := sq(ctx, conn, "TRUNCATE "+strings.Join(rollupTables, ", ")+`;
+		DO $$ BEGIN IF to_regclass('rollup_orderings') IS NOT NULL THEN TRUNCATE rollup_orderings; END IF; END $$`); err != nil {
 		return err
 	}
 	if err := a.buildRollups(ctx, conn, tenant); err != nil {
 		return err
 	}
-	say("analytics", "  rollups built in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
+	say("analytics", "  rollups built in %d s; ordering the closed periods", time.Since(t0).Milliseconds()/1000)
+	if err := a.orderRollups(ctx); err != nil {
+		return err
+	}
+	say("analytics", "  done in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
 	return vacuumAnalyze(ctx, conn)
+}
+
+// orderKept orders the closed rollup periods of a kept database (the order
+// phase, for a database generated before the data phase ordered them; it
+// must be migrated to 00018), then VACUUM ANALYZE.
+func (a *analytics) orderKept(ctx context.Context) error {
+	conn, err := a.session(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	t0 := time.Now()
+	if err := a.orderRollups(ctx); err != nil {
+		return err
+	}
+	say("analytics", "order phase: rollup periods ordered in %d s; VACUUM ANALYZE", time.Since(t0).Milliseconds()/1000)
+	return vacuumAnalyze(ctx, conn)
+}
+
+// orderRollups rewrites the closed rollup periods in key order with the
+// gateway's own command ("gateway rollups order", bin/gateway), as its
+// retention job does two days after each period ends: the bulk build
+// writes them in bucket order, as the ingester does, and a production
+// database holds its closed periods ordered.
+func (a *analytics) orderRollups(ctx context.Context) error {
+	if st, err := os.Stat("bin/gateway"); err != nil || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("bin/gateway is missing: run make build (the data phase orders the rollups with it)")
+	}
+	cmd := exec.CommandContext(ctx, "bin/gateway", "rollups", "order")
+	cmd.Env = append(os.Environ(), "APP_ENV=dev", "GATEWAY_DATABASE_URL="+a.dbURL)
+	out, err := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	say("analytics", "  gateway rollups order: %s", lines[len(lines)-1])
+	if err != nil {
+		return fmt.Errorf("gateway rollups order: %w\n%s", err, out)
+	}
+	return nil
 }
 
 // vacuumAnalyze runs VACUUM ANALYZE on usage_logs and the rollup tables.

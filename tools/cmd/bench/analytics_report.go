@@ -51,8 +51,8 @@ func (a *analytics) report(ctx context.Context, loadBefore string, elapsed int, 
 	if g.nLogs != "" {
 		gen := ""
 		if g.genMs > 0 {
-			gen = fmt.Sprintf(" Generation: rows %d s (INSERT … SELECT FROM generate_series, %d sessions), index rebuild %d s, rollups %d s, VACUUM ANALYZE %d s.",
-				g.genMs/1000, m.cores, g.idxMs/1000, g.rollupMs/1000, g.vacMs/1000)
+			gen = fmt.Sprintf(" Generation: rows %d s (INSERT … SELECT FROM generate_series, %d sessions), index rebuild %d s, rollups %d s, ordering the closed rollup periods %d s, VACUUM ANALYZE %d s.",
+				g.genMs/1000, m.cores, g.idxMs/1000, g.rollupMs/1000, g.orderMs/1000, g.vacMs/1000)
 		}
 		if g.bigOnlyRollups {
 			gen += " The rollups hold the big tenant's rows only (rollups phase, BENCH_ANALYTICS_ROLLUP_TENANT=big): the noise tenants' would not fit on this machine's disk."

@@ -2,7 +2,8 @@
 // the management API, and the usage ingester. "gateway deadletter
 // list|replay [--limit N]" lists or replays the usage pipeline's dead letters;
 // "gateway rollups rebuild --tenant ID --from T --to T" recomputes a
-// tenant's usage rollups from its logs.
+// tenant's usage rollups from its logs; "gateway rollups order" orders the
+// closed rollup periods the retention job has not ordered yet.
 package main
 
 import (

@@ -29,7 +29,8 @@ import (
 // GATEWAY_DATABASE_URL).
 //
 // "rollups rebuild --tenant ID --from T --to T" recomputes a tenant's
-// rollups from its logs (rollupsCommand).
+// rollups from its logs; "rollups order" orders the closed rollup periods
+// not ordered yet (rollupsCommand).
 func Command(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "rollups" {
 		return rollupsCommand(ctx, args, getenv, stdout)

@@ -10,20 +10,28 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/config"
 	"trueportai/services/internal/pgdb"
 )
 
-const rollupsUsage = "usage: gateway rollups rebuild --tenant UUID --from RFC3339 --to RFC3339"
+const rollupsUsage = "usage: gateway rollups rebuild --tenant UUID --from RFC3339 --to RFC3339 | gateway rollups order"
 
 // rollupsCommand is "gateway rollups rebuild --tenant ID --from T --to T":
 // it recomputes the tenant's hourly and daily rollups of the whole UTC days
 // covering [from, to) from usage_logs (analytics.Store.RebuildRollups),
 // printing one line a day. The database is the server's
 // (GATEWAY_DATABASE_URL); the schema must be migrated.
+//
+// "gateway rollups order" orders, now, every closed rollup period the
+// retention job has not ordered yet (analytics.Store.OrderRollups): after
+// an upgrade, a backlog the job would spread over many cycles.
 func rollupsCommand(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 2 && args[1] == "order" {
+		return orderCommand(ctx, getenv, stdout)
+	}
 	if len(args) < 2 || args[1] != "rebuild" {
 		return errors.New(rollupsUsage)
 	}
@@ -43,14 +51,9 @@ func rollupsCommand(ctx context.Context, args []string, getenv func(string) stri
 	if err1 != nil || err2 != nil || !from.Before(to) {
 		return fmt.Errorf("--from and --to must be RFC 3339 times, from before to; %s", rollupsUsage)
 	}
-	cfg, err := config.Load(getenv)
+	pool, err := commandPool(ctx, getenv)
 	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, log)
-	if err != nil {
-		return fmt.Errorf("database: %w", err)
+		return err
 	}
 	defer pool.Close()
 	start := time.Now()
@@ -63,4 +66,37 @@ func rollupsCommand(ctx context.Context, args []string, getenv func(string) stri
 	_, err = fmt.Fprintf(stdout, "rebuilt the rollups of tenant %s for %d days [%s, %s) from %d log rows in %s\n", *tenant, res.Days,
 		res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), res.Rows, time.Since(start).Round(time.Millisecond))
 	return err
+}
+
+// orderCommand is "gateway rollups order".
+func orderCommand(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	pool, err := commandPool(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	start := time.Now()
+	var rows int64
+	n, err := analytics.New(pool).OrderRollups(ctx, func(o analytics.OrderReport) {
+		rows += o.Rows
+		fmt.Fprintf(stdout, "ordered %s %s: %d rows in %s\n", o.Table, o.Period.Format(time.DateOnly), o.Rows, o.Took.Round(time.Millisecond))
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "ordered %d rollup periods, %d rows, in %s\n", n, rows, time.Since(start).Round(time.Millisecond))
+	return err
+}
+
+// commandPool opens the server's database (GATEWAY_DATABASE_URL).
+func commandPool(ctx context.Context, getenv func(string) string) (*pgxpool.Pool, error) {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	pool, err := pgdb.Open(ctx, cfg.DatabaseURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
 }

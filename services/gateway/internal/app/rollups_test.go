@@ -105,3 +105,58 @@ func TestRollupsRebuildCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestRollupsOrderCommand: "gateway rollups order" orders the closed
+// periods not ordered yet, says which, and finds none the second time.
+func TestRollupsOrderCommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := dbtest.NewURL(t, "ordercmd")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pgdb.Open(ctx, url, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -5)
+	var evs []usage.Event
+	for i := range 50 {
+		evs = append(evs, usage.Event{RequestID: fmt.Sprintf("o%d", i), CreatedAt: day.Add(time.Duration(i) * 17 * time.Minute),
+			TenantID: "aaaaaaaa-0000-4000-8000-0000000000a1", Env: "production", Provider: "openai", Model: "gpt-4o",
+			Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK})
+	}
+	if _, err := analytics.New(pool).Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string {
+		switch k {
+		case "GATEWAY_DATABASE_URL":
+			return url
+		case "APP_ENV":
+			return "dev"
+		}
+		return ""
+	}
+	var out bytes.Buffer
+	if err := Command(ctx, []string{"rollups", "order"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	// The day's rows are in the three hourly tables: 50 events over 14 hours.
+	want := "ordered usage_rollups_model_hourly " + day.Format(time.DateOnly) + ": 14 rows"
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "ordered usage_rollups_status_hourly "+day.Format(time.DateOnly)) {
+		t.Fatalf("output lacks %q:\n%s", want, out.String())
+	}
+	out.Reset()
+	if err := Command(ctx, []string{"rollups", "order"}, getenv, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "ordered 0 rollup periods, 0 rows") {
+		t.Fatalf("second run:\n%s", out.String())
+	}
+	if err := Command(ctx, []string{"rollups", "order", "now"}, getenv, &out); err == nil || !strings.Contains(err.Error(), "gateway rollups order") {
+		t.Errorf("extra argument: %v", err)
+	}
+}

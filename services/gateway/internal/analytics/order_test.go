@@ -1,0 +1,363 @@
+package analytics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"trueportai/services/gateway/internal/usage"
+)
+
+// TestDuePeriods: a period is due once it ended orderGrace ago, within the
+// horizon, unless done; newest first.
+func TestDuePeriods(t *testing.T) {
+	day := func(s string) time.Time { d, _ := time.Parse(time.DateOnly, s); return d }
+	hourly := orderTable{name: "h"}
+	monthly := orderTable{name: "d", monthly: true}
+	starts := func(ps []period) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.lo.Format(time.DateOnly))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		t     orderTable
+		now   time.Time
+		done  []string
+		first []string // the newest due periods, in order
+		n     int      // how many are due
+		last  string   // the oldest due
+	}{
+		// 2026-03-01 ends at 03-02 00:00, due at 03-04 00:00.
+		{"day not yet due", hourly, day("2026-03-03").Add(23 * time.Hour), nil, []string{"2026-02-28", "2026-02-27"}, 0, "2025-01-01"},
+		{"day due at its end plus the grace", hourly, day("2026-03-04"), nil, []string{"2026-03-01", "2026-02-28"}, 0, "2025-01-01"},
+		{"done days skipped", hourly, day("2026-03-04"), []string{"2026-03-01", "2026-02-27"}, []string{"2026-02-28", "2026-02-26"}, 0, "2025-01-01"},
+		{"every day back to the horizon", hourly, day("2026-03-04"), nil, nil, 425, "2025-01-01"},
+		// February ends 03-01 00:00, due at 03-03 00:00.
+		{"month not yet due", monthly, day("2026-03-02").Add(23 * time.Hour), nil, []string{"2026-01-01", "2025-12-01"}, 13, "2025-01-01"},
+		{"month due", monthly, day("2026-03-03"), nil, []string{"2026-02-01", "2026-01-01"}, 14, "2025-01-01"},
+		{"done months skipped", monthly, day("2026-03-03"), []string{"2026-02-01"}, []string{"2026-01-01"}, 13, "2025-01-01"},
+		{"month across a year", monthly, day("2027-01-05"), nil, []string{"2026-12-01", "2026-11-01"}, 14, "2025-11-01"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done := map[time.Time]bool{}
+			for _, d := range c.done {
+				done[day(d)] = true
+			}
+			got := duePeriods(c.t, c.now, done)
+			s := starts(got)
+			if len(c.first) > 0 && (len(s) < len(c.first) || strings.Join(s[:len(c.first)], " ") != strings.Join(c.first, " ")) {
+				t.Fatalf("due %v…, want %v first", s[:min(len(s), 4)], c.first)
+			}
+			if c.n > 0 && len(s) != c.n {
+				t.Fatalf("%d due, want %d", len(s), c.n)
+			}
+			if s[len(s)-1] != c.last {
+				t.Fatalf("oldest due %s, want %s", s[len(s)-1], c.last)
+			}
+			for _, p := range got {
+				if p.hi.Add(orderGrace).After(c.now) || done[p.lo] || p.table.name != c.t.name {
+					t.Fatalf("%v is not due at %v", p, c.now)
+				}
+				if want := p.lo.AddDate(0, 0, 1); c.t.monthly {
+					if want = p.lo.AddDate(0, 1, 0); p.hi != want || p.lo.Day() != 1 {
+						t.Fatalf("month period %v–%v", p.lo, p.hi)
+					}
+				} else if p.hi != want {
+					t.Fatalf("day period %v–%v", p.lo, p.hi)
+				}
+			}
+		})
+	}
+}
+
+// keyOrdered reports whether table's rows of [lo, hi) lie on the heap in
+// key order (ctid ascending when read in primary-key order), and on how
+// many pages the rows of tenant lie.
+func keyOrdered(t *testing.T, pool *pgxpool.Pool, table orderTable, tenant string, lo, hi time.Time) (ordered bool, pages int) {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT (ctid::text::point)[0]::bigint, (ctid::text::point)[1]::bigint, tenant_id::text = $3
+		FROM `+table.name+` WHERE bucket >= $1 AND bucket < $2 ORDER BY `+strings.Join(table.keys, ", "), lo, hi, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	ordered = true
+	var pb, po int64 = -1, -1
+	seen := map[int64]bool{}
+	n := 0
+	for rows.Next() {
+		var b, o int64
+		var mine bool
+		if err := rows.Scan(&b, &o, &mine); err != nil {
+			t.Fatal(err)
+		}
+		if b < pb || (b == pb && o <= po) {
+			ordered = false
+		}
+		pb, po = b, o
+		if mine {
+			seen[b] = true
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 2 {
+		t.Fatalf("%s [%v, %v): %d rows, nothing to order", table.name, lo, hi, n)
+	}
+	return ordered, len(seen)
+}
+
+// orderTestEvents makes events the way traffic reaches the ingester: hour
+// after hour, each hour's batch over six tenants and four models, on the
+// given days, two events each.
+func orderTestEvents(days []time.Time) (all []usage.Event, batches [][]usage.Event) {
+	tenants := []string{tenantA, tenantB, tenantC, tenantD, "eeeeeeee-0000-4000-8000-000000000005", "ffffffff-0000-4000-8000-000000000006"}
+	models := []string{"gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3"}
+	for _, d := range days {
+		for h := range 24 {
+			var b []usage.Event
+			for i, ten := range tenants {
+				for j, m := range models {
+					for k := range 2 {
+						ev := testEvent(fmt.Sprintf("%s-%02d-%d-%d-%d", d.Format(time.DateOnly), h, i, j, k),
+							d.Add(time.Duration(h)*time.Hour+time.Duration(i*8+j*2+k)*time.Minute), ten, float64(10*j+i+k))
+						ev.Model = m
+						ev.StatusCode = []int{200, 429, 500}[(h+i+j+k)%3]
+						b = append(b, ev)
+					}
+				}
+			}
+			all = append(all, b...)
+			batches = append(batches, b)
+		}
+	}
+	return all, batches
+}
+
+// TestRetentionOrdersClosedRollupPeriods: rollup rows written hour after
+// hour, as the ingester writes them, lie interleaved across tenants; a
+// retention cycle rewrites every period that closed orderGrace ago in key
+// order (the rows unchanged: the oracle still holds), leaves the others
+// where they are, records what it did, and does nothing the second time.
+func TestRetentionOrdersClosedRollupPeriods(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "order")
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	days := []time.Time{today.AddDate(0, 0, -4), today.AddDate(0, 0, -3), today.AddDate(0, 0, -1), today}
+	all, batches := orderTestEvents(days)
+	store := New(pool)
+	for _, b := range batches {
+		if _, err := store.Insert(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := checkRollups(t, pool, all)
+	tables := orderTables()
+	hourly := tables[0] // usage_rollups_model_hourly
+	if hourly.name != "usage_rollups_model_hourly" || !tables[1].monthly {
+		t.Fatalf("order tables: %v", tables)
+	}
+	dayOf := func(d time.Time) (time.Time, time.Time) { return d, d.AddDate(0, 0, 1) }
+	ordered, pagesBefore := keyOrdered(t, pool, hourly, tenantA, days[0], days[1])
+	if ordered {
+		t.Fatal("the ingester's rows were in key order already: the test shows nothing")
+	}
+	ctids := func(lo, hi time.Time) string {
+		return fmt.Sprint(queryStrings(t, pool, `SELECT ctid::text FROM `+hourly.name+` WHERE bucket >= $1 AND bucket < $2 ORDER BY 1`, lo, hi))
+	}
+	openBefore := ctids(days[2], today.AddDate(0, 0, 1))
+
+	r := NewRetention(pool, func(string) (int64, bool) { return 0, false }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.now = func() time.Time { return today.Add(12 * time.Hour) }
+	if _, err := r.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range days[:2] {
+		for _, table := range tables {
+			if table.monthly {
+				continue
+			}
+			lo, hi := dayOf(d)
+			if ok, _ := keyOrdered(t, pool, table, tenantA, lo, hi); !ok {
+				t.Fatalf("%s of %s not in key order after the cycle", table.name, d.Format(time.DateOnly))
+			}
+			var rows int64
+			if err := pool.QueryRow(ctx, `SELECT rows FROM rollup_orderings WHERE rollup = $1 AND period = $2`, table.name, lo).Scan(&rows); err != nil || rows < 24*6 {
+				t.Fatalf("%s %s recorded with %d rows (%v)", table.name, d.Format(time.DateOnly), rows, err)
+			}
+		}
+	}
+	_, pagesAfter := keyOrdered(t, pool, hourly, tenantA, days[0], days[1])
+	t.Logf("tenant A's hourly rows of a day: %d pages before ordering, %d after", pagesBefore, pagesAfter)
+	if pagesAfter*3 > pagesBefore {
+		t.Fatalf("tenant A's hourly rows of a day on %d pages after ordering, %d before", pagesAfter, pagesBefore)
+	}
+	if got := ctids(days[2], today.AddDate(0, 0, 1)); got != openBefore {
+		t.Fatal("rows of periods within the grace were moved")
+	}
+	var recorded int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM rollup_orderings WHERE period >= $1`, days[2]).Scan(&recorded); err != nil || recorded != 0 {
+		t.Fatalf("%d periods within the grace recorded (%v)", recorded, err)
+	}
+	if after := checkRollups(t, pool, all); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("ordering changed the rollups")
+	}
+	n, err := orderRollups(ctx, poolConn(t, pool), today.Add(12*time.Hour), time.Time{}, nil)
+	if err != nil || n != 0 {
+		t.Fatalf("a second pass ordered %d periods (%v), want none", n, err)
+	}
+
+	// A month later every period of the events is due, the daily tables'
+	// months too.
+	later := monthStart(today, 1).Add(orderGrace)
+	r.now = func() time.Time { return later }
+	if _, err := r.Cycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		for _, d := range days {
+			lo, hi := dayOf(d)
+			if table.monthly {
+				lo, hi = monthStart(d, 0), monthStart(d, 1)
+			}
+			if ok, _ := keyOrdered(t, pool, table, tenantA, lo, hi); !ok {
+				t.Fatalf("%s [%s, %s) not in key order", table.name, lo.Format(time.DateOnly), hi.Format(time.DateOnly))
+			}
+		}
+	}
+	if after := checkRollups(t, pool, all); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatal("ordering changed the rollups")
+	}
+}
+
+// TestOrderingUnderLateIncrements: late events of a period being ordered,
+// inserted concurrently by an ingester, are all counted once: each
+// increment lands on the old row before the rewrite or on the new one
+// after it. A deadlock or lock timeout refuses one side, which retries, as
+// the ingester's redelivery and the next retention cycle do.
+func TestOrderingUnderLateIncrements(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := migratedPool(t, "orderlate")
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	days := []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
+	all, batches := orderTestEvents(days)
+	store := New(pool)
+	for _, b := range batches {
+		if _, err := store.Insert(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Late events: copies with new request ids, same hours, tenants, models.
+	var late [][]usage.Event
+	for i, b := range batches {
+		if i%3 != 0 {
+			continue
+		}
+		c := make([]usage.Event, len(b))
+		for j, e := range b {
+			e.RequestID = "late-" + e.RequestID
+			c[j] = e
+		}
+		late = append(late, c)
+		all = append(all, c...)
+	}
+	var wg sync.WaitGroup
+	var insertRetries int
+	inserting := make(chan struct{})
+	wg.Go(func() {
+		defer close(inserting)
+		for _, b := range late {
+			for {
+				_, err := store.Insert(ctx, b)
+				if err == nil {
+					break
+				}
+				insertRetries++
+				if insertRetries > 50 {
+					t.Errorf("late insert: %v", err)
+					return
+				}
+			}
+		}
+	})
+	conn := poolConn(t, pool)
+	now := today.Add(12 * time.Hour)
+	// The periods are ordered again and again while the late events go
+	// in (their records removed between passes), then once after.
+	orderRetries, ordered, passes := 0, 0, 0
+	for done := false; !done; {
+		select {
+		case <-inserting:
+			done = true
+		default:
+		}
+		for {
+			n, err := orderRollups(ctx, conn, now, time.Time{}, nil)
+			ordered += n
+			if err == nil {
+				break
+			}
+			if orderRetries++; orderRetries > 50 {
+				t.Fatalf("ordering: %v", err)
+			}
+		}
+		passes++
+		if _, err := conn.Exec(ctx, `DELETE FROM rollup_orderings`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	t.Logf("%d periods ordered in %d passes; retries: %d inserts, %d orderings", ordered, passes, insertRetries, orderRetries)
+	if passes < 2 || ordered < 2*3*passes {
+		t.Fatalf("%d periods ordered, want both days of the three hourly tables", ordered)
+	}
+	checkRollups(t, pool, all)
+}
+
+// poolConn is one connection of pool for the test's length.
+func poolConn(t *testing.T, pool *pgxpool.Pool) *pgxpool.Conn {
+	t.Helper()
+	c, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Release)
+	return c
+}
+
+// queryStrings reads one text column.
+func queryStrings(t *testing.T, pool *pgxpool.Pool, q string, args ...any) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	return out
+}
