@@ -626,11 +626,13 @@ type generated struct {
 	nParts                           string
 	// bigOnlyRollups: the rollups hold the big tenant's rows only (the
 	// rollups phase with BENCH_ANALYTICS_ROLLUP_TENANT=big).
-	bigOnlyRollups                bool
+	bigOnlyRollups                         bool
 	genMs, idxMs, rollupMs, orderMs, vacMs int64
 }
 
-func (g generated) total() int64 { return (g.genMs + g.idxMs + g.rollupMs + g.orderMs + g.vacMs) / 1000 }
+func (g generated) total() int64 {
+	return (g.genMs + g.idxMs + g.rollupMs + g.orderMs + g.vacMs) / 1000
+}
 
 // migrationsDir is the directory of the gateway's goose migrations.
 func migrationsDir() (string, error) {
