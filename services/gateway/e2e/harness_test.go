@@ -181,6 +181,8 @@ type stack struct {
 	platform        *proc
 	gateway         *proc
 	gatewayLis      serviceListeners
+	// replicas are the gateways startGateway added.
+	replicas []*proc
 	upstream        *recordingUpstream
 }
 
@@ -298,7 +300,7 @@ func (s *stack) startGateway(env ...string) (url, internalURL string) {
 	ls := newServiceListeners(s.t)
 	env = append(s.envFor("gateway"), env...)
 	env = append(env, "GATEWAY_HTTP_ADDR="+ls.httpAddr(), "GATEWAY_GRPC_ADDR="+ls.grpcAddr(), "GATEWAY_INTERNAL_ADDR="+ls.internalAddr())
-	startProc(s.t, "gateway", env, ls)
+	s.replicas = append(s.replicas, startProc(s.t, "gateway", env, ls))
 	url = "http://" + ls.httpAddr()
 	s.waitHealthy(url + "/trueportai-services/health")
 	return url, "http://" + ls.internalAddr()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,16 +181,43 @@ func checkWindows(t *testing.T, what string, got []int, want float64) {
 // TestSharedRPMThreeGateways (make test): a 600 RPM key on three gateway
 // processes, load round robin at five times its rate for half a window
 // after its burst: the three admit the key's rate, not three times it.
+//
+// A gateway that loses the store (a round trip past its 500 ms timeout:
+// the parallel -race suite on two cores can do that) falls back to its
+// share, and the drain then ends with the store's burst unspent: the
+// window admits it on top (CI, 6 December: 528 of 300). Such an attempt
+// measures the fallback, not the shared limit: it is run again with a new
+// key, three times at most.
 func TestSharedRPMThreeGateways(t *testing.T) {
 	t.Parallel()
 	s, gws := sharedStack(t, redistest.URL(t), 3)
 	ts := s.setupTenant("shared-rpm-" + randHex(3))
 	s.upgrade(ts, "pro")
-	key := s.newKey(ts, 600, gws)
-	send := func(i int) int { return proxied(t, gws[i], key) }
-	drain(t, 3, send, 10)
-	got := loadWindows(t, 3, 5*10, 30*time.Second, time.Second, 1, send)
-	checkWindows(t, "600 RPM over 3 gateways, 30 s", got, 300)
+	for attempt := 1; ; attempt++ {
+		lost := s.storeLosses()
+		key := s.newKey(ts, 600, gws)
+		send := func(i int) int { return proxied(t, gws[i], key) }
+		drain(t, 3, send, 10)
+		got := loadWindows(t, 3, 5*10, 30*time.Second, time.Second, 1, send)
+		if s.storeLosses() == lost {
+			checkWindows(t, "600 RPM over 3 gateways, 30 s", got, 300)
+			return
+		}
+		if attempt == 3 {
+			t.Fatalf("a gateway lost the rate-limit store in each of 3 attempts (last window admitted %v of 300)", got)
+		}
+		t.Logf("attempt %d: a gateway lost the rate-limit store meanwhile (window admitted %v); again with a new key", attempt, got)
+	}
+}
+
+// storeLosses counts the times the stack's gateways logged losing the
+// rate-limit store.
+func (s *stack) storeLosses() int {
+	n := 0
+	for _, p := range append([]*proc{s.gateway}, s.replicas...) {
+		n += strings.Count(p.logs(), "rate limit store unreachable")
+	}
+	return n
 }
 
 // TestChaosSharedRPMThreeGateways: two full windows at 60 and 600 RPM.
@@ -315,6 +343,11 @@ func TestSharedLimitsStoreOutage(t *testing.T) {
 		if n < 29 || n > 31 {
 			t.Errorf("gateway %d admitted %d of 45 during the outage, want 30 (60 RPM ÷ 2 replicas)", i, n)
 		}
+	}
+
+	// What TestSharedRPMThreeGateways watches for: each gateway said so.
+	if n := s.storeLosses(); n != len(gws) {
+		t.Errorf("%d gateways logged losing the store, want %d", n, len(gws))
 	}
 
 	srv.Restart()
