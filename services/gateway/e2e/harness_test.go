@@ -183,7 +183,7 @@ type stack struct {
 	gatewayLis      serviceListeners
 	// replicas are the gateways startGateway added.
 	replicas []*proc
-	upstream        *recordingUpstream
+	upstream *recordingUpstream
 }
 
 // recordingUpstream wraps the fake provider and remembers request headers.
