@@ -185,7 +185,7 @@ func checkWindows(t *testing.T, what string, got []int, want float64) {
 // A gateway that loses the store (a round trip past its 500 ms timeout:
 // the parallel -race suite on two cores can do that) falls back to its
 // share, and the drain then ends with the store's burst unspent: the
-// window admits it on top (CI, 6 December: 528 of 300). Such an attempt
+// window admits it on top (CI, 7 December: 528 of 300). Such an attempt
 // measures the fallback, not the shared limit: it is run again with a new
 // key, three times at most.
 func TestSharedRPMThreeGateways(t *testing.T) {
