@@ -2,11 +2,13 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A rollup row stays on the heap page its hour's first increment put it on,
@@ -29,10 +31,11 @@ const orderGrace = compactGrace
 // older backlog is left as it is.
 const orderHorizon = 14 // months
 
-// orderLockTimeout bounds the rewrite's waits for row locks. It is below
-// Postgres's deadlock_timeout (1 s): an ingester incrementing a late row of
-// the period, whose lock the rewrite meets, wins, and the period is
-// ordered at the next cycle.
+// orderLockTimeout bounds the rewrite's waits for row locks: an ingester
+// incrementing a late row of the period, whose lock the rewrite meets,
+// goes first, and the period is ordered at the next cycle. Both lock rows
+// in key order (rollupCTEs, orderPeriodTx), so neither waits for the other
+// while holding a row the other wants: they cannot deadlock.
 const orderLockTimeout = "500ms"
 
 // orderTable is a rollup table and the period its rows are ordered by.
@@ -111,14 +114,17 @@ type OrderReport struct {
 // until until (zero: all of them), each in its own transaction; report is
 // called after each. The due periods are taken orderChunk at a time: one
 // query finds which of them hold rows, and the empty ones are recorded
-// together (a first cycle finds a horizon of them). It forgets the records
-// of periods past the horizon, and returns the periods ordered.
+// together (a first cycle finds a horizon of them). A period whose rows
+// are locked (a late increment, see orderLockTimeout) is left to the next
+// call and the others go on; its error is returned with the count. It
+// forgets the records of periods past the horizon.
 func orderRollups(ctx context.Context, c dbConn, now, until time.Time, report func(OrderReport)) (int, error) {
 	horizon := monthStart(now, -orderHorizon)
 	if _, err := c.Exec(ctx, `DELETE FROM rollup_orderings WHERE period < $1`, horizon); err != nil {
 		return 0, err
 	}
 	n := 0
+	var skipped []error
 	for _, t := range orderTables() {
 		done, err := orderedPeriods(ctx, c, t.name, horizon)
 		if err != nil {
@@ -126,21 +132,25 @@ func orderRollups(ctx context.Context, c dbConn, now, until time.Time, report fu
 		}
 		for due := duePeriods(t, now, done); len(due) > 0; due = due[min(orderChunk, len(due)):] {
 			if !until.IsZero() && time.Now().After(until) {
-				return n, nil
+				return n, errors.Join(skipped...)
 			}
-			chunk := due[:min(orderChunk, len(due))]
-			full, err := holdingRows(ctx, c, chunk)
+			full, err := holdingRows(ctx, c, due[:min(orderChunk, len(due))])
 			if err != nil {
 				return n, err
 			}
 			for _, p := range full {
 				if !until.IsZero() && time.Now().After(until) {
-					return n, nil
+					return n, errors.Join(skipped...)
 				}
 				start := time.Now()
 				rows, err := orderPeriod(ctx, c, p)
 				if err != nil {
-					return n, fmt.Errorf("order %s from %s: %w", t.name, p.lo.Format(time.DateOnly), err)
+					err = fmt.Errorf("order %s from %s: %w", t.name, p.lo.Format(time.DateOnly), err)
+					if !lockRefused(err) {
+						return n, errors.Join(append(skipped, err)...)
+					}
+					skipped = append(skipped, err)
+					continue
 				}
 				n++
 				if report != nil {
@@ -149,22 +159,44 @@ func orderRollups(ctx context.Context, c dbConn, now, until time.Time, report fu
 			}
 		}
 	}
-	return n, nil
+	return n, errors.Join(skipped...)
+}
+
+// lockRefused reports whether err is a lock wait given up (lock_timeout)
+// or a deadlock Postgres broke.
+func lockRefused(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "55P03" || pe.Code == "40P01")
 }
 
 // orderChunk is how many due periods of a table one query checks for rows.
 const orderChunk = 31
 
-// holdingRows returns the periods of chunk (one table's, newest first)
-// that hold rows, and records the others as ordered, with no rows.
+// tenantsCTE is a WITH RECURSIVE item, te, listing the (tenant_id, env)
+// pairs of table from its primary key, one index descent each (a loose
+// index scan: Postgres 15 has no skip scan). Every rollup primary key
+// leads with (tenant_id, env, bucket): a period's rows are then found by
+// one range scan per pair, with no index on bucket to maintain at every
+// increment.
+func tenantsCTE(table string) string {
+	return `te AS ((SELECT tenant_id, env FROM ` + table + ` ORDER BY tenant_id, env LIMIT 1)
+		UNION ALL SELECT n.tenant_id, n.env FROM te, LATERAL (SELECT tenant_id, env FROM ` + table + ` x
+			WHERE (x.tenant_id, x.env) > (te.tenant_id, te.env) ORDER BY tenant_id, env LIMIT 1) n)`
+}
+
+// holdingRows returns the periods of chunk (one table's) that hold rows,
+// and records the others as ordered, with no rows. A late event that lands
+// in a period recorded empty stays where it lands.
 func holdingRows(ctx context.Context, c dbConn, chunk []period) ([]period, error) {
 	t := chunk[0].table
-	unit := "day"
-	if t.monthly {
-		unit = "month"
+	los, his := make([]time.Time, len(chunk)), make([]time.Time, len(chunk))
+	for i, p := range chunk {
+		los[i], his[i] = p.lo, p.hi
 	}
-	rows, err := c.Query(ctx, `SELECT DISTINCT date_trunc('`+unit+`', bucket, 'UTC') FROM `+t.name+` WHERE bucket >= $1 AND bucket < $2`,
-		chunk[len(chunk)-1].lo, chunk[0].hi)
+	rows, err := c.Query(ctx, `WITH RECURSIVE `+tenantsCTE(t.name)+`
+		SELECT p.lo FROM unnest($1::timestamptz[], $2::timestamptz[]) p(lo, hi)
+		WHERE EXISTS (SELECT 1 FROM te, LATERAL (SELECT 1 FROM `+t.name+` r WHERE r.tenant_id = te.tenant_id AND r.env = te.env
+			AND r.bucket >= p.lo AND r.bucket < p.hi LIMIT 1) h)`, los, his)
 	if err != nil {
 		return nil, err
 	}
@@ -192,30 +224,44 @@ func holdingRows(ctx context.Context, c dbConn, chunk []period) ([]period, error
 	return full, err
 }
 
-// orderPeriod rewrites p's rows in key order in one transaction: they are
-// deleted and inserted again, sorted, so the inserts fill pages one after
-// the other. Readers see the old rows until it commits. An ingester's late
-// increment of one of them waits for the commit and then applies to the
-// new row (ON CONFLICT finds it). The rows' old versions are dead: vacuum
-// frees their pages for the hours to come.
+// orderPeriod rewrites p's rows in key order in one transaction
+// (orderPeriodTx) and records it.
 func orderPeriod(ctx context.Context, c beginner, p period) (int64, error) {
 	var rows int64
 	err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, orderLockTimeout); err != nil {
-			return err
-		}
-		t := p.table
-		tag, err := tx.Exec(ctx, `WITH moved AS (DELETE FROM `+t.name+` WHERE bucket >= $1 AND bucket < $2 RETURNING *)
-			INSERT INTO `+t.name+` SELECT * FROM moved ORDER BY `+strings.Join(t.keys, ", "), p.lo, p.hi)
-		if err != nil {
-			return err
-		}
-		rows = tag.RowsAffected()
-		_, err = tx.Exec(ctx, `INSERT INTO rollup_orderings (rollup, period, rows) VALUES ($1, $2, $3)
-			ON CONFLICT (rollup, period) DO UPDATE SET rows = EXCLUDED.rows, ordered_at = now()`, t.name, p.lo, rows)
+		var err error
+		rows, err = orderPeriodTx(ctx, tx, p)
 		return err
 	})
 	return rows, err
+}
+
+// orderPeriodTx locks p's rows in key order, deletes them and inserts them
+// again, sorted, so the inserts fill pages one after the other, and
+// records p. Readers see the old rows until the commit. An ingester's late
+// increment of one of them waits for the commit, then its ON CONFLICT
+// finds the new row. The old versions are dead: vacuum frees their pages
+// for the hours to come.
+func orderPeriodTx(ctx context.Context, tx pgx.Tx, p period) (int64, error) {
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`, orderLockTimeout); err != nil {
+		return 0, err
+	}
+	t := p.table
+	keys := strings.Join(t.keys, ", ")
+	cond := `r.tenant_id = te.tenant_id AND r.env = te.env AND r.bucket >= $1 AND r.bucket < $2`
+	if _, err := tx.Exec(ctx, `WITH RECURSIVE `+tenantsCTE(t.name)+`
+		SELECT 1 FROM te JOIN `+t.name+` r ON `+cond+` ORDER BY r.`+strings.Join(t.keys, ", r.")+` FOR UPDATE OF r`, p.lo, p.hi); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, `WITH RECURSIVE `+tenantsCTE(t.name)+`,
+		moved AS (DELETE FROM `+t.name+` r USING te WHERE `+cond+` RETURNING r.*)
+		INSERT INTO `+t.name+` SELECT * FROM moved ORDER BY `+keys, p.lo, p.hi)
+	if err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO rollup_orderings (rollup, period, rows) VALUES ($1, $2, $3)
+		ON CONFLICT (rollup, period) DO UPDATE SET rows = EXCLUDED.rows, ordered_at = now()`, t.name, p.lo, tag.RowsAffected())
+	return tag.RowsAffected(), err
 }
 
 // OrderRollups orders every due period now (the operator's command, after
