@@ -147,6 +147,21 @@ func orderTestEvents(days []time.Time) (all []usage.Event, batches [][]usage.Eve
 	return all, batches
 }
 
+// ingestedDays is a migrated database holding orderTestEvents(days),
+// inserted batch by batch as the ingester does.
+func ingestedDays(t *testing.T, prefix string, days []time.Time) (*pgxpool.Pool, *Store, []usage.Event, [][]usage.Event) {
+	t.Helper()
+	pool := migratedPool(t, prefix)
+	all, batches := orderTestEvents(days)
+	store := New(pool)
+	for _, b := range batches {
+		if _, err := store.Insert(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pool, store, all, batches
+}
+
 // TestRetentionOrdersClosedRollupPeriods: rollup rows written hour after
 // hour, as the ingester writes them, lie interleaved across tenants; a
 // retention cycle rewrites every period that closed orderGrace ago in key
@@ -155,16 +170,9 @@ func orderTestEvents(days []time.Time) (all []usage.Event, batches [][]usage.Eve
 func TestRetentionOrdersClosedRollupPeriods(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := migratedPool(t, "order")
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	days := []time.Time{today.AddDate(0, 0, -4), today.AddDate(0, 0, -3), today.AddDate(0, 0, -1), today}
-	all, batches := orderTestEvents(days)
-	store := New(pool)
-	for _, b := range batches {
-		if _, err := store.Insert(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool, _, all, _ := ingestedDays(t, "order", days)
 	before := checkRollups(t, pool, all)
 	tables := orderTables()
 	hourly := tables[0] // usage_rollups_model_hourly
@@ -258,16 +266,9 @@ func TestRetentionOrdersClosedRollupPeriods(t *testing.T) {
 func TestOrderingUnderLateIncrements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := migratedPool(t, "orderlate")
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	days := []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
-	all, batches := orderTestEvents(days)
-	store := New(pool)
-	for _, b := range batches {
-		if _, err := store.Insert(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool, store, all, batches := ingestedDays(t, "orderlate", days)
 	// Late events: copies with new request ids, same hours, tenants, models.
 	var late [][]usage.Event
 	for i, b := range batches {
@@ -348,16 +349,9 @@ func onlyLockRefusals(err error) bool {
 func TestOrderingMeetsAnIngester(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool := migratedPool(t, "ordermeet")
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	days := []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
-	all, batches := orderTestEvents(days)
-	store := New(pool)
-	for _, b := range batches {
-		if _, err := store.Insert(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pool, store, all, batches := ingestedDays(t, "ordermeet", days)
 	hourly := orderTables()[0]
 	day0 := period{hourly, days[0], days[0].AddDate(0, 0, 1)}
 	recorded := func(p period) bool {

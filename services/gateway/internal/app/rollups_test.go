@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"trueportai/services/gateway/internal/analytics"
 	"trueportai/services/gateway/internal/migrations"
 	"trueportai/services/gateway/internal/usage"
@@ -24,16 +26,7 @@ import (
 func TestRollupsRebuildCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := dbtest.NewURL(t, "rebuildcmd")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, url, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
-		t.Fatal(err)
-	}
+	pool, getenv := commandDB(t, "rebuildcmd")
 	const tenant, other = "aaaaaaaa-0000-4000-8000-0000000000a1", "bbbbbbbb-0000-4000-8000-0000000000b2"
 	base := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -2)
 	var evs []usage.Event
@@ -73,15 +66,6 @@ func TestRollupsRebuildCommand(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	getenv := func(k string) string {
-		switch k {
-		case "GATEWAY_DATABASE_URL":
-			return url
-		case "APP_ENV":
-			return "dev"
-		}
-		return ""
-	}
 	var out bytes.Buffer
 	args := []string{"rollups", "rebuild", "--tenant", tenant, "--from", base.Format(time.RFC3339), "--to", base.AddDate(0, 0, 2).Format(time.RFC3339)}
 	if err := Command(ctx, args, getenv, &out); err != nil {
@@ -111,16 +95,7 @@ func TestRollupsRebuildCommand(t *testing.T) {
 func TestRollupsOrderCommand(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := dbtest.NewURL(t, "ordercmd")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	pool, err := pgdb.Open(ctx, url, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
-		t.Fatal(err)
-	}
+	pool, getenv := commandDB(t, "ordercmd")
 	day := time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -5)
 	var evs []usage.Event
 	for i := range 50 {
@@ -130,15 +105,6 @@ func TestRollupsOrderCommand(t *testing.T) {
 	}
 	if _, err := analytics.New(pool).Insert(ctx, evs); err != nil {
 		t.Fatal(err)
-	}
-	getenv := func(k string) string {
-		switch k {
-		case "GATEWAY_DATABASE_URL":
-			return url
-		case "APP_ENV":
-			return "dev"
-		}
-		return ""
 	}
 	var out bytes.Buffer
 	if err := Command(ctx, []string{"rollups", "order"}, getenv, &out); err != nil {
@@ -158,5 +124,31 @@ func TestRollupsOrderCommand(t *testing.T) {
 	}
 	if err := Command(ctx, []string{"rollups", "order", "now"}, getenv, &out); err == nil || !strings.Contains(err.Error(), "gateway rollups order") {
 		t.Errorf("extra argument: %v", err)
+	}
+}
+
+// commandDB is a migrated database of its own and the environment a
+// command run on it sees.
+func commandDB(t *testing.T, prefix string) (*pgxpool.Pool, func(string) string) {
+	t.Helper()
+	ctx := context.Background()
+	url := dbtest.NewURL(t, prefix)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pool, err := pgdb.Open(ctx, url, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := pgdb.Migrate(ctx, pool, migrations.FS, log); err != nil {
+		t.Fatal(err)
+	}
+	return pool, func(k string) string {
+		switch k {
+		case "GATEWAY_DATABASE_URL":
+			return url
+		case "APP_ENV":
+			return "dev"
+		}
+		return ""
 	}
 }
