@@ -34,8 +34,10 @@ const orderHorizon = 14 // months
 // orderLockTimeout bounds the rewrite's waits for row locks: an ingester
 // incrementing a late row of the period, whose lock the rewrite meets,
 // goes first, and the period is ordered at the next cycle. Both lock rows
-// in key order (rollupCTEs, orderPeriodTx), so neither waits for the other
-// while holding a row the other wants: they cannot deadlock.
+// in key order (rollupCTEs, orderPeriodTx), so an ingest statement and a
+// rewrite do not deadlock; should Postgres break one anyway (an ingester
+// transaction of several statements), the rewrite is skipped like a lock
+// timeout, or the ingester's batch is redelivered.
 const orderLockTimeout = "500ms"
 
 // orderTable is a rollup table and the period its rows are ordered by.
