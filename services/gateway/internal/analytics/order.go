@@ -127,13 +127,14 @@ func orderRollups(ctx context.Context, c dbConn, now, until time.Time, report fu
 	}
 	n := 0
 	var skipped []error
+	spent := func() bool { return !until.IsZero() && time.Now().After(until) }
 	for _, t := range orderTables() {
 		done, err := orderedPeriods(ctx, c, t.name, horizon)
 		if err != nil {
 			return n, err
 		}
 		for due := duePeriods(t, now, done); len(due) > 0; due = due[min(orderChunk, len(due)):] {
-			if !until.IsZero() && time.Now().After(until) {
+			if spent() {
 				return n, errors.Join(skipped...)
 			}
 			full, err := holdingRows(ctx, c, due[:min(orderChunk, len(due))])
@@ -141,7 +142,7 @@ func orderRollups(ctx context.Context, c dbConn, now, until time.Time, report fu
 				return n, err
 			}
 			for _, p := range full {
-				if !until.IsZero() && time.Now().After(until) {
+				if spent() {
 					return n, errors.Join(skipped...)
 				}
 				start := time.Now()
