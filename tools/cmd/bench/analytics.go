@@ -454,7 +454,7 @@ func (a *analytics) runIngest(ctx context.Context, modes, batches, ingesters, db
 	// The benchmark's b.Logf lines, as progress (and the one fact it only
 	// logs: the events' size and violation mix).
 	for _, l := range strings.Split(string(out), "\n") {
-		if strings.Contains(l, "events in") || strings.Contains(l, "events:") {
+		if strings.Contains(l, "events in") || strings.Contains(l, "events:") || strings.Contains(l, "rollup tables:") {
 			fmt.Fprintln(os.Stderr, "  "+strings.TrimSpace(l))
 		}
 		if m := evInfoRE.FindStringSubmatch(l); m != nil && a.evInfo == "" {

@@ -292,6 +292,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	var t0 time.Time
 	var p0, m0, n0 time.Duration
 	var pg0 map[int]time.Duration
+	var w0 map[string]tableWrite
 	pubDone := make(chan time.Duration, 1)
 	switch mode {
 	case "prefilled":
@@ -300,6 +301,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 			b.Fatalf("stream not filled: %v %+v", err, si)
 		}
 		pubDone <- res.publish
+		w0 = tableWrites(b, pool)
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		startIngester()
@@ -308,6 +310,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		startIngester()
 		started = true
 		waitConsumer(b, ijs, stream)
+		w0 = tableWrites(b, pool)
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		go func() { pubDone <- publish() }()
@@ -346,6 +349,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	for pid, c := range backendCPU(b, pool) {
 		res.pgCPU += c - pg0[pid]
 	}
+	w1 := tableWrites(b, pool)
 	b.StopTimer()
 
 	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_model_hourly`); got != events {
@@ -360,7 +364,52 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		float64(events)/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(events),
 		float64(res.pgCPU.Microseconds())/float64(events), float64(res.natsCPU.Microseconds())/float64(events),
 		float64(res.boxCPU.Microseconds())/float64(events), loadAvg())
+	var upd, hot int64
+	for _, t := range analytics.RollupTables() {
+		upd += w1[t].upd - w0[t].upd
+		hot += w1[t].hot - w0[t].hot
+	}
+	wal := tableWrite{w1[walKey].upd - w0[walKey].upd, w1[walKey].hot - w0[walKey].hot, w1[walKey].bytes - w0[walKey].bytes}
+	b.Logf("rollup tables: %d row updates (%.2f an event), %.1f%% of them HOT (no index entry); WAL (the whole cluster's): %.0f bytes, %.2f records, %.3f full-page images an event",
+		upd, float64(upd)/float64(events), 100*float64(hot)/math.Max(1, float64(upd)), float64(wal.bytes)/float64(events),
+		float64(wal.upd)/float64(events), float64(wal.hot)/float64(events))
 	return res
+}
+
+// tableWrite is a table's cumulative updates and HOT updates
+// (pg_stat_user_tables).
+type tableWrite struct{ upd, hot, bytes int64 }
+
+// walKey is the key under which tableWrites returns the cluster's WAL
+// counters (pg_stat_wal: records in upd, full-page images in hot, bytes
+// in bytes): every database's writes, this benchmark's and any other's.
+const walKey = " wal"
+
+// tableWrites reads every table's update counters, after asking this
+// session's and waiting for the other backends' statistics to be flushed
+// (Postgres flushes a backend's counters at most once a second).
+func tableWrites(b *testing.B, pool *pgxpool.Pool) map[string]tableWrite {
+	time.Sleep(1100 * time.Millisecond)
+	rows, err := pool.Query(context.Background(), `SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]tableWrite{}
+	for rows.Next() {
+		var name string
+		var w tableWrite
+		if err := rows.Scan(&name, &w.upd, &w.hot); err != nil {
+			b.Fatal(err)
+		}
+		out[name] = w
+	}
+	var w tableWrite
+	if err := pool.QueryRow(context.Background(), `SELECT wal_records, wal_fpi, wal_bytes::int8 FROM pg_stat_wal`).Scan(&w.upd, &w.hot, &w.bytes); err != nil {
+		b.Fatal(err)
+	}
+	out[walKey] = w
+	return out
 }
 
 func waitConsumer(b *testing.B, js jetstream.JetStream, stream string) jetstream.Consumer {
