@@ -371,7 +371,7 @@ func validate(b []byte, f func(key, val []byte), fm func(m Member)) bool {
 				return false
 			}
 		case c == '-' || (c >= '0' && c <= '9'):
-			if i = validNumber(b, i); i < 0 {
+			if i = ScanNumber(b, i); i < 0 {
 				return false
 			}
 		case c == 't' && bytes.HasPrefix(b[i:], []byte("true")):
@@ -442,59 +442,8 @@ func objectKey(b []byte, i int) (keyEnd, val int) {
 	return keyEnd, SkipWS(b, i+1)
 }
 
-// validString expects b[i]=='"' and returns the index past the closing
-// quote of a valid JSON string, or -1 (control characters, bad escapes).
-func validString(b []byte, i int) int {
-	for i++; ; {
-		// Find the next '"', '\\' or control character: eight bytes at a
-		// time, then the lowest flagged byte, which is exactly the first.
-		if i+8 <= len(b) {
-			m := stringSpecial(binary.LittleEndian.Uint64(b[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) >> 3
-		} else {
-			for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
-				i++
-			}
-			if i >= len(b) {
-				return -1
-			}
-		}
-		switch b[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i++
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(b) {
-					return -1
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return -1
-					}
-				}
-				i += 4
-			default:
-				return -1
-			}
-			i++
-		default: // a control character
-			return -1
-		}
-	}
-}
-
-// validNumber returns the index past the JSON number at b[i], or -1.
-func validNumber(b []byte, i int) int {
+// ScanNumber returns the index past the valid JSON number at b[i], or -1.
+func ScanNumber(b []byte, i int) int {
 	digits := func(i int) int {
 		s := i
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {

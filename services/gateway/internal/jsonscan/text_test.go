@@ -65,3 +65,36 @@ func TestAppendUnquotedKeepsSplitRunes(t *testing.T) {
 		t.Fatalf("joined %q", b)
 	}
 }
+func TestStringSpecial(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 8; pos++ {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			x := uint64(0)
+			for i := 7; i >= 0; i-- {
+				x = x<<8 | uint64(b[i])
+			}
+			want := c == '"' || c == '\\' || c < 0x20
+			if (stringSpecial(x) != 0) != want {
+				t.Fatalf("byte %#x at %d: %v", c, pos, !want)
+			}
+		}
+	}
+}
+
+func TestAppendEscapedMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{"", "plain ascii text that is long enough", "quote\" back\\ nl\n tab\t cr\r bell\x07 del\x7f",
+		"é ü 😀 \u2028", "bad \xff\xfe utf8", strings.Repeat("abcdefg\"", 5), "12345678\x01"} {
+		got := string(AppendEscaped(nil, []byte(s)))
+		var back string
+		if err := json.Unmarshal([]byte(`"`+got+`"`), &back); err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		want, _ := json.Marshal(s) // encoding/json's own view of s (invalid UTF-8 -> U+FFFD)
+		var wantBack string
+		_ = json.Unmarshal(want, &wantBack)
+		if back != wantBack {
+			t.Errorf("%q: round trip %q, want %q", s, back, wantBack)
+		}
+	}
+}

@@ -1,10 +1,11 @@
 package policy
 
 import (
-	"trueportai/services/gateway/internal/textpath"
-
 	"slices"
 	"unicode/utf8"
+
+	"trueportai/services/gateway/internal/jsonscan"
+	"trueportai/services/gateway/internal/textpath"
 )
 
 // evalState is the per-Evaluate scratch space (pooled). Detector results
@@ -135,7 +136,7 @@ func (st *evalState) modelName() string {
 		if st.bodyModelAt > 0 {
 			raw := st.in.Body[st.bodyModelAt:st.bodyModelEnd]
 			if st.bodyModelEsc {
-				raw = appendUnescaped(nil, raw)
+				raw = jsonscan.AppendUnescaped(nil, raw)
 			}
 			st.model = normModel(string(raw))
 		}
@@ -246,7 +247,7 @@ func (st *evalState) appendText(dst, s []byte) []byte {
 	if st.raw {
 		return append(dst, s...)
 	}
-	return appendEscaped(dst, s)
+	return jsonscan.AppendEscaped(dst, s)
 }
 
 // anyText makes every string value of a JSON body text: the paths for a
