@@ -1114,7 +1114,7 @@ FROM (
 // sqlFingerprint hashes the SQL-bearing lines of the handlers whose SQL the
 // timed scenarios copy (internal/analytics/stats.go and logs.go); expected is
 // the hash when it was copied.
-const sqlFingerprint = "690cce65"
+const sqlFingerprint = "7bde5539"
 
 var sqlLineRE = regexp.MustCompile(`SELECT|FROM|WHERE|GROUP BY|ORDER BY|LIMIT|UNION|bucket|[fw]\.add\(|[tT]otalCap =|Truncate|firstDay|lastDay`)
 

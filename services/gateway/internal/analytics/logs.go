@@ -26,15 +26,7 @@ type LogFilter struct {
 }
 
 func (f LogFilter) where() *where {
-	w := &where{}
-	w.add("tenant_id = ?::uuid", f.TenantID)
-	w.add("env = ?", f.Env)
-	if !f.From.IsZero() {
-		w.add("created_at >= ?", f.From)
-	}
-	if !f.To.IsZero() {
-		w.add("created_at < ?", f.To)
-	}
+	w := scoped(f.TenantID, f.Env, f.From, f.To)
 	if f.KeyID != "" {
 		w.add("key_id = ?::uuid", f.KeyID)
 	}

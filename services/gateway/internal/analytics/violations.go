@@ -52,15 +52,7 @@ func scanViolation(row pgx.Row) (Violation, error) {
 // Violations returns a page of the violations f selects, newest first, and
 // how many match in all.
 func (s *Store) Violations(ctx context.Context, f ViolationFilter, limit, offset int) ([]Violation, int, error) {
-	w := &where{}
-	w.add("tenant_id = ?::uuid", f.TenantID)
-	w.add("env = ?", f.Env)
-	if !f.From.IsZero() {
-		w.add("created_at >= ?", f.From)
-	}
-	if !f.To.IsZero() {
-		w.add("created_at < ?", f.To)
-	}
+	w := scoped(f.TenantID, f.Env, f.From, f.To)
 	if f.PolicyID != "" {
 		w.add("policy_id = ?::uuid", f.PolicyID)
 	}

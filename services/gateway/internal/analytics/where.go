@@ -3,6 +3,7 @@ package analytics
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // where builds a WHERE clause with $n parameters from conditions written
@@ -10,6 +11,21 @@ import (
 type where struct {
 	conds []string
 	args  []any
+}
+
+// scoped starts the clause every tenant-facing listing begins with: one
+// tenant's environment and, when set, the created_at range [from, to).
+func scoped(tenantID, env string, from, to time.Time) *where {
+	w := &where{}
+	w.add("tenant_id = ?::uuid", tenantID)
+	w.add("env = ?", env)
+	if !from.IsZero() {
+		w.add("created_at >= ?", from)
+	}
+	if !to.IsZero() {
+		w.add("created_at < ?", to)
+	}
+	return w
 }
 
 func (w *where) add(cond string, v any) {
