@@ -98,3 +98,20 @@ func TestAppendEscapedMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// The stream framing and the policy engine's redactions both write text
+// back into JSON with AppendEscaped: U+2028 and U+2029 leave escaped (a
+// JavaScript consumer reading the body as source must not see a line
+// break inside a string), control bytes as \u00XX, invalid UTF-8 as \ufffd.
+func TestAppendEscapedEscapesLineSeparators(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\u2028b\u2029c": `a\u2028b\u2029c`,
+		"tab\there\x01":   `tab\there\u0001`,
+		"bad\xffbyte":     `bad\ufffdbyte`,
+		"日本 \"q\" \\ end": `日本 \"q\" \\ end`,
+	} {
+		if got := string(AppendEscaped(nil, []byte(in))); got != want {
+			t.Errorf("AppendEscaped(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
