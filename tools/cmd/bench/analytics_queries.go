@@ -273,7 +273,7 @@ func (a *analytics) logScenarios(now time.Time) []logScenario {
 func (a *analytics) timeQueries(ctx context.Context) (queryResults, error) {
 	var q queryResults
 	if fp := handlerFingerprint(); fp != sqlFingerprint {
-		q.sqlNote = fmt.Sprintf("**Warning:** internal/analytics/stats.go or logs.go changed since tools/cmd/bench copied their SQL (fingerprint %s,\nexpected %s): the timings below may not be those of the current handlers.", fp, sqlFingerprint)
+		q.sqlNote = fmt.Sprintf("**Warning:** internal/analytics/stats.go, logs.go or where.go changed since tools/cmd/bench copied their SQL (fingerprint %s,\nexpected %s): the timings below may not be those of the current handlers.", fp, sqlFingerprint)
 		say("analytics", "warning: the handlers' SQL changed since tools/cmd/bench copied it (fingerprint %s, expected %s)", fp, sqlFingerprint)
 	}
 	now := a.now

@@ -253,7 +253,7 @@ func TestGatewayFacts(t *testing.T) {
 		t.Error(err)
 	}
 	if fp := handlerFingerprint(); fp != sqlFingerprint {
-		t.Errorf("the SQL of internal/analytics/stats.go or logs.go changed (fingerprint %s, bench copy %s): update the copied SQL "+
+		t.Errorf("the SQL of internal/analytics/stats.go, logs.go or where.go changed (fingerprint %s, bench copy %s): update the copied SQL "+
 			"in tools/cmd/bench/analytics_queries.go to the handlers' and set sqlFingerprint to %s", fp, sqlFingerprint, fp)
 	}
 }

@@ -307,10 +307,10 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		startIngester()
 		started = true
 	case "concurrent":
+		w0 = tableWrites(b, pool) // before the ingesters take connections
 		startIngester()
 		started = true
 		waitConsumer(b, ijs, stream)
-		w0 = tableWrites(b, pool)
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		go func() { pubDone <- publish() }()
@@ -349,8 +349,8 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	for pid, c := range backendCPU(b, pool) {
 		res.pgCPU += c - pg0[pid]
 	}
-	w1 := tableWrites(b, pool)
 	b.StopTimer()
+	w1 := tableWrites(b, pool)
 
 	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_model_hourly`); got != events {
 		b.Fatalf("rollups count %d requests, want %d", got, events)
@@ -385,11 +385,24 @@ type tableWrite struct{ upd, hot, bytes int64 }
 // in bytes): every database's writes, this benchmark's and any other's.
 const walKey = " wal"
 
-// tableWrites reads every table's update counters, after asking this
-// session's and waiting for the other backends' statistics to be flushed
-// (Postgres flushes a backend's counters at most once a second).
+// tableWrites reads every table's update counters once the backends that
+// wrote them have reported. A busy backend holds its last second of counts
+// until it has been idle for 10 s (Postgres 15), but reports everything as
+// it exits: so the pool's connections are closed first, and the read waits
+// (up to 5 s) until no other backend of the database is left.
 func tableWrites(b *testing.B, pool *pgxpool.Pool) map[string]tableWrite {
-	time.Sleep(1100 * time.Millisecond)
+	pool.Reset()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var others int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&others); err != nil {
+			b.Fatal(err)
+		}
+		if others == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	rows, err := pool.Query(context.Background(), `SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables`)
 	if err != nil {
 		b.Fatal(err)

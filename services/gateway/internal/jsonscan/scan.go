@@ -3,8 +3,10 @@
 // decode would be wasteful (metering a completion reads two members of a
 // body that is mostly generated text; cheap pre-checks on stream events).
 // Every function is bounds-checked and returns -1 (or ok=false) on malformed
-// input, so it is safe on arbitrary bytes; callers that need exact semantics
-// check the whole value with Valid first.
+// input, so it is safe on arbitrary bytes, but for two that state their
+// preconditions instead: AppendUnescaped takes only the inside of a string
+// literal ScanString accepted, and ScanNumber a position inside b. Callers
+// that need exact semantics check the whole value with Valid first.
 package jsonscan
 
 import (
@@ -442,7 +444,8 @@ func objectKey(b []byte, i int) (keyEnd, val int) {
 	return keyEnd, SkipWS(b, i+1)
 }
 
-// ScanNumber returns the index past the valid JSON number at b[i], or -1.
+// ScanNumber returns the index past the valid JSON number at b[i] (i <
+// len(b)), or -1.
 func ScanNumber(b []byte, i int) int {
 	digits := func(i int) int {
 		s := i
