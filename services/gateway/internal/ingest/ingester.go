@@ -314,7 +314,14 @@ type deadLetter struct {
 // in progress (a batch may wait for the one before it, and an outage may
 // last minutes).
 func (in *Ingester) decodeBatch(msgs []jetstream.Msg) *fetched {
-	b := &fetched{msgs: msgs, evs: make([]usage.Event, 0, len(msgs)), from: make([]origin, 0, len(msgs))}
+	// A message holds up to the publisher's 256 events, one a line: sized
+	// once, the slices do not grow through copies of themselves (a batch's
+	// events are hundreds of KB).
+	n := 0
+	for _, m := range msgs {
+		n += bytes.Count(m.Data(), []byte{'\n'}) + 1
+	}
+	b := &fetched{msgs: msgs, evs: make([]usage.Event, 0, n), from: make([]origin, 0, n)}
 	for _, m := range msgs {
 		var seq uint64
 		if md, err := m.Metadata(); err == nil {
