@@ -169,6 +169,16 @@ func ingestedDays(t *testing.T, prefix string, days []time.Time) (*pgxpool.Pool,
 	return pool, store, all, batches
 }
 
+// twoClosedDays is ingestedDays of two days that closed well past
+// orderGrace, with the noon of today (UTC) to order them at.
+func twoClosedDays(t *testing.T, prefix string) (now time.Time, days []time.Time, pool *pgxpool.Pool, store *Store, all []usage.Event, batches [][]usage.Event) {
+	t.Helper()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	days = []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
+	pool, store, all, batches = ingestedDays(t, prefix, days)
+	return today.Add(12 * time.Hour), days, pool, store, all, batches
+}
+
 // TestRetentionOrdersClosedRollupPeriods: rollup rows written hour after
 // hour, as the ingester writes them, lie interleaved across tenants; a
 // retention cycle rewrites every period that closed orderGrace ago in key
@@ -281,9 +291,7 @@ func TestRetentionOrdersClosedRollupPeriods(t *testing.T) {
 func TestOrderingUnderLateIncrements(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	days := []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
-	pool, store, all, batches := ingestedDays(t, "orderlate", days)
+	now, _, pool, store, all, batches := twoClosedDays(t, "orderlate")
 	// Late events: copies with new request ids, same hours, tenants, models.
 	var late [][]usage.Event
 	for i, b := range batches {
@@ -312,7 +320,6 @@ func TestOrderingUnderLateIncrements(t *testing.T) {
 		}
 	})
 	conn := poolConn(t, pool)
-	now := today.Add(12 * time.Hour)
 	// The periods are ordered again and again while the late events go
 	// in (their records removed between passes), then once after.
 	refused, ordered, passes := 0, 0, 0
@@ -364,9 +371,7 @@ func onlyLockRefusals(err error) bool {
 func TestOrderingMeetsAnIngester(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	today := time.Now().UTC().Truncate(24 * time.Hour)
-	days := []time.Time{today.AddDate(0, 0, -5), today.AddDate(0, 0, -4)}
-	pool, store, all, batches := ingestedDays(t, "ordermeet", days)
+	now, days, pool, store, all, batches := twoClosedDays(t, "ordermeet")
 	hourly := orderTables()[0]
 	day0 := period{hourly, days[0], days[0].AddDate(0, 0, 1)}
 	recorded := func(p period) bool {
@@ -389,7 +394,7 @@ func TestOrderingMeetsAnIngester(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the rewrite waited %v for the held row", d)
 	}
-	n, err := orderRollups(ctx, poolConn(t, pool), today.Add(12*time.Hour), time.Time{}, nil)
+	n, err := orderRollups(ctx, poolConn(t, pool), now, time.Time{}, nil)
 	if !onlyLockRefusals(err) || err == nil {
 		t.Fatalf("ordering every period with one held: %v", err)
 	}

@@ -292,7 +292,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 	var t0 time.Time
 	var p0, m0, n0 time.Duration
 	var pg0 map[int]time.Duration
-	var w0 map[string]tableWrite
+	var w0 pgWrites
 	pubDone := make(chan time.Duration, 1)
 	switch mode {
 	case "prefilled":
@@ -301,13 +301,13 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 			b.Fatalf("stream not filled: %v %+v", err, si)
 		}
 		pubDone <- res.publish
-		w0 = tableWrites(b, pool)
+		w0 = readWrites(b, pool)
 		b.StartTimer()
 		t0, p0, m0, n0, pg0 = time.Now(), procCPU(), machineBusy(), natsCPU(), backendCPU(b, pool)
 		startIngester()
 		started = true
 	case "concurrent":
-		w0 = tableWrites(b, pool) // before the ingesters take connections
+		w0 = readWrites(b, pool) // before the ingesters take connections
 		startIngester()
 		started = true
 		waitConsumer(b, ijs, stream)
@@ -350,7 +350,7 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		res.pgCPU += c - pg0[pid]
 	}
 	b.StopTimer()
-	w1 := tableWrites(b, pool)
+	w := readWrites(b, pool).minus(w0)
 
 	if got := mine(`SELECT COALESCE(sum(requests), 0) FROM usage_rollups_model_hourly`); got != events {
 		b.Fatalf("rollups count %d requests, want %d", got, events)
@@ -364,33 +364,28 @@ func runIngest(b *testing.B, mode string, batch, ingesters int, tenants []string
 		float64(events)/res.publish.Seconds(), rollups, float64(res.procCPU.Microseconds())/float64(events),
 		float64(res.pgCPU.Microseconds())/float64(events), float64(res.natsCPU.Microseconds())/float64(events),
 		float64(res.boxCPU.Microseconds())/float64(events), loadAvg())
-	var upd, hot int64
-	for _, t := range analytics.RollupTables() {
-		upd += w1[t].upd - w0[t].upd
-		hot += w1[t].hot - w0[t].hot
-	}
-	wal := tableWrite{w1[walKey].upd - w0[walKey].upd, w1[walKey].hot - w0[walKey].hot, w1[walKey].bytes - w0[walKey].bytes}
 	b.Logf("rollup tables: %d row updates (%.2f an event), %.1f%% of them HOT (no index entry); WAL (the whole cluster's): %.0f bytes, %.2f records, %.3f full-page images an event",
-		upd, float64(upd)/float64(events), 100*float64(hot)/math.Max(1, float64(upd)), float64(wal.bytes)/float64(events),
-		float64(wal.upd)/float64(events), float64(wal.hot)/float64(events))
+		w.rollupUpd, float64(w.rollupUpd)/float64(events), 100*float64(w.rollupHot)/math.Max(1, float64(w.rollupUpd)),
+		float64(w.walBytes)/float64(events), float64(w.walRecords)/float64(events), float64(w.walFPI)/float64(events))
 	return res
 }
 
-// tableWrite is a table's cumulative updates and HOT updates
-// (pg_stat_user_tables).
-type tableWrite struct{ upd, hot, bytes int64 }
+// pgWrites are cumulative write counters: the rollup tables' row updates
+// and HOT updates (pg_stat_user_tables), and the cluster's WAL records,
+// full-page images and bytes (pg_stat_wal: every database's writes, this
+// benchmark's and any other's).
+type pgWrites struct{ rollupUpd, rollupHot, walRecords, walFPI, walBytes int64 }
 
-// walKey is the key under which tableWrites returns the cluster's WAL
-// counters (pg_stat_wal: records in upd, full-page images in hot, bytes
-// in bytes): every database's writes, this benchmark's and any other's.
-const walKey = " wal"
+func (w pgWrites) minus(o pgWrites) pgWrites {
+	return pgWrites{w.rollupUpd - o.rollupUpd, w.rollupHot - o.rollupHot, w.walRecords - o.walRecords, w.walFPI - o.walFPI, w.walBytes - o.walBytes}
+}
 
-// tableWrites reads every table's update counters once the backends that
-// wrote them have reported. A busy backend holds its last second of counts
-// until it has been idle for 10 s (Postgres 15), but reports everything as
-// it exits: so the pool's connections are closed first, and the read waits
-// (up to 5 s) until no other backend of the database is left.
-func tableWrites(b *testing.B, pool *pgxpool.Pool) map[string]tableWrite {
+// readWrites reads the counters once the backends that wrote them have
+// reported. A busy backend holds its last second of counts until it has
+// been idle for 10 s (Postgres 15), but reports everything as it exits: so
+// the pool's connections are closed first, and the read waits (up to 5 s)
+// until no other backend of the database is left.
+func readWrites(b *testing.B, pool *pgxpool.Pool) pgWrites {
 	pool.Reset()
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		var others int
@@ -403,26 +398,15 @@ func tableWrites(b *testing.B, pool *pgxpool.Pool) map[string]tableWrite {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	rows, err := pool.Query(context.Background(), `SELECT relname::text, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables`)
-	if err != nil {
+	var w pgWrites
+	if err := pool.QueryRow(context.Background(), `SELECT
+			(SELECT COALESCE(sum(n_tup_upd), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($1)),
+			(SELECT COALESCE(sum(n_tup_hot_upd), 0)::int8 FROM pg_stat_user_tables WHERE relname = ANY($1)),
+			wal_records, wal_fpi, wal_bytes::int8 FROM pg_stat_wal`, analytics.RollupTables()).
+		Scan(&w.rollupUpd, &w.rollupHot, &w.walRecords, &w.walFPI, &w.walBytes); err != nil {
 		b.Fatal(err)
 	}
-	defer rows.Close()
-	out := map[string]tableWrite{}
-	for rows.Next() {
-		var name string
-		var w tableWrite
-		if err := rows.Scan(&name, &w.upd, &w.hot); err != nil {
-			b.Fatal(err)
-		}
-		out[name] = w
-	}
-	var w tableWrite
-	if err := pool.QueryRow(context.Background(), `SELECT wal_records, wal_fpi, wal_bytes::int8 FROM pg_stat_wal`).Scan(&w.upd, &w.hot, &w.bytes); err != nil {
-		b.Fatal(err)
-	}
-	out[walKey] = w
-	return out
+	return w
 }
 
 func waitConsumer(b *testing.B, js jetstream.JetStream, stream string) jetstream.Consumer {
