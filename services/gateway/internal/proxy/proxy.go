@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -561,14 +562,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 		c.upBody.Reader.Reset(body)
 		c.upBody.p, c.upBody.buf = p, c.bodyBuf
 		c.bodyBuf = nil
-		reqBody = &c.upBody
+		reqBody, ctx = c.upBody.handOver(ctx)
 	}
 	up, err := http.NewRequestWithContext(ctx, r.Method, dest, reqBody)
 	if err != nil {
 		p.refuse(w, c, refusal{http.StatusBadRequest, "invalid_request", "the request cannot be forwarded"})
 		return
 	}
-	up.ContentLength = int64(len(body)) // a pooledBody is not a type the client sizes by itself
+	up.ContentLength = int64(len(body)) // the client does not size a body behind io.NopCloser by itself
 	forwardHeaders(up.Header, r.Header, prov)
 	if err := prov.Authorize(up, cred, body); err != nil {
 		p.log.WarnContext(r.Context(), "upstream request signing failed", "provider", prov.Name(), "request_id", c.requestID, "err", err)
@@ -701,18 +702,40 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, 
 	p.refuse(w, c, refusal{http.StatusBadGateway, "upstream_unreachable", "the provider could not be reached"})
 }
 
-// pooledBody is a request body that returns its buffer to the pool when the
-// transport closes it (exactly once).
+// pooledBody is the forwarded request body. Its buffer goes back to the pool
+// once the transport reports the request written in full (exactly once); a
+// request never written, or whose write failed (no connection, cancelled, a
+// reset), leaves it to the GC.
 type pooledBody struct {
 	bytes.Reader
-	once sync.Once
-	p    *Proxy
-	buf  *bytes.Buffer
+	once  sync.Once
+	p     *Proxy
+	buf   *bytes.Buffer
+	trace httptrace.ClientTrace
 }
 
-func (b *pooledBody) Close() error {
-	b.once.Do(func() { b.p.putBuffer(b.buf) })
-	return nil
+// handOver returns the body for the upstream request and its context, which
+// carries the trace hook that returns the buffer.
+//
+// The body is the *bytes.Reader behind io.NopCloser, a type net/http knows
+// to be in memory: the transport then writes the headers and the body in one
+// write (one TCP segment for a small request). Any other reader makes it
+// flush the headers first, in case the body blocks: one more syscall and
+// packet before the provider has the whole request (28 µs on loopback under
+// make bench's first-chunk load, docs/benchmarks.md). Since the transport's
+// Close of such a body is a no-op, the buffer is returned by WroteRequest,
+// after which neither HTTP/1.1 nor HTTP/2 reads the body again: there is no
+// GetBody, and both transports replay a request only while its body is
+// unread. A failed write may still be replayed, so it keeps the buffer.
+func (b *pooledBody) handOver(ctx context.Context) (io.Reader, context.Context) {
+	b.trace.WroteRequest = b.wrote
+	return io.NopCloser(&b.Reader), httptrace.WithClientTrace(ctx, &b.trace)
+}
+
+func (b *pooledBody) wrote(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		b.once.Do(func() { b.p.putBuffer(b.buf) })
+	}
 }
 
 var errTooLarge = errors.New("body too large")
