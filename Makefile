@@ -7,7 +7,7 @@ MODULES := ./proto/... ./services/internal/... ./services/platform-backend/... .
 # deploy (checks of the deploy files) and tools (make bench's tools/cmd/bench).
 TOOL_MODULES := deploy tools
 
-.PHONY: all build run stop test test-short chaos soak bench overload proto vet fmt tidy clean
+.PHONY: all build run stop test test-short chaos soak bench overload pgo proto vet fmt tidy clean
 
 all: build
 
@@ -61,6 +61,19 @@ bench: build
 	@scripts/ensure-deps.sh
 	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
 	bin/bench all
+
+# Refreshes the gateway's profile for profile-guided optimisation
+# (services/gateway/cmd/gateway/default.pgo, which go build applies by
+# itself): CPU profiles of role all, 400 keys, under the json and stream
+# closed loops of bench proxy (BENCH_PPROF), merged. docs/benchmarks.md,
+# "Profile-guided optimisation".
+pgo: build
+	@scripts/ensure-deps.sh
+	cd tools && GOWORK=off $(GO) build -o ../bin/bench ./cmd/bench
+	rm -rf bin/pgo
+	BENCH_OUT= BENCH_PPROF=bin/pgo BENCH_LAYOUTS=all BENCH_KEYS=400 BENCH_RATES=2000 BENCH_RATE_DURATION=1s \
+		BENCH_POLICY_LOADS= BENCH_REPEATS=1 BENCH_FIRST_CHUNK_RATE=0 BENCH_CLOSED_DURATION=15s bin/bench proxy
+	$(GO) tool pprof -proto bin/pgo/*.profile.pb.gz > services/gateway/cmd/gateway/default.pgo
 
 # The gateway under 3x its sustainable closed-loop rate for 60 s (bench
 # overload: no process killed, RSS under the memory limit, p99 of the 503s;

@@ -3,7 +3,8 @@ package main
 // BENCH_PPROF: after the rounds, profiles of each gateway layout from its
 // internal listener (/debug/pprof) while a closed-loop JSON run loads it:
 // CPU, block and mutex contention (the gateway runs with PPROF_BLOCK_RATE and
-// PPROF_MUTEX_FRACTION set) and the heap in use at the end. For the GC's
+// PPROF_MUTEX_FRACTION set) and the heap in use at the end; then a CPU
+// profile under a closed-loop stream run (*.stream.profile.pb.gz). For the GC's
 // frequency, run with BENCH_GATEWAY_ENV=GODEBUG=gctrace=1 (the gateway's
 // log, kept in the run's temp dir, then has one line per cycle).
 
@@ -74,6 +75,23 @@ func (b *proxyBench) pprof(ctx context.Context) error {
 			return err
 		}
 		_ = os.WriteFile(base+".wrk.json", fmt.Appendf(nil, `{"requests":%d,"rps":%.1f,"p50_ms":%.3f,"p99_ms":%.3f}`+"\n", r.n, r.rps, r.p50ms, r.p99ms), 0o644)
+		b.settle(ctx)
+		// A CPU profile of the stream closed loop too: with the json one, it
+		// is what make pgo merges into the gateway's default.pgo.
+		say("proxy", "pprof: stream closed loop on %s (%d s)", target, secs)
+		var perr error
+		wg.Go(func() {
+			perr = fetch("http://"+g.internal+"/debug/pprof/profile?seconds="+strconv.Itoa(secs), base+".stream.profile.pb.gz")
+		})
+		_ = sleepCtx(ctx, 300*time.Millisecond)
+		_, err = runWrk(ctx, b.cfg.threads, b.cfg.conns, b.cfg.closedDur, b.lua["stream-"+target], b.reqs["stream-"+target].url)
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		if perr != nil {
+			return perr
+		}
 		b.settle(ctx)
 	}
 	say("proxy", "pprof profiles in %s (go tool pprof -top FILE)", dir)
