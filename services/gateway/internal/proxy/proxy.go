@@ -141,6 +141,9 @@ type Proxy struct {
 
 	// Pools keep per-request buffers off the garbage collector's back.
 	bodies sync.Pool // *bytes.Buffer, request bodies and response captures
+	// putBody returns a forwarded body's buffer once the transport has
+	// written it (putBuffer; the tests observe when).
+	putBody func(*bytes.Buffer)
 }
 
 func (p *Proxy) getBuffer() *bytes.Buffer {
@@ -178,6 +181,7 @@ func New(log *slog.Logger, k KeyLookup, t TenantLookup, l RateLimiter, pub Publi
 		log: log, keys: k, tenants: t, limiter: l, pub: pub, opts: opts, now: time.Now,
 		rt: rt, tenantRT: trt,
 	}
+	p.putBody = p.putBuffer
 	if opts.Telemetry.Enabled() {
 		p.tracer = opts.Telemetry.Tracer("trueportai/gateway/proxy")
 	}
@@ -556,11 +560,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, c *call) {
 	var reqBody io.Reader
 	if len(body) > 0 {
 		// The transport may still be writing the body after the response
-		// arrives; the pooled buffer goes back only when it closes the body.
-		// (Part of the call's allocation: the transport may hold it after
-		// ServeHTTP returns, which only keeps the call alive until then.)
+		// arrives, even after ServeHTTP returns; the pooled buffer goes back
+		// only when it reports the body written (handOver). (Part of the
+		// call's allocation: the transport's hold on it only keeps the call
+		// alive until then.)
 		c.upBody.Reader.Reset(body)
-		c.upBody.p, c.upBody.buf = p, c.bodyBuf
+		c.upBody.put, c.upBody.buf = p.putBody, c.bodyBuf
 		c.bodyBuf = nil
 		reqBody, ctx = c.upBody.handOver(ctx)
 	}
@@ -703,13 +708,13 @@ func (p *Proxy) upstreamFailed(w http.ResponseWriter, r *http.Request, c *call, 
 }
 
 // pooledBody is the forwarded request body. Its buffer goes back to the pool
-// once the transport reports the request written in full (exactly once); a
-// request never written, or whose write failed (no connection, cancelled, a
-// reset), leaves it to the GC.
+// once the transport reports the whole request handed to the connection
+// (exactly once); a request never written, or whose write failed (no
+// connection, cancelled, a reset), leaves it to the GC.
 type pooledBody struct {
 	bytes.Reader
 	once  sync.Once
-	p     *Proxy
+	put   func(*bytes.Buffer)
 	buf   *bytes.Buffer
 	trace httptrace.ClientTrace
 }
@@ -719,14 +724,16 @@ type pooledBody struct {
 //
 // The body is the *bytes.Reader behind io.NopCloser, a type net/http knows
 // to be in memory: the transport then writes the headers and the body in one
-// write (one TCP segment for a small request). Any other reader makes it
-// flush the headers first, in case the body blocks: one more syscall and
-// packet before the provider has the whole request (28 µs on loopback under
-// make bench's first-chunk load, docs/benchmarks.md). Since the transport's
-// Close of such a body is a no-op, the buffer is returned by WroteRequest,
-// after which neither HTTP/1.1 nor HTTP/2 reads the body again: there is no
-// GetBody, and both transports replay a request only while its body is
-// unread. A failed write may still be replayed, so it keeps the buffer.
+// write (one TCP segment for a small request) over HTTP/1.1. Any other
+// reader makes it flush the headers first, in case the body blocks: one more
+// syscall and packet before the provider has the whole request (28 µs on
+// loopback under make bench's first-chunk load, docs/benchmarks.md). HTTP/2
+// writes its HEADERS and DATA frames apart either way. Since the transport's
+// Close of such a body is a no-op, the buffer is returned by WroteRequest
+// (over HTTP/1.1 the bytes are then copied into the connection's write
+// buffer or sent), after which neither transport reads the body again: there
+// is no GetBody, and neither replays a request whose body was read. A write
+// that failed returns nothing: conservative, not needed for that reason.
 func (b *pooledBody) handOver(ctx context.Context) (io.Reader, context.Context) {
 	b.trace.WroteRequest = b.wrote
 	return io.NopCloser(&b.Reader), httptrace.WithClientTrace(ctx, &b.trace)
@@ -734,7 +741,7 @@ func (b *pooledBody) handOver(ctx context.Context) (io.Reader, context.Context) 
 
 func (b *pooledBody) wrote(info httptrace.WroteRequestInfo) {
 	if info.Err == nil {
-		b.once.Do(func() { b.p.putBuffer(b.buf) })
+		b.once.Do(func() { b.put(b.buf) })
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,5 +134,45 @@ func TestForwardedBodiesStayIntact(t *testing.T) {
 			}
 			wg.Wait()
 		})
+	}
+}
+
+// TestBodyBufferWaitsForTheWrite: a provider may answer before it has read
+// the request body (an error, say); the transport then returns the response
+// while its write goes on, even after ServeHTTP has returned. The pooled
+// buffer must not go back before that write is over: another request would
+// be read into it while the transport still sends it.
+func TestBodyBufferWaitsForTheWrite(t *testing.T) {
+	const answer = `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[],` +
+		`"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
+		_, _ = io.WriteString(w, answer)
+		_ = http.NewResponseController(w).Flush()
+		<-release
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer up.Close()
+	defer close(release)
+
+	p, _ := newBenchProxy(t, NewTransport(time.Minute), benchProviders(t, up.URL))
+	var puts atomic.Int64
+	p.putBody = func(b *bytes.Buffer) { puts.Add(1); p.putBuffer(b) }
+	// Larger than what loopback's socket buffers take in: the transport's
+	// write blocks until the provider reads.
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 24<<20) + `"}]}`
+	req := httptest.NewRequest(http.MethodPost, benchPath, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+benchSecret)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if n := puts.Load(); n != 0 {
+		t.Fatalf("the body's buffer went back to the pool (%d) while the transport was still writing it", n)
 	}
 }
