@@ -31,6 +31,17 @@ func (c writeCountingConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+// servePost sends body through p as the benchmarks' key, to the chat
+// completions path.
+func servePost(p *Proxy, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, benchPath, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+benchSecret)
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	p.ServeHTTP(rec, req)
+	return rec
+}
+
 // TestUpstreamRequestIsOneWrite: the forwarded request's headers and body
 // leave in one write, so a small request is one TCP segment and the provider
 // has all of it at once. (Given a body it does not know to be in memory, the
@@ -59,11 +70,7 @@ func TestUpstreamRequestIsOneWrite(t *testing.T) {
 	p, _ := newBenchProxy(t, tr, benchProviders(t, up.URL))
 	for i := range 3 { // the first request dials, the others reuse the connection
 		writes.Store(0)
-		req := httptest.NewRequest(http.MethodPost, benchPath, strings.NewReader(benchJSONBody))
-		req.Header.Set("Authorization", "Bearer "+benchSecret)
-		req.Header.Set("Content-Type", "application/json")
-		rec := httptest.NewRecorder()
-		p.ServeHTTP(rec, req)
+		rec := servePost(p, benchJSONBody)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("request %d: status %d: %s", i, rec.Code, rec.Body)
 		}
@@ -119,11 +126,7 @@ func TestForwardedBodiesStayIntact(t *testing.T) {
 						// Bodies of different lengths, so that a mix-up shows in the digest.
 						body := fmt.Sprintf(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"%d-%d %s"}]}`,
 							g, i, strings.Repeat("x", (g*50+i)%700))
-						req := httptest.NewRequest(http.MethodPost, benchPath, strings.NewReader(body))
-						req.Header.Set("Authorization", "Bearer "+benchSecret)
-						req.Header.Set("Content-Type", "application/json")
-						rec := httptest.NewRecorder()
-						p.ServeHTTP(rec, req)
+						rec := servePost(p, body)
 						sum := sha256.Sum256([]byte(body))
 						if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), hex.EncodeToString(sum[:])) {
 							t.Errorf("request %d-%d: status %d, answer %s: the provider did not get this body", g, i, rec.Code, rec.Body)
@@ -164,11 +167,7 @@ func TestBodyBufferWaitsForTheWrite(t *testing.T) {
 	// Larger than what loopback's socket buffers take in: the transport's
 	// write blocks until the provider reads.
 	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 24<<20) + `"}]}`
-	req := httptest.NewRequest(http.MethodPost, benchPath, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+benchSecret)
-	req.Header.Set("Content-Type", "application/json")
-	rec := httptest.NewRecorder()
-	p.ServeHTTP(rec, req)
+	rec := servePost(p, body)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
