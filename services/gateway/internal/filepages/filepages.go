@@ -1,11 +1,18 @@
-// Package filepages releases the executable's read-only file pages from the
-// process's resident set. A Go binary's code and read-only data are mapped
-// from its file; the kernel maps them in as they are touched (with
-// fault-around, 64 KiB at a time), so start-up alone (every package's
-// initialisation, migrations, cache loads) leaves most of a large binary
-// resident. Those pages are clean copies of the file: dropping them is
-// safe (MADV_DONTNEED on a private read-only file mapping), and the ones
-// the process still uses come back from the page cache on their next use.
+// Package filepages keeps the executable's read-only file pages in the
+// process's resident set to the pages it uses. A Go binary's code and
+// read-only data are mapped from its file and count in RSS once touched, so
+// start-up alone (every package's initialisation, migrations, cache loads)
+// leaves most of a large binary resident; and each later fault maps 64 KiB
+// around it (the kernel's fault-around) from the page cache, which read-ahead
+// filled with the whole file.
+//
+// Release undoes both once the process serves: it drops the pages of those
+// mappings (clean copies of the file: MADV_DONTNEED on a private read-only
+// file mapping is safe, and the pages still in use come back on their next
+// use), turns read-ahead off for them (MADV_RANDOM), and drops the file's
+// pages that nothing maps from the page cache (fadvise DONTNEED). Fault-around
+// maps only pages that are in the page cache, so from then on a fault maps
+// its own page and the neighbours that are in use, not 64 KiB.
 package filepages
 
 import (
@@ -14,12 +21,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
-// Release drops the resident pages of the executable's read-only mappings
-// and reports how many bytes those mappings spanned. Writable mappings
-// (data, bss, heap) are never touched.
+// Release drops the resident pages of the executable's read-only mappings,
+// turns read-ahead off for them and drops the file pages of its read-only
+// data from the page cache; it reports how many bytes those mappings
+// spanned. Writable mappings (data, bss, heap) are never touched.
+//
+// The code's pages stay in the page cache: from Linux 6.16 on, a fault on an
+// executable mapping reads ahead whatever its MADV_RANDOM (up to the
+// device's read_ahead_kb, megabytes on some disks), so evicting the code
+// would only read it back in large blocks. The read-only data (types,
+// strings, the pc tables the GC reads) is as large, and there the advice
+// holds on every kernel.
+//
+// Pages that another process maps (another replica started from the same
+// file on this node) stay in the page cache, and fault-around maps those
+// too: the resident set is then the pages this process uses plus those of
+// its neighbours near them.
 func Release() (spanned int64, err error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -33,36 +54,73 @@ func Release() (spanned int64, err error) {
 		return 0, err
 	}
 	defer f.Close()
+	var data []mapping
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		start, end, ok := readOnlyMapping(sc.Text(), exe)
+		m, ok := readOnlyMapping(sc.Text(), exe)
 		if !ok {
 			continue
 		}
-		if _, _, e := syscall.Syscall(syscall.SYS_MADVISE, uintptr(start), uintptr(end-start), syscall.MADV_DONTNEED); e != 0 {
-			return spanned, e
+		for _, advice := range []int{unix.MADV_DONTNEED, unix.MADV_RANDOM} {
+			if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(m.start), uintptr(m.end-m.start), uintptr(advice)); e != 0 {
+				return spanned, e
+			}
 		}
-		spanned += int64(end - start)
+		spanned += int64(m.end - m.start)
+		if !m.exec {
+			data = append(data, m)
+		}
 	}
-	return spanned, sc.Err()
+	if err := sc.Err(); err != nil {
+		return spanned, err
+	}
+	return spanned, evict(exe, data)
+}
+
+// evict drops the file pages of the mappings ms that no process maps from
+// the page cache. Dirty pages cannot be dropped: a binary written moments
+// ago (make run builds, then starts it) is written back first; for an
+// image's file, which is clean, the sync has nothing to do.
+func evict(path string, ms []mapping) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_ = unix.Fdatasync(int(f.Fd())) // best effort: fadvise drops whatever is clean
+	for _, m := range ms {
+		if err := unix.Fadvise(int(f.Fd()), int64(m.offset), int64(m.end-m.start), unix.FADV_DONTNEED); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mapping is a read-only mapping of the executable.
+type mapping struct {
+	start, end, offset uint64
+	exec               bool
 }
 
 // readOnlyMapping parses one /proc/self/maps line ("start-end perms offset
-// dev inode path") and reports the range of a mapping of path that is not
-// writable.
-func readOnlyMapping(line, path string) (start, end uint64, ok bool) {
+// dev inode path") and reports a mapping of path that is not writable.
+func readOnlyMapping(line, path string) (mapping, bool) {
 	f := strings.Fields(line)
-	if len(f) < 6 || strings.Join(f[5:], " ") != path || len(f[1]) < 2 || f[1][1] == 'w' || f[1][0] != 'r' {
-		return 0, 0, false
+	if len(f) < 6 || strings.Join(f[5:], " ") != path || len(f[1]) < 3 || f[1][1] == 'w' || f[1][0] != 'r' {
+		return mapping{}, false
 	}
 	lo, hi, found := strings.Cut(f[0], "-")
 	if !found {
-		return 0, 0, false
+		return mapping{}, false
 	}
 	s, err1 := strconv.ParseUint(lo, 16, 64)
 	e, err2 := strconv.ParseUint(hi, 16, 64)
-	if err1 != nil || err2 != nil || e <= s {
-		return 0, 0, false
+	off, err3 := strconv.ParseUint(f[2], 16, 64)
+	if err1 != nil || err2 != nil || err3 != nil || e <= s {
+		return mapping{}, false
 	}
-	return s, e, true
+	return mapping{start: s, end: e, offset: off, exec: f[1][2] == 'x'}, true
 }

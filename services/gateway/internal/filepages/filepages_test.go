@@ -1,26 +1,33 @@
 package filepages
 
 import (
+	"encoding/binary"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestReadOnlyMapping(t *testing.T) {
 	for _, tc := range []struct {
 		line string
+		want mapping
 		ok   bool
 	}{
-		{"00400000-01284000 r-xp 00000000 fd:01 123 /bin/gw", true},
-		{"01284000-021d5000 r--p 00e84000 fd:01 123 /bin/gw", true},
-		{"021d5000-022a7000 rw-p 01dd5000 fd:01 123 /bin/gw", false}, // data: written pages would be lost
-		{"7f00-8f00 r-xp 00000000 fd:01 9 /usr/lib/libc.so.6", false},
-		{"7f00-8f00 r--p 00000000 00:00 0", false},
-		{"garbage", false},
+		{"00400000-01284000 r-xp 00000000 fd:01 123 /bin/gw", mapping{0x400000, 0x1284000, 0, true}, true},
+		{"01284000-021d5000 r--p 00e84000 fd:01 123 /bin/gw", mapping{0x1284000, 0x21d5000, 0xe84000, false}, true},
+		{"021d5000-022a7000 rw-p 01dd5000 fd:01 123 /bin/gw", mapping{}, false}, // data: written pages would be lost
+		{"7f00-8f00 r-xp 00000000 fd:01 9 /usr/lib/libc.so.6", mapping{}, false},
+		{"7f00-8f00 r--p 00000000 00:00 0", mapping{}, false},
+		{"7f00-8f00 r--p 0000zz00 fd:01 123 /bin/gw", mapping{}, false},
+		{"garbage", mapping{}, false},
 	} {
-		if _, _, ok := readOnlyMapping(tc.line, "/bin/gw"); ok != tc.ok {
-			t.Errorf("%q: ok=%v, want %v", tc.line, ok, tc.ok)
+		if m, ok := readOnlyMapping(tc.line, "/bin/gw"); ok != tc.ok || m != tc.want {
+			t.Errorf("%q: %+v, %v; want %+v, %v", tc.line, m, ok, tc.want, tc.ok)
 		}
 	}
 }
@@ -65,4 +72,133 @@ func TestReleaseKeepsRunning(t *testing.T) {
 	if len(m) != 1000 {
 		t.Fatal("map broken")
 	}
+}
+
+// dataRanges lists the executable's read-only data mappings (not code: see
+// Release).
+func dataRanges(t *testing.T) [][2]uint64 {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skip("no /proc/self/maps")
+	}
+	var rs [][2]uint64
+	for _, l := range strings.Split(string(b), "\n") {
+		if m, ok := readOnlyMapping(l, exe); ok && !m.exec {
+			rs = append(rs, [2]uint64{m.start, m.end})
+		}
+	}
+	return rs
+}
+
+// window is the 16 pages (64 KiB, fault-around's reach) starting at addr.
+const windowPages = 16
+
+// mapped reports which of the window's pages are in the process's page
+// table (/proc/self/pagemap's present bit).
+func mapped(t *testing.T, pm *os.File, addr uint64) [windowPages]bool {
+	var b [windowPages * 8]byte
+	if _, err := pm.ReadAt(b[:], int64(addr/pageSize*8)); err != nil {
+		t.Fatal(err)
+	}
+	var r [windowPages]bool
+	for i := range r {
+		r[i] = binary.LittleEndian.Uint64(b[i*8:])&(1<<63) != 0
+	}
+	return r
+}
+
+// cached reports which of the window's pages are in the page cache.
+func cached(t *testing.T, addr uint64) [windowPages]bool {
+	var vec [windowPages]byte
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(addr), windowPages*pageSize, uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	var r [windowPages]bool
+	for i, v := range vec {
+		r[i] = v&1 != 0
+	}
+	return r
+}
+
+const pageSize = 4096
+
+// TestReleaseMapsOnlyTouchedPages: after Release, a read of one page of the
+// executable's read-only data that nothing has touched since maps that page
+// alone (and the few the runtime touches meanwhile). Without MADV_RANDOM read-ahead caches its neighbours; without the
+// page cache's eviction fault-around maps the 15 around it.
+func TestReleaseMapsOnlyTouchedPages(t *testing.T) {
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Skip("no /proc/self/pagemap")
+	}
+	defer pm.Close()
+	if _, err := Release(); err != nil {
+		t.Fatal(err)
+	}
+	// A 64 KiB window of which no page is mapped or cached, with an
+	// untouched window on each side (read-ahead's reach is larger than
+	// fault-around's).
+	var target uint64
+	for _, r := range dataRanges(t) {
+		const span = windowPages * pageSize
+		for a := (r[0] + span - 1) / span * span; a+3*span <= r[1] && target == 0; a += span {
+			clear := true
+			for w := a; w < a+3*span && clear; w += span {
+				for i, m := range mapped(t, pm, w) {
+					if m || cached(t, w)[i] {
+						clear = false
+						break
+					}
+				}
+			}
+			if clear {
+				target = a + span
+			}
+		}
+	}
+	if target == 0 {
+		t.Fatal("no untouched 192 KiB of read-only data after Release: the page cache kept the executable")
+	}
+	// One byte of the window's middle page, read by the kernel (a pipe
+	// write copies from the address: the fault is the same as a load's).
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	page := target + windowPages/2*pageSize
+	if _, _, e := unix.Syscall(unix.SYS_WRITE, w.Fd(), uintptr(page), 1); e != 0 {
+		t.Fatal(e)
+	}
+	m, c := mapped(t, pm, target), cached(t, target)
+	if !m[windowPages/2] || !c[windowPages/2] {
+		t.Fatalf("the page read is not mapped (%v) or not cached (%v)", m[windowPages/2], c[windowPages/2])
+	}
+	nm, nc := 0, 0
+	for i := range windowPages {
+		if i != windowPages/2 {
+			nm += b2i(m[i])
+			nc += b2i(c[i])
+		}
+	}
+	// The runtime runs on beside the test (the GC reads the pc tables,
+	// which lie in these mappings): a few neighbours may be its own.
+	if nm > 3 || nc > 3 {
+		t.Errorf("reading one page mapped %d and cached %d of its 15 neighbours, want at most 3 (fault-around and read-ahead bring all 15)", nm, nc)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
