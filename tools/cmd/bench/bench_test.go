@@ -435,3 +435,45 @@ func threadCPU() time.Duration {
 	}
 	return time.Duration(ts.Nano())
 }
+
+// TestLayoutBinary: each layout runs its own executable copy of
+// bin/gateway, made once.
+func TestLayoutBinary(t *testing.T) {
+	root, tmp := t.TempDir(), t.TempDir()
+	t.Chdir(root)
+	if err := os.Mkdir("bin", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("bin/gateway", []byte("gateway v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	all, err := layoutBinary(tmp, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := layoutBinary(tmp, "proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all == proxy {
+		t.Fatalf("layouts all and proxy share %s", all)
+	}
+	// A second start of a layout (the setup gateway is restarted) reuses
+	// its copy.
+	if err := os.WriteFile("bin/gateway", []byte("gateway v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	again, err := layoutBinary(tmp, "all")
+	if err != nil || again != all {
+		t.Fatalf("second copy of layout all: %s, %v; want %s", again, err, all)
+	}
+	for _, p := range []string{all, proxy} {
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != "gateway v1" {
+			t.Errorf("%s holds %q (%v), want the first bin/gateway", p, b, err)
+		}
+		if st, err := os.Stat(p); err != nil || st.Mode()&0o111 == 0 {
+			t.Errorf("%s is not executable (%v)", p, err)
+		}
+	}
+}

@@ -406,6 +406,42 @@ func (b *proxyBench) env() []string {
 // BENCH_GATEWAY_ENV comes after it and can set it back.
 var coLocatedIngesterEnv = []string{"INGESTER_WORKERS=1", "INGESTER_DUTY=0.5", "INGESTER_FETCH_BYTES=524288"}
 
+// layoutBinary is the copy of bin/gateway that layout's processes run, made
+// in dir on first use. The layouts are alternatives (a deployment runs role
+// all, or role proxy beside role ingester), run side by side here only to
+// interleave their rounds. From one file they would share its page cache:
+// the gateway keeps its read-only data out of the page cache except for the
+// pages in use (package filepages), and the kernel maps cached neighbours
+// of each fault, so each layout would map pages that only the others use.
+// The proxy layout's two processes share one copy, as one deployment's
+// processes on one node would.
+func layoutBinary(dir, layout string) (string, error) {
+	dst := filepath.Join(dir, "gateway-"+layout)
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	src, err := os.Open("bin/gateway")
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	out, err := os.OpenFile(dst+".tmp", os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return "", err
+	}
+	_, err = io.Copy(out, src)
+	if err == nil {
+		err = out.Sync() // clean pages: the gateway can drop them (package filepages)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(dst+".tmp", dst)
+	}
+	return dst, err
+}
+
 // startGateway starts the gateway of layout g (and the ingester process of
 // the proxy layout when withIngester).
 func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withIngester bool) error {
@@ -414,7 +450,11 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 	if b.cfg.pprofDir != "" {
 		env = append(env, "PPROF_BLOCK_RATE=10000", "PPROF_MUTEX_FRACTION=10")
 	}
-	p, err := b.ps.start("gateway-"+g.layout, "bin/gateway", append(env, b.cfg.gatewayEnv...))
+	bin, err := layoutBinary(b.tmp, g.layout)
+	if err != nil {
+		return err
+	}
+	p, err := b.ps.start("gateway-"+g.layout, bin, append(env, b.cfg.gatewayEnv...))
 	if err != nil {
 		return err
 	}
@@ -432,7 +472,7 @@ func (b *proxyBench) startGateway(ctx context.Context, g *gatewayProc, withInges
 	ienv := append(b.env(), "LOG_LEVEL=info", "NATS_PREFIX="+g.prefix, "GATEWAY_ROLE=ingester", "GATEWAY_HTTP_ADDR="+g.ingHTTP,
 		"GATEWAY_GRPC_ADDR=127.0.0.1:0", "GATEWAY_INTERNAL_ADDR="+g.ingInternal)
 	ienv = append(ienv, coLocatedIngesterEnv...)
-	if g.ing, err = b.ps.start("ingester", "bin/gateway", append(ienv, b.cfg.gatewayEnv...)); err != nil {
+	if g.ing, err = b.ps.start("ingester", bin, append(ienv, b.cfg.gatewayEnv...)); err != nil {
 		return err
 	}
 	return waitHTTP(ctx, "http://"+g.ingHTTP+"/trueportai-services/health", g.ing)

@@ -340,8 +340,8 @@ func RunWithListeners(ctx context.Context, getenv func(string) string, stderr io
 		"internal_addr", internal.lis.Addr().String(), "keys", nkeys,
 		"instance", id.Minter.Instance(), "service_kid", id.Ring.KeyID(), "grpc_tls", id.TLS != nil)
 	// Start-up touched most of the binary's code (every package's
-	// initialisation, migrations, cache loads): let those file pages go,
-	// the proxy's own come back on first use (package filepages).
+	// initialisation, migrations, cache loads): let those file pages go;
+	// the ones in use come back page by page (package filepages).
 	if spanned, err := filepages.Release(); err != nil {
 		log.Warn("start-up file pages not released", "err", err)
 	} else {
