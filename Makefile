@@ -28,11 +28,13 @@ stop:
 	@scripts/dev-run.sh stop
 
 # Unit + integration + end-to-end tests against the local Postgres and NATS,
-# under the race detector; allocation budgets are checked without it.
+# under the race detector; allocation budgets are checked without it, and
+# filepages once more as a PIE (relocated read-only data it must not drop).
 test: build
 	@scripts/ensure-deps.sh
 	REQUIRE_DB=1 $(GO) test -race -count=1 -timeout 20m $(MODULES)
 	$(GO) test -count=1 -run 'Allocs' ./services/gateway/internal/proxy/ ./services/gateway/internal/usage/ ./services/gateway/internal/journal/ ./services/internal/ratelimit/...
+	CGO_ENABLED=0 $(GO) test -count=1 -buildmode=pie ./services/gateway/internal/filepages/
 	@set -e; for m in $(TOOL_MODULES); do echo "cd $$m && go test ./..."; (cd $$m && GOWORK=off $(GO) test -count=1 -timeout 10m ./...); done
 
 # The usage pipeline's fault tests with 60 s outages (make test runs them

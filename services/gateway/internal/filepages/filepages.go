@@ -8,15 +8,19 @@
 //
 // Release undoes both once the process serves: it drops the pages of those
 // mappings (clean copies of the file: MADV_DONTNEED on a private read-only
-// file mapping is safe, and the pages still in use come back on their next
-// use), turns read-ahead off for them (MADV_RANDOM), and drops the file's
-// pages that nothing maps from the page cache (fadvise DONTNEED). Fault-around
-// maps only pages that are in the page cache, so from then on a fault maps
-// its own page and the neighbours that are in use, not 64 KiB.
+// file mapping is safe while no page of it is the process's own copy, and
+// the pages still in use come back on their next use), turns read-ahead off
+// for them (MADV_RANDOM; newer kernels honour it for the read-only data
+// only), and drops the read-only data's file pages that nothing maps from
+// the page cache (fadvise DONTNEED). Fault-around maps only pages that are
+// in the page cache, so from then on a fault there maps its own page and
+// the cached neighbours (in use by some process, or read by anyone), not
+// 64 KiB.
 package filepages
 
 import (
 	"bufio"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,16 +53,22 @@ func Release() (spanned int64, err error) {
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
+	ms, err := readOnlyMappings(f, exe)
+	f.Close()
+	if err != nil {
+		return 0, err
+	}
 	var data []mapping
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		m, ok := readOnlyMapping(sc.Text(), exe)
-		if !ok {
+	for _, m := range ms {
+		if m.private {
+			// Pages written since the file was mapped (relocations of a
+			// PIE or externally linked binary, made read-only after;
+			// debugger breakpoints): dropping them would bring back the
+			// file's bytes under the running code.
 			continue
 		}
 		for _, advice := range []int{unix.MADV_DONTNEED, unix.MADV_RANDOM} {
@@ -71,21 +81,18 @@ func Release() (spanned int64, err error) {
 			data = append(data, m)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return spanned, err
-	}
-	return spanned, evict(exe, data)
+	return spanned, evict(data)
 }
 
 // evict drops the file pages of the mappings ms that no process maps from
 // the page cache. Dirty pages cannot be dropped: a binary written moments
 // ago (make run builds, then starts it) is written back first; for an
 // image's file, which is clean, the sync has nothing to do.
-func evict(path string, ms []mapping) error {
+func evict(ms []mapping) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	f, err := os.Open(path)
+	f, err := os.Open("/proc/self/exe") // the file mapped, whatever its path now
 	if err != nil {
 		return err
 	}
@@ -103,6 +110,34 @@ func evict(path string, ms []mapping) error {
 type mapping struct {
 	start, end, offset uint64
 	exec               bool
+	// private: some pages are the process's own copies, not the file's
+	// (smaps' Anonymous above 0).
+	private bool
+}
+
+// readOnlyMappings reads /proc/self/smaps (r) for the read-only mappings of
+// path, with whether each holds private copies.
+func readOnlyMappings(r io.Reader, path string) ([]mapping, error) {
+	var ms []mapping
+	cur := -1 // ms's index of the mapping whose attributes follow, or -1
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		key, rest, _ := strings.Cut(line, " ")
+		if !strings.HasSuffix(key, ":") { // a mapping's header line
+			cur = -1
+			if m, ok := readOnlyMapping(line, path); ok {
+				ms = append(ms, m)
+				cur = len(ms) - 1
+			}
+			continue
+		}
+		if key == "Anonymous:" && cur >= 0 {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			ms[cur].private = err != nil || kb > 0 // unreadable: leave it alone
+		}
+	}
+	return ms, sc.Err()
 }
 
 // readOnlyMapping parses one /proc/self/maps line ("start-end perms offset

@@ -18,8 +18,8 @@ func TestReadOnlyMapping(t *testing.T) {
 		want mapping
 		ok   bool
 	}{
-		{"00400000-01284000 r-xp 00000000 fd:01 123 /bin/gw", mapping{0x400000, 0x1284000, 0, true}, true},
-		{"01284000-021d5000 r--p 00e84000 fd:01 123 /bin/gw", mapping{0x1284000, 0x21d5000, 0xe84000, false}, true},
+		{"00400000-01284000 r-xp 00000000 fd:01 123 /bin/gw", mapping{start: 0x400000, end: 0x1284000, exec: true}, true},
+		{"01284000-021d5000 r--p 00e84000 fd:01 123 /bin/gw", mapping{start: 0x1284000, end: 0x21d5000, offset: 0xe84000}, true},
 		{"021d5000-022a7000 rw-p 01dd5000 fd:01 123 /bin/gw", mapping{}, false}, // data: written pages would be lost
 		{"7f00-8f00 r-xp 00000000 fd:01 9 /usr/lib/libc.so.6", mapping{}, false},
 		{"7f00-8f00 r--p 00000000 00:00 0", mapping{}, false},
@@ -28,6 +28,44 @@ func TestReadOnlyMapping(t *testing.T) {
 	} {
 		if m, ok := readOnlyMapping(tc.line, "/bin/gw"); ok != tc.ok || m != tc.want {
 			t.Errorf("%q: %+v, %v; want %+v, %v", tc.line, m, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestReadOnlyMappingsPrivateCopies: a read-only mapping with pages of its
+// own (a PIE's relocated data made read-only after, a breakpoint) is marked,
+// so that Release leaves it alone.
+func TestReadOnlyMappingsPrivateCopies(t *testing.T) {
+	const smaps = `00400000-00543000 r-xp 00000000 fe:00 123                            /bin/gw
+Size:               1292 kB
+Anonymous:             0 kB
+VmFlags: rd ex mr mw me
+00543000-006b9000 r--p 00143000 fe:00 123                            /bin/gw
+Size:               1496 kB
+Anonymous:           156 kB
+VmFlags: rd mr mw me
+006b9000-006dc000 r--p 002b9000 fe:00 123                            /bin/gw
+Anonymous:             0 kB
+006dc000-006fc000 rw-p 002dc000 fe:00 123                            /bin/gw
+Anonymous:            20 kB
+7f0000000000-7f0000021000 rw-p 00000000 00:00 0
+Anonymous:           132 kB
+`
+	ms, err := readOnlyMappings(strings.NewReader(smaps), "/bin/gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mapping{
+		{start: 0x400000, end: 0x543000, exec: true},
+		{start: 0x543000, end: 0x6b9000, offset: 0x143000, private: true},
+		{start: 0x6b9000, end: 0x6dc000, offset: 0x2b9000},
+	}
+	if len(ms) != len(want) {
+		t.Fatalf("got %+v, want %+v", ms, want)
+	}
+	for i := range want {
+		if ms[i] != want[i] {
+			t.Errorf("mapping %d: %+v, want %+v", i, ms[i], want[i])
 		}
 	}
 }
@@ -139,6 +177,9 @@ func TestReleaseMapsOnlyTouchedPages(t *testing.T) {
 		t.Skip("no /proc/self/pagemap")
 	}
 	defer pm.Close()
+	if os.Getpagesize() != pageSize {
+		t.Skipf("pages of %d bytes: the windows below assume 4 KiB", os.Getpagesize())
+	}
 	if exe, err := os.Executable(); err == nil {
 		var fs unix.Statfs_t
 		if unix.Statfs(exe, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC) {
