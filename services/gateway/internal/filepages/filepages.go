@@ -46,19 +46,7 @@ import (
 // too: the resident set is then the pages this process uses plus those of
 // its neighbours near them.
 func Release() (spanned int64, err error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return 0, err
-	}
-	if p, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = p
-	}
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		return 0, err
-	}
-	ms, err := readOnlyMappings(f, exe)
-	f.Close()
+	ms, err := ownMappings()
 	if err != nil {
 		return 0, err
 	}
@@ -113,6 +101,23 @@ type mapping struct {
 	// private: some pages are the process's own copies, not the file's
 	// (smaps' Anonymous above 0).
 	private bool
+}
+
+// ownMappings lists the read-only mappings of this process's executable.
+func ownMappings() ([]mapping, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readOnlyMappings(f, exe)
 }
 
 // readOnlyMappings reads /proc/self/smaps (r) for the read-only mappings of

@@ -3,7 +3,6 @@ package filepages
 import (
 	"encoding/binary"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,27 +114,20 @@ func TestReleaseKeepsRunning(t *testing.T) {
 // dataRanges lists the executable's read-only data mappings (not code: see
 // Release).
 func dataRanges(t *testing.T) [][2]uint64 {
-	exe, err := os.Executable()
+	ms, err := ownMappings()
 	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = p
-	}
-	b, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Skip("no /proc/self/maps")
+		t.Skipf("no mappings of the executable: %v", err)
 	}
 	var rs [][2]uint64
-	for _, l := range strings.Split(string(b), "\n") {
-		if m, ok := readOnlyMapping(l, exe); ok && !m.exec {
+	for _, m := range ms {
+		if !m.exec {
 			rs = append(rs, [2]uint64{m.start, m.end})
 		}
 	}
 	return rs
 }
 
-// window is the 16 pages (64 KiB, fault-around's reach) starting at addr.
+// windowPages is fault-around's reach: 16 pages, 64 KiB.
 const windowPages = 16
 
 // mapped reports which of the window's pages are in the process's page
@@ -169,8 +161,9 @@ const pageSize = 4096
 
 // TestReleaseMapsOnlyTouchedPages: after Release, a read of one page of the
 // executable's read-only data that nothing has touched since maps that page
-// alone (and the few the runtime touches meanwhile). Without MADV_RANDOM read-ahead caches its neighbours; without the
-// page cache's eviction fault-around maps the 15 around it.
+// alone (and the few the runtime touches meanwhile). Without MADV_RANDOM
+// read-ahead caches its neighbours; without the page cache's eviction
+// fault-around maps the 15 around it.
 func TestReleaseMapsOnlyTouchedPages(t *testing.T) {
 	pm, err := os.Open("/proc/self/pagemap")
 	if err != nil {
