@@ -269,21 +269,45 @@ func (in *Ingester) fetchLoop(ctx context.Context, cons jetstream.Consumer, out 
 	}
 }
 
+// fetchWait is how long a fetch waits for messages to arrive.
+const fetchWait = 500 * time.Millisecond
+
 // fetch fetches a batch and decodes it; with no batch it returns how long
 // to wait before the next fetch.
+//
+// A batch holds at most fetchBytes of messages, or one message when the
+// next one alone is larger (a usage message may be up to the server's
+// max_payload, 1 MiB by default, while role all fetches less): JetStream
+// then ends the fetch at once with nothing (409 "Message Size Exceeds
+// MaxBytes", which nats.go's Fetch does not report as an error), and every
+// later fetch would too, stalling ingestion behind that message. An empty
+// fetch that ended early without an error is that case: the next message
+// is fetched alone, with no byte bound.
 func (in *Ingester) fetch(cons jetstream.Consumer) (*fetched, time.Duration) {
-	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(500*time.Millisecond))
+	start := time.Now()
+	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(fetchWait))
 	if err != nil {
 		return nil, 200 * time.Millisecond
 	}
-	var msgs []jetstream.Msg
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
+	msgs := received(batch)
+	if len(msgs) == 0 && batch.Error() == nil && time.Since(start) < fetchWait/2 {
+		if batch, err = cons.Fetch(1, jetstream.FetchMaxWait(fetchWait)); err == nil {
+			msgs = received(batch)
+		}
 	}
 	if len(msgs) == 0 {
 		return nil, 0
 	}
 	return in.decodeBatch(msgs), 0
+}
+
+// received collects a fetch's messages.
+func received(batch jetstream.MessageBatch) []jetstream.Msg {
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs
 }
 
 // storeBatch stores and acks a fetched batch and releases the loop's hold on
