@@ -181,9 +181,14 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		return n
 	}
-	// A process that also proxies keeps its ingestion memory small (one
-	// loop fetching 1 MiB: about 26k events/s on this machine's bench); a
-	// dedicated ingester runs two loops of 3 MiB (faster, more memory).
+	// A process that also proxies keeps its ingestion memory small: one
+	// loop fetching 128 KiB, two or three of the publisher's full messages
+	// (a decoded and prepared batch is about six times its bytes, and one
+	// waits while the one before it is stored; 512 KiB made role all's
+	// heap goal 23 MiB under load against 15, docs/benchmarks.md, "Issue
+	// 13, fifteenth session"). A message larger than that is fetched
+	// alone. A dedicated ingester runs two loops of 3 MiB (faster, more
+	// memory).
 	// It also yields: half of its time at most while less than 100 000
 	// events wait, so that bursts of traffic get the CPU first.
 	//
@@ -195,7 +200,7 @@ func Load(getenv func(string) string) (Config, error) {
 	// times the bare proxy's CPU per request. By default it is 4/5 of the
 	// cgroup's memory.max when there is one (a container), else none.
 	role := get("GATEWAY_ROLE", RoleAll)
-	defaultWorkers, defaultFetchBytes, defaultDuty := "1", "524288", "0.5"
+	defaultWorkers, defaultFetchBytes, defaultDuty := "1", "131072", "0.5"
 	if role == RoleIngester {
 		defaultWorkers, defaultFetchBytes, defaultDuty = "2", "3145728", "1"
 	}

@@ -107,3 +107,29 @@ func TestJournalDir(t *testing.T) {
 		}
 	}
 }
+
+// TestIngesterDefaultsByRole: role all ingests in one paced loop of
+// 128 KiB batches (its memory under load); a dedicated ingester in two
+// loops of 3 MiB, flat out; INGESTER_FETCH_BYTES overrides either.
+func TestIngesterDefaultsByRole(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		role, fetch    string
+		workers, bytes int
+		duty           float64
+	}{
+		{role: "all", workers: 1, bytes: 128 << 10, duty: 0.5},
+		{role: "ingester", workers: 2, bytes: 3 << 20, duty: 1},
+		{role: "all", fetch: "524288", workers: 1, bytes: 512 << 10, duty: 0.5},
+	} {
+		env := map[string]string{"APP_ENV": "dev", "GATEWAY_ROLE": tc.role, "INGESTER_FETCH_BYTES": tc.fetch}
+		c, err := Load(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.role, err)
+		}
+		if c.IngesterWorkers != tc.workers || c.IngesterFetchBytes != tc.bytes || c.IngesterDuty != tc.duty {
+			t.Errorf("role %s, INGESTER_FETCH_BYTES %q: workers %d, fetch %d, duty %g; want %d, %d, %g",
+				tc.role, tc.fetch, c.IngesterWorkers, c.IngesterFetchBytes, c.IngesterDuty, tc.workers, tc.bytes, tc.duty)
+		}
+	}
+}
