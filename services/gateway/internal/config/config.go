@@ -182,13 +182,14 @@ func Load(getenv func(string) string) (Config, error) {
 		return n
 	}
 	// A process that also proxies keeps its ingestion memory small: one
-	// loop fetching 128 KiB, two or three of the publisher's full messages
+	// loop fetching 128 KiB, one of the publisher's full messages
 	// (a decoded and prepared batch is about six times its bytes, and one
 	// waits while the one before it is stored; 512 KiB made role all's
-	// heap goal 23 MiB under load against 15, docs/benchmarks.md, "Issue
-	// 13, fifteenth session"). A message larger than that is fetched
-	// alone. A dedicated ingester runs two loops of 3 MiB (faster, more
-	// memory).
+	// heap goal 18-23 MiB under the closed loop against 15). The price is
+	// more CPU per event when the publisher's messages are full (one a
+	// batch; docs/benchmarks.md, "Issue 13, fifteenth session"). A message
+	// larger than the bound is fetched alone. A dedicated ingester runs
+	// two loops of 3 MiB (faster, more memory).
 	// It also yields: half of its time at most while less than 100 000
 	// events wait, so that bursts of traffic get the CPU first.
 	//
