@@ -188,10 +188,10 @@ func Load(getenv func(string) string) (Config, error) {
 	// heap goal 18-23 MiB under the closed loop against 15). The price is
 	// more CPU per event when the publisher's messages are full (one a
 	// batch; docs/benchmarks.md, "Issue 13, fifteenth session"). A message
-	// larger than the bound is fetched alone. A dedicated ingester runs
-	// two loops of 3 MiB (faster, more memory).
-	// It also yields: half of its time at most while less than 100 000
-	// events wait, so that bursts of traffic get the CPU first.
+	// larger than the bound is fetched alone. Role all's loop also
+	// yields: half of its time at most while less than 100 000 events
+	// wait, so that bursts of traffic get the CPU first. A dedicated
+	// ingester runs two loops of 3 MiB, flat out (faster, more memory).
 	//
 	// The soft memory limit (GATEWAY_MEMORY_LIMIT) is a cap on garbage,
 	// never a squeeze: a limit below the live memory makes the GC run back
