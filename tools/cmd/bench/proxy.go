@@ -399,12 +399,13 @@ func (b *proxyBench) env() []string {
 
 // coLocatedIngesterEnv paces the proxy layout's ingester process as role
 // all's ingester is by default (one loop, at most half its time on batches,
-// 128 KiB fetches): flat out (two loops, 3 MiB fetches) it took both cores
+// 128 KiB fetches, fetches deferred up to 5 s while usage messages arrive
+// at 50 a second or more): flat out (two loops, 3 MiB fetches) it took both cores
 // while it caught up, and the proxy beside it fell behind its fixed-rate
 // load (a stream round at 2 000 req/s: p50 618 ms, and the process kept
 // 116 MiB from then on; docs/benchmarks.md, "The proxy layout's ingester").
 // BENCH_GATEWAY_ENV comes after it and can set it back.
-var coLocatedIngesterEnv = []string{"INGESTER_WORKERS=1", "INGESTER_DUTY=0.5", "INGESTER_FETCH_BYTES=131072"}
+var coLocatedIngesterEnv = []string{"INGESTER_WORKERS=1", "INGESTER_DUTY=0.5", "INGESTER_FETCH_BYTES=131072", "INGESTER_MAX_DELAY=5s"}
 
 // layoutBinary is the copy of bin/gateway that layout's processes run, made
 // in dir on first use. The layouts are alternatives (a deployment runs role

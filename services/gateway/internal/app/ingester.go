@@ -31,7 +31,7 @@ func ingestConfig(cfg config.Config, streams usage.Streams, tel *telemetry.Telem
 	c := ingest.Config{
 		DatabaseURL: cfg.DatabaseURL, Streams: streams,
 		Ingest: cfg.RunsIngester(), Workers: cfg.IngesterWorkers, FetchBytes: cfg.IngesterFetchBytes,
-		Duty: cfg.IngesterDuty, MaxLag: cfg.IngesterMaxLag,
+		Duty: cfg.IngesterDuty, MaxLag: cfg.IngesterMaxLag, BusyRate: cfg.IngesterBusyRate, MaxDelay: cfg.IngesterMaxDelay,
 		Retention: cfg.RunsRetention(), RetentionInterval: cfg.RetentionInterval,
 	}
 	if tel.Enabled() {

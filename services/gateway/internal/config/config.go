@@ -60,7 +60,13 @@ type Config struct {
 	// (INGESTER_MAX_LAG_EVENTS) events wait in the stream; 1: flat out.
 	IngesterDuty   float64
 	IngesterMaxLag int
-	ProxyBodyLimit int64
+	// IngesterMaxDelay (INGESTER_MAX_DELAY; 0: off) is how long an ingester
+	// loop defers its fetches at most while usage messages arrive at
+	// IngesterBusyRate (INGESTER_BUSY_RATE) a second or more: heavy traffic
+	// gets the machine, its rows follow (ingest.Ingester.SetDeferral).
+	IngesterMaxDelay time.Duration
+	IngesterBusyRate float64
+	ProxyBodyLimit   int64
 	// ProxyMaxConcurrent and ProxyMaxBuffered bound the proxied requests in
 	// flight and the request bytes held; above them, a fast 503.
 	ProxyMaxConcurrent int
@@ -130,6 +136,10 @@ func (c Config) RunsRetention() bool { return c.Role != RoleProxy }
 
 // Dev reports dev mode.
 func (c Config) Dev() bool { return c.AppEnv == "dev" }
+
+// deferPollMin is the least INGESTER_MAX_DELAY: a deferring loop looks at
+// the stream every 100 ms.
+const deferPollMin = 100 * time.Millisecond
 
 // offSetting is a duration variable that 0 turns off, its default, and the
 // least value it may be set to.
@@ -201,9 +211,9 @@ func Load(getenv func(string) string) (Config, error) {
 	// times the bare proxy's CPU per request. By default it is 4/5 of the
 	// cgroup's memory.max when there is one (a container), else none.
 	role := get("GATEWAY_ROLE", RoleAll)
-	defaultWorkers, defaultFetchBytes, defaultDuty := "1", "131072", "0.5"
+	defaultWorkers, defaultFetchBytes, defaultDuty, defaultMaxDelay := "1", "131072", "0.5", "5s"
 	if role == RoleIngester {
-		defaultWorkers, defaultFetchBytes, defaultDuty = "2", "3145728", "1"
+		defaultWorkers, defaultFetchBytes, defaultDuty, defaultMaxDelay = "2", "3145728", "1", "0s"
 	}
 	defaultMemory := "0"
 	if n := cgroupMemory(); n > 0 {
@@ -233,6 +243,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Role:               role,
 		IngesterFetchBytes: int(num("INGESTER_FETCH_BYTES", defaultFetchBytes)),
 		IngesterMaxLag:     int(num("INGESTER_MAX_LAG_EVENTS", "100000")),
+		IngesterMaxDelay:   durOff(offSetting{"INGESTER_MAX_DELAY", defaultMaxDelay, deferPollMin}),
 
 		ProxyBodyLimit:        num("PROXY_BODY_LIMIT_BYTES", "33554432"),
 		ProxyMaxConcurrent:    int(num("PROXY_MAX_CONCURRENT", strconv.FormatInt(defaultMaxConcurrent(memoryLimit(getenv)), 10))),
@@ -278,6 +289,11 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("INGESTER_DUTY must be a number above 0 and at most 1"))
 	} else {
 		c.IngesterDuty = d
+	}
+	if r, err := strconv.ParseFloat(get("INGESTER_BUSY_RATE", "50"), 64); err != nil || !(r > 0) || math.IsInf(r, 1) { // NaN too
+		errs = append(errs, errors.New("INGESTER_BUSY_RATE must be a positive number (usage messages a second)"))
+	} else {
+		c.IngesterBusyRate = r
 	}
 	if c.UsageStreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("USAGE_STREAM_REPLICAS must be 1 to 5, got %d", c.UsageStreamReplicas))

@@ -114,22 +114,39 @@ func TestJournalDir(t *testing.T) {
 func TestIngesterDefaultsByRole(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		role, fetch    string
-		workers, bytes int
-		duty           float64
+		role, fetch, delay string
+		workers, bytes     int
+		duty               float64
+		maxDelay           time.Duration
 	}{
-		{role: "all", workers: 1, bytes: 128 << 10, duty: 0.5},
-		{role: "ingester", workers: 2, bytes: 3 << 20, duty: 1},
-		{role: "all", fetch: "524288", workers: 1, bytes: 512 << 10, duty: 0.5},
+		{role: "all", workers: 1, bytes: 128 << 10, duty: 0.5, maxDelay: 5 * time.Second},
+		{role: "ingester", workers: 2, bytes: 3 << 20, duty: 1, maxDelay: 0},
+		{role: "all", fetch: "524288", delay: "0", workers: 1, bytes: 512 << 10, duty: 0.5, maxDelay: 0},
+		{role: "ingester", delay: "2s", workers: 2, bytes: 3 << 20, duty: 1, maxDelay: 2 * time.Second},
 	} {
-		env := map[string]string{"APP_ENV": "dev", "GATEWAY_ROLE": tc.role, "INGESTER_FETCH_BYTES": tc.fetch}
+		env := map[string]string{"APP_ENV": "dev", "GATEWAY_ROLE": tc.role, "INGESTER_FETCH_BYTES": tc.fetch, "INGESTER_MAX_DELAY": tc.delay}
 		c, err := Load(func(k string) string { return env[k] })
 		if err != nil {
 			t.Fatalf("%s: %v", tc.role, err)
 		}
-		if c.IngesterWorkers != tc.workers || c.IngesterFetchBytes != tc.bytes || c.IngesterDuty != tc.duty {
-			t.Errorf("role %s, INGESTER_FETCH_BYTES %q: workers %d, fetch %d, duty %g; want %d, %d, %g",
-				tc.role, tc.fetch, c.IngesterWorkers, c.IngesterFetchBytes, c.IngesterDuty, tc.workers, tc.bytes, tc.duty)
+		if c.IngesterWorkers != tc.workers || c.IngesterFetchBytes != tc.bytes || c.IngesterDuty != tc.duty || c.IngesterMaxDelay != tc.maxDelay ||
+			c.IngesterBusyRate != 50 {
+			t.Errorf("role %s, INGESTER_FETCH_BYTES %q, INGESTER_MAX_DELAY %q: workers %d, fetch %d, duty %g, max delay %v, busy rate %g; want %d, %d, %g, %v, 50",
+				tc.role, tc.fetch, tc.delay, c.IngesterWorkers, c.IngesterFetchBytes, c.IngesterDuty, c.IngesterMaxDelay, c.IngesterBusyRate,
+				tc.workers, tc.bytes, tc.duty, tc.maxDelay)
+		}
+	}
+	for _, bad := range []map[string]string{{"INGESTER_MAX_DELAY": "50ms"}, {"INGESTER_MAX_DELAY": "-1s"}, {"INGESTER_BUSY_RATE": "0"},
+		{"INGESTER_BUSY_RATE": "Inf"}, {"INGESTER_BUSY_RATE": "NaN"}, {"INGESTER_BUSY_RATE": "fast"}} {
+		bad["APP_ENV"] = "dev"
+		if _, err := Load(func(k string) string { return bad[k] }); err == nil {
+			t.Errorf("%v: loaded, want an error naming the variable", bad)
+		} else {
+			for k := range bad {
+				if k != "APP_ENV" && !strings.Contains(err.Error(), k) {
+					t.Errorf("%v: error %q does not name %s", bad, err, k)
+				}
+			}
 		}
 	}
 }

@@ -67,6 +67,11 @@ type Ingester struct {
 	// above maxLag the loop runs flat out. 1: never pauses.
 	duty   float64
 	maxLag int
+	// busyRate (usage messages a second) and maxDelay are the deferral
+	// (traffic.go): while messages arrive at busyRate or more, a loop waits
+	// up to maxDelay before it fetches. maxDelay 0: it never waits.
+	busyRate float64
+	maxDelay time.Duration
 	// touched is when each key's last_used_at was last written: a key is
 	// written again only touchEvery later, not at every batch (400 keys in
 	// traffic were 400 row updates, and as many dead tuples, per batch).
@@ -245,7 +250,11 @@ type fetched struct {
 // time, until ctx ends. A batch it cannot hand over is handed back to
 // JetStream for redelivery.
 func (in *Ingester) fetchLoop(ctx context.Context, cons jetstream.Consumer, out chan<- *fetched) {
+	var t traffic
 	for ctx.Err() == nil {
+		if !in.awaitQuiet(ctx, cons, &t) {
+			return
+		}
 		in.cycle.RLock()
 		b, wait := in.fetch(cons)
 		if b == nil {
@@ -269,7 +278,8 @@ func (in *Ingester) fetchLoop(ctx context.Context, cons jetstream.Consumer, out 
 	}
 }
 
-// fetchWait is how long a fetch waits for messages to arrive.
+// fetchWait is how long a fetch waits for messages to arrive (deferPoll
+// with a deferral: traffic.go).
 const fetchWait = 500 * time.Millisecond
 
 // fetch fetches a batch and decodes it; with no batch it returns how long
@@ -284,13 +294,17 @@ const fetchWait = 500 * time.Millisecond
 // fetch that ended early without an error is that case: the next message
 // is fetched alone, with no byte bound.
 func (in *Ingester) fetch(cons jetstream.Consumer) (*fetched, time.Duration) {
+	wait := fetchWait
+	if in.maxDelay > 0 { // deferring: see a burst soon (traffic.go)
+		wait = deferPoll
+	}
 	start := time.Now()
-	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(fetchWait))
+	batch, err := cons.Fetch(in.batch, jetstream.FetchMaxBytes(in.fetchBytes), jetstream.FetchMaxWait(wait))
 	if err != nil {
 		return nil, 200 * time.Millisecond
 	}
 	msgs := received(batch)
-	if len(msgs) == 0 && batch.Error() == nil && time.Since(start) < fetchWait/2 {
+	if len(msgs) == 0 && batch.Error() == nil && time.Since(start) < wait/2 {
 		if batch, err = cons.Fetch(1, jetstream.FetchMaxWait(fetchWait)); err == nil {
 			msgs = received(batch)
 		}

@@ -19,6 +19,8 @@ type IngestMetrics struct {
 	batchSeconds prometheus.Histogram
 	backlog      prometheus.Gauge
 	waitingLoops prometheus.Gauge
+	deferrals    prometheus.Counter
+	deferredSecs prometheus.Counter
 }
 
 // NewIngestMetrics registers the ingester metrics on reg.
@@ -48,9 +50,29 @@ func NewIngestMetrics(reg prometheus.Registerer) *IngestMetrics {
 			Name: "trueport_usage_ingest_waiting_loops",
 			Help: "Ingest loops waiting to retry their batch because Postgres or NATS is unreachable (they fetch nothing meanwhile).",
 		}),
+		deferrals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trueport_usage_ingest_deferrals_total",
+			Help: "Times an ingest loop began deferring its fetches to heavy traffic (INGESTER_MAX_DELAY).",
+		}),
+		deferredSecs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "trueport_usage_ingest_deferred_seconds_total",
+			Help: "Seconds ingest loops spent deferring their fetches to heavy traffic.",
+		}),
 	}
-	reg.MustRegister(m.events, m.deadLetters, m.batches, m.batchSeconds, m.backlog, m.waitingLoops)
+	reg.MustRegister(m.events, m.deadLetters, m.batches, m.batchSeconds, m.backlog, m.waitingLoops, m.deferrals, m.deferredSecs)
 	return m
+}
+
+func (m *IngestMetrics) deferral() {
+	if m != nil {
+		m.deferrals.Inc()
+	}
+}
+
+func (m *IngestMetrics) deferred(d time.Duration) {
+	if m != nil {
+		m.deferredSecs.Add(d.Seconds())
+	}
 }
 
 func (m *IngestMetrics) deadLettered(stage string) {

@@ -40,6 +40,8 @@ type Config struct {
 	FetchBytes        int     // bytes of messages one loop fetches per batch
 	Duty              float64 // share of time a loop may spend on batches while behind by less than MaxLag events
 	MaxLag            int
+	BusyRate          float64       // usage messages a second at which the loops defer their fetches
+	MaxDelay          time.Duration // how long they defer at most (0: never)
 	Streams           usage.Streams // the usage stream and its dead-letter stream
 	Retention         bool          // the retention and partition job
 	RetentionInterval time.Duration
@@ -89,6 +91,7 @@ func (r *Role) Run(ctx context.Context) {
 		ing := NewIngester(analytics.New(pool), r.js, r.cfg.Streams.Name, keys.NewStore(pool), r.log)
 		ing.SetFetchBytes(r.cfg.FetchBytes)
 		ing.SetPacing(r.cfg.Duty, r.cfg.MaxLag)
+		ing.SetDeferral(r.cfg.BusyRate, r.cfg.MaxDelay)
 		ing.SetStreams(r.cfg.Streams)
 		ing.SetMetrics(r.metrics)
 		if r.cfg.Traces != nil {

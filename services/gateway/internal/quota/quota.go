@@ -22,6 +22,7 @@ package quota
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -111,7 +112,13 @@ func monthStart(t time.Time) time.Time {
 }
 
 // Sync replaces the base counts with the database's and clears the local
-// increments those counts now include.
+// increments those counts now include. Within a month it never lowers a
+// tenant's count: the usage table lags the requests by the ingestion's
+// delay (up to INGESTER_MAX_DELAY and a catch-up while traffic is heavy),
+// and a count taken from it alone would forget the requests admitted in
+// that time, which a tenant bursting at its cap would then get again.
+// What this replica admitted (base + local) is never more than the
+// month's true count, so keeping the larger of the two overcounts nothing.
 func (c *Counter) Sync(ctx context.Context, now time.Time) error {
 	m := monthStart(now)
 	counts, err := c.source.CountSince(ctx, m)
@@ -120,8 +127,15 @@ func (c *Counter) Sync(ctx context.Context, now time.Time) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !m.Equal(c.month) && c.shared != nil {
-		clear(c.shared.tenants)
+	counts = maps.Clone(counts) // the base is ours to change; the source's map is not
+	if !m.Equal(c.month) {
+		if c.shared != nil {
+			clear(c.shared.tenants)
+		}
+	} else {
+		for tenant, n := range c.local {
+			counts[tenant] = max(counts[tenant], c.base[tenant]+n)
+		}
 	}
 	c.month, c.base, c.local = m, counts, map[string]int64{}
 	return nil

@@ -41,6 +41,46 @@ func TestMonthlyQuota(t *testing.T) {
 	}
 }
 
+// TestResyncKeepsAdmittedRequests: a resync from a usage table that has
+// not yet stored the latest requests (ingestion deferred under heavy
+// traffic) keeps them counted; one that holds more (other replicas'
+// requests) raises the count; a new month starts from the table.
+func TestResyncKeepsAdmittedRequests(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	table := fixed{"t1": 4}
+	c := New(table)
+	if err := c.Sync(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if ok, _ := c.Allow("t1", 10, now); !ok {
+			t.Fatalf("request %d refused under the cap", i)
+		}
+	}
+	table["t1"] = 7 // three of the six are stored so far
+	if err := c.Sync(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if ok, used := c.Allow("t1", 10, now); ok || used != 10 {
+		t.Fatalf("after a resync from a lagging table: ok=%v used=%d, want refused at 10", ok, used)
+	}
+	table["t1"] = 12 // the six, and two from another replica
+	if err := c.Sync(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if ok, used := c.Allow("t1", 20, now); !ok || used != 13 {
+		t.Fatalf("after a resync from a table ahead: ok=%v used=%d, want 13", ok, used)
+	}
+	table["t1"] = 0
+	if err := c.Sync(ctx, now.AddDate(0, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, used := c.Allow("t1", 20, now.AddDate(0, 1, 0)); !ok || used != 1 {
+		t.Fatalf("a new month: ok=%v used=%d, want 1", ok, used)
+	}
+}
+
 func sharedCounters(t *testing.T, store Store, n int, base fixed) ([]*Counter, context.CancelFunc) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,26 +159,33 @@ func TestSharedQuotaOutage(t *testing.T) {
 	}
 	defer c.Close()
 	cs, _ := sharedCounters(t, redisstore.New(c, "q"), 2, fixed{"t1": 100})
+	admitted := make([]int64, len(cs)) // by each replica before the outage's share
 	if ok, _ := cs[0].Allow("t1", 200, time.Now()); !ok {
 		t.Fatal("refused with the store up")
 	}
+	admitted[0]++
 	srv.Stop()
 	// A lease fails: the replica notices within a probe.
 	waitFor(t, func() bool {
-		cs[0].Allow("t1", 200, time.Now())
-		cs[1].Allow("t1", 200, time.Now())
+		for i, q := range cs {
+			if ok, _ := q.Allow("t1", 200, time.Now()); ok {
+				admitted[i]++
+			}
+		}
 		return cs[0].Degraded() && cs[1].Degraded()
 	})
-	for _, q := range cs {
-		_ = q.Sync(context.Background(), time.Now()) // the usage table: still 100
-		n := 0
+	for i, q := range cs {
+		// The usage table still says 100, without the requests this
+		// replica admitted since (not yet ingested): they stay counted.
+		_ = q.Sync(context.Background(), time.Now())
+		var n int64
 		for range 200 {
 			if ok, _ := q.Allow("t1", 200, time.Now()); ok {
 				n++
 			}
 		}
-		if n != 50 {
-			t.Errorf("admitted %d during the outage, want (200 - 100) ÷ 2 = 50", n)
+		if want := (200 - 100 - admitted[i] + 1) / 2; n != want {
+			t.Errorf("replica %d admitted %d during the outage, want ⌈(200 - 100 - the %d it had admitted) ÷ 2⌉ = %d", i, n, admitted[i], want)
 		}
 	}
 	srv.Restart()
