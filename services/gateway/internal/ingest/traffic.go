@@ -104,6 +104,7 @@ func (in *Ingester) awaitQuiet(ctx context.Context, cons jetstream.Consumer, t *
 		if err != nil {
 			return ctx.Err() == nil
 		}
+		in.metrics.pending(info.NumPending)
 		now := time.Now()
 		if t.fetchNow(arrivals{now, info.Delivered.Stream + info.NumPending, info.NumPending}, in.busyRate, in.maxDelay) {
 			return true
