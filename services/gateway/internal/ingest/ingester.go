@@ -258,6 +258,9 @@ func (in *Ingester) fetchLoop(ctx context.Context, cons jetstream.Consumer, out 
 		in.cycle.RLock()
 		b, wait := in.fetch(cons)
 		if b == nil {
+			if wait == 0 {
+				t.fetchedNothing(time.Now())
+			}
 			in.cycle.RUnlock()
 			if wait > 0 {
 				select {

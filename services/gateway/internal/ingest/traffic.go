@@ -22,8 +22,8 @@ import (
 //
 // The arrival rate is the usage stream's, read from the consumer's info
 // (its last delivered stream sequence plus the messages pending after it),
-// one JetStream API request per check: before each fetch, and every
-// deferPoll while deferring. With a deferral, a fetch waits deferPoll at
+// one JetStream API request per check: before each fetch (but after a fetch
+// that found nothing: nothing arrived), and every deferPoll while deferring. With a deferral, a fetch waits deferPoll at
 // most for messages (500 ms without), so that a burst is seen within about
 // 100 ms of its start: a loop then stores at most what arrived before it
 // saw the burst. The rate counts messages, not events: a publisher
@@ -52,6 +52,19 @@ type traffic struct {
 	rate    float64   // messages a second between the last two samples (minSpan apart)
 	since   time.Time // when the loop began deferring; zero: it is not
 	catchUp bool      // a deferral ran out: fetch until the stream is drained
+	// idle: the last fetch found nothing, so nothing arrived since the last
+	// sample and the next check fetches without reading the consumer's
+	// info (an idle loop makes one request per deferPoll, not two).
+	idle bool
+}
+
+// fetchedNothing notes a fetch that found nothing at now: the stream's
+// last sample still holds, as of now, with nothing pending.
+func (t *traffic) fetchedNothing(now time.Time) {
+	if !t.ref.t.IsZero() {
+		t.ref.t, t.ref.pending = now, 0
+	}
+	t.rate, t.since, t.catchUp, t.idle = 0, time.Time{}, false, true
 }
 
 // fetchNow tells whether a loop fetches now, given the sample s, or waits
@@ -95,6 +108,10 @@ func (in *Ingester) SetDeferral(busyRate float64, maxDelay time.Duration) {
 // meets the same trouble and handles it); false when ctx ends first.
 func (in *Ingester) awaitQuiet(ctx context.Context, cons jetstream.Consumer, t *traffic) bool {
 	if in.maxDelay <= 0 {
+		return true
+	}
+	if t.idle {
+		t.idle = false
 		return true
 	}
 	for deferred := false; ; deferred = true {

@@ -54,6 +54,9 @@ func TestTrafficFetchNow(t *testing.T) {
 			{0, 0, 0, true, "first sample"},
 			{1000, 49, 49, true, "49 a second"},
 		}},
+		{"idle, then a burst", []step{ // fetches that found nothing until 0 ms, the last sample 1 s before
+			{100, 510, 10, false, "10 arrived since the empty fetch: 100 a second"},
+		}},
 		{"a recreated consumer restarts the rate", []step{
 			{0, 1000, 0, true, "first sample"},
 			{100, 1100, 100, false, "1 000 a second"},
@@ -62,6 +65,11 @@ func TestTrafficFetchNow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tr traffic
+			if tc.name == "idle, then a burst" {
+				tr.fetchNow(arrivals{at(-1000), 500, 0}, busy, maxDelay)
+				tr.fetchedNothing(at(-100))
+				tr.fetchedNothing(at(0))
+			}
 			for _, s := range tc.steps {
 				if got := tr.fetchNow(arrivals{at(s.ms), s.seq, s.pending}, busy, maxDelay); got != s.want {
 					t.Fatalf("at %d ms (%s): fetch %v, want %v (rate %.0f/s)", s.ms, s.why, got, s.want, tr.rate)
