@@ -59,10 +59,10 @@ type traffic struct {
 }
 
 // fetchedNothing notes a fetch that found nothing at now: the stream's
-// last sample still holds, as of now, with nothing pending.
+// last sequence sampled still holds, as of now.
 func (t *traffic) fetchedNothing(now time.Time) {
 	if !t.ref.t.IsZero() {
-		t.ref.t, t.ref.pending = now, 0
+		t.ref.t = now
 	}
 	t.rate, t.since, t.catchUp, t.idle = 0, time.Time{}, false, true
 }
