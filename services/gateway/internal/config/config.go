@@ -138,7 +138,8 @@ func (c Config) RunsRetention() bool { return c.Role != RoleProxy }
 func (c Config) Dev() bool { return c.AppEnv == "dev" }
 
 // deferPollMin is the least INGESTER_MAX_DELAY: a deferring loop looks at
-// the stream every 100 ms.
+// the stream every 100 ms (ingest's deferPoll; config does not import the
+// ingester for one constant).
 const deferPollMin = 100 * time.Millisecond
 
 // offSetting is a duration variable that 0 turns off, its default, and the

@@ -28,6 +28,17 @@ func testEvent(id string) usage.Event {
 		Provider: "openai", Model: "gpt-4o-mini", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK}
 }
 
+// encodedTestEvent is testEvent(id) as the publisher sends it (one line).
+func encodedTestEvent(t *testing.T, id string) []byte {
+	t.Helper()
+	ev := testEvent(id)
+	b, _, err := usage.Encode(&ev, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestIngesterIsolatesRefusedEvents: events Postgres refuses (a tenant or
 // key id that is not a uuid, a violation id that is not one) and a line
 // that is not an event travel in the same messages as 300 good events.

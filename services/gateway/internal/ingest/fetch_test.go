@@ -8,10 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"trueportai/services/gateway/internal/analytics"
-	"trueportai/services/gateway/internal/usage"
 )
 
 // TestIngesterFetchesAMessageLargerThanItsBatch: a usage message larger
@@ -32,12 +30,7 @@ func TestIngesterFetchesAMessageLargerThanItsBatch(t *testing.T) {
 		for i := range n {
 			id := fmt.Sprintf("%s-%04d", prefix, i)
 			want = append(want, id)
-			b, _, err := usage.Encode(&usage.Event{RequestID: id, CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11",
-				Env: "production", Provider: "openai", Model: "gpt-4o-mini", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK}, 1<<20)
-			if err != nil {
-				t.Fatal(err)
-			}
-			lines[i] = string(b)
+			lines[i] = string(encodedTestEvent(t, id))
 		}
 		return []byte(strings.Join(lines, "\n"))
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"trueportai/services/gateway/internal/analytics"
-	"trueportai/services/gateway/internal/usage"
 )
 
 // TestTrafficFetchNow: a loop fetches at once below the busy rate; at or
@@ -27,15 +26,16 @@ func TestTrafficFetchNow(t *testing.T) {
 		why          string
 	}
 	for _, tc := range []struct {
-		name  string
-		steps []step
+		name   string
+		before func(*traffic) // the loop's history before the steps
+		steps  []step
 	}{
-		{"idle stream: fetch", []step{
+		{"idle stream: fetch", nil, []step{
 			{0, 10, 0, true, "first sample: no rate yet"},
 			{300, 11, 1, true, "3 messages a second"},
 			{600, 11, 0, true, "nothing arrived"},
 		}},
-		{"heavy traffic defers, then catches up after maxDelay", []step{
+		{"heavy traffic defers, then catches up after maxDelay", nil, []step{
 			{0, 100, 0, true, "first sample"},
 			{100, 110, 10, false, "100 a second: defer"},
 			{130, 113, 13, false, "closer than minSpan: the last rate holds"},
@@ -45,19 +45,23 @@ func TestTrafficFetchNow(t *testing.T) {
 			{1250, 225, 0, false, "drained, and still 100 a second: defer again"},
 			{1350, 235, 10, false, "deferring"},
 		}},
-		{"traffic stops: fetch at once", []step{
+		{"traffic stops: fetch at once", nil, []step{
 			{0, 100, 0, true, "first sample"},
 			{100, 110, 10, false, "100 a second"},
 			{200, 110, 10, true, "nothing arrived"},
 		}},
-		{"just below the busy rate", []step{
+		{"just below the busy rate", nil, []step{
 			{0, 0, 0, true, "first sample"},
 			{1000, 49, 49, true, "49 a second"},
 		}},
-		{"idle, then a burst", []step{ // fetches that found nothing until 0 ms, the last sample 1 s before
+		{"idle, then a burst", func(tr *traffic) { // the last sample 1 s ago, then fetches that found nothing until 0 ms
+			tr.fetchNow(arrivals{at(-1000), 500, 0}, busy, maxDelay)
+			tr.fetchedNothing(at(-100))
+			tr.fetchedNothing(at(0))
+		}, []step{
 			{100, 510, 10, false, "10 arrived since the empty fetch: 100 a second"},
 		}},
-		{"a recreated consumer restarts the rate", []step{
+		{"a recreated consumer restarts the rate", nil, []step{
 			{0, 1000, 0, true, "first sample"},
 			{100, 1100, 100, false, "1 000 a second"},
 			{200, 5, 5, true, "sequence went back: no rate"},
@@ -65,10 +69,8 @@ func TestTrafficFetchNow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var tr traffic
-			if tc.name == "idle, then a burst" {
-				tr.fetchNow(arrivals{at(-1000), 500, 0}, busy, maxDelay)
-				tr.fetchedNothing(at(-100))
-				tr.fetchedNothing(at(0))
+			if tc.before != nil {
+				tc.before(&tr)
 			}
 			for _, s := range tc.steps {
 				if got := tr.fetchNow(arrivals{at(s.ms), s.seq, s.pending}, busy, maxDelay); got != s.want {
@@ -118,12 +120,7 @@ func TestIngesterDefersToHeavyTraffic(t *testing.T) {
 					seen = countRows(t, pool, ctx) // what was stored before the loop saw the traffic
 				}
 				id := fmt.Sprintf("r-%05d", i)
-				line, _, err := usage.Encode(&usage.Event{RequestID: id, CreatedAt: time.Now().UTC(), TenantID: "6f1c2a52-8f77-4a38-9d71-6f0a8d1e0a11",
-					Env: "production", Provider: "openai", Model: "gpt-4o-mini", Path: "/chat/completions", StatusCode: 200, Outcome: usage.OutcomeOK}, 1<<20)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := js.Publish(ctx, subject, line); err != nil {
+				if _, err := js.Publish(ctx, subject, encodedTestEvent(t, id)); err != nil {
 					t.Fatal(err)
 				}
 				want = append(want, id)
